@@ -1,0 +1,49 @@
+/// `ProtocolVersion` (RFC 9420 §6). Only MLS 1.0 exists; anything else is rejected.
+public enum ProtocolVersion: UInt16, TLSEnum, Sendable {
+    case mls10 = 1
+}
+
+/// `GroupContext` (RFC 9420 §8.1): the summary of a group's state that every
+/// key derivation and signature in an epoch is bound to.
+public struct GroupContext: Hashable, Sendable, TLSCodable {
+    public var version: ProtocolVersion
+    public var cipherSuite: CipherSuite
+    public var groupID: [UInt8]
+    public var epoch: UInt64
+    public var treeHash: [UInt8]
+    public var confirmedTranscriptHash: [UInt8]
+    public var extensions: [Extension]
+
+    public init(
+        version: ProtocolVersion = .mls10, cipherSuite: CipherSuite, groupID: [UInt8], epoch: UInt64,
+        treeHash: [UInt8], confirmedTranscriptHash: [UInt8], extensions: [Extension] = []
+    ) {
+        self.version = version
+        self.cipherSuite = cipherSuite
+        self.groupID = groupID
+        self.epoch = epoch
+        self.treeHash = treeHash
+        self.confirmedTranscriptHash = confirmedTranscriptHash
+        self.extensions = extensions
+    }
+
+    public func encode(to writer: inout TLSWriter) throws {
+        try writer.write(version)
+        try writer.write(cipherSuite)
+        try writer.writeOpaque(groupID)
+        writer.write(epoch)
+        try writer.writeOpaque(treeHash)
+        try writer.writeOpaque(confirmedTranscriptHash)
+        try writer.writeVector(extensions)
+    }
+
+    public init(from reader: inout TLSReader) throws {
+        version = try reader.read()
+        cipherSuite = try reader.read()
+        groupID = try reader.readOpaque()
+        epoch = try reader.read()
+        treeHash = try reader.readOpaque()
+        confirmedTranscriptHash = try reader.readOpaque()
+        extensions = try reader.readVector()
+    }
+}

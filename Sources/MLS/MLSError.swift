@@ -1,0 +1,26 @@
+/// Errors raised by the MLS library. Decoding problems are reported as
+/// ``DecodingError`` and encoding problems as ``EncodingError``.
+public enum MLSError: Error, Hashable, Sendable {
+    /// The cipher suite is not one this library implements (X448/Ed448 suites 4 and 6,
+    /// GREASE and private-use values): swift-crypto has no X448 or Ed448.
+    case unsupportedCipherSuite(UInt16)
+    /// A public or private key has the wrong length or is not a valid point / scalar.
+    case invalidKey(String)
+    /// A signature did not verify.
+    case invalidSignature
+    /// AEAD or HPKE decryption failed: wrong key, nonce or tampered ciphertext.
+    case decryptionFailed
+    /// A KDF was asked for more output than it can produce (RFC 5869: 255 × Nh).
+    case invalidLength(Int)
+    /// HPKE DeriveKeyPair exhausted its 256 candidates (RFC 9180 §7.1.3).
+    case deriveKeyPairFailed
+    /// A node index or leaf index does not fit the tree it was used with.
+    case invalidTreeIndex(UInt32)
+    /// A ratchet generation that was already consumed or deleted: a replay
+    /// or a message older than the kept window (RFC 9420 §9.2).
+    case generationAlreadyUsed(UInt32)
+    /// A generation further ahead than the configured window allows.
+    case generationTooFarAhead(requested: UInt32, current: UInt32)
+    /// A sender's ratchet reached generation 2^32 - 1; the epoch must change.
+    case ratchetExhausted
+}
