@@ -26,4 +26,6 @@ public enum DecodingError: Error, Hashable, Sendable {
 public enum EncodingError: Error, Hashable, Sendable {
     /// A vector's length is above 2^30 - 1, the largest the header can carry.
     case vectorTooLong(Int)
+    /// The value is missing a field its own structure requires (e.g. a Commit without a confirmation tag).
+    case missingField(String)
 }

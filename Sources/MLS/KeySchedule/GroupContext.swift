@@ -1,6 +1,19 @@
-/// `ProtocolVersion` (RFC 9420 §6). Only MLS 1.0 exists; anything else is rejected.
-public enum ProtocolVersion: UInt16, TLSEnum, Sendable {
-    case mls10 = 1
+/// `ProtocolVersion` (RFC 9420 §6). Open, so a capabilities list naming a
+/// future version still decodes; structures that must be MLS 1.0 check it.
+public struct ProtocolVersion: RawRepresentable, Hashable, Sendable, TLSCodable {
+    public let rawValue: UInt16
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
+    public static let mls10 = ProtocolVersion(rawValue: 1)
+
+    public func encode(to writer: inout TLSWriter) { writer.write(rawValue) }
+    public init(from reader: inout TLSReader) throws { rawValue = try reader.read() }
+
+    /// Reads a version field that must be MLS 1.0.
+    static func readMLS10(from reader: inout TLSReader) throws -> ProtocolVersion {
+        let version = try ProtocolVersion(from: &reader)
+        guard version == .mls10 else { throw DecodingError.invalidValue("protocol version \(version.rawValue) is not MLS 1.0") }
+        return version
+    }
 }
 
 /// `GroupContext` (RFC 9420 §8.1): the summary of a group's state that every
@@ -38,7 +51,7 @@ public struct GroupContext: Hashable, Sendable, TLSCodable {
     }
 
     public init(from reader: inout TLSReader) throws {
-        version = try reader.read()
+        version = try ProtocolVersion.readMLS10(from: &reader)
         cipherSuite = try reader.read()
         groupID = try reader.readOpaque()
         epoch = try reader.read()

@@ -234,3 +234,36 @@ import Testing
         #expect(report.failed == 0 && report.passed == 15 && report.skipped == 6)
     }
 }
+
+extension FoundationVectorTests {
+    // MARK: transcript-hashes.json (§8.2)
+
+    struct TranscriptHashVector: Decodable {
+        let cipherSuite: UInt16
+        let confirmationKey: Hex
+        let authenticatedContent: Hex
+        let interimTranscriptHashBefore: Hex
+        let confirmedTranscriptHashAfter: Hex
+        let interimTranscriptHashAfter: Hex
+    }
+
+    static let transcriptHashes = VectorFile<TranscriptHashVector>(name: "transcript-hashes.json", cipherSuite: { $0.cipherSuite }) { entry in
+        let suite = try CipherSuite(rawValue: entry.cipherSuite).provider()
+        let content = try AuthenticatedContent(tlsEncoded: entry.authenticatedContent.bytes)
+        try check(try content.tlsEncoded(), entry.authenticatedContent.bytes, "authenticated_content re-encodes")
+        guard case .commit = content.content.body, let tag = content.auth.confirmationTag else {
+            throw VectorError.failed("authenticated_content is not a commit")
+        }
+        try check(
+            TranscriptHash.verifyConfirmationTag(suite, tag, confirmationKey: entry.confirmationKey.bytes, confirmed: entry.confirmedTranscriptHashAfter.bytes),
+            "confirmation_tag is the MAC of confirmed_transcript_hash_after")
+        let confirmed = try TranscriptHash.confirmed(suite, interimBefore: entry.interimTranscriptHashBefore.bytes, commit: content)
+        try check(confirmed, entry.confirmedTranscriptHashAfter.bytes, "confirmed_transcript_hash_after")
+        try check(try TranscriptHash.interim(suite, confirmed: confirmed, confirmationTag: tag), entry.interimTranscriptHashAfter.bytes, "interim_transcript_hash_after")
+    }
+
+    @Test func transcriptHashVectors() throws {
+        let report = try Self.transcriptHashes.runAndReport()
+        #expect(report.failed == 0 && report.passed == 5 && report.skipped == 2)
+    }
+}
