@@ -83,7 +83,7 @@ public struct TLSReader: Sendable {
 
     /// Reads a `<V>` vector header and hands `body` a reader confined to the
     /// vector's bytes; `body` must consume all of them.
-    public mutating func readVector<T>(_ body: (inout TLSReader) throws -> T) throws -> T {
+    public mutating func readVectorContents<T>(_ body: (inout TLSReader) throws -> T) throws -> T {
         guard depth < Self.maximumDepth else { throw DecodingError.tooDeep }
         let length = try readVariableLength()
         guard length <= remaining else {
@@ -100,7 +100,7 @@ public struct TLSReader: Sendable {
     /// The element count is never taken from the input, so nothing is
     /// preallocated from an untrusted number.
     public mutating func readVector<T>(of element: (inout TLSReader) throws -> T) throws -> [T] {
-        try readVector { inner in
+        try readVectorContents { inner in
             var items: [T] = []
             while !inner.isAtEnd { items.append(try element(&inner)) }
             return items

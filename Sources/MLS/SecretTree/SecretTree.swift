@@ -25,6 +25,9 @@ public struct SecretTree: Sendable {
         nodeSecrets = [leafCount.root: encryptionSecret]
     }
 
+    /// How many node secrets are held: the lazily expanded frontier (for tests of §9.2 deletion).
+    var heldNodeSecretCount: Int { nodeSecrets.count }
+
     /// The key and nonce for this member's next message of `type`.
     public mutating func nextKey(for leaf: LeafIndex, _ type: RatchetType) throws -> RatchetKey {
         try withRatchet(leaf, type) { ratchet, suite in try ratchet.next(suite) }
