@@ -23,4 +23,11 @@ public enum MLSError: Error, Hashable, Sendable {
     case generationTooFarAhead(requested: UInt32, current: UInt32)
     /// A sender's ratchet reached generation 2^32 - 1; the epoch must change.
     case ratchetExhausted
+    /// A ratchet tree or a change to it breaks a rule of RFC 9420 §7 / §12.1;
+    /// the sentence says which.
+    case invalidTree(String)
+    /// A LeafNode fails validation (RFC 9420 §7.3).
+    case invalidLeafNode(String)
+    /// An UpdatePath cannot be applied or decrypted (RFC 9420 §7.5, §7.6).
+    case invalidUpdatePath(String)
 }

@@ -4,7 +4,7 @@ import Testing
 
 /// The official RFC 9420 vectors for the foundations: codec, tree math,
 /// crypto basics, key schedule, PSKs, secret tree and transcript hashes.
-/// Each test prints a line such as `crypto-basics.json: 5 passed, 0 failed, 2 skipped`.
+/// Each test prints one summary line per file: passed, failed and skipped entries.
 @Suite struct FoundationVectorTests {
     // MARK: deserialization.json: variable-length headers (§2.1.2)
 

@@ -1,0 +1,271 @@
+/// The public ratchet tree of a group (RFC 9420 §4, §7) in array form
+/// (Appendix C): node `i` is `nodes[i]`, `nil` for a blank node.
+///
+/// Tree hashes (§7.8) are cached per node. Every change marks the changed
+/// nodes and their ancestors dirty, and only those are rehashed, so an Add,
+/// Remove, Update or UpdatePath costs O(log n) hashes rather than O(n).
+public struct RatchetTree: Sendable {
+    public let suite: CipherSuiteProvider
+    public private(set) var leafCount: LeafCount
+    private(set) var nodes: [Node?]
+    private var hashes: [[UInt8]]
+    private var dirty: Set<UInt32> = []
+    /// How many cached node hashes have been recomputed after changes over
+    /// this value's lifetime; the complexity tests read it.
+    private(set) var treeHashComputations = 0
+
+    /// A tree with one member.
+    public init(_ suite: CipherSuiteProvider, firstLeaf: LeafNode) throws {
+        self.suite = suite
+        leafCount = LeafCount(rawValue: 1)!
+        nodes = [.leaf(firstLeaf)]
+        hashes = [[]]
+        dirty = [0]
+        try rehash()
+    }
+
+    /// Builds a tree from the nodes of a `ratchet_tree` extension (§12.4.3.3).
+    /// The last node must be non-blank; the array is padded with blanks to the
+    /// next full tree. Leaves must sit at even and parents at odd positions.
+    public init(_ suite: CipherSuiteProvider, nodes received: [Node?]) throws {
+        guard let last = received.last, last != nil else {
+            throw MLSError.invalidTree("the ratchet tree is empty or ends in a blank node")
+        }
+        guard received.count <= Int(LeafCount.maximum.nodeCount) else {
+            throw MLSError.invalidTree("the ratchet tree has more nodes than 2^31 leaves allow")
+        }
+        for (index, node) in received.enumerated() {
+            switch node {
+            case .leaf where index % 2 == 1: throw MLSError.invalidTree("node \(index) is a leaf in a parent position")
+            case .parent where index % 2 == 0: throw MLSError.invalidTree("node \(index) is a parent in a leaf position")
+            default: break
+            }
+        }
+        self.suite = suite
+        leafCount = try LeafCount(covering: UInt32((received.count + 1) / 2))
+        nodes = received + [Node?](repeating: nil, count: Int(leafCount.nodeCount) - received.count)
+        hashes = [[UInt8]](repeating: [], count: nodes.count)
+        dirty = Set(0..<leafCount.nodeCount)
+        try rehash()
+    }
+
+    /// Decodes the `ratchet_tree` extension body: `optional<Node> ratchet_tree<V>`.
+    public init(_ suite: CipherSuiteProvider, encoded: [UInt8]) throws {
+        var reader = TLSReader(encoded)
+        let received = try reader.readVector(of: { try $0.readOptional(Node.self) })
+        try reader.finish()
+        try self.init(suite, nodes: received)
+    }
+
+    /// The `ratchet_tree` extension body, without trailing blank nodes.
+    public func encoded() throws -> [UInt8] {
+        let lastNonBlank = nodes.lastIndex { $0 != nil } ?? -1
+        var writer = TLSWriter()
+        try writer.writeVector { inner in
+            for node in nodes[...lastNonBlank] { try inner.writeOptional(node) }
+        }
+        return writer.bytes
+    }
+
+    // MARK: Reading
+
+    public subscript(node: NodeIndex) -> Node? {
+        leafCount.contains(node) ? nodes[Int(node.rawValue)] : nil
+    }
+
+    /// The LeafNode at `leaf`, or nil when the leaf is blank or outside the tree.
+    public func leafNode(at leaf: LeafIndex) -> LeafNode? {
+        guard case .leaf(let leafNode)? = self[leaf.nodeIndex] else { return nil }
+        return leafNode
+    }
+
+    public func parentNode(at node: NodeIndex) -> ParentNode? {
+        guard case .parent(let parent)? = self[node] else { return nil }
+        return parent
+    }
+
+    /// Every non-blank leaf, in leaf order.
+    public var members: [(index: LeafIndex, leaf: LeafNode)] {
+        stride(from: 0, to: nodes.count, by: 2).compactMap { position in
+            guard case .leaf(let leaf)? = nodes[position] else { return nil }
+            return (LeafIndex(UInt32(position / 2)), leaf)
+        }
+    }
+
+    /// The tree hash of the root (§7.8), the value in GroupContext.tree_hash.
+    public var treeHash: [UInt8] { hashes[Int(leafCount.root.rawValue)] }
+
+    /// The tree hash of any node.
+    public func treeHash(of node: NodeIndex) -> [UInt8] { hashes[Int(node.rawValue)] }
+
+    /// resolution(node) (§4.1.1): the non-blank nodes covering the subtree,
+    /// with each non-blank parent followed by its unmerged leaves.
+    public func resolution(of node: NodeIndex) -> [NodeIndex] {
+        switch self[node] {
+        case .leaf: return [node]
+        case .parent(let parent): return [node] + parent.unmergedLeaves.map(\.nodeIndex)
+        case nil:
+            guard let left = node.left, let right = node.right else { return [] }
+            return resolution(of: left) + resolution(of: right)
+        }
+    }
+
+    /// Whether the resolution is non-empty, without building it.
+    func hasNonBlankDescendant(_ node: NodeIndex) -> Bool {
+        if self[node] != nil { return true }
+        guard let left = node.left, let right = node.right else { return false }
+        return hasNonBlankDescendant(left) || hasNonBlankDescendant(right)
+    }
+
+    /// The filtered direct path of a leaf (§4.1.2): its direct path without
+    /// the nodes whose copath child has an empty resolution.
+    public func filteredDirectPath(of leaf: LeafIndex) -> [NodeIndex] {
+        var path: [NodeIndex] = []
+        var child = leaf.nodeIndex
+        while let parent = leafCount.parent(of: child), let sibling = leafCount.sibling(of: child) {
+            if hasNonBlankDescendant(sibling) { path.append(parent) }
+            child = parent
+        }
+        return path
+    }
+
+    /// The child of `ancestor` that is not on the path down to `descendant`.
+    func copathChild(of ancestor: NodeIndex, toward descendant: NodeIndex) -> NodeIndex {
+        descendant < ancestor ? ancestor.right! : ancestor.left!
+    }
+
+    /// Whether `node` lies in the subtree headed by `head`.
+    func isInSubtree(_ node: NodeIndex, of head: NodeIndex) -> Bool {
+        let level = head.level
+        return node.level <= level && node.rawValue >> (level + 1) == head.rawValue >> (level + 1)
+    }
+
+    // MARK: Changing (§7.7, §12.1)
+
+    /// Adds a member in the leftmost blank leaf, extending the tree if there is
+    /// none, and records it as unmerged at every non-blank ancestor (§12.1.1).
+    @discardableResult
+    public mutating func add(_ leafNode: LeafNode) throws -> LeafIndex {
+        let position = stride(from: 0, to: nodes.count, by: 2).first { nodes[$0] == nil }
+        let leaf: LeafIndex
+        if let position {
+            leaf = LeafIndex(UInt32(position / 2))
+        } else {
+            leaf = LeafIndex(leafCount.rawValue)
+            try extend()
+        }
+        for ancestor in leafCount.directPath(of: leaf.nodeIndex) {
+            guard case .parent(var parent)? = self[ancestor] else { continue }
+            // Leaf indices only grow to the right, but keep the list sorted regardless (§7.1).
+            parent.unmergedLeaves.append(leaf)
+            parent.unmergedLeaves.sort()
+            set(ancestor, .parent(parent))
+        }
+        set(leaf.nodeIndex, .leaf(leafNode))
+        try rehash()
+        return leaf
+    }
+
+    /// Replaces a member's leaf and blanks its direct path (§12.1.2).
+    public mutating func update(_ leaf: LeafIndex, with leafNode: LeafNode) throws {
+        guard self.leafNode(at: leaf) != nil else { throw MLSError.invalidTree("\(leaf) is blank and cannot be updated") }
+        set(leaf.nodeIndex, .leaf(leafNode))
+        blankDirectPath(of: leaf)
+        try rehash()
+    }
+
+    /// Blanks a member's leaf and direct path, then drops the right half of
+    /// the tree while it holds no member (§12.1.3).
+    public mutating func remove(_ leaf: LeafIndex) throws {
+        guard leafNode(at: leaf) != nil else { throw MLSError.invalidTree("\(leaf) is blank and cannot be removed") }
+        set(leaf.nodeIndex, nil)
+        blankDirectPath(of: leaf)
+        truncate()
+        try rehash()
+    }
+
+    /// Sets a node directly. TreeKEM uses this to place UpdatePath keys.
+    mutating func set(_ node: NodeIndex, _ value: Node?) {
+        nodes[Int(node.rawValue)] = value
+        markDirty(node)
+    }
+
+    mutating func blankDirectPath(of leaf: LeafIndex) {
+        for ancestor in leafCount.directPath(of: leaf.nodeIndex) where self[ancestor] != nil {
+            set(ancestor, nil)
+        }
+    }
+
+    /// Doubles the tree: the old tree becomes the left subtree of a new blank
+    /// root and a blank right subtree is added (§7.7).
+    private mutating func extend() throws {
+        guard leafCount.rawValue < LeafCount.maximum.rawValue else { throw MLSError.invalidTree("the tree cannot grow beyond 2^31 leaves") }
+        let oldCount = nodes.count
+        leafCount = LeafCount(rawValue: leafCount.rawValue * 2)!
+        nodes += [Node?](repeating: nil, count: Int(leafCount.nodeCount) - oldCount)
+        hashes += [[UInt8]](repeating: [], count: Int(leafCount.nodeCount) - oldCount)
+        // Existing nodes keep their indices and hashes; the new half and the new root need hashing.
+        dirty.formUnion(UInt32(oldCount)..<leafCount.nodeCount)
+    }
+
+    /// Drops the right subtree while it contains no non-blank leaf (§12.1.3).
+    private mutating func truncate() {
+        while leafCount.rawValue > 1 {
+            let half = Int(leafCount.rawValue / 2)
+            let rightLeavesBlank = stride(from: half * 2, to: nodes.count, by: 2).allSatisfy { nodes[$0] == nil }
+            guard rightLeavesBlank else { return }
+            leafCount = LeafCount(rawValue: UInt32(half))!
+            nodes.removeLast(nodes.count - Int(leafCount.nodeCount))
+            hashes.removeLast(hashes.count - Int(leafCount.nodeCount))
+            dirty = dirty.filter { $0 < leafCount.nodeCount }
+        }
+    }
+
+    // MARK: Tree hashes (§7.8)
+
+    private mutating func markDirty(_ node: NodeIndex) {
+        dirty.insert(node.rawValue)
+        for ancestor in leafCount.directPath(of: node) { dirty.insert(ancestor.rawValue) }
+    }
+
+    /// Recomputes the hashes of dirty nodes, children before parents.
+    mutating func rehash() throws {
+        guard !dirty.isEmpty else { return }
+        let order = dirty.sorted { (NodeIndex($0).level, $0) < (NodeIndex($1).level, $1) }
+        for index in order {
+            hashes[Int(index)] = try computeTreeHash(NodeIndex(index), unmergedExcluded: [])
+        }
+        treeHashComputations += order.count
+        dirty.removeAll(keepingCapacity: true)
+    }
+
+    /// The hash of one node from its content and its children's hashes
+    /// (`TreeHashInput`). `unmergedExcluded` blanks those leaves and strips
+    /// them from unmerged lists, as `original_sibling_tree_hash` requires
+    /// (§7.9); subtrees without them come from the cache.
+    func computeTreeHash(_ node: NodeIndex, unmergedExcluded: Set<LeafIndex>) throws -> [UInt8] {
+        var input = TLSWriter()
+        if let leaf = node.leafIndex {
+            input.write(NodeType.leaf.rawValue)
+            input.write(leaf.rawValue)
+            try input.writeOptional(unmergedExcluded.contains(leaf) ? nil : leafNode(at: leaf))
+        } else {
+            input.write(NodeType.parent.rawValue)
+            var parent = parentNode(at: node)
+            parent?.unmergedLeaves.removeAll { unmergedExcluded.contains($0) }
+            try input.writeOptional(parent)
+            try input.writeOpaque(originalTreeHash(node.left!, excluding: unmergedExcluded))
+            try input.writeOpaque(originalTreeHash(node.right!, excluding: unmergedExcluded))
+        }
+        return suite.hash(input.bytes)
+    }
+
+    /// The tree hash of `node` with `excluding` leaves blanked and removed from
+    /// unmerged lists; the cached hash when none of them lies below `node`.
+    func originalTreeHash(_ node: NodeIndex, excluding: Set<LeafIndex>) throws -> [UInt8] {
+        guard excluding.contains(where: { isInSubtree($0.nodeIndex, of: node) }) else {
+            return hashes[Int(node.rawValue)]
+        }
+        return try computeTreeHash(node, unmergedExcluded: excluding)
+    }
+}
