@@ -42,7 +42,8 @@ public struct RatchetTree: Sendable {
             }
         }
         self.suite = suite
-        leafCount = try LeafCount(covering: UInt32((received.count + 1) / 2))
+        // n nodes need ceil((n + 1) / 2) leaves: an even count ends on a parent.
+        leafCount = try LeafCount(covering: UInt32((received.count + 2) / 2))
         nodes = received + [Node?](repeating: nil, count: Int(leafCount.nodeCount) - received.count)
         hashes = [[UInt8]](repeating: [], count: nodes.count)
         dirty = Set(0..<leafCount.nodeCount)

@@ -65,3 +65,34 @@ import Testing
         }
     }
 }
+
+extension TamperedVectorTests {
+    @Test func treeValidation() throws {
+        // Entry 5 is a suite-1 tree with blanks; change a hash, a resolution and the signed tree itself.
+        try expectCaught(TreeVectorTests.treeValidation, entry: 5, ["tree_hashes", 3])
+        try expectCaught(TreeVectorTests.treeValidation, entry: 5, ["resolutions", 1, 0])
+        try expectCaught(TreeVectorTests.treeValidation, entry: 5, ["group_id"])
+    }
+
+    @Test func treeOperations() throws {
+        for entry in 0..<5 {
+            try expectCaught(TreeVectorTests.treeOperations, entry: entry, ["tree_after"])
+            try expectCaught(TreeVectorTests.treeOperations, entry: entry, ["tree_hash_after"])
+            try expectCaught(TreeVectorTests.treeOperations, entry: entry, ["tree_hash_before"])
+        }
+    }
+
+    @Test func treeKEM() throws {
+        try expectCaught(TreeVectorTests.treeKEM, entry: 3, ["update_paths", 0, "commit_secret"])
+        try expectCaught(TreeVectorTests.treeKEM, entry: 3, ["update_paths", 1, "tree_hash_after"])
+        try expectCaught(TreeVectorTests.treeKEM, entry: 3, ["update_paths", 0, "path_secrets", 1])
+        try expectCaught(TreeVectorTests.treeKEM, entry: 3, ["leaves_private", 0, "encryption_priv"])
+    }
+
+    @Test func messages() throws {
+        // A message field has no separate expected value; changing its last
+        // byte must break decoding or re-encoding where the byte is structural.
+        // The optional `path` flag at the end of a Commit is such a byte.
+        try expectCaught(MessagesVectorTests.messages, entry: 0, ["commit"])
+    }
+}
