@@ -30,4 +30,26 @@ public enum MLSError: Error, Hashable, Sendable {
     case invalidLeafNode(String)
     /// An UpdatePath cannot be applied or decrypted (RFC 9420 §7.5, §7.6).
     case invalidUpdatePath(String)
+    /// A message is malformed or not valid for this group and epoch (RFC 9420 §6).
+    case invalidMessage(String)
+    /// A message was for another epoch than the group's current one.
+    case wrongEpoch(message: UInt64, group: UInt64)
+    /// A proposal or proposal list breaks RFC 9420 §12.1–§12.2.
+    case invalidProposal(String)
+    /// A Commit is invalid (RFC 9420 §12.4); the sentence says why.
+    case invalidCommit(String)
+    /// A KeyPackage fails validation (RFC 9420 §10.1).
+    case invalidKeyPackage(String)
+    /// A Welcome cannot be used to join (RFC 9420 §12.4.3.1).
+    case invalidWelcome(String)
+    /// The application's policy hook refused a credential or a commit.
+    case rejectedByPolicy(String)
+    /// The group can no longer be used: this member was removed or the group was reinitialised.
+    case groupInactive
+    /// A message this member sent itself; it cannot be decrypted again (its key is deleted).
+    case ownMessage
+    /// A pre-shared key the message needs is not available.
+    case missingPSK
+    /// Stored group state could not be restored.
+    case invalidState(String)
 }

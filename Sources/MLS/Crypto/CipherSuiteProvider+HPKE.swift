@@ -55,11 +55,11 @@ extension CipherSuiteProvider {
             case .x25519:
                 return .init(Array(try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: privateKey.bytes).publicKey.rawRepresentation))
             case .p256:
-                return .init(Array(try P256.KeyAgreement.PrivateKey(rawRepresentation: privateKey.bytes).publicKey.x963Representation))
+                return .init(Array(try P256.KeyAgreement.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 32)).publicKey.x963Representation))
             case .p384:
-                return .init(Array(try P384.KeyAgreement.PrivateKey(rawRepresentation: privateKey.bytes).publicKey.x963Representation))
+                return .init(Array(try P384.KeyAgreement.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 48)).publicKey.x963Representation))
             case .p521:
-                return .init(Array(try P521.KeyAgreement.PrivateKey(rawRepresentation: privateKey.bytes).publicKey.x963Representation))
+                return .init(Array(try P521.KeyAgreement.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 66)).publicKey.x963Representation))
             }
         } catch {
             throw MLSError.invalidKey("not a valid HPKE private key for \(suite)")
@@ -120,11 +120,11 @@ extension CipherSuiteProvider {
             case .x25519:
                 return try HPKE.Recipient(privateKey: Curve25519.KeyAgreement.PrivateKey(rawRepresentation: privateKey.bytes), ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
             case .p256:
-                return try HPKE.Recipient(privateKey: P256.KeyAgreement.PrivateKey(rawRepresentation: privateKey.bytes), ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
+                return try HPKE.Recipient(privateKey: P256.KeyAgreement.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 32)), ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
             case .p384:
-                return try HPKE.Recipient(privateKey: P384.KeyAgreement.PrivateKey(rawRepresentation: privateKey.bytes), ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
+                return try HPKE.Recipient(privateKey: P384.KeyAgreement.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 48)), ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
             case .p521:
-                return try HPKE.Recipient(privateKey: P521.KeyAgreement.PrivateKey(rawRepresentation: privateKey.bytes), ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
+                return try HPKE.Recipient(privateKey: P521.KeyAgreement.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 66)), ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
             }
         } catch {
             // A bad private key and a bad KEM output are both "cannot decrypt".

@@ -33,11 +33,11 @@ extension CipherSuiteProvider {
             case .ed25519:
                 return .init(Array(try Curve25519.Signing.PrivateKey(rawRepresentation: privateKey.bytes).publicKey.rawRepresentation))
             case .p256:
-                return .init(Array(try P256.Signing.PrivateKey(rawRepresentation: privateKey.bytes).publicKey.x963Representation))
+                return .init(Array(try P256.Signing.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 32)).publicKey.x963Representation))
             case .p384:
-                return .init(Array(try P384.Signing.PrivateKey(rawRepresentation: privateKey.bytes).publicKey.x963Representation))
+                return .init(Array(try P384.Signing.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 48)).publicKey.x963Representation))
             case .p521:
-                return .init(Array(try P521.Signing.PrivateKey(rawRepresentation: privateKey.bytes).publicKey.x963Representation))
+                return .init(Array(try P521.Signing.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 66)).publicKey.x963Representation))
             }
         } catch {
             throw MLSError.invalidKey("not a valid signature private key for \(suite)")
@@ -51,11 +51,11 @@ extension CipherSuiteProvider {
             case .ed25519:
                 return Array(try Curve25519.Signing.PrivateKey(rawRepresentation: privateKey.bytes).signature(for: message))
             case .p256:
-                return Array(try P256.Signing.PrivateKey(rawRepresentation: privateKey.bytes).signature(for: message).derRepresentation)
+                return Array(try P256.Signing.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 32)).signature(for: message).derRepresentation)
             case .p384:
-                return Array(try P384.Signing.PrivateKey(rawRepresentation: privateKey.bytes).signature(for: message).derRepresentation)
+                return Array(try P384.Signing.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 48)).signature(for: message).derRepresentation)
             case .p521:
-                return Array(try P521.Signing.PrivateKey(rawRepresentation: privateKey.bytes).signature(for: message).derRepresentation)
+                return Array(try P521.Signing.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 66)).signature(for: message).derRepresentation)
             }
         } catch {
             throw MLSError.invalidKey("not a valid signature private key for \(suite)")
@@ -81,5 +81,11 @@ extension CipherSuiteProvider {
                   let parsed = try? P521.Signing.ECDSASignature(derRepresentation: signature) else { return false }
             return key.isValidSignature(parsed, for: message)
         }
+    }
+
+    /// A big-endian scalar left-padded to the curve's field size: some
+    /// encoders drop leading zero bytes (the RFC test vectors' P-521 keys do).
+    static func scalar(_ bytes: [UInt8], length: Int) -> [UInt8] {
+        bytes.count < length ? [UInt8](repeating: 0, count: length - bytes.count) + bytes : bytes
     }
 }
