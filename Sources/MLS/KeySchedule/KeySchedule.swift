@@ -33,6 +33,12 @@ public enum KeySchedule {
         return try suite.deriveSecret(member, label: "welcome")
     }
 
+    /// The AEAD key and nonce that protect a Welcome's GroupInfo (§12.4.3.1).
+    static func welcomeKeyAndNonce(_ suite: CipherSuiteProvider, welcomeSecret: [UInt8]) throws -> (key: [UInt8], nonce: [UInt8]) {
+        (try suite.expandWithLabel(welcomeSecret, label: "key", context: [], length: suite.aeadKeyLength),
+         try suite.expandWithLabel(welcomeSecret, label: "nonce", context: [], length: suite.aeadNonceLength))
+    }
+
     /// The epoch's secrets from its joiner secret, PSK secret (all-zero when
     /// there are no PSKs) and GroupContext.
     public static func epochSecrets(
@@ -40,6 +46,11 @@ public enum KeySchedule {
     ) throws -> EpochSecrets {
         let member = suite.extract(salt: joinerSecret, ikm: pskSecret ?? zeros(suite))
         let epochSecret = try suite.expandWithLabel(member, label: "epoch", context: groupContext.tlsEncoded(), length: suite.hashLength)
+        return try epochSecrets(suite, epochSecret: epochSecret)
+    }
+
+    /// The secrets derived from an epoch secret; a new group starts from a random one (§11).
+    public static func epochSecrets(_ suite: CipherSuiteProvider, epochSecret: [UInt8]) throws -> EpochSecrets {
         func derive(_ label: String) throws -> [UInt8] { try suite.deriveSecret(epochSecret, label: label) }
         return EpochSecrets(
             senderDataSecret: try derive("sender data"),

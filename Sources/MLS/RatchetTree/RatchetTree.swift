@@ -10,6 +10,10 @@ public struct RatchetTree: Sendable {
     private(set) var nodes: [Node?]
     private var hashes: [[UInt8]]
     private var dirty: Set<UInt32> = []
+    /// Which node holds each encryption key and which leaf each signature
+    /// key, so uniqueness checks (§7.3) do not scan the tree.
+    private var encryptionKeyIndex: [HPKEPublicKey: NodeIndex] = [:]
+    private var signatureKeyIndex: [SignaturePublicKey: LeafIndex] = [:]
     /// How many cached node hashes have been recomputed after changes over
     /// this value's lifetime; the complexity tests read it.
     private(set) var treeHashComputations = 0
@@ -18,9 +22,9 @@ public struct RatchetTree: Sendable {
     public init(_ suite: CipherSuiteProvider, firstLeaf: LeafNode) throws {
         self.suite = suite
         leafCount = LeafCount(rawValue: 1)!
-        nodes = [.leaf(firstLeaf)]
+        nodes = [nil]
         hashes = [[]]
-        dirty = [0]
+        set(NodeIndex(0), .leaf(firstLeaf))
         try rehash()
     }
 
@@ -46,6 +50,7 @@ public struct RatchetTree: Sendable {
         leafCount = try LeafCount(covering: UInt32((received.count + 2) / 2))
         nodes = received + [Node?](repeating: nil, count: Int(leafCount.nodeCount) - received.count)
         hashes = [[UInt8]](repeating: [], count: nodes.count)
+        for (position, node) in nodes.enumerated() where node != nil { index(node, at: NodeIndex(UInt32(position))) }
         dirty = Set(0..<leafCount.nodeCount)
         try rehash()
     }
@@ -187,9 +192,28 @@ public struct RatchetTree: Sendable {
 
     /// Sets a node directly. TreeKEM uses this to place UpdatePath keys.
     mutating func set(_ node: NodeIndex, _ value: Node?) {
+        if let old = nodes[Int(node.rawValue)] { unindex(old, at: node) }
         nodes[Int(node.rawValue)] = value
+        index(value, at: node)
         markDirty(node)
     }
+
+    private mutating func index(_ value: Node?, at node: NodeIndex) {
+        guard let value else { return }
+        encryptionKeyIndex[value.encryptionKey] = node
+        if case .leaf(let leaf) = value, let leafIndex = node.leafIndex { signatureKeyIndex[leaf.signatureKey] = leafIndex }
+    }
+
+    private mutating func unindex(_ value: Node, at node: NodeIndex) {
+        if encryptionKeyIndex[value.encryptionKey] == node { encryptionKeyIndex[value.encryptionKey] = nil }
+        if case .leaf(let leaf) = value, signatureKeyIndex[leaf.signatureKey] == node.leafIndex { signatureKeyIndex[leaf.signatureKey] = nil }
+    }
+
+    /// The node whose encryption key is `key`, if any.
+    public func node(withEncryptionKey key: HPKEPublicKey) -> NodeIndex? { encryptionKeyIndex[key] }
+
+    /// The member whose signature key is `key`, if any.
+    public func leaf(withSignatureKey key: SignaturePublicKey) -> LeafIndex? { signatureKeyIndex[key] }
 
     mutating func blankDirectPath(of leaf: LeafIndex) {
         for ancestor in leafCount.directPath(of: leaf.nodeIndex) where self[ancestor] != nil {
@@ -216,6 +240,9 @@ public struct RatchetTree: Sendable {
             let rightLeavesBlank = stride(from: half * 2, to: nodes.count, by: 2).allSatisfy { nodes[$0] == nil }
             guard rightLeavesBlank else { return }
             leafCount = LeafCount(rawValue: UInt32(half))!
+            for position in Int(leafCount.nodeCount)..<nodes.count {
+                if let node = nodes[position] { unindex(node, at: NodeIndex(UInt32(position))) }
+            }
             nodes.removeLast(nodes.count - Int(leafCount.nodeCount))
             hashes.removeLast(hashes.count - Int(leafCount.nodeCount))
             dirty = dirty.filter { $0 < leafCount.nodeCount }

@@ -175,7 +175,10 @@ extension RatchetTree {
     /// Merges a received UpdatePath (§7.5 "merge UpdatePath into the tree"):
     /// checks its shape and the new leaf, blanks the sender's direct path,
     /// installs the new keys and verifies the leaf's parent hash.
-    public mutating func merge(_ path: UpdatePath, from sender: LeafIndex, groupID: [UInt8]) throws {
+    ///
+    /// - Parameter isNewLeaf: the sender joined by this very commit (an
+    ///   external commit), so its leaf has no previous version to differ from.
+    public mutating func merge(_ path: UpdatePath, from sender: LeafIndex, groupID: [UInt8], isNewLeaf: Bool = false) throws {
         guard let current = leafNode(at: sender) else { throw MLSError.invalidUpdatePath("the sender \(sender) is blank") }
         let filtered = filteredDirectPath(of: sender)
         guard path.nodes.count == filtered.count else {
@@ -184,8 +187,15 @@ extension RatchetTree {
         guard case .commit(let claimedParentHash) = path.leafNode.source else {
             throw MLSError.invalidLeafNode("the leaf node of an UpdatePath must have source commit")
         }
-        guard path.leafNode.encryptionKey != current.encryptionKey else {
+        guard isNewLeaf || path.leafNode.encryptionKey != current.encryptionKey else {
             throw MLSError.invalidLeafNode("the UpdatePath leaf reuses the sender's old encryption key")
+        }
+        // §12.4.2: no key of the path may already be in the tree.
+        for key in path.nodes.map(\.encryptionKey) + (isNewLeaf ? [] : [path.leafNode.encryptionKey]) where node(withEncryptionKey: key) != nil {
+            throw MLSError.invalidUpdatePath("the UpdatePath reuses an encryption key already in the tree")
+        }
+        if let holder = leaf(withSignatureKey: path.leafNode.signatureKey), holder != sender {
+            throw MLSError.invalidLeafNode("the UpdatePath leaf uses another member's signature key")
         }
         try validateLeafNode(path.leafNode, at: sender, groupID: groupID)
         var tree = self

@@ -76,4 +76,103 @@ import Testing
         let report = try Self.messageProtection.runAndReport()
         #expect(report.failed == 0 && report.passed == 5 && report.skipped == 2)
     }
+
+    // MARK: welcome.json (§12.4.3.1)
+
+    struct WelcomeVector: Decodable {
+        let cipherSuite: UInt16
+        let initPriv: Hex, signerPub: Hex, keyPackage: Hex, welcome: Hex
+    }
+
+    static let welcome = VectorFile<WelcomeVector>(name: "welcome.json", cipherSuite: { $0.cipherSuite }) { entry in
+        let suite = try CipherSuite(rawValue: entry.cipherSuite).provider()
+        guard case .keyPackage(let keyPackage) = try MLSMessage(tlsEncoded: entry.keyPackage.bytes),
+              case .welcome(let welcome) = try MLSMessage(tlsEncoded: entry.welcome.bytes) else {
+            throw VectorError.failed("key_package or welcome has the wrong wire format")
+        }
+        try keyPackage.validate()
+        let reference = try keyPackage.reference(suite)
+        guard let secrets = welcome.secrets.first(where: { $0.newMember == reference }) else { throw VectorError.failed("no entry for the KeyPackage") }
+        let groupSecrets = try GroupSecrets(tlsEncoded: suite.decryptWithLabel(
+            HPKEPrivateKey(entry.initPriv.bytes), label: "Welcome", context: welcome.encryptedGroupInfo, ciphertext: secrets.encryptedGroupSecrets))
+        let welcomeSecret = try KeySchedule.welcomeSecret(suite, joinerSecret: groupSecrets.joinerSecret)
+        let (key, nonce) = try KeySchedule.welcomeKeyAndNonce(suite, welcomeSecret: welcomeSecret)
+        let groupInfo = try GroupInfo(tlsEncoded: suite.open(key: key, nonce: nonce, aad: [], ciphertext: welcome.encryptedGroupInfo))
+        try check(
+            try suite.verifyWithLabel(SignaturePublicKey(entry.signerPub.bytes), label: "GroupInfoTBS", content: groupInfo.toBeSigned(), signature: groupInfo.signature),
+            "the GroupInfo signature verifies with signer_pub")
+        let epochSecrets = try KeySchedule.epochSecrets(suite, joinerSecret: groupSecrets.joinerSecret, groupContext: groupInfo.groupContext)
+        try check(
+            TranscriptHash.verifyConfirmationTag(suite, groupInfo.confirmationTag, confirmationKey: epochSecrets.confirmationKey, confirmed: groupInfo.groupContext.confirmedTranscriptHash),
+            "the confirmation tag matches")
+    }
+
+    @Test func welcomeVectors() throws {
+        let report = try Self.welcome.runAndReport()
+        #expect(report.failed == 0 && report.passed == 5 && report.skipped == 2)
+    }
+
+    // MARK: passive-client-*.json (§12.4)
+
+    struct PassiveClient: Decodable {
+        struct PSK: Decodable { let pskId: Hex; let psk: Hex }
+        struct Epoch: Decodable { let proposals: [Hex]; let commit: Hex; let epochAuthenticator: Hex }
+        let cipherSuite: UInt16
+        let externalPsks: [PSK]
+        let keyPackage: Hex, signaturePriv: Hex, encryptionPriv: Hex, initPriv: Hex
+        let welcome: Hex
+        let ratchetTree: Hex?
+        let initialEpochAuthenticator: Hex
+        let epochs: [Epoch]
+    }
+
+    static func passiveClient(_ name: String) -> VectorFile<PassiveClient> {
+        VectorFile<PassiveClient>(name: name, cipherSuite: { $0.cipherSuite }) { entry in
+            let suite = try CipherSuite(rawValue: entry.cipherSuite).provider()
+            guard case .keyPackage(let keyPackage) = try MLSMessage(tlsEncoded: entry.keyPackage.bytes),
+                  case .welcome(let welcome) = try MLSMessage(tlsEncoded: entry.welcome.bytes) else {
+                throw VectorError.failed("key_package or welcome has the wrong wire format")
+            }
+            let bundle = KeyPackageBundle(
+                keyPackage: keyPackage, initPrivateKey: HPKEPrivateKey(entry.initPriv.bytes),
+                encryptionPrivateKey: HPKEPrivateKey(entry.encryptionPriv.bytes), signaturePrivateKey: SignaturePrivateKey(entry.signaturePriv.bytes))
+            try check(try suite.hpkePublicKey(for: bundle.initPrivateKey), keyPackage.initKey, "init_priv matches the KeyPackage")
+            try check(try suite.hpkePublicKey(for: bundle.encryptionPrivateKey), keyPackage.leafNode.encryptionKey, "encryption_priv matches the KeyPackage")
+            try check(try suite.signaturePublicKey(for: bundle.signaturePrivateKey), keyPackage.leafNode.signatureKey, "signature_priv matches the KeyPackage")
+
+            var policy = GroupPolicy(retainedResumptionPSKs: 1000)
+            for psk in entry.externalPsks { policy.externalPSKs[psk.pskId.bytes] = psk.psk.bytes }
+            let tree = try entry.ratchetTree.map { try RatchetTree(suite, encoded: $0.bytes) }
+            var group = try Group.join(welcome: welcome, keyPackage: bundle, ratchetTree: tree, policy: policy)
+            try check(group.epochAuthenticator, entry.initialEpochAuthenticator.bytes, "initial_epoch_authenticator")
+            for (index, epoch) in entry.epochs.enumerated() {
+                for proposal in epoch.proposals {
+                    _ = try group.process(MLSMessage(tlsEncoded: proposal.bytes))
+                }
+                guard case .commit = try group.process(MLSMessage(tlsEncoded: epoch.commit.bytes)) else {
+                    throw VectorError.failed("epochs[\(index)].commit did not process as a commit")
+                }
+                try check(group.epochAuthenticator, epoch.epochAuthenticator.bytes, "epochs[\(index)].epoch_authenticator")
+            }
+        }
+    }
+
+    static let passiveWelcome = passiveClient("passive-client-welcome.json")
+    static let passiveHandlingCommit = passiveClient("passive-client-handling-commit.json")
+    static let passiveRandom = passiveClient("passive-client-random.json")
+
+    @Test func passiveClientWelcomeVectors() throws {
+        let report = try Self.passiveWelcome.runAndReport()
+        #expect(report.failed == 0 && report.passed == 40 && report.skipped == 16)
+    }
+
+    @Test func passiveClientHandlingCommitVectors() throws {
+        let report = try Self.passiveHandlingCommit.runAndReport()
+        #expect(report.failed == 0 && report.passed == 65 && report.skipped == 26)
+    }
+
+    @Test func passiveClientRandomVectors() throws {
+        let report = try Self.passiveRandom.runAndReport()
+        #expect(report.failed == 0 && report.passed == 1)
+    }
 }

@@ -1,0 +1,212 @@
+/// What to put in a Commit.
+public struct CommitOptions: Sendable {
+    /// KeyPackages of clients to add.
+    public var add: [KeyPackage]
+    /// Members to remove.
+    public var remove: [LeafIndex]
+    /// New GroupContext extensions, replacing the current ones.
+    public var groupContextExtensions: [Extension]?
+    /// Include proposals received this epoch (by reference), as §12.4 says a committer SHOULD.
+    public var includePendingProposals: Bool
+    /// Send an UpdatePath even when no proposal requires one.
+    public var forcePath: Bool
+    /// Put the ratchet tree into the Welcome's GroupInfo so joiners need no other source.
+    public var ratchetTreeInWelcome: Bool
+    /// Replaces this member's leaf content (credential, capabilities, extensions) in the path.
+    public var leafNode: LeafNode?
+    public var authenticatedData: [UInt8]
+
+    public init(
+        add: [KeyPackage] = [], remove: [LeafIndex] = [], groupContextExtensions: [Extension]? = nil,
+        includePendingProposals: Bool = true, forcePath: Bool = false, ratchetTreeInWelcome: Bool = true,
+        leafNode: LeafNode? = nil, authenticatedData: [UInt8] = []
+    ) {
+        self.add = add
+        self.remove = remove
+        self.groupContextExtensions = groupContextExtensions
+        self.includePendingProposals = includePendingProposals
+        self.forcePath = forcePath
+        self.ratchetTreeInWelcome = ratchetTreeInWelcome
+        self.leafNode = leafNode
+        self.authenticatedData = authenticatedData
+    }
+
+    /// An empty Commit with a path: a self-update for forward secrecy and PCS.
+    public static let selfUpdate = CommitOptions(includePendingProposals: false, forcePath: true)
+}
+
+/// A Commit ready to send.
+public struct CommitOutput: Sendable {
+    /// The Commit, for the delivery service.
+    public var message: MLSMessage
+    /// The Welcome for the members it adds, if any.
+    public var welcome: MLSMessage?
+    /// A signed GroupInfo of the new epoch, with the ratchet tree, for the delivery service.
+    public var groupInfo: GroupInfo
+    /// What the Commit will change once accepted.
+    public var summary: CommitSummary
+}
+
+extension Group {
+    /// Creates a Commit (§12.4.2) and, when it adds members, their Welcome.
+    ///
+    /// The group itself does not move: the new state is kept as pending and
+    /// adopted when ``process(_:)`` sees the delivery service echo this Commit.
+    /// Making another Commit replaces the pending one.
+    public mutating func commit(_ options: CommitOptions = CommitOptions()) throws -> CommitOutput {
+        guard isActive else { throw MLSError.groupInactive }
+        let me = Sender.member(ownLeaf)
+        var list: [(item: ProposalOrRef, proposal: ProposalWithSender)] = []
+        if options.includePendingProposals {
+            for cached in publicGroup.proposals.values.sorted(by: { $0.reference!.lexicographicallyPrecedes($1.reference!) })
+            where isCommittable(cached, alongside: options) {
+                list.append((.reference(cached.reference!), cached))
+            }
+        }
+        var byValue: [Proposal] = []
+        if let extensions = options.groupContextExtensions { byValue.append(.groupContextExtensions(extensions)) }
+        byValue += options.remove.map { .remove(removed: $0) }
+        byValue += options.add.map { .add($0) }
+        list += byValue.map { (.proposal($0), ProposalWithSender(proposal: $0, sender: me)) }
+
+        var applied = try publicGroup.apply(list.map(\.proposal), committer: me)
+        let addedLeaves = Set(applied.added.map(\.leaf))
+        var provisional = applied.context
+        provisional.epoch = epoch + 1
+        var path: UpdatePath?
+        var prepared: PreparedUpdatePath?
+        var commitSecret = KeySchedule.zeros(suite)
+        if applied.pathRequired || options.forcePath {
+            let fresh = try applied.tree.prepareUpdatePath(from: ownLeaf, signer: signer, groupID: groupID, leafNode: options.leafNode)
+            applied.tree = fresh.tree
+            provisional.treeHash = applied.tree.treeHash
+            path = try fresh.encrypt(groupContext: provisional, excluding: addedLeaves)
+            commitSecret = fresh.commitSecret
+            prepared = fresh
+        }
+        provisional.treeHash = applied.tree.treeHash
+
+        let commit = Commit(proposals: list.map(\.item), path: path)
+        let content = FramedContent(groupID: groupID, epoch: epoch, sender: me, authenticatedData: options.authenticatedData, body: .commit(commit))
+        let wireFormat: WireFormat = policy.handshakeAsPublicMessage ? .publicMessage : .privateMessage
+        var signed = try AuthenticatedContent.sign(content, wireFormat: wireFormat, context: context, signer: signer, suite)
+
+        var newContext = provisional
+        newContext.confirmedTranscriptHash = try TranscriptHash.confirmed(suite, interimBefore: publicGroup.interimTranscriptHash, commit: signed)
+        let pskSecret = try pskSecret(for: applied.pskIDs)
+        let joinerSecret = try KeySchedule.joinerSecret(suite, initSecret: epochSecrets.initSecret, commitSecret: commitSecret, groupContext: newContext)
+        let secrets = try KeySchedule.epochSecrets(suite, joinerSecret: joinerSecret, pskSecret: pskSecret, groupContext: newContext)
+        let tag = TranscriptHash.confirmationTag(suite, confirmationKey: secrets.confirmationKey, confirmed: newContext.confirmedTranscriptHash)
+        signed.auth.confirmationTag = tag
+
+        let message: MLSMessage
+        if wireFormat == .publicMessage {
+            message = .publicMessage(try PublicMessage.protect(signed, membershipKey: epochSecrets.membershipKey, context: context, suite))
+        } else {
+            message = .privateMessage(try PrivateMessage.protect(
+                signed, secretTree: &secretTree, senderDataSecret: epochSecrets.senderDataSecret, paddingBlock: policy.paddingBlock))
+        }
+
+        let staged = PublicGroup.StagedCommit(
+            content: signed, proposals: list.map(\.proposal), applied: applied, committer: ownLeaf, path: path,
+            provisionalContext: provisional, newContext: newContext,
+            interimTranscriptHash: try TranscriptHash.interim(suite, confirmed: newContext.confirmedTranscriptHash, confirmationTag: tag))
+        var keys = prepared?.privateKeys ?? treeKeys
+        keys.prune(to: applied.tree)
+        let next = try advanced(to: staged, secrets: secrets, treeKeys: keys, confirmationTag: tag)
+        let summary = staged.summary(isOwnCommit: true, removedSelf: false)
+
+        var welcome: MLSMessage?
+        if !applied.added.isEmpty {
+            welcome = .welcome(try next.welcome(
+                for: applied.added, joinerSecret: joinerSecret, pskSecret: pskSecret, pskIDs: applied.pskIDs,
+                prepared: prepared, includeTree: options.ratchetTreeInWelcome))
+        }
+        pending = PendingCommit(content: signed, next: next, summary: summary)
+        return CommitOutput(message: message, welcome: welcome, groupInfo: try next.groupInfo(), summary: summary)
+    }
+
+    /// Adds clients by their KeyPackages.
+    public mutating func addMembers(_ keyPackages: [KeyPackage]) throws -> CommitOutput {
+        try commit(CommitOptions(add: keyPackages))
+    }
+
+    /// Removes members; the path that comes with it locks them out of the next epoch.
+    public mutating func removeMembers(_ leaves: [LeafIndex]) throws -> CommitOutput {
+        try commit(CommitOptions(remove: leaves))
+    }
+
+    /// Refreshes this member's leaf and path keys (post-compromise security, §16.6).
+    public mutating func selfUpdate() throws -> CommitOutput {
+        try commit(.selfUpdate)
+    }
+
+    /// A cached proposal this member may include: not its own update or
+    /// removal (§12.2), and not about a leaf the options already change.
+    private func isCommittable(_ cached: ProposalWithSender, alongside options: CommitOptions) -> Bool {
+        switch cached.proposal {
+        case .update: return cached.sender != .member(ownLeaf)
+        case .remove(let leaf): return leaf != ownLeaf && !options.remove.contains(leaf)
+        case .groupContextExtensions: return options.groupContextExtensions == nil
+        case .reInit, .externalInit: return false
+        case .add, .preSharedKey: return true
+        }
+    }
+
+    /// The group as it is after a staged commit, with the new epoch's secrets.
+    func advanced(to staged: PublicGroup.StagedCommit, secrets: EpochSecrets, treeKeys: TreeKEMPrivateKeys, confirmationTag: [UInt8]) throws -> Group {
+        var next = self
+        next.pending = nil
+        next.pastEpochs.append(PastEpoch(context: context, tree: tree, secretTree: secretTree, senderDataSecret: epochSecrets.senderDataSecret))
+        next.pastEpochs.removeFirst(max(0, next.pastEpochs.count - policy.retainedPastEpochs))
+        next.publicGroup.adopt(staged)
+        next.epochSecrets = secrets
+        next.treeKeys = treeKeys
+        next.confirmationTag = confirmationTag
+        next.secretTree = SecretTree(suite, encryptionSecret: secrets.encryptionSecret, leafCount: next.tree.leafCount, configuration: policy.secretTree)
+        next.resumptionPSKs[next.epoch] = secrets.resumptionPSK
+        while next.resumptionPSKs.count > max(1, policy.retainedResumptionPSKs), let oldest = next.resumptionPSKs.keys.min() {
+            next.resumptionPSKs.removeValue(forKey: oldest)
+        }
+        if staged.applied.reInit != nil { next.isActive = false }
+        return next
+    }
+
+    /// psk_secret for the PSKs a commit or Welcome names (§8.4).
+    func pskSecret(for ids: [PreSharedKeyID]) throws -> [UInt8]? {
+        guard !ids.isEmpty else { return nil }
+        let psks = try ids.map { id -> (id: PreSharedKeyID, psk: [UInt8]) in
+            switch id.kind {
+            case .external(let pskID):
+                guard let psk = policy.externalPSKs[pskID] else { throw MLSError.missingPSK }
+                return (id, psk)
+            case .resumption(_, let pskGroupID, let pskEpoch):
+                guard pskGroupID == groupID, let psk = resumptionPSKs[pskEpoch] else { throw MLSError.missingPSK }
+                return (id, psk)
+            }
+        }
+        return try KeySchedule.pskSecret(suite, psks: psks)
+    }
+
+    /// The Welcome for new members (§12.4.3.1): the new epoch's GroupInfo
+    /// under the welcome key, and for each member its GroupSecrets (joiner
+    /// secret, the path secret of its lowest common ancestor with this member,
+    /// PSK ids) encrypted to its KeyPackage's init key.
+    func welcome(
+        for added: [(leaf: LeafIndex, keyPackage: KeyPackage)], joinerSecret: [UInt8], pskSecret: [UInt8]?, pskIDs: [PreSharedKeyID],
+        prepared: PreparedUpdatePath?, includeTree: Bool
+    ) throws -> Welcome {
+        let info = try groupInfo(includeRatchetTree: includeTree)
+        let welcomeSecret = try KeySchedule.welcomeSecret(suite, joinerSecret: joinerSecret, pskSecret: pskSecret)
+        let (key, nonce) = try KeySchedule.welcomeKeyAndNonce(suite, welcomeSecret: welcomeSecret)
+        let encryptedGroupInfo = try suite.seal(key: key, nonce: nonce, aad: [], plaintext: info.tlsEncoded())
+        let secrets = try added.map { leaf, keyPackage in
+            let pathSecret = prepared.flatMap { prepared in prepared.commonAncestorNode(with: leaf).flatMap(prepared.pathSecret(for:)) }
+            let groupSecrets = GroupSecrets(joinerSecret: joinerSecret, pathSecret: pathSecret, psks: pskIDs)
+            return EncryptedGroupSecrets(
+                newMember: try keyPackage.reference(suite),
+                encryptedGroupSecrets: try suite.encryptWithLabel(keyPackage.initKey, label: "Welcome", context: encryptedGroupInfo, plaintext: groupSecrets.tlsEncoded()))
+        }
+        return Welcome(cipherSuite: suite.suite, secrets: secrets, encryptedGroupInfo: encryptedGroupInfo)
+    }
+}

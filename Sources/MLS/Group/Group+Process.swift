@@ -1,0 +1,135 @@
+extension Group {
+    /// Processes a message from the delivery service (§6, §12.4.2).
+    ///
+    /// On success the group reflects the message (a stored proposal, a new
+    /// epoch); on any error it is unchanged. This member's own Commit, echoed
+    /// back, is recognised and its pending state adopted.
+    public mutating func process(_ message: MLSMessage) throws -> ProcessedMessage {
+        var next = self
+        let result = try next.processInPlace(message)
+        self = next
+        return result
+    }
+
+    private mutating func processInPlace(_ message: MLSMessage) throws -> ProcessedMessage {
+        switch message {
+        case .publicMessage(let publicMessage):
+            return try processPublic(publicMessage)
+        case .privateMessage(let privateMessage):
+            return try processPrivate(privateMessage)
+        case .welcome, .groupInfo, .keyPackage:
+            throw MLSError.invalidMessage("a \(message.wireFormat.rawValue == 3 ? "Welcome" : "GroupInfo or KeyPackage") is not a message within a group")
+        }
+    }
+
+    private mutating func processPublic(_ message: PublicMessage) throws -> ProcessedMessage {
+        let content = message.authenticatedContent
+        guard content.content.groupID == groupID else { throw MLSError.invalidMessage("the message is for another group") }
+        guard content.content.epoch == epoch else { throw MLSError.wrongEpoch(message: content.content.epoch, group: epoch) }
+        guard try message.verifyMembershipTag(suite, membershipKey: epochSecrets.membershipKey, context: context) else {
+            throw MLSError.invalidMessage("the membership tag does not verify")
+        }
+        return try processAuthenticated(content)
+    }
+
+    private mutating func processPrivate(_ message: PrivateMessage) throws -> ProcessedMessage {
+        guard message.groupID == groupID else { throw MLSError.invalidMessage("the message is for another group") }
+        if message.epoch != epoch {
+            guard message.contentType == .application, let index = pastEpochs.firstIndex(where: { $0.context.epoch == message.epoch }) else {
+                throw MLSError.wrongEpoch(message: message.epoch, group: epoch)
+            }
+            return try decryptLate(message, from: index)
+        }
+        if try message.decryptSenderData(suite, senderDataSecret: epochSecrets.senderDataSecret).sender == ownLeaf {
+            throw MLSError.ownMessage
+        }
+        let (content, generation) = try message.unprotect(secretTree: &secretTree, senderDataSecret: epochSecrets.senderDataSecret)
+        if case .application(let data) = content.content.body {
+            guard isActive else { throw MLSError.groupInactive }
+            try publicGroup.verify(content)
+            return .application(try applicationMessage(data, content, generation, tree: tree))
+        }
+        return try processAuthenticated(content)
+    }
+
+    /// An application message from an earlier epoch, with that epoch's keys.
+    private mutating func decryptLate(_ message: PrivateMessage, from index: Int) throws -> ProcessedMessage {
+        var past = pastEpochs[index]
+        if try message.decryptSenderData(suite, senderDataSecret: past.senderDataSecret).sender == ownLeaf { throw MLSError.ownMessage }
+        let (content, generation) = try message.unprotect(secretTree: &past.secretTree, senderDataSecret: past.senderDataSecret)
+        guard case .application(let data) = content.content.body, case .member(let sender) = content.content.sender,
+              let leaf = past.tree.leafNode(at: sender),
+              try content.verifySignature(suite, publicKey: leaf.signatureKey, context: past.context)
+        else { throw MLSError.invalidSignature }
+        pastEpochs[index] = past
+        return .application(try applicationMessage(data, content, generation, tree: past.tree))
+    }
+
+    private func applicationMessage(_ data: [UInt8], _ content: AuthenticatedContent, _ generation: UInt32, tree: RatchetTree) throws -> ApplicationMessage {
+        guard case .member(let sender) = content.content.sender, let leaf = tree.leafNode(at: sender) else {
+            throw MLSError.invalidMessage("application data must come from a member")
+        }
+        return ApplicationMessage(
+            data: data, sender: sender, credential: leaf.credential, authenticatedData: content.content.authenticatedData,
+            epoch: content.content.epoch, generation: generation)
+    }
+
+    /// A verified-to-be-unprotected proposal or commit.
+    private mutating func processAuthenticated(_ content: AuthenticatedContent) throws -> ProcessedMessage {
+        guard isActive else { throw MLSError.groupInactive }
+        switch content.content.body {
+        case .application:
+            throw MLSError.invalidMessage("application data must be sent as PrivateMessage")
+        case .proposal:
+            try publicGroup.verify(content)
+            let (reference, proposal) = try publicGroup.cacheProposal(content)
+            return .proposal(reference: reference, proposal)
+        case .commit:
+            if content.content.sender == .member(ownLeaf) {
+                guard let pending, pending.content == content else {
+                    throw MLSError.invalidCommit("a commit from this member that is not its pending commit")
+                }
+                self = pending.next
+                return .commit(pending.summary)
+            }
+            return .commit(try applyCommit(content))
+        }
+    }
+
+    /// §12.4.2 "Processing a Commit" for a commit from someone else.
+    private mutating func applyCommit(_ content: AuthenticatedContent) throws -> CommitSummary {
+        let staged = try publicGroup.stage(content)
+        let removedSelf = staged.applied.removed.contains { $0.leaf == ownLeaf }
+        var keys = treeKeys
+        var commitSecret = KeySchedule.zeros(suite)
+        if let path = staged.path, !removedSelf {
+            let result = try treeKeys.applying(
+                path, from: staged.committer, in: staged.applied.tree, groupContext: staged.provisionalContext,
+                excluding: Set(staged.applied.added.map(\.leaf)))
+            keys = result.keys
+            commitSecret = result.commitSecret
+        }
+        keys.prune(to: staged.applied.tree)
+
+        let initSecret: [UInt8]
+        if let kemOutput = staged.applied.externalInit {
+            let external = try epochSecrets.externalKeyPair(suite)
+            initSecret = try suite.hpkeExportReceiver(
+                privateKey: external.privateKey, kemOutput: kemOutput, info: [],
+                exporterContext: Array("MLS 1.0 external init secret".utf8), length: suite.hashLength)
+        } else {
+            initSecret = epochSecrets.initSecret
+        }
+        let joinerSecret = try KeySchedule.joinerSecret(suite, initSecret: initSecret, commitSecret: commitSecret, groupContext: staged.newContext)
+        let secrets = try KeySchedule.epochSecrets(
+            suite, joinerSecret: joinerSecret, pskSecret: pskSecret(for: staged.applied.pskIDs), groupContext: staged.newContext)
+        let tag = staged.content.auth.confirmationTag ?? []
+        guard TranscriptHash.verifyConfirmationTag(suite, tag, confirmationKey: secrets.confirmationKey, confirmed: staged.newContext.confirmedTranscriptHash) else {
+            throw MLSError.invalidCommit("the confirmation tag does not match: this member and the committer disagree about the group")
+        }
+        var next = try advanced(to: staged, secrets: secrets, treeKeys: keys, confirmationTag: tag)
+        if removedSelf { next.isActive = false }
+        self = next
+        return staged.summary(isOwnCommit: false, removedSelf: removedSelf)
+    }
+}

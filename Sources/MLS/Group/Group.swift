@@ -1,0 +1,179 @@
+/// One member's view of an MLS group (RFC 9420): the public state plus this
+/// member's secrets for the current epoch.
+///
+/// `Group` is a value. Operations that change the epoch never mutate in
+/// place behind the caller's back:
+/// - ``commit(_:)`` builds a Commit and stores the resulting state as
+///   pending; the group stays in its epoch (§14) until the delivery service
+///   echoes the Commit back and ``process(_:)`` recognises it.
+/// - ``process(_:)`` either succeeds and moves the group forward, or throws
+///   and leaves it exactly as it was.
+///
+/// ```swift
+/// var alice = try Group.create(suite, groupID: id, credential: .basic(identity: alice), signatureKeys: keys)
+/// let out = try alice.commit(.init(add: [bobsKeyPackage]))       // send out.message, out.welcome
+/// _ = try alice.process(out.message)                              // the server's echo: now epoch 1
+/// var bob = try Group.join(welcome: out.welcome!, keyPackage: bobsBundle)
+/// let hello = try alice.encrypt(Array("hi".utf8))
+/// if case .application(let message) = try bob.process(hello) { print(message.data) }
+/// ```
+public struct Group: Sendable {
+    public internal(set) var publicGroup: PublicGroup
+    public internal(set) var ownLeaf: LeafIndex
+    var signer: SignaturePrivateKey
+    var treeKeys: TreeKEMPrivateKeys
+    var epochSecrets: EpochSecrets
+    var secretTree: SecretTree
+    /// The confirmation tag of the commit that started this epoch, for GroupInfo.
+    var confirmationTag: [UInt8]
+    /// Recent epochs kept to decrypt late application messages.
+    var pastEpochs: [PastEpoch] = []
+    /// resumption_psk of recent epochs, by epoch (§8.6).
+    var resumptionPSKs: [UInt64: [UInt8]] = [:]
+    var pending: PendingCommit?
+    /// False once this member is removed or the group is reinitialised.
+    public internal(set) var isActive = true
+
+    // MARK: Reading
+
+    public var suite: CipherSuiteProvider { publicGroup.suite }
+    public var context: GroupContext { publicGroup.context }
+    public var groupID: [UInt8] { publicGroup.groupID }
+    public var epoch: UInt64 { publicGroup.epoch }
+    public var tree: RatchetTree { publicGroup.tree }
+    public var policy: GroupPolicy {
+        get { publicGroup.policy }
+        set { publicGroup.policy = newValue }
+    }
+
+    /// The members and their credentials, in leaf order.
+    public var members: [(index: LeafIndex, credential: Credential)] { publicGroup.members }
+
+    /// This member's credential; nil once it has been removed.
+    public var ownCredential: Credential? { tree.leafNode(at: ownLeaf)?.credential }
+
+    /// The epoch authenticator (§8.7): equal for all members who share this epoch.
+    public var epochAuthenticator: [UInt8] { epochSecrets.epochAuthenticator }
+
+    /// Whether a Commit made by ``commit(_:)`` awaits the delivery service's echo.
+    public var hasPendingCommit: Bool { pending != nil }
+
+    /// Proposals received this epoch that no Commit has covered yet.
+    public var pendingProposals: [ProposalWithSender] { Array(publicGroup.proposals.values) }
+
+    /// MLS-Exporter (§8.5): a secret for use outside MLS, bound to this epoch.
+    public func export(label: String, context: [UInt8], length: Int) throws -> [UInt8] {
+        try epochSecrets.exporter(suite, label: label, context: context, length: length)
+    }
+
+    /// Drops the pending Commit, e.g. when the delivery service refused it.
+    public mutating func discardPendingCommit() { pending = nil }
+
+    // MARK: Creating (§11)
+
+    /// A new one-member group at epoch 0 whose only member is the caller.
+    public static func create(
+        _ suite: CipherSuiteProvider, groupID: [UInt8], credential: Credential, signatureKeys: SignatureKeyPair,
+        capabilities: Capabilities? = nil, extensions: [Extension] = [], policy: GroupPolicy = GroupPolicy()
+    ) throws -> Group {
+        let encryptionKeys = try suite.generateHPKEKeyPair()
+        var leaf = LeafNode(
+            encryptionKey: encryptionKeys.publicKey, signatureKey: signatureKeys.publicKey, credential: credential,
+            capabilities: capabilities ?? Capabilities(cipherSuites: [suite.suite], credentials: [credential.credentialType]),
+            source: .keyPackage(Lifetime(notBefore: 0, notAfter: .max)))
+        try leaf.sign(suite, with: signatureKeys.privateKey, groupID: [], leafIndex: LeafIndex(0))
+        let tree = try RatchetTree(suite, firstLeaf: leaf)
+        let context = GroupContext(cipherSuite: suite.suite, groupID: groupID, epoch: 0, treeHash: tree.treeHash, confirmedTranscriptHash: [], extensions: extensions)
+        if let required: RequiredCapabilities = try extensions.decode(.requiredCapabilities) {
+            try tree.validateLeafNode(leaf, at: LeafIndex(0), groupID: groupID, requiredCapabilities: required)
+        }
+        let secrets = try KeySchedule.epochSecrets(suite, epochSecret: suite.randomBytes(suite.hashLength))
+        let tag = TranscriptHash.confirmationTag(suite, confirmationKey: secrets.confirmationKey, confirmed: [])
+        let publicGroup = PublicGroup(
+            context: context, tree: tree,
+            interimTranscriptHash: try TranscriptHash.interim(suite, confirmed: [], confirmationTag: tag), policy: policy)
+        try PublicGroup.checkCredential(leaf, policy)
+        return Group(
+            publicGroup: publicGroup, ownLeaf: LeafIndex(0), signer: signatureKeys.privateKey,
+            treeKeys: TreeKEMPrivateKeys(leafIndex: LeafIndex(0), leafKey: encryptionKeys.privateKey),
+            epochSecrets: secrets,
+            secretTree: SecretTree(suite, encryptionSecret: secrets.encryptionSecret, leafCount: tree.leafCount, configuration: policy.secretTree),
+            confirmationTag: tag, resumptionPSKs: [0: secrets.resumptionPSK])
+    }
+
+    // MARK: Application messages (§15)
+
+    /// Encrypts application data as a PrivateMessage from this member.
+    public mutating func encrypt(_ data: [UInt8], authenticatedData: [UInt8] = []) throws -> MLSMessage {
+        guard isActive else { throw MLSError.groupInactive }
+        let content = FramedContent(groupID: groupID, epoch: epoch, sender: .member(ownLeaf), authenticatedData: authenticatedData, body: .application(data))
+        let signed = try AuthenticatedContent.sign(content, wireFormat: .privateMessage, context: context, signer: signer, suite)
+        return .privateMessage(try PrivateMessage.protect(
+            signed, secretTree: &secretTree, senderDataSecret: epochSecrets.senderDataSecret, paddingBlock: policy.paddingBlock))
+    }
+
+    // MARK: Proposals (§12.1)
+
+    /// A proposal to remove this member, which another member commits: how a member leaves.
+    public mutating func proposeLeave(authenticatedData: [UInt8] = []) throws -> MLSMessage {
+        try propose(.remove(removed: ownLeaf), authenticatedData: authenticatedData)
+    }
+
+    /// A standalone proposal from this member, to be committed later by reference.
+    public mutating func propose(_ proposal: Proposal, authenticatedData: [UInt8] = []) throws -> MLSMessage {
+        guard isActive else { throw MLSError.groupInactive }
+        let content = FramedContent(groupID: groupID, epoch: epoch, sender: .member(ownLeaf), authenticatedData: authenticatedData, body: .proposal(proposal))
+        return try protectHandshake(content)
+    }
+
+    /// Signs and protects a proposal or commit from this member, as
+    /// PublicMessage or PrivateMessage according to the policy.
+    mutating func protectHandshake(_ content: FramedContent, confirmationTag: [UInt8]? = nil) throws -> MLSMessage {
+        let wireFormat: WireFormat = policy.handshakeAsPublicMessage ? .publicMessage : .privateMessage
+        var signed = try AuthenticatedContent.sign(content, wireFormat: wireFormat, context: context, signer: signer, suite)
+        signed.auth.confirmationTag = confirmationTag
+        if wireFormat == .publicMessage {
+            return .publicMessage(try PublicMessage.protect(signed, membershipKey: epochSecrets.membershipKey, context: context, suite))
+        }
+        return .privateMessage(try PrivateMessage.protect(
+            signed, secretTree: &secretTree, senderDataSecret: epochSecrets.senderDataSecret, paddingBlock: policy.paddingBlock))
+    }
+
+    // MARK: GroupInfo (§12.4.3)
+
+    /// A signed GroupInfo for the current epoch, e.g. for the delivery
+    /// service's public view or for external joiners.
+    public func groupInfo(includeRatchetTree: Bool = true, includeExternalPub: Bool = false) throws -> GroupInfo {
+        var extensions: [Extension] = []
+        if includeRatchetTree { extensions.append(Extension(extensionType: .ratchetTree, extensionData: try tree.encoded())) }
+        if includeExternalPub {
+            let external = try epochSecrets.externalKeyPair(suite).publicKey
+            extensions.append(Extension(extensionType: .externalPub, extensionData: try external.tlsEncoded()))
+        }
+        var info = GroupInfo(groupContext: context, extensions: extensions, confirmationTag: confirmationTag, signer: ownLeaf)
+        info.signature = try suite.signWithLabel(signer, label: "GroupInfoTBS", content: info.toBeSigned())
+        return info
+    }
+}
+
+/// An epoch kept after it ended, so that application messages sent in it
+/// that arrive late can still be decrypted (§15.3).
+struct PastEpoch: Sendable {
+    var context: GroupContext
+    var tree: RatchetTree
+    var secretTree: SecretTree
+    var senderDataSecret: [UInt8]
+}
+
+/// A Commit this member made that the delivery service has not yet echoed.
+final class PendingCommit: Sendable {
+    let content: AuthenticatedContent
+    let next: Group
+    let summary: CommitSummary
+
+    init(content: AuthenticatedContent, next: Group, summary: CommitSummary) {
+        self.content = content
+        self.next = next
+        self.summary = summary
+    }
+}

@@ -1,0 +1,84 @@
+/// Decides which credentials are acceptable (RFC 9420 §5.3.1). Called for
+/// every leaf that enters the tree — from a KeyPackage, an Update, an
+/// UpdatePath or a tree received on joining — by members and by the server's
+/// public view alike. Throw to reject; the error's description reaches the user.
+public protocol CredentialValidator: Sendable {
+    func validate(_ credential: Credential, signatureKey: SignaturePublicKey) throws
+}
+
+/// Application rules on top of RFC 9420's own proposal-list validation
+/// (§12.2 allows "additional rules, for example, requiring application-level
+/// permissions to add members"). Called before a commit is created or applied.
+public protocol CommitPolicy: Sendable {
+    /// - Parameters:
+    ///   - proposals: the proposals the commit covers, with who proposed each.
+    ///   - committer: the commit's sender.
+    ///   - group: the group as it is before the commit.
+    func validate(_ proposals: [ProposalWithSender], committer: Sender, group: PublicGroup) throws
+}
+
+/// A proposal together with the sender that proposed it.
+public struct ProposalWithSender: Hashable, Sendable {
+    public var proposal: Proposal
+    public var sender: Sender
+    /// Its ProposalRef when it was sent on its own and committed by reference.
+    public var reference: [UInt8]?
+}
+
+/// Accepts every credential; the default when the application checks identities elsewhere.
+public struct AcceptAllCredentials: CredentialValidator {
+    public init() {}
+    public func validate(_ credential: Credential, signatureKey: SignaturePublicKey) throws {}
+}
+
+/// Allows every proposal list that RFC 9420 allows.
+public struct AllowAllCommits: CommitPolicy {
+    public init() {}
+    public func validate(_ proposals: [ProposalWithSender], committer: Sender, group: PublicGroup) throws {}
+}
+
+/// How a group behaves beyond the RFC's fixed rules: the application's hooks
+/// and the bounds on state kept for out-of-order messages. None of it is part
+/// of the serialized group state; pass it again when restoring.
+public struct GroupPolicy: Sendable {
+    public var credentialValidator: any CredentialValidator
+    public var commitPolicy: any CommitPolicy
+    /// Bounds on out-of-order application messages within an epoch.
+    public var secretTree: SecretTreeConfiguration
+    /// How many past epochs keep their keys for late application messages.
+    public var retainedPastEpochs: Int
+    /// How many past epochs' resumption PSKs are kept (RFC 9420 §8.6).
+    public var retainedResumptionPSKs: Int
+    /// PrivateMessage plaintexts are padded to a multiple of this many bytes.
+    public var paddingBlock: Int
+    /// Send Proposals and Commits as PublicMessage so a delivery service can
+    /// check them (RFC 9420 §6); otherwise PrivateMessage.
+    public var handshakeAsPublicMessage: Bool
+    /// Pre-shared keys the application provides, by PSK id (RFC 9420 §8.4).
+    public var externalPSKs: [[UInt8]: [UInt8]]
+    /// The current time in seconds since the Unix epoch, for KeyPackage
+    /// lifetimes; nil skips lifetime checks on received leaves.
+    public var now: @Sendable () -> UInt64?
+
+    public init(
+        credentialValidator: any CredentialValidator = AcceptAllCredentials(),
+        commitPolicy: any CommitPolicy = AllowAllCommits(),
+        secretTree: SecretTreeConfiguration = .default,
+        retainedPastEpochs: Int = 1,
+        retainedResumptionPSKs: Int = 8,
+        paddingBlock: Int = 32,
+        handshakeAsPublicMessage: Bool = true,
+        externalPSKs: [[UInt8]: [UInt8]] = [:],
+        now: @escaping @Sendable () -> UInt64? = { nil }
+    ) {
+        self.credentialValidator = credentialValidator
+        self.commitPolicy = commitPolicy
+        self.secretTree = secretTree
+        self.retainedPastEpochs = retainedPastEpochs
+        self.retainedResumptionPSKs = retainedResumptionPSKs
+        self.paddingBlock = paddingBlock
+        self.handshakeAsPublicMessage = handshakeAsPublicMessage
+        self.externalPSKs = externalPSKs
+        self.now = now
+    }
+}

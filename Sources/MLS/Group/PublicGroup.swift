@@ -1,0 +1,411 @@
+/// The public state of a group (RFC 9420 §8.1, §12): GroupContext, ratchet
+/// tree, interim transcript hash and the proposals sent this epoch — no secret.
+///
+/// A delivery service follows a group with this view (like OpenMLS's
+/// `PublicGroup` or mls-rs's `ExternalClient`): it checks signatures, epochs,
+/// proposal lists, UpdatePaths and the application's policy on every
+/// handshake PublicMessage, and always knows the roster. It cannot check
+/// membership tags or confirmation tags, which need group secrets, and it
+/// never sees application data. Members embed the same value in ``Group``,
+/// so both sides apply one set of rules.
+public struct PublicGroup: Sendable {
+    public internal(set) var context: GroupContext
+    public internal(set) var tree: RatchetTree
+    public internal(set) var interimTranscriptHash: [UInt8]
+    /// Proposals received this epoch, by ProposalRef, for commits that include them by reference.
+    var proposals: [[UInt8]: ProposalWithSender] = [:]
+    public var policy: GroupPolicy
+
+    public var suite: CipherSuiteProvider { tree.suite }
+    public var groupID: [UInt8] { context.groupID }
+    public var epoch: UInt64 { context.epoch }
+
+    /// The members, in leaf order.
+    public var members: [(index: LeafIndex, credential: Credential)] {
+        tree.members.map { ($0.index, $0.leaf.credential) }
+    }
+
+    init(context: GroupContext, tree: RatchetTree, interimTranscriptHash: [UInt8], policy: GroupPolicy) {
+        self.context = context
+        self.tree = tree
+        self.interimTranscriptHash = interimTranscriptHash
+        self.policy = policy
+    }
+
+    /// Starts following a group from a GroupInfo and its ratchet tree (from the
+    /// `ratchet_tree` extension when `tree` is nil), checking the tree hash,
+    /// the tree's integrity, every credential and the GroupInfo's signature.
+    public init(groupInfo: GroupInfo, tree suppliedTree: RatchetTree? = nil, policy: GroupPolicy = GroupPolicy()) throws {
+        let suite = try groupInfo.groupContext.cipherSuite.provider()
+        let tree = try Self.tree(from: groupInfo, supplied: suppliedTree, suite)
+        try Self.checkJoinedTree(tree, context: groupInfo.groupContext, policy: policy)
+        guard let signer = tree.leafNode(at: groupInfo.signer),
+              try suite.verifyWithLabel(signer.signatureKey, label: "GroupInfoTBS", content: groupInfo.toBeSigned(), signature: groupInfo.signature)
+        else { throw MLSError.invalidMessage("the GroupInfo signature does not verify") }
+        self.init(
+            context: groupInfo.groupContext, tree: tree,
+            interimTranscriptHash: try TranscriptHash.interim(suite, confirmed: groupInfo.groupContext.confirmedTranscriptHash, confirmationTag: groupInfo.confirmationTag),
+            policy: policy)
+    }
+
+    static func tree(from groupInfo: GroupInfo, supplied: RatchetTree?, _ suite: CipherSuiteProvider) throws -> RatchetTree {
+        if let supplied { return supplied }
+        guard let encoded = groupInfo.extensions.first(.ratchetTree) else {
+            throw MLSError.invalidWelcome("no ratchet tree: it is neither in the GroupInfo nor supplied")
+        }
+        return try RatchetTree(suite, encoded: encoded)
+    }
+
+    /// §12.4.3.1 "verify the integrity of the ratchet tree", plus the application's credential check.
+    static func checkJoinedTree(_ tree: RatchetTree, context: GroupContext, policy: GroupPolicy) throws {
+        guard tree.suite.suite == context.cipherSuite else { throw MLSError.invalidTree("the tree is for another cipher suite") }
+        guard tree.treeHash == context.treeHash else { throw MLSError.invalidTree("the ratchet tree does not match the group's tree hash") }
+        try tree.validate(
+            groupID: context.groupID,
+            requiredCapabilities: try context.extensions.decode(.requiredCapabilities), now: policy.now())
+        for (_, leaf) in tree.members {
+            try checkCredential(leaf, policy)
+        }
+    }
+
+    static func checkCredential(_ leaf: LeafNode, _ policy: GroupPolicy) throws {
+        do {
+            try policy.credentialValidator.validate(leaf.credential, signatureKey: leaf.signatureKey)
+        } catch {
+            throw MLSError.rejectedByPolicy("credential refused: \(error)")
+        }
+    }
+
+    // MARK: Authentication (§6.1)
+
+    /// The key that must have signed `content`, by sender type (§6.1).
+    func signatureKey(for content: FramedContent) throws -> SignaturePublicKey {
+        switch content.sender {
+        case .member(let leaf):
+            guard let leafNode = tree.leafNode(at: leaf) else { throw MLSError.invalidMessage("the sender \(leaf) is not a member") }
+            return leafNode.signatureKey
+        case .external(let index):
+            guard case .proposal(let proposal) = content.body,
+                  [.add, .remove, .psk, .reinit, .groupContextExtensions].contains(proposal.proposalType) else {
+                throw MLSError.invalidMessage("an external sender may only send add, remove, psk, reinit or group_context_extensions proposals")
+            }
+            let senders = try context.extensions.first(.externalSenders).map { bytes -> [ExternalSender] in
+                var reader = TLSReader(bytes)
+                let list = try reader.readVector(of: ExternalSender.self)
+                try reader.finish()
+                return list
+            } ?? []
+            guard Int(index) < senders.count else { throw MLSError.invalidMessage("external sender \(index) is not in external_senders") }
+            return senders[Int(index)].signatureKey
+        case .newMemberProposal:
+            guard case .proposal(.add(let keyPackage)) = content.body else {
+                throw MLSError.invalidMessage("a new_member_proposal sender may only propose adding itself")
+            }
+            return keyPackage.leafNode.signatureKey
+        case .newMemberCommit:
+            guard case .commit(let commit) = content.body, let path = commit.path else {
+                throw MLSError.invalidMessage("a new_member_commit must be a commit with a path")
+            }
+            return path.leafNode.signatureKey
+        }
+    }
+
+    /// Checks group, epoch and signature of received content.
+    func verify(_ content: AuthenticatedContent) throws {
+        guard content.content.groupID == context.groupID else { throw MLSError.invalidMessage("the message is for another group") }
+        guard content.content.epoch == context.epoch else {
+            throw MLSError.wrongEpoch(message: content.content.epoch, group: context.epoch)
+        }
+        guard try content.verifySignature(suite, publicKey: signatureKey(for: content.content), context: context) else {
+            throw MLSError.invalidSignature
+        }
+    }
+
+    // MARK: Proposals
+
+    /// Stores a received, verified proposal under its ProposalRef (§5.2).
+    @discardableResult
+    mutating func cacheProposal(_ content: AuthenticatedContent) throws -> (reference: [UInt8], proposal: ProposalWithSender) {
+        guard case .proposal(let proposal) = content.content.body else { throw MLSError.invalidMessage("not a proposal") }
+        let reference = try suite.makeProposalRef(content.tlsEncoded())
+        let entry = ProposalWithSender(proposal: proposal, sender: content.content.sender, reference: reference)
+        proposals[reference] = entry
+        return (reference, entry)
+    }
+
+    /// The proposals a commit covers, resolving references against this epoch's cache.
+    func resolve(_ commit: Commit, committer: Sender) throws -> [ProposalWithSender] {
+        try commit.proposals.map { item in
+            switch item {
+            case .proposal(let proposal):
+                return ProposalWithSender(proposal: proposal, sender: committer, reference: nil)
+            case .reference(let reference):
+                guard case .member = committer else { throw MLSError.invalidCommit("an external commit may not include proposals by reference") }
+                guard let cached = proposals[reference] else { throw MLSError.invalidCommit("the commit references a proposal this epoch has not seen") }
+                return cached
+            }
+        }
+    }
+
+    /// The result of applying a proposal list to the public state (§12.3).
+    struct AppliedProposals {
+        var context: GroupContext
+        var tree: RatchetTree
+        var added: [(leaf: LeafIndex, keyPackage: KeyPackage)] = []
+        var removed: [(leaf: LeafIndex, leafNode: LeafNode)] = []
+        var updated: [LeafIndex] = []
+        var pskIDs: [PreSharedKeyID] = []
+        var externalInit: [UInt8]?
+        var reInit: ReInit?
+        var pathRequired: Bool
+    }
+
+    /// Validates a proposal list (§12.2) and the application's policy, then
+    /// applies it in the order §12.3 prescribes: extensions, updates, removes,
+    /// adds, then PSKs, ExternalInit and ReInit are noted.
+    func apply(_ list: [ProposalWithSender], committer: Sender) throws -> AppliedProposals {
+        let isExternal = committer == .newMemberCommit
+        let committerLeaf: LeafIndex? = if case .member(let leaf) = committer { leaf } else { nil }
+        try validateList(list, committer: committer, committerLeaf: committerLeaf, isExternal: isExternal)
+        do {
+            try policy.commitPolicy.validate(list, committer: committer, group: self)
+        } catch let error as MLSError {
+            throw error
+        } catch {
+            throw MLSError.rejectedByPolicy("\(error)")
+        }
+
+        var result = AppliedProposals(context: context, tree: tree, pathRequired: list.isEmpty)
+        for item in list {
+            switch item.proposal.proposalType {
+            case .update, .remove, .externalInit, .groupContextExtensions: result.pathRequired = true
+            default: break
+            }
+        }
+        for item in list {
+            if case .groupContextExtensions(let extensions) = item.proposal { result.context.extensions = extensions }
+        }
+        let requiredCapabilities: RequiredCapabilities? = try result.context.extensions.decode(.requiredCapabilities)
+        let now = policy.now()
+
+        for item in list {
+            guard case .update(let leafNode) = item.proposal, case .member(let leaf) = item.sender else { continue }
+            try checkUpdate(leafNode, at: leaf, requiredCapabilities)
+            try result.tree.update(leaf, with: leafNode)
+            result.updated.append(leaf)
+        }
+        for item in list {
+            guard case .remove(let leaf) = item.proposal else { continue }
+            guard let removed = result.tree.leafNode(at: leaf) else { throw MLSError.invalidProposal("Remove names \(leaf), which is blank") }
+            try result.tree.remove(leaf)
+            result.removed.append((leaf, removed))
+        }
+        for item in list {
+            guard case .add(let keyPackage) = item.proposal else { continue }
+            try validateKeyPackage(keyPackage, requiredCapabilities: requiredCapabilities, now: now)
+            let leaf = keyPackage.leafNode
+            if result.tree.node(withEncryptionKey: leaf.encryptionKey) != nil || result.tree.leaf(withSignatureKey: leaf.signatureKey) != nil {
+                throw MLSError.invalidProposal("Add would put a key that is already in the group into the tree")
+            }
+            result.added.append((try result.tree.add(leaf), keyPackage))
+        }
+        for item in list {
+            switch item.proposal {
+            case .preSharedKey(let id): result.pskIDs.append(id)
+            case .externalInit(let kemOutput): result.externalInit = kemOutput
+            case .reInit(let reInit): result.reInit = reInit
+            default: break
+            }
+        }
+        if let requiredCapabilities, result.context.extensions != context.extensions {
+            for (index, leaf) in result.tree.members {
+                try result.tree.validateLeafNode(leaf, at: index, groupID: context.groupID, requiredCapabilities: requiredCapabilities)
+            }
+        }
+        return result
+    }
+
+    /// §12.2 list rules and each proposal's own rules (§12.1).
+    private func validateList(_ list: [ProposalWithSender], committer: Sender, committerLeaf: LeafIndex?, isExternal: Bool) throws {
+        var touchedLeaves = Set<LeafIndex>()
+        var addedSignatureKeys = Set<SignaturePublicKey>()
+        var removedLeaves = Set<LeafIndex>()
+        var pskIDs = Set<PreSharedKeyID>()
+        var counts: [UInt16: Int] = [:]
+        for item in list {
+            counts[item.proposal.proposalType.rawValue, default: 0] += 1
+            switch item.proposal {
+            case .add(let keyPackage):
+                guard addedSignatureKeys.insert(keyPackage.leafNode.signatureKey).inserted else {
+                    throw MLSError.invalidProposal("two Adds for the same client")
+                }
+            case .update:
+                guard case .member(let leaf) = item.sender else { throw MLSError.invalidProposal("an Update must come from a member") }
+                guard leaf != committerLeaf else { throw MLSError.invalidProposal("a committer may not commit its own Update; it uses the path instead") }
+                guard touchedLeaves.insert(leaf).inserted else { throw MLSError.invalidProposal("two Updates or Removes for \(leaf)") }
+            case .remove(let leaf):
+                guard leaf != committerLeaf else { throw MLSError.invalidProposal("a committer may not remove itself") }
+                guard tree.leafNode(at: leaf) != nil else { throw MLSError.invalidProposal("Remove names \(leaf), which is not a member") }
+                guard touchedLeaves.insert(leaf).inserted else { throw MLSError.invalidProposal("two Updates or Removes for \(leaf)") }
+                removedLeaves.insert(leaf)
+            case .preSharedKey(let id):
+                guard id.pskNonce.count == suite.hashLength else { throw MLSError.invalidProposal("a PSK nonce must be Nh bytes long") }
+                if case .resumption(let usage, _, _) = id.kind, usage != .application {
+                    throw MLSError.invalidProposal("a resumption PSK outside reinit or branching must have usage application")
+                }
+                guard pskIDs.insert(id).inserted else { throw MLSError.invalidProposal("the same PSK is proposed twice") }
+            case .reInit(let reInit):
+                guard reInit.version.rawValue >= context.version.rawValue else { throw MLSError.invalidProposal("ReInit may not lower the protocol version") }
+            case .externalInit:
+                guard isExternal else { throw MLSError.invalidProposal("ExternalInit is only allowed in an external commit") }
+            case .groupContextExtensions:
+                break
+            }
+        }
+        // A client already in the group may be added only if the same commit removes it.
+        for key in addedSignatureKeys {
+            if let existing = tree.leaf(withSignatureKey: key), !removedLeaves.contains(existing) {
+                throw MLSError.invalidProposal("Add for a client that is already a member")
+            }
+        }
+        if isExternal {
+            let allowed: Set<UInt16> = [ProposalType.externalInit.rawValue, ProposalType.remove.rawValue, ProposalType.psk.rawValue]
+            guard counts[ProposalType.externalInit.rawValue] == 1, counts[ProposalType.remove.rawValue, default: 0] <= 1,
+                  counts.keys.allSatisfy(allowed.contains) else {
+                throw MLSError.invalidCommit("an external commit needs exactly one ExternalInit, at most one Remove and otherwise only PSKs")
+            }
+        } else {
+            guard counts[ProposalType.groupContextExtensions.rawValue, default: 0] <= 1 else {
+                throw MLSError.invalidProposal("more than one GroupContextExtensions proposal")
+            }
+            guard counts[ProposalType.reinit.rawValue] == nil || list.count == 1 else {
+                throw MLSError.invalidProposal("a ReInit must be committed alone")
+            }
+        }
+    }
+
+    /// §12.1.2: an Update's leaf is a valid `update` leaf with a new encryption key.
+    private func checkUpdate(_ leafNode: LeafNode, at leaf: LeafIndex, _ requiredCapabilities: RequiredCapabilities?) throws {
+        guard case .update = leafNode.source else { throw MLSError.invalidLeafNode("an Update's leaf must have source update") }
+        guard let current = tree.leafNode(at: leaf) else { throw MLSError.invalidProposal("Update from \(leaf), which is blank") }
+        guard leafNode.encryptionKey != current.encryptionKey, tree.node(withEncryptionKey: leafNode.encryptionKey) == nil else {
+            throw MLSError.invalidLeafNode("an Update must bring a fresh encryption key")
+        }
+        if let holder = tree.leaf(withSignatureKey: leafNode.signatureKey), holder != leaf {
+            throw MLSError.invalidLeafNode("an Update may not take another member's signature key")
+        }
+        try tree.validateLeafNode(leafNode, at: leaf, groupID: context.groupID, requiredCapabilities: requiredCapabilities)
+        try Self.checkCredential(leafNode, policy)
+    }
+
+    /// KeyPackage validation (§10.1) against this group.
+    func validateKeyPackage(_ keyPackage: KeyPackage, requiredCapabilities: RequiredCapabilities? = nil, now: UInt64? = nil) throws {
+        guard keyPackage.version == context.version, keyPackage.cipherSuite == context.cipherSuite else {
+            throw MLSError.invalidKeyPackage("the KeyPackage is for another protocol version or cipher suite")
+        }
+        try Self.validateKeyPackageAlone(keyPackage, suite)
+        let leaf = keyPackage.leafNode
+        try tree.validateLeafNode(leaf, at: LeafIndex(0), groupID: context.groupID, requiredCapabilities: requiredCapabilities, now: now)
+        for type in Set(tree.members.map { $0.leaf.credential.credentialType }) where !leaf.capabilities.credentials.contains(type) {
+            throw MLSError.invalidKeyPackage("the new member does not support credential type \(type.rawValue), which a member uses")
+        }
+        for (_, member) in tree.members where !member.capabilities.credentials.contains(leaf.credential.credentialType) {
+            throw MLSError.invalidKeyPackage("a member does not support the new member's credential type")
+        }
+        try Self.checkCredential(leaf, policy)
+    }
+
+    /// The checks of §10.1 that need no group: signature, leaf source, distinct keys.
+    static func validateKeyPackageAlone(_ keyPackage: KeyPackage, _ suite: CipherSuiteProvider) throws {
+        guard case .keyPackage = keyPackage.leafNode.source else { throw MLSError.invalidKeyPackage("its leaf node must have source key_package") }
+        guard try suite.verifyWithLabel(keyPackage.leafNode.signatureKey, label: "KeyPackageTBS", content: keyPackage.toBeSigned(), signature: keyPackage.signature) else {
+            throw MLSError.invalidKeyPackage("the KeyPackage signature does not verify")
+        }
+        guard try keyPackage.leafNode.verifySignature(suite, groupID: [], leafIndex: LeafIndex(0)) else {
+            throw MLSError.invalidKeyPackage("the leaf node signature does not verify")
+        }
+        guard keyPackage.initKey != keyPackage.leafNode.encryptionKey else {
+            throw MLSError.invalidKeyPackage("the init key and the leaf's encryption key must differ")
+        }
+        for extensionType in keyPackage.extensions.map(\.extensionType)
+        where !keyPackage.leafNode.capabilities.supports(extensionType) && extensionType != .lastResort {
+            throw MLSError.invalidKeyPackage("the KeyPackage carries extension \(extensionType.rawValue) its capabilities do not list")
+        }
+    }
+
+    // MARK: Commits (§12.4.2)
+
+    /// A commit checked against the public state: what it changes and the
+    /// next epoch's public values. Members add secrets to it; the server adopts it.
+    struct StagedCommit {
+        var content: AuthenticatedContent
+        var proposals: [ProposalWithSender]
+        var applied: AppliedProposals
+        var committer: LeafIndex
+        var path: UpdatePath?
+        /// Epoch + 1, the new tree hash and extensions, and the old confirmed transcript hash.
+        var provisionalContext: GroupContext
+        var newContext: GroupContext
+        var interimTranscriptHash: [UInt8]
+    }
+
+    /// Everything about a received commit that needs no secret: epoch,
+    /// signature, proposal list, path shape and parent hashes, transcript hashes.
+    func stage(_ content: AuthenticatedContent) throws -> StagedCommit {
+        guard case .commit(let commit) = content.content.body else { throw MLSError.invalidMessage("not a commit") }
+        try verify(content)
+        let sender = content.content.sender
+        let proposals = try resolve(commit, committer: sender)
+        var applied = try apply(proposals, committer: sender)
+        if applied.pathRequired, commit.path == nil {
+            throw MLSError.invalidCommit("this commit must carry an UpdatePath")
+        }
+        let committer: LeafIndex
+        switch sender {
+        case .member(let leaf):
+            committer = leaf
+            if let path = commit.path {
+                try Self.checkCredential(path.leafNode, policy)
+                try applied.tree.merge(path, from: leaf, groupID: context.groupID)
+            }
+        case .newMemberCommit:
+            guard let path = commit.path else { throw MLSError.invalidCommit("an external commit must carry an UpdatePath") }
+            try Self.checkCredential(path.leafNode, policy)
+            committer = try applied.tree.add(path.leafNode)
+            try applied.tree.merge(path, from: committer, groupID: context.groupID, isNewLeaf: true)
+        default:
+            throw MLSError.invalidMessage("a commit must come from a member or a new member")
+        }
+        return try finishStaging(content, proposals: proposals, applied: applied, committer: committer, path: commit.path)
+    }
+
+    /// The transcript and context of the epoch a commit creates (§8.2).
+    func finishStaging(
+        _ content: AuthenticatedContent, proposals: [ProposalWithSender], applied: AppliedProposals, committer: LeafIndex, path: UpdatePath?
+    ) throws -> StagedCommit {
+        var provisional = applied.context
+        provisional.epoch = context.epoch + 1
+        provisional.treeHash = applied.tree.treeHash
+        guard let tag = content.auth.confirmationTag else { throw MLSError.invalidCommit("a commit needs a confirmation tag") }
+        var newContext = provisional
+        newContext.confirmedTranscriptHash = try TranscriptHash.confirmed(suite, interimBefore: interimTranscriptHash, commit: content)
+        return StagedCommit(
+            content: content, proposals: proposals, applied: applied, committer: committer, path: path,
+            provisionalContext: provisional, newContext: newContext,
+            interimTranscriptHash: try TranscriptHash.interim(suite, confirmed: newContext.confirmedTranscriptHash, confirmationTag: tag))
+    }
+
+    /// Moves to the epoch a staged commit creates.
+    mutating func adopt(_ staged: StagedCommit) {
+        context = staged.newContext
+        tree = staged.applied.tree
+        interimTranscriptHash = staged.interimTranscriptHash
+        proposals.removeAll()
+    }
+}
+
+extension ExtensionType {
+    /// `last_resort` (RFC 9420 §17.3 registry, from the MLS extensions work):
+    /// marks a KeyPackage that may be handed out more than once.
+    public static let lastResort = ExtensionType(rawValue: 0x000a)
+}
