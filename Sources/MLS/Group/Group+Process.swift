@@ -99,10 +99,17 @@ extension Group {
     /// §12.4.2 "Processing a Commit" for a commit from someone else.
     private mutating func applyCommit(_ content: AuthenticatedContent) throws -> CommitSummary {
         let staged = try publicGroup.stage(content)
-        let removedSelf = staged.applied.removed.contains { $0.leaf == ownLeaf }
+        if staged.applied.removed.contains(where: { $0.leaf == ownLeaf }) {
+            // The path was encrypted past us, so the new epoch's secrets (and
+            // its confirmation tag) are out of reach: record the removal and stop.
+            publicGroup.adopt(staged)
+            pending = nil
+            isActive = false
+            return staged.summary(isOwnCommit: false, removedSelf: true)
+        }
         var keys = treeKeys
         var commitSecret = KeySchedule.zeros(suite)
-        if let path = staged.path, !removedSelf {
+        if let path = staged.path {
             let result = try treeKeys.applying(
                 path, from: staged.committer, in: staged.applied.tree, groupContext: staged.provisionalContext,
                 excluding: Set(staged.applied.added.map(\.leaf)))
@@ -127,9 +134,7 @@ extension Group {
         guard TranscriptHash.verifyConfirmationTag(suite, tag, confirmationKey: secrets.confirmationKey, confirmed: staged.newContext.confirmedTranscriptHash) else {
             throw MLSError.invalidCommit("the confirmation tag does not match: this member and the committer disagree about the group")
         }
-        var next = try advanced(to: staged, secrets: secrets, treeKeys: keys, confirmationTag: tag)
-        if removedSelf { next.isActive = false }
-        self = next
-        return staged.summary(isOwnCommit: false, removedSelf: removedSelf)
+        self = try advanced(to: staged, secrets: secrets, treeKeys: keys, confirmationTag: tag)
+        return staged.summary(isOwnCommit: false, removedSelf: false)
     }
 }

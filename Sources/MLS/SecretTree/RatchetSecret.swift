@@ -36,12 +36,19 @@ public struct SecretTreeConfiguration: Hashable, Sendable {
 /// A sender ratchet (RFC 9420 §9.1): each step derives a key, a nonce and
 /// the next secret from the current one, then forgets the current one.
 struct HashRatchet: Hashable, Sendable {
-    private var secret: [UInt8]
+    private(set) var secret: [UInt8]
     private(set) var nextGeneration: UInt32 = 0
     /// Keys derived while skipping ahead, kept for messages that arrive late.
-    private var retained: [UInt32: RatchetKey] = [:]
+    private(set) var retained: [UInt32: RatchetKey] = [:]
 
     init(secret: [UInt8]) { self.secret = secret }
+
+    /// Rebuilds a ratchet from stored state.
+    init(secret: [UInt8], nextGeneration: UInt32, retained: [UInt32: RatchetKey]) {
+        self.secret = secret
+        self.nextGeneration = nextGeneration
+        self.retained = retained
+    }
 
     /// The key for the next generation, for sending.
     mutating func next(_ suite: CipherSuiteProvider) throws -> RatchetKey {

@@ -12,8 +12,8 @@ public struct SecretTree: Sendable {
     public let configuration: SecretTreeConfiguration
     /// Node secrets not yet consumed. A node is removed once its children (or,
     /// for a leaf, its two ratchets) have been derived from it.
-    private var nodeSecrets: [NodeIndex: [UInt8]]
-    private var ratchets: [LeafIndex: (handshake: HashRatchet, application: HashRatchet)] = [:]
+    private(set) var nodeSecrets: [NodeIndex: [UInt8]]
+    private(set) var ratchets: [LeafIndex: (handshake: HashRatchet, application: HashRatchet)] = [:]
 
     public init(
         _ suite: CipherSuiteProvider, encryptionSecret: [UInt8], leafCount: LeafCount,
@@ -23,6 +23,18 @@ public struct SecretTree: Sendable {
         self.leafCount = leafCount
         self.configuration = configuration
         nodeSecrets = [leafCount.root: encryptionSecret]
+    }
+
+    /// Rebuilds a tree from stored state.
+    init(
+        _ suite: CipherSuiteProvider, leafCount: LeafCount, configuration: SecretTreeConfiguration,
+        nodeSecrets: [NodeIndex: [UInt8]], ratchets: [LeafIndex: (handshake: HashRatchet, application: HashRatchet)]
+    ) {
+        self.suite = suite
+        self.leafCount = leafCount
+        self.configuration = configuration
+        self.nodeSecrets = nodeSecrets
+        self.ratchets = ratchets
     }
 
     /// How many node secrets are held: the lazily expanded frontier (for tests of §9.2 deletion).

@@ -96,3 +96,26 @@ extension TamperedVectorTests {
         try expectCaught(MessagesVectorTests.messages, entry: 0, ["commit"])
     }
 }
+
+extension TamperedVectorTests {
+    @Test func messageProtection() throws {
+        for field in ["proposal_pub", "commit_pub", "proposal_priv", "commit_priv", "application_priv", "membership_key", "signature_pub"] {
+            try expectCaught(GroupVectorTests.messageProtection, entry: 1, [field])
+        }
+    }
+
+    @Test func welcome() throws {
+        for field in ["welcome", "init_priv", "signer_pub"] {
+            try expectCaught(GroupVectorTests.welcome, entry: 0, [field])
+        }
+    }
+
+    @Test func passiveClients() throws {
+        try expectCaught(GroupVectorTests.passiveWelcome, entry: 4, ["initial_epoch_authenticator"])
+        try expectCaught(GroupVectorTests.passiveWelcome, entry: 4, ["ratchet_tree"])
+        try expectCaught(GroupVectorTests.passiveWelcome, entry: 0, ["welcome"])
+        try expectCaught(GroupVectorTests.passiveHandlingCommit, entry: 0, ["epochs", 1, "epoch_authenticator"])
+        try expectCaught(GroupVectorTests.passiveHandlingCommit, entry: 0, ["epochs", 0, "commit"])
+        try expectCaught(GroupVectorTests.passiveRandom, entry: 0, ["epochs", 150, "epoch_authenticator"])
+    }
+}
