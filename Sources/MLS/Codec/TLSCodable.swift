@@ -66,3 +66,26 @@ extension TLSEnum {
         self = value
     }
 }
+
+/// A value from an IANA registry that stays open to new and GREASE values
+/// (RFC 9420 §13.5, §17): a `uint16` that decodes whatever it holds and
+/// re-encodes it unchanged.
+public protocol OpenRegistryValue: TLSCodable, RawRepresentable, Hashable, Sendable where RawValue == UInt16 {
+    init(rawValue: UInt16)
+}
+
+extension OpenRegistryValue {
+    public func encode(to writer: inout TLSWriter) { writer.write(rawValue) }
+    public init(from reader: inout TLSReader) throws { self.init(rawValue: try reader.read()) }
+}
+
+/// A value that is a single `opaque<V>` on the wire, such as a public key.
+public protocol OpaqueBytesValue: TLSCodable, Hashable, Sendable {
+    var bytes: [UInt8] { get }
+    init(_ bytes: [UInt8])
+}
+
+extension OpaqueBytesValue {
+    public func encode(to writer: inout TLSWriter) throws { try writer.writeOpaque(bytes) }
+    public init(from reader: inout TLSReader) throws { self.init(try reader.readOpaque()) }
+}

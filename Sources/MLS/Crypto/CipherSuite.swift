@@ -3,7 +3,7 @@
 /// This is an open value: unknown identifiers (GREASE, private use) decode and
 /// re-encode unchanged; asking for their ``provider()`` throws
 /// ``MLSError/unsupportedCipherSuite(_:)``.
-public struct CipherSuite: RawRepresentable, Hashable, Sendable, TLSCodable, CustomStringConvertible {
+public struct CipherSuite: OpenRegistryValue, CustomStringConvertible {
     public let rawValue: UInt16
     public init(rawValue: UInt16) { self.rawValue = rawValue }
 
@@ -32,7 +32,4 @@ public struct CipherSuite: RawRepresentable, Hashable, Sendable, TLSCodable, Cus
     }
 
     public var description: String { "cipher suite \(rawValue)" }
-
-    public func encode(to writer: inout TLSWriter) { writer.write(rawValue) }
-    public init(from reader: inout TLSReader) throws { rawValue = try reader.read() }
 }

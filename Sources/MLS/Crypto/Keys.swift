@@ -1,10 +1,8 @@
 /// `opaque HPKEPublicKey<V>` (RFC 9420 §5.1.1): X25519 raw bytes, or an
 /// uncompressed point for the NIST curves.
-public struct HPKEPublicKey: Hashable, Sendable, TLSCodable {
+public struct HPKEPublicKey: OpaqueBytesValue {
     public var bytes: [UInt8]
     public init(_ bytes: [UInt8]) { self.bytes = bytes }
-    public func encode(to writer: inout TLSWriter) throws { try writer.writeOpaque(bytes) }
-    public init(from reader: inout TLSReader) throws { bytes = try reader.readOpaque() }
 }
 
 /// An HPKE private key in RFC 9180 `SerializePrivateKey` form.
@@ -17,11 +15,9 @@ public struct HPKEPrivateKey: Hashable, Sendable, CustomStringConvertible {
 
 /// `opaque SignaturePublicKey<V>` (RFC 9420 §5.1.1): RFC 8032 bytes for
 /// Ed25519, an uncompressed point for ECDSA.
-public struct SignaturePublicKey: Hashable, Sendable, TLSCodable {
+public struct SignaturePublicKey: OpaqueBytesValue {
     public var bytes: [UInt8]
     public init(_ bytes: [UInt8]) { self.bytes = bytes }
-    public func encode(to writer: inout TLSWriter) throws { try writer.writeOpaque(bytes) }
-    public init(from reader: inout TLSReader) throws { bytes = try reader.readOpaque() }
 }
 
 /// A signature private key: the RFC 8032 seed for Ed25519, the big-endian

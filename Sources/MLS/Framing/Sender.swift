@@ -1,5 +1,5 @@
 /// `WireFormat` (RFC 9420 §6, registry §17.2).
-public struct WireFormat: RawRepresentable, Hashable, Sendable, TLSCodable {
+public struct WireFormat: OpenRegistryValue {
     public let rawValue: UInt16
     public init(rawValue: UInt16) { self.rawValue = rawValue }
     public static let publicMessage = WireFormat(rawValue: 1)
@@ -7,9 +7,6 @@ public struct WireFormat: RawRepresentable, Hashable, Sendable, TLSCodable {
     public static let welcome = WireFormat(rawValue: 3)
     public static let groupInfo = WireFormat(rawValue: 4)
     public static let keyPackage = WireFormat(rawValue: 5)
-
-    public func encode(to writer: inout TLSWriter) { writer.write(rawValue) }
-    public init(from reader: inout TLSReader) throws { rawValue = try reader.read() }
 }
 
 /// `ContentType` (RFC 9420 §6).

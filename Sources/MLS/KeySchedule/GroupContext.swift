@@ -1,12 +1,9 @@
 /// `ProtocolVersion` (RFC 9420 §6). Open, so a capabilities list naming a
 /// future version still decodes; structures that must be MLS 1.0 check it.
-public struct ProtocolVersion: RawRepresentable, Hashable, Sendable, TLSCodable {
+public struct ProtocolVersion: OpenRegistryValue {
     public let rawValue: UInt16
     public init(rawValue: UInt16) { self.rawValue = rawValue }
     public static let mls10 = ProtocolVersion(rawValue: 1)
-
-    public func encode(to writer: inout TLSWriter) { writer.write(rawValue) }
-    public init(from reader: inout TLSReader) throws { rawValue = try reader.read() }
 
     /// Reads a version field that must be MLS 1.0.
     static func readMLS10(from reader: inout TLSReader) throws -> ProtocolVersion {

@@ -1,13 +1,10 @@
 /// A credential type (RFC 9420 §5.3, registry §17.5). Open for GREASE values
 /// in capability lists.
-public struct CredentialType: RawRepresentable, Hashable, Sendable, TLSCodable {
+public struct CredentialType: OpenRegistryValue {
     public let rawValue: UInt16
     public init(rawValue: UInt16) { self.rawValue = rawValue }
     public static let basic = CredentialType(rawValue: 1)
     public static let x509 = CredentialType(rawValue: 2)
-
-    public func encode(to writer: inout TLSWriter) { writer.write(rawValue) }
-    public init(from reader: inout TLSReader) throws { rawValue = try reader.read() }
 }
 
 /// `Credential` (RFC 9420 §5.3): who a member claims to be. Whether the claim

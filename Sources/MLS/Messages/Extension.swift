@@ -1,6 +1,6 @@
 /// An extension type from the "MLS Extension Types" registry (RFC 9420 §17.3).
 /// Open-ended, so GREASE and unknown types round-trip unchanged.
-public struct ExtensionType: RawRepresentable, Hashable, Sendable, TLSCodable {
+public struct ExtensionType: OpenRegistryValue {
     public let rawValue: UInt16
     public init(rawValue: UInt16) { self.rawValue = rawValue }
 
@@ -9,9 +9,6 @@ public struct ExtensionType: RawRepresentable, Hashable, Sendable, TLSCodable {
     public static let requiredCapabilities = ExtensionType(rawValue: 0x0003)
     public static let externalPub = ExtensionType(rawValue: 0x0004)
     public static let externalSenders = ExtensionType(rawValue: 0x0005)
-
-    public func encode(to writer: inout TLSWriter) { writer.write(rawValue) }
-    public init(from reader: inout TLSReader) throws { rawValue = try reader.read() }
 }
 
 /// `Extension` (RFC 9420 §13): a type and opaque data interpreted by whoever knows the type.

@@ -1,6 +1,6 @@
 /// A proposal type (RFC 9420 §12.1, registry §17.4). Open for GREASE values
 /// in capability lists.
-public struct ProposalType: RawRepresentable, Hashable, Sendable, TLSCodable {
+public struct ProposalType: OpenRegistryValue {
     public let rawValue: UInt16
     public init(rawValue: UInt16) { self.rawValue = rawValue }
     public static let add = ProposalType(rawValue: 1)
@@ -10,9 +10,6 @@ public struct ProposalType: RawRepresentable, Hashable, Sendable, TLSCodable {
     public static let reinit = ProposalType(rawValue: 5)
     public static let externalInit = ProposalType(rawValue: 6)
     public static let groupContextExtensions = ProposalType(rawValue: 7)
-
-    public func encode(to writer: inout TLSWriter) { writer.write(rawValue) }
-    public init(from reader: inout TLSReader) throws { rawValue = try reader.read() }
 }
 
 /// `ReInit` (RFC 9420 §12.1.5).
