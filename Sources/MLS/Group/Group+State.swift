@@ -29,16 +29,7 @@ extension Group {
     }
 
     private func encodeState(to writer: inout TLSWriter) throws {
-        try writer.write(context)
-        try writer.writeOpaque(tree.encoded())
-        try writer.writeOpaque(publicGroup.interimTranscriptHash)
-        try writer.writeVector { inner in
-            for (reference, entry) in publicGroup.proposals.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
-                try inner.writeOpaque(reference)
-                try inner.write(entry.sender)
-                try inner.write(entry.proposal)
-            }
-        }
+        try publicGroup.encodeState(to: &writer)
         try writer.write(ownLeaf)
         try writer.writeOpaque(signer.bytes)
         try writer.writeOpaque(treeKeys.leafKey.bytes)
@@ -77,18 +68,8 @@ extension Group {
     }
 
     private init(decodingStateFrom reader: inout TLSReader, policy: GroupPolicy) throws {
-        let context = try reader.read(GroupContext.self)
-        let suite = try context.cipherSuite.provider()
-        let tree = try RatchetTree(suite, encoded: reader.readOpaque())
-        guard tree.treeHash == context.treeHash else { throw MLSError.invalidState("the stored tree does not match the stored context") }
-        var publicGroup = PublicGroup(context: context, tree: tree, interimTranscriptHash: try reader.readOpaque(), policy: policy)
-        for (reference, entry) in try reader.readVector(of: { inner -> ([UInt8], ProposalWithSender) in
-            let reference = try inner.readOpaque()
-            let sender = try inner.read(Sender.self)
-            return (reference, ProposalWithSender(proposal: try inner.read(), sender: sender, reference: reference))
-        }) {
-            publicGroup.proposals[reference] = entry
-        }
+        let publicGroup = try PublicGroup(decodingStateFrom: &reader, policy: policy)
+        let suite = publicGroup.suite
         let ownLeaf = try reader.read(LeafIndex.self)
         let signer = SignaturePrivateKey(try reader.readOpaque())
         let leafKey = HPKEPrivateKey(try reader.readOpaque())
@@ -119,6 +100,54 @@ extension Group {
         case 0: isActive = false
         case 1: isActive = true
         case let other: throw DecodingError.invalidOptionalPresence(other)
+        }
+    }
+}
+
+extension PublicGroup {
+    /// The public state alone (context, tree, transcript hash, proposals):
+    /// what a delivery service stores per group.
+    public func serialized() throws -> [UInt8] {
+        var writer = TLSWriter()
+        writer.write(Group.stateFormatVersion)
+        try encodeState(to: &writer)
+        return writer.bytes
+    }
+
+    /// Restores a view from ``serialized()``; the tree is checked against the stored tree hash.
+    public init(serialized bytes: [UInt8], policy: GroupPolicy = GroupPolicy()) throws {
+        var reader = TLSReader(bytes)
+        guard try reader.read(UInt16.self) == Group.stateFormatVersion else {
+            throw MLSError.invalidState("the stored group view has an unknown format version")
+        }
+        self = try PublicGroup(decodingStateFrom: &reader, policy: policy)
+        try reader.finish()
+    }
+
+    func encodeState(to writer: inout TLSWriter) throws {
+        try writer.write(context)
+        try writer.writeOpaque(tree.encoded())
+        try writer.writeOpaque(interimTranscriptHash)
+        try writer.writeVector { inner in
+            for (reference, entry) in proposals.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+                try inner.writeOpaque(reference)
+                try inner.write(entry.sender)
+                try inner.write(entry.proposal)
+            }
+        }
+    }
+
+    init(decodingStateFrom reader: inout TLSReader, policy: GroupPolicy) throws {
+        let context = try reader.read(GroupContext.self)
+        let tree = try RatchetTree(context.cipherSuite.provider(), encoded: reader.readOpaque())
+        guard tree.treeHash == context.treeHash else { throw MLSError.invalidState("the stored tree does not match the stored context") }
+        self.init(context: context, tree: tree, interimTranscriptHash: try reader.readOpaque(), policy: policy)
+        for (reference, entry) in try reader.readVector(of: { inner -> ([UInt8], ProposalWithSender) in
+            let reference = try inner.readOpaque()
+            let sender = try inner.read(Sender.self)
+            return (reference, ProposalWithSender(proposal: try inner.read(), sender: sender, reference: reference))
+        }) {
+            proposals[reference] = entry
         }
     }
 }

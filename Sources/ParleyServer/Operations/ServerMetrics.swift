@@ -1,0 +1,30 @@
+import CoreMetrics
+import Prometheus
+import ParleyProtocol
+
+/// The server's counters (swift-metrics API, Prometheus exposition at `/metrics`).
+/// Each server owns its registry, so several servers (tests) can run in one process.
+final class ServerMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    let accepted: CoreMetrics.Counter
+    let deliveries: CoreMetrics.Counter
+    let groupsCreated: CoreMetrics.Counter
+    private let connectionsGauge: CoreMetrics.Gauge
+    private let factory: PrometheusMetricsFactory
+
+    init() {
+        factory = PrometheusMetricsFactory(registry: registry)
+        accepted = CoreMetrics.Counter(label: "parley_messages_accepted_total", factory: factory)
+        deliveries = CoreMetrics.Counter(label: "parley_deliveries_total", factory: factory)
+        groupsCreated = CoreMetrics.Counter(label: "parley_groups_created_total", factory: factory)
+        connectionsGauge = CoreMetrics.Gauge(label: "parley_connections", factory: factory)
+    }
+
+    func rejected(_ reason: ErrorCode) {
+        CoreMetrics.Counter(label: "parley_messages_rejected_total", dimensions: [("reason", reason.rawValue)], factory: factory).increment()
+    }
+
+    func connections(_ count: Int) { connectionsGauge.record(count) }
+
+    func exposition() -> String { registry.emitToString() }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import HummingbirdWebSocket
+import Logging
+import ParleyProtocol
+import ServiceLifecycle
+import Synchronization
+
+/// The Parley server: HTTPS and WebSocket on one port, TLS 1.3, state in the data directory.
+public final class ParleyServer: Sendable {
+    public let configuration: ServerConfiguration
+    /// SHA-256 fingerprint of the server certificate, for clients to pin.
+    public let fingerprint: String
+    public let certificateDER: [UInt8]
+    /// True when this run generated the self-signed certificate.
+    public let createdCertificate: Bool
+    let identity: ServerIdentity
+    let storage: any ServerStorage
+    let accounts: AccountService
+    let directory: KeyPackageDirectory
+    let delivery: DeliveryService
+    let hub = ConnectionHub()
+    let metrics = ServerMetrics()
+    let logger: Logger
+    private let serviceGroup = Mutex<ServiceGroup?>(nil)
+
+    public init(configuration: ServerConfiguration, logger: Logger = Logger(label: "parley")) throws {
+        self.configuration = configuration
+        self.logger = logger
+        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        storage = try SQLiteStorage(path: configuration.databasePath)
+        let (identity, created) = try ServerIdentity.load(configuration: configuration)
+        self.identity = identity
+        fingerprint = identity.fingerprint
+        certificateDER = identity.certificateDER
+        createdCertificate = created
+        accounts = AccountService(storage: storage, configuration: configuration, logger: logger)
+        directory = KeyPackageDirectory(storage: storage, configuration: configuration)
+        delivery = DeliveryService(storage: storage, hub: hub, configuration: configuration, metrics: metrics, logger: logger)
+    }
+
+    /// Serves until a graceful shutdown: SIGTERM or SIGINT when `handleSignals`,
+    /// or ``shutdown()``. Shutdown stops accepting, closes WebSockets with
+    /// 1001 (going away), drains in-flight requests and returns.
+    ///
+    /// - Parameter onRunning: called with the bound port once the server listens.
+    public func run(handleSignals: Bool = true, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let routes = Routes(accounts: accounts, directory: directory, delivery: delivery, metrics: metrics, hub: hub)
+        let router = routes.router()
+        router.get("v1/ws") { _, _ -> Response in throw ErrorBody(.unauthorized) }
+        let sessionParts = (storage, delivery, hub, configuration, accounts, logger)
+        let webSocket = HTTPServerBuilder.http1WebSocketUpgrade(
+            configuration: .init(ws: .init(maxFrameSize: configuration.maxFrameBytes * 4))
+        ) { request, _, logger in
+            let (storage, delivery, hub, configuration, accounts, _) = sessionParts
+            guard request.path == "/v1/ws",
+                  let device = try? accounts.authenticate(token: Routes.token(from: request.headerFields[.authorization])) else {
+                return .dontUpgrade
+            }
+            let session = WebSocketSession(device: device, storage: storage, delivery: delivery, hub: hub, configuration: configuration, logger: logger)
+            return .upgrade([:]) { inbound, outbound, _ in
+                await session.run(inbound: inbound, outbound: outbound)
+            }
+        }
+        let app = Application(
+            router: router,
+            server: try .tls(webSocket, tlsConfiguration: identity.tlsConfiguration()),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Parley"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
+            logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [
+                .init(service: app),
+                .init(service: CloseConnectionsOnShutdown(hub: hub)),
+                .init(service: RetentionService(storage: storage, days: configuration.retentionDays, logger: logger)),
+            ],
+            gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
+            logger: logger))
+        serviceGroup.withLock { $0 = group }
+        try await group.run()
+    }
+
+    /// Begins a graceful shutdown of a running server.
+    public func shutdown() async {
+        let group = serviceGroup.withLock { $0 }
+        await group?.triggerGracefulShutdown()
+    }
+
+    // MARK: Operator commands (`parley admin`), also while the server runs
+
+    public func addUser(name: String, password: String) throws {
+        try accounts.register(API.Register(username: name, password: password), bypassPolicy: true)
+    }
+
+    public func listUsers() throws -> [(name: String, created: Date, devices: Int)] {
+        try storage.users().map { ($0.name, Date(timeIntervalSince1970: Double($0.createdAt) / 1000), try storage.devices(ofUser: $0.id).count) }
+    }
+
+    public func removeUser(name: String) throws -> Bool {
+        try storage.removeUser(named: name)
+    }
+}
+
+/// On graceful shutdown, ends every WebSocket (each closes with 1001).
+private struct CloseConnectionsOnShutdown: Service {
+    let hub: ConnectionHub
+    func run() async throws {
+        try? await gracefulShutdown()
+        hub.closeAll()
+    }
+}
+
+/// Deletes acknowledged messages and those past the retention period, hourly.
+private struct RetentionService: Service {
+    let storage: any ServerStorage
+    let days: Int
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            let cutoff = Clock.milliseconds() - UInt64(days) * 86_400_000
+            if let pruned = try? storage.prune(olderThan: cutoff), pruned > 0 {
+                logger.info("messages pruned", metadata: ["count": "\(pruned)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(3600)) }
+        }
+    }
+}

@@ -1,0 +1,142 @@
+import Foundation
+
+/// Everything the server persists, behind one protocol so SQLite (the
+/// default) and PostgreSQL (for several nodes, later) are interchangeable.
+/// Every method is one transaction; a method that returns has made its
+/// writes durable.
+public protocol ServerStorage: Sendable {
+    // Accounts
+    func createUser(name: String, passwordHash: [UInt8], salt: [UInt8]) throws -> Int64
+    func user(named name: String) throws -> UserRecord?
+    func users() throws -> [UserRecord]
+    func removeUser(named name: String) throws -> Bool
+
+    // Devices and sessions
+    func device(userID: Int64, signatureKey: [UInt8]) throws -> Int64
+    func devices(ofUser userID: Int64) throws -> [DeviceRecord]
+    func device(withSignatureKey key: [UInt8]) throws -> DeviceRecord?
+    func createSession(tokenHash: [UInt8], deviceID: Int64, expiresAt: UInt64) throws
+    func session(tokenHash: [UInt8], now: UInt64) throws -> SessionRecord?
+    func deleteSession(tokenHash: [UInt8]) throws
+
+    // KeyPackage directory
+    func addKeyPackages(deviceID: Int64, _ packages: [StoredKeyPackage]) throws
+    func availableKeyPackages(deviceID: Int64) throws -> Int
+    /// Hands out one KeyPackage of the device, never the same one-time package twice;
+    /// the last-resort package when none is left.
+    func claimKeyPackage(deviceID: Int64) throws -> StoredKeyPackage?
+    /// The device that uploaded the KeyPackage with this reference.
+    func keyPackageOwner(reference: [UInt8]) throws -> Int64?
+
+    // Groups and their logs
+    func createGroup(_ group: GroupRecord, creatorDevice: Int64) throws -> Int64
+    func group(named name: String) throws -> GroupRecord?
+    func group(id: Int64) throws -> GroupRecord?
+    func groups(ofDevice deviceID: Int64) throws -> [GroupRecord]
+    /// Appends one accepted message; with it, atomically: the group's new
+    /// public state, Welcomes for added devices, and membership changes.
+    func append(_ append: LogAppend) throws -> UInt64
+    func messages(groupID: Int64, after seq: UInt64, through last: UInt64?, limit: Int) throws -> [LogEntry]
+    func memberships(ofDevice deviceID: Int64) throws -> [MembershipRecord]
+    func welcomes(forDevice deviceID: Int64) throws -> [WelcomeRecord]
+    func acknowledge(deviceID: Int64, groupID: Int64, seq: UInt64) throws
+    func destroyGroup(id: Int64, notify devices: [Int64]) throws
+    func notices(forDevice deviceID: Int64) throws -> [String]
+    func clearNotices(forDevice deviceID: Int64) throws
+    /// Deletes messages every member device has acknowledged, and any older than `cutoff`.
+    func prune(olderThan cutoff: UInt64) throws -> Int
+}
+
+public struct UserRecord: Sendable, Hashable {
+    public var id: Int64
+    public var name: String
+    public var passwordHash: [UInt8]
+    public var salt: [UInt8]
+    public var createdAt: UInt64
+}
+
+public struct DeviceRecord: Sendable, Hashable {
+    public var id: Int64
+    public var userID: Int64
+    public var userName: String
+    public var signatureKey: [UInt8]
+}
+
+public struct SessionRecord: Sendable, Hashable {
+    public var device: DeviceRecord
+    public var expiresAt: UInt64
+}
+
+public struct StoredKeyPackage: Sendable, Hashable {
+    public var reference: [UInt8]
+    public var data: [UInt8]
+    public var lastResort: Bool
+}
+
+public struct GroupRecord: Sendable, Hashable {
+    public var id: Int64
+    public var name: String
+    public var mlsGroupID: [UInt8]
+    /// The serialized public view (MLS `PublicGroup`).
+    public var state: [UInt8]
+    public var lastSeq: UInt64
+    public var createdAt: UInt64
+}
+
+public struct MembershipRecord: Sendable, Hashable {
+    public var groupID: Int64
+    public var groupName: String
+    public var deviceID: Int64
+    /// Messages after this seq are for the device…
+    public var joinedSeq: UInt64
+    /// …up to and including this one, once it has been removed.
+    public var leftSeq: UInt64?
+    /// Everything up to here is on the device.
+    public var ackedSeq: UInt64
+}
+
+public struct WelcomeRecord: Sendable, Hashable {
+    public var groupID: Int64
+    public var groupName: String
+    public var seq: UInt64
+    public var time: UInt64
+    public var data: [UInt8]
+}
+
+public struct LogEntry: Sendable, Hashable {
+    public var seq: UInt64
+    public var time: UInt64
+    public var sender: String
+    public var senderDevice: Int64
+    public var data: [UInt8]
+}
+
+/// One accepted message and everything that changes with it.
+public struct LogAppend: Sendable {
+    public var groupID: Int64
+    public var time: UInt64
+    public var senderDevice: Int64
+    public var data: [UInt8]
+    /// The group's new public state, for handshake messages.
+    public var newState: [UInt8]?
+    public var welcomes: [(deviceID: Int64, data: [UInt8])]
+    public var joinedDevices: [Int64]
+    public var leftDevices: [Int64]
+
+    public init(groupID: Int64, time: UInt64, senderDevice: Int64, data: [UInt8], newState: [UInt8]? = nil,
+                welcomes: [(deviceID: Int64, data: [UInt8])] = [], joinedDevices: [Int64] = [], leftDevices: [Int64] = []) {
+        self.groupID = groupID
+        self.time = time
+        self.senderDevice = senderDevice
+        self.data = data
+        self.newState = newState
+        self.welcomes = welcomes
+        self.joinedDevices = joinedDevices
+        self.leftDevices = leftDevices
+    }
+}
+
+/// Errors storage reports in terms the service can act on.
+public enum StorageError: Error, Equatable {
+    case conflict(String)
+}

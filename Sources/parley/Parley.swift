@@ -1,0 +1,155 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ParleyServer
+
+@main
+struct Parley: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "parley",
+        abstract: "End-to-end encrypted group chat on MLS (RFC 9420).",
+        subcommands: [Serve.self, Admin.self])
+}
+
+/// Options every server-side command shares.
+struct ServerOptions: ParsableArguments {
+    @Option(help: "Data directory (database, TLS certificate). Default: $PARLEY_DATA or ./parley-data.")
+    var data: String?
+
+    @Option(help: "JSON config file; PARLEY_* environment variables and flags override it.")
+    var config: String?
+
+    func configuration() throws -> ServerConfiguration {
+        var configuration = try ServerConfiguration.load(file: config)
+        if let data { configuration.dataDirectory = data }
+        return configuration
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the Parley server: HTTPS and WebSocket on one port, TLS 1.3.")
+
+    @OptionGroup var options: ServerOptions
+
+    @Option(help: "Address to listen on. Default: $PARLEY_HOST or 127.0.0.1.")
+    var host: String?
+
+    @Option(help: "Port to listen on. Default: $PARLEY_PORT or 8443.")
+    var port: Int?
+
+    func run() async throws {
+        var configuration = try options.configuration()
+        if let host { configuration.host = host }
+        if let port { configuration.port = port }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .info
+            return handler
+        }
+        let server = try ParleyServer(configuration: configuration)
+        if server.createdCertificate {
+            print("Generated a self-signed TLS certificate in \(configuration.dataDirectory).")
+        }
+        print("TLS certificate SHA-256 fingerprint: \(server.fingerprint)")
+        let (host, data) = (configuration.host, configuration.dataDirectory)
+        try await server.run { port in
+            print("Parley is listening on https://\(host):\(port) (data: \(data))")
+        }
+    }
+}
+
+struct Admin: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage accounts in a data directory, also while the server runs.",
+        subcommands: [AddUser.self, ListUsers.self, RemoveUser.self])
+}
+
+struct AddUser: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "add-user", abstract: "Create an account (the seed's provisioning mode).")
+
+    @Argument(help: "Username: 3–32 characters of a-z, 0-9, '.', '_', '-'.")
+    var name: String
+
+    @Flag(help: "Read the password from standard input instead of prompting.")
+    var passwordStdin = false
+
+    @OptionGroup var options: ServerOptions
+
+    func run() async throws {
+        let password: String
+        if passwordStdin {
+            password = readLine(strippingNewline: true) ?? ""
+        } else if let fromEnvironment = ProcessInfo.processInfo.environment["PARLEY_PASSWORD"] {
+            password = fromEnvironment
+        } else {
+            password = PasswordPrompt.read("Password for \(name): ")
+        }
+        try Operator.run {
+            try ParleyServer(configuration: try options.configuration()).addUser(name: name, password: password)
+            print("Added user \(name).")
+        }
+    }
+}
+
+struct ListUsers: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list-users", abstract: "List accounts.")
+    @OptionGroup var options: ServerOptions
+
+    func run() async throws {
+        try Operator.run {
+            let users = try ParleyServer(configuration: try options.configuration()).listUsers()
+            if users.isEmpty { print("No users.") }
+            for user in users { print("\(user.name)\t\(user.devices) device(s)\tcreated \(user.created)") }
+        }
+    }
+}
+
+struct RemoveUser: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "remove-user", abstract: "Delete an account, its devices and sessions.")
+    @Argument var name: String
+    @OptionGroup var options: ServerOptions
+
+    func run() async throws {
+        try Operator.run {
+            guard try ParleyServer(configuration: try options.configuration()).removeUser(name: name) else {
+                throw ValidationError("There is no user named \(name).")
+            }
+            print("Removed user \(name).")
+        }
+    }
+}
+
+/// Turns server errors into one plain sentence and a non-zero exit.
+enum Operator {
+    static func run(_ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+}
+
+/// Reads a line from the terminal without echoing it.
+enum PasswordPrompt {
+    static func read(_ prompt: String) -> String {
+        FileHandle.standardError.write(Data(prompt.utf8))
+        var original = termios()
+        let isTerminal = tcgetattr(STDIN_FILENO, &original) == 0
+        if isTerminal {
+            var silent = original
+            silent.c_lflag &= ~tcflag_t(ECHO)
+            tcsetattr(STDIN_FILENO, TCSANOW, &silent)
+        }
+        defer {
+            if isTerminal {
+                tcsetattr(STDIN_FILENO, TCSANOW, &original)
+                FileHandle.standardError.write(Data("\n".utf8))
+            }
+        }
+        return readLine(strippingNewline: true) ?? ""
+    }
+}
