@@ -86,7 +86,7 @@ struct AddUser: AsyncParsableCommand {
             password = PasswordPrompt.read("Password for \(name): ")
         }
         try Operator.run {
-            try ParleyServer(configuration: try options.configuration()).addUser(name: name, password: password)
+            try ParleyServer(configuration: try options.configuration(), logger: Operator.quietLogger).addUser(name: name, password: password)
             print("Added user \(name).")
         }
     }
@@ -98,7 +98,7 @@ struct ListUsers: AsyncParsableCommand {
 
     func run() async throws {
         try Operator.run {
-            let users = try ParleyServer(configuration: try options.configuration()).listUsers()
+            let users = try ParleyServer(configuration: try options.configuration(), logger: Operator.quietLogger).listUsers()
             if users.isEmpty { print("No users.") }
             for user in users { print("\(user.name)\t\(user.devices) device(s)\tcreated \(user.created)") }
         }
@@ -112,24 +112,35 @@ struct RemoveUser: AsyncParsableCommand {
 
     func run() async throws {
         try Operator.run {
-            guard try ParleyServer(configuration: try options.configuration()).removeUser(name: name) else {
-                throw ValidationError("There is no user named \(name).")
+            guard try ParleyServer(configuration: try options.configuration(), logger: Operator.quietLogger).removeUser(name: name) else {
+                throw Operator.Failure(description: "There is no user named \(name).")
             }
             print("Removed user \(name).")
         }
     }
 }
 
-/// Turns server errors into one plain sentence and a non-zero exit.
+/// Turns errors into one plain sentence on stderr and a non-zero exit.
 enum Operator {
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
     static func run(_ body: () throws -> Void) throws {
         do {
             try body()
-        } catch let error as ValidationError {
+        } catch let error as Failure {
             throw error
         } catch {
-            throw ValidationError("\(error)")
+            throw Failure(description: "\(error)")
         }
+    }
+
+    /// Operator commands log only warnings and errors.
+    static var quietLogger: Logger {
+        var logger = Logger(label: "parley-admin")
+        logger.logLevel = .warning
+        return logger
     }
 }
 
