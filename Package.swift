@@ -55,11 +55,33 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        // Client engine: local store, keys at rest, sync, groups.
+        .target(
+            name: "ParleyClient",
+            dependencies: [
+                "MLS", "ParleyProtocol",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // `parley demo`: a server and three clients playing the seeds' scenario.
+        .target(
+            name: "ParleyDemo",
+            dependencies: ["ParleyServer", "ParleyClient", .product(name: "Logging", package: "swift-log")]
+        ),
         // The one executable: serve, admin, client commands, chat TUI.
         .executableTarget(
             name: "parley",
             dependencies: [
-                "ParleyServer", "ParleyProtocol",
+                "ParleyServer", "ParleyProtocol", "ParleyClient", "ParleyDemo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -67,6 +89,10 @@ let package = Package(
         .testTarget(
             name: "MLSTests",
             dependencies: ["MLS"]
+        ),
+        .testTarget(
+            name: "ParleyClientTests",
+            dependencies: ["ParleyClient", "ParleyServer", "ParleyProtocol", "ParleyDemo", "MLS"]
         ),
         .testTarget(
             name: "ParleyServerTests",

@@ -8,7 +8,11 @@ struct Parley: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "parley",
         abstract: "End-to-end encrypted group chat on MLS (RFC 9420).",
-        subcommands: [Serve.self, Admin.self])
+        subcommands: [
+            Serve.self, Admin.self, Demo.self,
+            Register.self, Login.self, Logout.self, Groups.self, Create.self, Add.self, Remove.self, Leave.self,
+            Destroy.self, Members.self, Send.self, Read.self, Verify.self,
+        ])
 }
 
 /// Options every server-side command shares.

@@ -33,12 +33,20 @@ public struct SignaturePrivateKey: Hashable, Sendable, CustomStringConvertible {
 public struct HPKEKeyPair: Hashable, Sendable {
     public var privateKey: HPKEPrivateKey
     public var publicKey: HPKEPublicKey
+    public init(privateKey: HPKEPrivateKey, publicKey: HPKEPublicKey) {
+        self.privateKey = privateKey
+        self.publicKey = publicKey
+    }
 }
 
 /// A signature key pair.
 public struct SignatureKeyPair: Hashable, Sendable {
     public var privateKey: SignaturePrivateKey
     public var publicKey: SignaturePublicKey
+    public init(privateKey: SignaturePrivateKey, publicKey: SignaturePublicKey) {
+        self.privateKey = privateKey
+        self.publicKey = publicKey
+    }
 }
 
 /// The output of EncryptWithLabel: the KEM output and the AEAD ciphertext.

@@ -1,0 +1,226 @@
+import Crypto
+import Foundation
+import MLS
+import ParleyProtocol
+
+/// One device of a Parley account, kept in a home directory.
+///
+/// A command opens the home, unlocks it with the password, syncs with the
+/// server (Welcomes, messages in server order, acknowledgements, queued
+/// messages, pending admin duties), does its work and closes.
+public final class ParleyClient {
+    let store: ClientStore
+    let suite = try! CipherSuite.mls128DHKEMX25519AES128GCMSHA256Ed25519.provider()
+    var key: SealingKey?
+    var api: ServerAPI?
+    var socket: ServerSocket?
+    var groups: [String: Group] = [:]
+    var lastSeq: [String: UInt64] = [:]
+    var needsUpdate: Set<String> = []
+    /// Frames that arrived while waiting for an answer, handled in order later.
+    var inbox: [ServerFrame] = []
+    /// How long to wait for the server's answer to one request.
+    public var timeout: Duration = .seconds(20)
+
+    public init(home: String) throws {
+        store = try ClientStore(directory: home)
+    }
+
+    /// `$XDG_DATA_HOME/parley`, else `~/.local/share/parley`.
+    public static func defaultHome(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        let base = environment["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? ((environment["HOME"] ?? NSHomeDirectory()) as NSString).appendingPathComponent(".local/share")
+        return (base as NSString).appendingPathComponent("parley")
+    }
+
+    public var username: String? { try? store.string("username") }
+    public var serverURL: String? { try? store.string("server") }
+    var token: String? { try? store.string("token") }
+    var policy: GroupPolicy { ParleyGroupPolicy.groupPolicy() }
+
+    // MARK: Account
+
+    /// Creates the account, then logs this home in as its first device.
+    public func register(server: String, username: String, password: String, invite: String? = nil) async throws {
+        let api = try await connectAPI(server: server, acceptNewCertificate: false)
+        try await api.request(.POST, "/v1/accounts", body: WireJSON.encode(API.Register(username: username, password: password, invite: invite)))
+        try await login(server: server, username: username, password: password)
+    }
+
+    /// Logs this home in: pins the server certificate on first use, creates
+    /// this device's keys if the home has none (a new home is a new device),
+    /// opens a session and publishes KeyPackages.
+    public func login(server: String? = nil, username: String, password: String, acceptNewCertificate: Bool = false) async throws {
+        guard let server = server ?? serverURL else { throw ClientError.invalid("Give the server with --server https://host:port.") }
+        if let existing = self.username, existing != username {
+            throw ClientError.invalid("This home belongs to \(existing); use another --home for \(username).")
+        }
+        let api = try await connectAPI(server: server, acceptNewCertificate: acceptNewCertificate)
+        let key = try unlockOrInitialise(password: password)
+        let signaturePublic: [UInt8]
+        if let stored = try store.setting("signature_public") {
+            signaturePublic = stored
+        } else {
+            let pair = suite.generateSignatureKeyPair()
+            try store.set("signature_private", try key.seal(pair.privateKey.bytes, context: "signature"))
+            try store.set("signature_public", pair.publicKey.bytes)
+            signaturePublic = pair.publicKey.bytes
+        }
+        let session = try await api.call(.POST, "/v1/sessions", json: API.Login(username: username, password: password, signatureKey: Data(signaturePublic)), as: API.Session.self)
+        try store.set("server", string: server)
+        try store.set("username", string: username)
+        try store.set("token", string: session.token)
+        try store.set("device", string: String(session.deviceID))
+        try await topUpKeyPackages(minimum: 10)
+    }
+
+    public func logout() async throws {
+        if let api = try? await connectAPI(server: serverURL, acceptNewCertificate: false), let token {
+            try? await api.request(.DELETE, "/v1/sessions", token: token)
+        }
+        try store.set("token", string: nil)
+        await close()
+    }
+
+    /// Derives the sealing key; the first time, creates the salt and a check value.
+    func unlockOrInitialise(password: String) throws -> SealingKey {
+        if let salt = try store.setting("salt"), let check = try store.setting("check") {
+            let key = try SealingKey(password: password, salt: salt)
+            guard try key.open(check, context: "check") == Array("parley".utf8) else { throw ClientError.wrongPassword }
+            self.key = key
+            return key
+        }
+        let salt = suite.randomBytes(SealingKey.saltLength)
+        let key = try SealingKey(password: password, salt: salt)
+        try store.set("salt", salt)
+        try store.set("check", try key.seal(Array("parley".utf8), context: "check"))
+        self.key = key
+        return key
+    }
+
+    /// Unlocks an existing home.
+    public func unlock(password: String) throws {
+        guard username != nil, try store.setting("salt") != nil else { throw ClientError.notLoggedIn }
+        _ = try unlockOrInitialise(password: password)
+        try loadGroups()
+    }
+
+    func sealingKey() throws -> SealingKey {
+        guard let key else { throw ClientError.notLoggedIn }
+        return key
+    }
+
+    func signatureKeys() throws -> SignatureKeyPair {
+        guard let sealed = try store.setting("signature_private"), let publicKey = try store.setting("signature_public") else { throw ClientError.notLoggedIn }
+        return SignatureKeyPair(privateKey: SignaturePrivateKey(try sealingKey().open(sealed, context: "signature")), publicKey: SignaturePublicKey(publicKey))
+    }
+
+    var credential: Credential { .basic(identity: Array((username ?? "").utf8)) }
+
+    // MARK: Connection
+
+    /// An HTTP client for the server with its certificate pinned (trust on first use).
+    func connectAPI(server: String?, acceptNewCertificate: Bool) async throws -> ServerAPI {
+        if let api, server == nil || server == api.baseURL { return api }
+        guard let server else { throw ClientError.notLoggedIn }
+        let (host, port) = try ServerAPI.hostAndPort(server)
+        var pinned = try store.setting("certificate")
+        let presented: [UInt8]
+        do {
+            presented = try await CertificatePin.presented(host: host, port: port)
+        } catch let error as ClientError {
+            throw error
+        } catch {
+            throw ClientError.unreachable("\(error)")
+        }
+        if let current = pinned, current != presented {
+            guard acceptNewCertificate else {
+                throw ClientError.certificateChanged(pinned: CertificatePin.fingerprint(current), presented: CertificatePin.fingerprint(presented))
+            }
+            pinned = nil
+        }
+        if pinned == nil { try store.set("certificate", presented) }
+        let api = try ServerAPI(url: server, certificate: presented)
+        self.api = api
+        return api
+    }
+
+    func requireAPI() async throws -> (ServerAPI, String) {
+        guard let token else { throw ClientError.notLoggedIn }
+        return (try await connectAPI(server: serverURL, acceptNewCertificate: false), token)
+    }
+
+    /// Opens the WebSocket and processes the replay up to `replayFinished`.
+    func connect() async throws {
+        if socket != nil { return }
+        let (api, token) = try await requireAPI()
+        let socket = try ServerSocket(api: api, token: token)
+        self.socket = socket
+        while true {
+            guard let frame = try await socket.next(timeout: timeout) else { throw ClientError.timedOut }
+            if frame == .replayFinished { break }
+            if case .error(let error) = frame, error.error.code == .unauthorized { throw ClientError.server(error.error) }
+            try await handle(frame)
+        }
+    }
+
+    /// Brings the home up to date with the server, then does what is due:
+    /// self-updates after joining, admin commits of pending proposals (a
+    /// member's leave), queued messages, acknowledgements, KeyPackage stock.
+    public func sync() async throws {
+        // A fresh connection replays everything after the acknowledged cursor,
+        // so nothing pushed to an older connection can be missed; frames seen
+        // twice are dropped by seq.
+        socket?.close()
+        socket = nil
+        try await connect()
+        for name in needsUpdate.sorted() where groups[name]?.isActive == true {
+            try await commit(in: name) { try $0.selfUpdate() }
+            needsUpdate.remove(name)
+            try persist(name, needsUpdate: false)
+        }
+        for (name, group) in groups.sorted(by: { $0.key < $1.key }) where group.isActive && !group.pendingProposals.isEmpty && isAdmin(group) {
+            try await commit(in: name) { try $0.commit() }
+        }
+        try await flushOutbox()
+        try acknowledgeAll()
+        try await topUpKeyPackages(minimum: 5)
+    }
+
+    public func close() async {
+        socket?.close()
+        socket = nil
+        await api?.shutdown()
+        api = nil
+    }
+
+    func acknowledgeAll() throws {
+        guard let socket else { return }
+        for (name, seq) in lastSeq where seq > 0 { try socket.send(.ack(.init(group: name, seq: seq))) }
+    }
+
+    /// Uploads KeyPackages when the server holds fewer than `minimum`.
+    func topUpKeyPackages(minimum: Int) async throws {
+        let (api, token) = try await requireAPI()
+        let stock = try await api.call(.GET, "/v1/keypackages", token: token, as: API.KeyPackageStock.self)
+        guard stock.available < max(minimum, stock.lowWatermark) else { return }
+        let count = max(minimum, stock.lowWatermark) * 2 - stock.available
+        let key = try sealingKey()
+        let signature = try signatureKeys()
+        var packages: [Data] = []
+        for index in 0...count {
+            let bundle = try KeyPackageBundle(
+                suite, credential: credential, signatureKeys: signature,
+                lifetime: Lifetime(notBefore: 0, notAfter: UInt64(Date().timeIntervalSince1970) + 90 * 86400), lastResort: index == count)
+            try store.storeKeyPackage(reference: try bundle.keyPackage.reference(suite), sealed: try key.seal(try encode(bundle), context: "keypackage"))
+            packages.append(Data(try MLSMessage.keyPackage(bundle.keyPackage).tlsEncoded()))
+        }
+        let lastResort = packages.removeLast()
+        _ = try await api.call(.POST, "/v1/keypackages", token: token, json: API.UploadKeyPackages(keyPackages: packages, lastResort: lastResort), as: API.KeyPackageStock.self)
+    }
+
+    func isAdmin(_ group: Group) -> Bool {
+        guard let username, let admins = try? ParleyGroupPolicy.admins(in: group.context.extensions) else { return false }
+        return admins.contains(username)
+    }
+}

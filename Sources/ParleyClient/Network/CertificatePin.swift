@@ -1,0 +1,77 @@
+import Crypto
+import Foundation
+import NIOCore
+import NIOPosix
+import NIOSSL
+import NIOTLS
+
+/// Trust on first use, like ssh's `accept-new`: the first connection records
+/// the server's certificate; later connections trust exactly that certificate,
+/// and a different one is a hard error.
+enum CertificatePin {
+    /// SHA-256 over the DER certificate, as colon-separated hex (as `parley serve` prints it).
+    static func fingerprint(_ der: [UInt8]) -> String {
+        SHA256.hash(data: der).map { String(format: "%02X", $0) }.joined(separator: ":")
+    }
+
+    /// A client TLS configuration that trusts only `der` (TLS 1.3).
+    static func pinned(_ der: [UInt8]) throws -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.trustRoots = .certificates([try NIOSSLCertificate(bytes: der, format: .der)])
+        configuration.certificateVerification = .noHostnameVerification
+        configuration.minimumTLSVersion = .tlsv13
+        return configuration
+    }
+
+    /// The certificate the server presents, fetched without trusting it.
+    static func presented(host: String, port: Int) async throws -> [UInt8] {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.certificateVerification = .none
+        configuration.minimumTLSVersion = .tlsv13
+        let context = try NIOSSLContext(configuration: configuration)
+        let promise = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: [UInt8].self)
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.seconds(10))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let tls = try NIOSSLClientHandler(context: context, serverHostname: nil)
+                    try channel.pipeline.syncOperations.addHandler(tls)
+                    try channel.pipeline.syncOperations.addHandler(HandshakeWatcher(tls: tls, promise: promise))
+                }
+            }
+            .connect(host: host, port: port).get()
+        defer { channel.close(promise: nil) }
+        return try await promise.futureResult.get()
+    }
+
+    private final class HandshakeWatcher: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        let tls: NIOSSLClientHandler
+        let promise: EventLoopPromise<[UInt8]>
+
+        init(tls: NIOSSLClientHandler, promise: EventLoopPromise<[UInt8]>) {
+            self.tls = tls
+            self.promise = promise
+        }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if case TLSUserEvent.handshakeCompleted = event {
+                if let certificate = tls.peerCertificate, let der = try? certificate.toDERBytes() {
+                    promise.succeed(der)
+                } else {
+                    promise.fail(ClientError.invalid("The server presented no certificate."))
+                }
+            }
+            context.fireUserInboundEventTriggered(event)
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: Error) {
+            promise.fail(error)
+            context.close(promise: nil)
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            promise.fail(ClientError.unreachable("the connection closed during the TLS handshake"))
+        }
+    }
+}
