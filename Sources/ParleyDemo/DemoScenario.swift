@@ -70,7 +70,7 @@ public struct DemoScenario {
             for user in [bob, charlie] { try await user.sync() }
 
             var views: [String: [HistoryEntry]] = [:]
-            for (name, user) in clients { views[name] = try user.history("group1") }
+            for (name, user) in clients { views[name] = try await user.history("group1") }
             for user in clients.values { await user.close() }
             await server.shutdown()
             _ = try? await serverTask.value

@@ -27,7 +27,7 @@ struct ClientOptions: ParsableArguments {
     func run(sync: Bool = true, _ body: (ParleyClient) async throws -> Void) async throws {
         let client = try self.client()
         do {
-            try client.unlock(password: password(for: client.username))
+            try await client.unlock(password: password(for: await client.username))
             if sync { try await client.sync() }
             try await body(client)
         } catch {
@@ -93,7 +93,7 @@ struct Groups: AsyncParsableCommand {
 
     func run() async throws {
         try await options.run { client in
-            let groups = client.groupSummaries()
+            let groups = await client.groupSummaries()
             if groups.isEmpty { print("You are in no groups. Create one with `parley create NAME`.") }
             for group in groups {
                 print("\(group.name)\t\(group.members.count) members\tadmin: \(group.admins.joined(separator: ", "))\(group.active ? "" : "\t(left)")")
@@ -170,7 +170,7 @@ struct Members: AsyncParsableCommand {
 
     func run() async throws {
         try await options.run { client in
-            for member in try client.members(group) { print(member) }
+            for member in try await client.members(group) { print(member) }
         }
     }
 }
@@ -205,16 +205,16 @@ struct Read: AsyncParsableCommand {
     @Flag(help: "One JSON object per line: seq, time, sender, text.") var json = false
 
     func run() async throws {
+        let json = self.json
         try await options.run { client in
-            var printed = 0
-            func printNew() throws {
-                let history = try client.history(group)
-                for entry in history.dropFirst(printed) { print(Self.format(entry, json: json)) }
-                printed = history.count
-                fflush(nil)
+            for entry in try await client.history(group) { print(Self.format(entry, json: json)) }
+            fflush(nil)
+            if follow {
+                try await client.follow(group) { entry in
+                    print(Self.format(entry, json: json))
+                    fflush(nil)
+                }
             }
-            try printNew()
-            if follow { try await client.follow(onChange: printNew) }
         }
     }
 

@@ -294,6 +294,13 @@ extension ParleyClient {
         try await commit(in: name) { try $0.removeMembers(leaves) }
     }
 
+    /// Refreshes this device's leaf and path keys in `name` (post-compromise security).
+    public func update(_ name: String) async throws {
+        try await sync()
+        _ = try group(name)
+        try await commit(in: name) { try $0.selfUpdate() }
+    }
+
     /// Asks to leave: an admin's client commits the request when it next syncs.
     public func leave(_ name: String) async throws {
         try await sync()
@@ -327,15 +334,18 @@ extension ParleyClient {
         return sent.map { .sent(seq: $0.seq) } ?? .queued
     }
 
-    /// Waits for new frames and processes them; returns when `stop` says so.
-    public func follow(until stop: @escaping () -> Bool = { false }, onChange: () throws -> Void) async throws {
+    /// Keeps processing frames as they arrive and hands each new history
+    /// entry of `name` to `onEntry`, until `stop` returns true.
+    public func follow(_ name: String, until stop: @escaping @Sendable () -> Bool = { false }, onEntry: @Sendable (HistoryEntry) async -> Void) async throws {
         try await connect()
+        var seen = try history(name).count
         while !stop() {
-            if let frame = try await socket!.next(timeout: .seconds(1)) {
-                try await handle(frame)
-                try acknowledgeAll()
-                try onChange()
-            }
+            guard let frame = try await socket!.next(timeout: .milliseconds(250)) else { continue }
+            try await handle(frame)
+            try acknowledgeAll()
+            let entries = try history(name)
+            for entry in entries.dropFirst(seen) { await onEntry(entry) }
+            seen = entries.count
         }
     }
 

@@ -8,7 +8,7 @@ import ParleyProtocol
 /// A command opens the home, unlocks it with the password, syncs with the
 /// server (Welcomes, messages in server order, acknowledgements, queued
 /// messages, pending admin duties), does its work and closes.
-public final class ParleyClient {
+public actor ParleyClient {
     let store: ClientStore
     let suite = try! CipherSuite.mls128DHKEMX25519AES128GCMSHA256Ed25519.provider()
     var key: SealingKey?

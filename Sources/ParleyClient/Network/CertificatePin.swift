@@ -30,16 +30,22 @@ enum CertificatePin {
         configuration.minimumTLSVersion = .tlsv13
         let context = try NIOSSLContext(configuration: configuration)
         let promise = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: [UInt8].self)
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.seconds(10))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let tls = try NIOSSLClientHandler(context: context, serverHostname: nil)
-                    try channel.pipeline.syncOperations.addHandler(tls)
-                    try channel.pipeline.syncOperations.addHandler(HandshakeWatcher(tls: tls, promise: promise))
+        let channel: Channel
+        do {
+            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(.seconds(10))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let tls = try NIOSSLClientHandler(context: context, serverHostname: nil)
+                        try channel.pipeline.syncOperations.addHandler(tls)
+                        try channel.pipeline.syncOperations.addHandler(HandshakeWatcher(tls: tls, promise: promise))
+                    }
                 }
-            }
-            .connect(host: host, port: port).get()
+                .connect(host: host, port: port).get()
+        } catch {
+            promise.fail(error)
+            throw ClientError.unreachable("\(error)")
+        }
         defer { channel.close(promise: nil) }
         return try await promise.futureResult.get()
     }
@@ -48,6 +54,8 @@ enum CertificatePin {
         typealias InboundIn = ByteBuffer
         let tls: NIOSSLClientHandler
         let promise: EventLoopPromise<[UInt8]>
+        /// The promise is completed once; later events are ignored.
+        private var completed = false
 
         init(tls: NIOSSLClientHandler, promise: EventLoopPromise<[UInt8]>) {
             self.tls = tls
@@ -57,21 +65,27 @@ enum CertificatePin {
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
             if case TLSUserEvent.handshakeCompleted = event {
                 if let certificate = tls.peerCertificate, let der = try? certificate.toDERBytes() {
-                    promise.succeed(der)
+                    complete(.success(der))
                 } else {
-                    promise.fail(ClientError.invalid("The server presented no certificate."))
+                    complete(.failure(ClientError.invalid("The server presented no certificate.")))
                 }
             }
             context.fireUserInboundEventTriggered(event)
         }
 
         func errorCaught(context: ChannelHandlerContext, error: Error) {
-            promise.fail(error)
+            complete(.failure(error))
             context.close(promise: nil)
         }
 
         func channelInactive(context: ChannelHandlerContext) {
-            promise.fail(ClientError.unreachable("the connection closed during the TLS handshake"))
+            complete(.failure(ClientError.unreachable("the connection closed during the TLS handshake")))
+        }
+
+        private func complete(_ result: Result<[UInt8], Error>) {
+            guard !completed else { return }
+            completed = true
+            promise.completeWith(result)
         }
     }
 }

@@ -1,0 +1,200 @@
+import Foundation
+import Logging
+@testable import ParleyClient
+import ParleyDemo
+import ParleyProtocol
+import ParleyServer
+import Testing
+
+/// A real server plus several client homes, all in this process.
+final class Harness: @unchecked Sendable {
+    let root = NSTemporaryDirectory() + "parley-e2e-" + UUID().uuidString
+    var server: ParleyServer!
+    var task: Task<Void, Error>?
+    var port = 0
+    var url: String { "https://127.0.0.1:\(port)" }
+
+    func start(port requested: Int = 0, dataDirectory: String? = nil) async throws {
+        var configuration = ServerConfiguration()
+        configuration.dataDirectory = dataDirectory ?? root + "/server"
+        configuration.port = requested
+        var logger = Logger(label: "e2e")
+        logger.logLevel = .error
+        let server = try ParleyServer(configuration: configuration, logger: logger)
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        task = Task { try await server.run(handleSignals: false) { continuation.yield($0) } }
+        var iterator = ports.makeAsyncIterator()
+        port = await iterator.next() ?? 0
+        self.server = server
+    }
+
+    func stop() async {
+        await server?.shutdown()
+        _ = try? await task?.value
+    }
+
+    func client(_ name: String, home: String? = nil) throws -> ParleyClient {
+        try ParleyClient(home: root + "/" + (home ?? name))
+    }
+
+    func registered(_ name: String) async throws -> ParleyClient {
+        let client = try client(name)
+        try await client.register(server: url, username: name, password: "password of \(name)")
+        return client
+    }
+}
+
+@Suite(.serialized) struct EndToEndTests {
+    @Test func theDemoScenarioKeepsRemovedMembersAndTheServerInTheDark() async throws {
+        let outcome = try await DemoScenario().run()
+        let texts = { (name: String) in (outcome.views[name] ?? []).filter { $0.kind == .text }.map(\.text) }
+        let all = DemoScenario.conversation.map(\.text)
+        #expect(texts("bob") == all + [DemoScenario.afterRemoval])
+        #expect(texts("alice") == all + [DemoScenario.afterRemoval])
+        #expect(texts("charlie") == all)
+        #expect(outcome.views["charlie"]?.contains { $0.text == "You were removed from the group." } == true)
+        #expect(outcome.leakedPlaintexts.isEmpty)
+        #expect(outcome.storedMessages.count >= 8)
+    }
+
+    @Test func anOfflineMemberCatchesUpOnMessagesAndACommit() async throws {
+        let harness = Harness()
+        try await harness.start()
+        let alice = try await harness.registered("alice")
+        let bob = try await harness.registered("bob")
+        try await alice.createGroup("g")
+        try await alice.add(["bob"], to: "g")
+        try await bob.sync()
+        await bob.close()
+
+        for index in 0..<3 { _ = try await alice.send("while you were away \(index)", to: "g") }
+        try await alice.update("g")
+        _ = try await alice.send("after the commit", to: "g")
+
+        // Bob comes back: a fresh process on the same home.
+        let bobAgain = try harness.client("bob")
+        try await bobAgain.unlock(password: "password of bob")
+        try await bobAgain.sync()
+        let texts = try await bobAgain.history("g").filter { $0.kind == .text }.map(\.text)
+        #expect(texts == ["while you were away 0", "while you were away 1", "while you were away 2", "after the commit"])
+        #expect(try await bobAgain.send("back", to: "g") != .queued)
+        try await alice.sync()
+        #expect(try await alice.history("g").last?.text == "back")
+        for client in [alice, bobAgain] { await client.close() }
+        await harness.stop()
+    }
+
+    @Test func twoConcurrentCommitsBothEndUpApplied() async throws {
+        let harness = Harness()
+        try await harness.start()
+        let alice = try await harness.registered("alice")
+        let bob = try await harness.registered("bob")
+        let dave = try await harness.registered("dave")
+        try await alice.createGroup("g")
+        try await alice.add(["bob"], to: "g")
+        try await bob.sync()
+        try await alice.sync()
+        let before = await alice.groupSummaries()[0].epoch
+
+        // Both commit at once: one wins the epoch, the other gets wrongEpoch, catches up and retries.
+        async let adding: Void = alice.add(["dave"], to: "g")
+        async let updating: Void = bob.update("g")
+        _ = try await (adding, updating)
+
+        for client in [alice, bob] { try await client.sync() }
+        let aliceView = await alice.groupSummaries()[0]
+        let bobView = await bob.groupSummaries()[0]
+        #expect(aliceView.members == ["alice", "bob", "dave"] && bobView.members == aliceView.members)
+        #expect(aliceView.epoch == bobView.epoch && aliceView.epoch >= before + 2)
+        try await dave.sync()
+        _ = try await dave.send("hi, I'm in", to: "g")
+        try await bob.sync()
+        #expect(try await bob.history("g").last?.text == "hi, I'm in")
+        for client in [alice, bob, dave] { await client.close() }
+        await harness.stop()
+    }
+
+    @Test func messagesSentWhileTheServerIsDownAreQueuedAndSentLater() async throws {
+        let harness = Harness()
+        try await harness.start()
+        let alice = try await harness.registered("alice")
+        let bob = try await harness.registered("bob")
+        try await alice.createGroup("g")
+        try await alice.add(["bob"], to: "g")
+        try await bob.sync()
+        let port = harness.port
+        await alice.close()
+        await harness.stop()
+
+        #expect(try await alice.send("sent while offline", to: "g") == .queued)
+        await alice.close()
+        try await harness.start(port: port)
+        try await alice.sync()
+        try await bob.sync()
+        #expect(try await bob.history("g").last?.text == "sent while offline")
+        for client in [alice, bob] { await client.close() }
+        await harness.stop()
+    }
+
+    @Test func aChangedServerCertificateIsAHardError() async throws {
+        let harness = Harness()
+        try await harness.start()
+        let alice = try await harness.registered("alice")
+        await alice.close()
+        let port = harness.port
+        await harness.stop()
+        // A different server (new data directory, new certificate) on the same address.
+        try await harness.start(port: port, dataDirectory: harness.root + "/impostor")
+        await #expect {
+            try await alice.sync()
+        } throws: { error in
+            guard case ClientError.certificateChanged = error else { return false }
+            return "\(error)".contains("--accept-new-certificate")
+        }
+        await harness.stop()
+    }
+
+    @Test func aSecondHomeIsASecondDeviceThatReceivesToo() async throws {
+        let harness = Harness()
+        try await harness.start()
+        let alice = try await harness.registered("alice")
+        let bob = try await harness.registered("bob")
+        let bobLaptop = try harness.client("bob", home: "bob-laptop")
+        try await bobLaptop.login(server: harness.url, username: "bob", password: "password of bob")
+        try await alice.createGroup("g")
+        try await alice.add(["bob"], to: "g")
+        _ = try await alice.send("to both of bob's devices", to: "g")
+        for device in [bob, bobLaptop] {
+            try await device.sync()
+            #expect(try await device.history("g").last?.text == "to both of bob's devices")
+        }
+        // Wrong passwords do not unlock a home.
+        let locked = try harness.client("bob")
+        await #expect(throws: ClientError.wrongPassword) { try await locked.unlock(password: "guess") }
+        for client in [alice, bob, bobLaptop] { await client.close() }
+        await harness.stop()
+    }
+
+    @Test func safetyNumbersMatchOnBothSidesAndFlagChangedKeys() async throws {
+        let harness = Harness()
+        try await harness.start()
+        let alice = try await harness.registered("alice")
+        let bob = try await harness.registered("bob")
+        try await alice.createGroup("g")
+        try await alice.add(["bob"], to: "g")
+        try await bob.sync()
+        let fromAlice = try await alice.verify("bob")
+        let fromBob = try await bob.verify("alice")
+        #expect(fromAlice.number == fromBob.number && !fromAlice.changed)
+        #expect(fromAlice.number.split(separator: " ").count == 12)
+        // bob logs in from a new device: alice's next check says his keys changed.
+        let bobPhone = try harness.client("bob", home: "bob-phone")
+        try await bobPhone.login(server: harness.url, username: "bob", password: "password of bob")
+        let alice2 = try harness.client("alice-fresh")
+        try await alice2.login(server: harness.url, username: "alice", password: "password of alice")
+        try await alice.remove("bob", from: "g")
+        #expect(try await alice.verify("bob").changed)
+        for client in [alice, bob, bobPhone, alice2] { await client.close() }
+        await harness.stop()
+    }
+}
