@@ -334,6 +334,32 @@ extension ParleyClient {
         return sent.map { .sent(seq: $0.seq) } ?? .queued
     }
 
+    /// Processes the frames that arrive within `timeout` and returns the
+    /// names of the groups whose history changed. For interactive use: one
+    /// task alternates between this and the user's commands.
+    public func pump(timeout: Duration) async throws -> Set<String> {
+        try await connect()
+        var changed = Set<String>()
+        var wait = timeout
+        while let frame = try await socket!.next(timeout: wait) {
+            switch frame {
+            case .message(let message): changed.insert(message.group)
+            case .welcome(let welcome): changed.insert(welcome.group)
+            case .groupDestroyed(let destroyed): changed.insert(destroyed.group)
+            case .error, .replayFinished: break
+            }
+            try await handle(frame)
+            wait = .zero
+        }
+        if !changed.isEmpty { try acknowledgeAll() }
+        return changed
+    }
+
+    /// Whether this user is an admin of `name`.
+    public func isAdmin(of name: String) -> Bool {
+        groups[name].map(isAdmin) ?? false
+    }
+
     /// Keeps processing frames as they arrive and hands each new history
     /// entry of `name` to `onEntry`, until `stop` returns true.
     public func follow(_ name: String, until stop: @escaping @Sendable () -> Bool = { false }, onEntry: @Sendable (HistoryEntry) async -> Void) async throws {

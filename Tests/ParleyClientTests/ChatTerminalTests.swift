@@ -1,0 +1,96 @@
+import Foundation
+@testable import ParleyClient
+import Testing
+
+/// Drives `parley chat` in a real pseudo-terminal (tmux) against a real server.
+@Suite(.serialized) struct ChatTerminalTests {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// Runs tmux on a private socket and returns what it printed. Uses
+    /// posix_spawn and waitpid: the tmux server it may start must not inherit
+    /// a pipe we read, and Foundation's Process misses this child's exit here.
+    @discardableResult
+    static func tmux(_ socket: String, _ arguments: [String], capture: Bool = false) throws -> String {
+        let outputPath = NSTemporaryDirectory() + "tmux-out-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, capture ? outputPath : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let argv = ["tmux", "-L", socket] + arguments
+        var cArguments = argv.map { strdup($0) } + [nil]
+        defer { for pointer in cArguments { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawnp(&pid, "tmux", &actions, nil, &cArguments, environ)
+        guard spawned == 0 else { throw ClientError.invalid("could not run tmux (\(spawned))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        return capture ? ((try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "") : ""
+    }
+
+    /// Polls the pane until `condition` holds or `seconds` pass; returns the last capture.
+    static func waitForScreen(_ socket: String, seconds: Double = 15, until condition: (String) -> Bool) async throws -> String {
+        let deadline = Date().addingTimeInterval(seconds)
+        var screen = ""
+        while Date() < deadline {
+            screen = try tmux(socket, ["capture-pane", "-t", "chat", "-p"], capture: true)
+            if condition(screen) { return screen }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        return screen
+    }
+
+    @Test func anArrivingMessageLeavesTheHalfTypedLineIntact() async throws {
+        let binary = Self.repository.appendingPathComponent(".build/debug/parley").path
+        try #require(FileManager.default.isExecutableFile(atPath: binary), "build the executable first (`swift build`); the chat test runs \(binary)")
+        let hasTmux = (try? Self.tmux("probe", ["-V"], capture: true))?.hasPrefix("tmux") ?? false
+        try #require(hasTmux, "tmux is needed to drive the chat in a pseudo-terminal (apt-get install tmux; .ci/run installs it)")
+
+        let harness = Harness()
+        try await harness.start()
+        let alice = try await harness.registered("alice")
+        let bob = try await harness.registered("bob")
+        try await alice.createGroup("group1")
+        try await alice.add(["bob"], to: "group1")
+        try await bob.sync()
+        await bob.close()
+
+        let socket = "parley-test-\(UUID().uuidString.prefix(8))"
+        let command = "PARLEY_PASSWORD='password of bob' \(binary) chat group1 --home \(harness.root)/bob"
+        try Self.tmux(socket, ["new-session", "-d", "-s", "chat", "-x", "80", "-y", "24", command])
+        defer { _ = try? Self.tmux(socket, ["kill-server"]) }
+
+        let ready = try await Self.waitForScreen(socket) { $0.contains("connected") && $0.contains("You joined group1") }
+        #expect(ready.contains("Parley · bob · group1 · 2 members"))
+
+        try Self.tmux(socket, ["send-keys", "-t", "chat", "-l", "half typed"])
+        _ = try await alice.send("hello from alice", to: "group1")
+        let screen = try await Self.waitForScreen(socket) { $0.contains("[alice] hello from alice") }
+        let lines = screen.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        #expect(screen.contains("[alice] hello from alice"))
+        #expect(lines.contains { $0.trimmingCharacters(in: .whitespaces) == "> half typed" }, "the input line changed:\n\(screen)")
+
+        // Finishing the line sends it; alice receives it.
+        try Self.tmux(socket, ["send-keys", "-t", "chat", "-l", " and finished"])
+        try Self.tmux(socket, ["send-keys", "-t", "chat", "Enter"])
+        var received = false
+        for _ in 0..<50 where !received {
+            try await alice.sync()
+            received = try await alice.history("group1").contains { $0.text == "half typed and finished" && $0.sender == "bob" }
+            if !received { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        #expect(received)
+
+        // A non-admin command is refused with a plain sentence.
+        try Self.tmux(socket, ["send-keys", "-t", "chat", "-l", "/remove alice"])
+        try Self.tmux(socket, ["send-keys", "-t", "chat", "Enter"])
+        let refused = try await Self.waitForScreen(socket) { $0.contains("Only a group admin may do that") }
+        #expect(refused.contains("Only a group admin may do that"))
+
+        try Self.tmux(socket, ["send-keys", "-t", "chat", "-l", "/quit"])
+        try Self.tmux(socket, ["send-keys", "-t", "chat", "Enter"])
+        await alice.close()
+        await harness.stop()
+    }
+}
