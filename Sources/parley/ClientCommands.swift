@@ -23,12 +23,13 @@ struct ClientOptions: ParsableArguments {
         return PasswordPrompt.read("Password\(name.map { " for \($0)" } ?? ""): ")
     }
 
-    /// Opens and unlocks the home, runs `body`, closes, and turns failures into one sentence.
-    func run(sync: Bool = true, _ body: (ParleyClient) async throws -> Void) async throws {
+    /// Opens the home (unlocking it and syncing unless told not to), runs
+    /// `body`, closes, and turns failures into one sentence.
+    func run(unlock: Bool = true, sync: Bool = true, _ body: (ParleyClient) async throws -> Void) async throws {
         let client = try self.client()
         do {
-            try await client.unlock(password: password(for: await client.username))
-            if sync { try await client.sync() }
+            if unlock { try await client.unlock(password: password(for: await client.username)) }
+            if unlock, sync { try await client.sync() }
             try await body(client)
         } catch {
             await client.close()
@@ -46,14 +47,9 @@ struct Register: AsyncParsableCommand {
 
     func run() async throws {
         guard let server = options.server else { throw Operator.Failure(description: "Give the server with --server https://host:port.") }
-        let client = try options.client()
-        do {
+        try await options.run(unlock: false) { client in
             try await client.register(server: server, username: name, password: options.password(for: name), invite: invite)
-        } catch {
-            await client.close()
-            throw Operator.Failure(description: "\(error)")
         }
-        await client.close()
         print("Registered \(name) on \(server); this home is logged in.")
     }
 }
@@ -65,14 +61,9 @@ struct Login: AsyncParsableCommand {
     @Flag(help: "Trust the server's certificate even though it changed since it was pinned.") var acceptNewCertificate = false
 
     func run() async throws {
-        let client = try options.client()
-        do {
+        try await options.run(unlock: false) { client in
             try await client.login(server: options.server, username: name, password: options.password(for: name), acceptNewCertificate: acceptNewCertificate)
-        } catch {
-            await client.close()
-            throw Operator.Failure(description: "\(error)")
         }
-        await client.close()
         print("Logged in as \(name).")
     }
 }

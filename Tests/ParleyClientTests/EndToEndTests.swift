@@ -42,6 +42,16 @@ final class Harness: @unchecked Sendable {
         try await client.register(server: url, username: name, password: "password of \(name)")
         return client
     }
+
+    /// alice and bob in group "g", alice its admin, bob joined.
+    func aliceAndBob() async throws -> (alice: ParleyClient, bob: ParleyClient) {
+        let alice = try await registered("alice")
+        let bob = try await registered("bob")
+        try await alice.createGroup("g")
+        try await alice.add(["bob"], to: "g")
+        try await bob.sync()
+        return (alice, bob)
+    }
 }
 
 @Suite(.serialized) struct EndToEndTests {
@@ -60,11 +70,7 @@ final class Harness: @unchecked Sendable {
     @Test func anOfflineMemberCatchesUpOnMessagesAndACommit() async throws {
         let harness = Harness()
         try await harness.start()
-        let alice = try await harness.registered("alice")
-        let bob = try await harness.registered("bob")
-        try await alice.createGroup("g")
-        try await alice.add(["bob"], to: "g")
-        try await bob.sync()
+        let (alice, bob) = try await harness.aliceAndBob()
         await bob.close()
 
         for index in 0..<3 { _ = try await alice.send("while you were away \(index)", to: "g") }
@@ -117,11 +123,7 @@ final class Harness: @unchecked Sendable {
     @Test func messagesSentWhileTheServerIsDownAreQueuedAndSentLater() async throws {
         let harness = Harness()
         try await harness.start()
-        let alice = try await harness.registered("alice")
-        let bob = try await harness.registered("bob")
-        try await alice.createGroup("g")
-        try await alice.add(["bob"], to: "g")
-        try await bob.sync()
+        let (alice, bob) = try await harness.aliceAndBob()
         let port = harness.port
         await alice.close()
         await harness.stop()
@@ -178,11 +180,7 @@ final class Harness: @unchecked Sendable {
     @Test func safetyNumbersMatchOnBothSidesAndFlagChangedKeys() async throws {
         let harness = Harness()
         try await harness.start()
-        let alice = try await harness.registered("alice")
-        let bob = try await harness.registered("bob")
-        try await alice.createGroup("g")
-        try await alice.add(["bob"], to: "g")
-        try await bob.sync()
+        let (alice, bob) = try await harness.aliceAndBob()
         let fromAlice = try await alice.verify("bob")
         let fromBob = try await bob.verify("alice")
         #expect(fromAlice.number == fromBob.number && !fromAlice.changed)
