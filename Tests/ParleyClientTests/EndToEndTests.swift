@@ -120,6 +120,26 @@ final class Harness: @unchecked Sendable {
         await harness.stop()
     }
 
+    @Test func leavesAreRefreshedAfterJoiningAndWhenTheyGetOld() async throws {
+        let harness = Harness()
+        try await harness.start()
+        let (alice, bob) = try await harness.aliceAndBob()
+        // Epoch 1 is alice's add; bob's join self-update made epoch 2.
+        try await alice.sync()
+        #expect(await alice.groupSummaries()[0].epoch == 2)
+        // Nothing is due now …
+        try await bob.sync()
+        #expect(await bob.groupSummaries()[0].epoch == 2)
+        // … but once the leaf counts as old, the next sync refreshes it.
+        await bob.setSelfUpdateInterval(0)
+        try await bob.sync()
+        #expect(await bob.groupSummaries()[0].epoch == 3)
+        try await alice.sync()
+        #expect(await alice.groupSummaries()[0].epoch == 3)
+        for client in [alice, bob] { await client.close() }
+        await harness.stop()
+    }
+
     @Test func messagesSentWhileTheServerIsDownAreQueuedAndSentLater() async throws {
         let harness = Harness()
         try await harness.start()

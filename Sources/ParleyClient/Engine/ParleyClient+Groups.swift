@@ -265,6 +265,7 @@ extension ParleyClient {
         groups[name] = group
         lastSeq[name] = 0
         try persist(name, lines: [HistoryEntry(seq: 0, time: UInt64(Date().timeIntervalSince1970 * 1000), sender: "", kind: .system, text: "You created \(name).")])
+        try store.set("updated:" + name, string: String(Date().timeIntervalSince1970))
     }
 
     /// Adds users (every device of each) with one commit.

@@ -21,6 +21,11 @@ public actor ParleyClient {
     var inbox: [ServerFrame] = []
     /// How long to wait for the server's answer to one request.
     public var timeout: Duration = .seconds(20)
+    /// How old this device's leaf in a group may get before `sync` refreshes
+    /// it with a self-update (forward secrecy and post-compromise security).
+    public var selfUpdateInterval: TimeInterval = 7 * 86400
+
+    public func setSelfUpdateInterval(_ interval: TimeInterval) { selfUpdateInterval = interval }
 
     public init(home: String) throws {
         store = try ClientStore(directory: home)
@@ -174,10 +179,14 @@ public actor ParleyClient {
         socket?.close()
         socket = nil
         try await connect()
-        for name in needsUpdate.sorted() where groups[name]?.isActive == true {
+        let now = Date().timeIntervalSince1970
+        for (name, group) in groups.sorted(by: { $0.key < $1.key }) where group.isActive {
+            let last = (try store.string("updated:" + name)).flatMap(Double.init) ?? 0
+            guard needsUpdate.contains(name) || now - last >= selfUpdateInterval else { continue }
             try await commit(in: name) { try $0.selfUpdate() }
             needsUpdate.remove(name)
             try persist(name, needsUpdate: false)
+            try store.set("updated:" + name, string: String(now))
         }
         for (name, group) in groups.sorted(by: { $0.key < $1.key }) where group.isActive && !group.pendingProposals.isEmpty && isAdmin(group) {
             try await commit(in: name) { try $0.commit() }
