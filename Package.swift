@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "MLS", targets: ["MLS"]),
         .executable(name: "parley", targets: ["parley"]),
+        .executable(name: "parley-bench", targets: ["parley-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", exact: "4.5.2"),
@@ -85,6 +86,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        // Benchmarks: `parley-bench mls` (MLS operations by group size).
+        .executableTarget(
+            name: "parley-bench",
+            dependencies: ["MLS", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(
             name: "MLSTests",
