@@ -1,3 +1,6 @@
+import Dispatch
+import Foundation
+
 /// The private keys a member holds for the ratchet tree (RFC 9420 §4.2): its
 /// own leaf's key and those of the parent nodes on its direct path it knows.
 public struct TreeKEMPrivateKeys: Hashable, Sendable, CustomStringConvertible {
@@ -120,17 +123,53 @@ public struct PreparedUpdatePath: Sendable {
 
     /// Encrypts each path secret to the resolution of the copath child below
     /// its node, leaving out leaves added by the same Commit (§7.6).
+    ///
+    /// The encryptions are independent, so large ones run on all cores (a
+    /// fresh tree's copath resolutions can hold thousands of leaves).
     public func encrypt(groupContext: GroupContext, excluding newLeaves: Set<LeafIndex> = []) throws -> UpdatePath {
         let suite = tree.suite
         let context = try groupContext.tlsEncoded()
-        let nodes = try zip(filteredPath, pathSecrets).map { node, secret in
-            let recipients = tree.excludingLeaves(tree.resolution(of: tree.copathChild(of: node, toward: sender.nodeIndex)), newLeaves)
-            let ciphertexts = try recipients.map { recipient in
-                try suite.encryptWithLabel(tree[recipient]!.encryptionKey, label: "UpdatePathNode", context: context, plaintext: secret)
-            }
-            return UpdatePathNode(encryptionKey: tree[node]!.encryptionKey, encryptedPathSecret: ciphertexts)
+        let recipients = zip(filteredPath, pathSecrets).map { node, _ in
+            tree.excludingLeaves(tree.resolution(of: tree.copathChild(of: node, toward: sender.nodeIndex)), newLeaves)
+        }
+        let jobs = recipients.enumerated().flatMap { index, nodes in nodes.map { (path: index, key: tree[$0]!.encryptionKey) } }
+        let ciphertexts = try Self.encryptAll(jobs.map { ($0.key, pathSecrets[$0.path]) }, suite: suite, context: context)
+        var next = ciphertexts.makeIterator()
+        let nodes = zip(filteredPath, recipients).map { node, resolution in
+            UpdatePathNode(encryptionKey: tree[node]!.encryptionKey, encryptedPathSecret: resolution.map { _ in next.next()! })
         }
         return UpdatePath(leafNode: leafNode, nodes: nodes)
+    }
+
+    /// EncryptWithLabel("UpdatePathNode") for each (key, secret), in order; concurrently when there are many.
+    private static func encryptAll(_ jobs: [(HPKEPublicKey, [UInt8])], suite: CipherSuiteProvider, context: [UInt8]) throws -> [HPKECiphertext] {
+        @Sendable func seal(_ job: (HPKEPublicKey, [UInt8])) throws -> HPKECiphertext {
+            try suite.encryptWithLabel(job.0, label: "UpdatePathNode", context: context, plaintext: job.1)
+        }
+        guard jobs.count >= 32 else { return try jobs.map(seal) }
+        let results = ConcurrentResults<HPKECiphertext>(count: jobs.count)
+        DispatchQueue.concurrentPerform(iterations: jobs.count) { index in
+            results.set(index, Result { try seal(jobs[index]) })
+        }
+        return try results.values()
+    }
+}
+
+/// Slots written once each from concurrent iterations, read after all finish.
+private final class ConcurrentResults<Value>: @unchecked Sendable {
+    private var slots: [Result<Value, Error>?]
+    private let lock = NSLock()
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func set(_ index: Int, _ value: Result<Value, Error>) {
+        lock.lock()
+        slots[index] = value
+        lock.unlock()
+    }
+
+    func values() throws -> [Value] {
+        try slots.map { try $0!.get() }
     }
 }
 

@@ -62,6 +62,17 @@ import Testing
         }
     }
 
+    @Test func aLargeFreshTreeIsEncryptedConcurrentlyAndEveryoneDecrypts() throws {
+        // No parent keys yet, so the copath resolutions hold all 39 other
+        // leaves: enough encryptions to take the concurrent path.
+        var group = try makeGroup(size: 40)
+        let prepared = try group.tree.prepareUpdatePath(from: LeafIndex(0), signer: group.members[LeafIndex(0)]!.member.signature.privateKey, groupID: groupID)
+        let path = try prepared.encrypt(groupContext: context(prepared.tree, epoch: 1))
+        #expect(path.nodes.map(\.encryptedPathSecret.count).reduce(0, +) == 39)
+        try commit(&group, from: LeafIndex(0))
+        try commit(&group, from: LeafIndex(39))
+    }
+
     @Test func newMembersAreLeftOutOfTheResolution() throws {
         var group = try makeGroup(size: 3)
         try commit(&group, from: LeafIndex(0))
