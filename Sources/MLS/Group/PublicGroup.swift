@@ -200,9 +200,10 @@ public struct PublicGroup: Sendable {
             try result.tree.remove(leaf)
             result.removed.append((leaf, removed))
         }
+        let credentials = CredentialSupport(result.tree)
         for item in list {
             guard case .add(let keyPackage) = item.proposal else { continue }
-            try validateKeyPackage(keyPackage, requiredCapabilities: requiredCapabilities, now: now)
+            try validateKeyPackage(keyPackage, requiredCapabilities: requiredCapabilities, now: now, credentials: credentials)
             let leaf = keyPackage.leafNode
             if result.tree.node(withEncryptionKey: leaf.encryptionKey) != nil || result.tree.leaf(withSignatureKey: leaf.signatureKey) != nil {
                 throw MLSError.invalidProposal("Add would put a key that is already in the group into the tree")
@@ -298,18 +299,36 @@ public struct PublicGroup: Sendable {
         try Self.checkCredential(leafNode, policy)
     }
 
+    /// Which credential types the members use and which all of them support,
+    /// computed once per proposal list rather than once per added member.
+    struct CredentialSupport {
+        var inUse: Set<CredentialType> = []
+        var supportedByAll: Set<CredentialType>?
+
+        init(_ tree: RatchetTree) {
+            for (_, leaf) in tree.members {
+                inUse.insert(leaf.credential.credentialType)
+                let supported = Set(leaf.capabilities.credentials)
+                supportedByAll = supportedByAll.map { $0.intersection(supported) } ?? supported
+            }
+        }
+    }
+
     /// KeyPackage validation (§10.1) against this group.
-    func validateKeyPackage(_ keyPackage: KeyPackage, requiredCapabilities: RequiredCapabilities? = nil, now: UInt64? = nil) throws {
+    func validateKeyPackage(
+        _ keyPackage: KeyPackage, requiredCapabilities: RequiredCapabilities? = nil, now: UInt64? = nil, credentials: CredentialSupport? = nil
+    ) throws {
         guard keyPackage.version == context.version, keyPackage.cipherSuite == context.cipherSuite else {
             throw MLSError.invalidKeyPackage("the KeyPackage is for another protocol version or cipher suite")
         }
         try Self.validateKeyPackageAlone(keyPackage, suite)
         let leaf = keyPackage.leafNode
         try tree.validateLeafNode(leaf, at: LeafIndex(0), groupID: context.groupID, requiredCapabilities: requiredCapabilities, now: now)
-        for type in Set(tree.members.map { $0.leaf.credential.credentialType }) where !leaf.capabilities.credentials.contains(type) {
+        let credentials = credentials ?? CredentialSupport(tree)
+        for type in credentials.inUse where !leaf.capabilities.credentials.contains(type) {
             throw MLSError.invalidKeyPackage("the new member does not support credential type \(type.rawValue), which a member uses")
         }
-        for (_, member) in tree.members where !member.capabilities.credentials.contains(leaf.credential.credentialType) {
+        if let supported = credentials.supportedByAll, !supported.contains(leaf.credential.credentialType) {
             throw MLSError.invalidKeyPackage("a member does not support the new member's credential type")
         }
         try Self.checkCredential(leaf, policy)
