@@ -122,7 +122,7 @@ extension Group {
                 for: applied.added, joinerSecret: joinerSecret, pskSecret: pskSecret, pskIDs: applied.pskIDs,
                 prepared: prepared, includeTree: options.ratchetTreeInWelcome))
         }
-        pending = PendingCommit(content: signed, next: next, summary: summary)
+        pending = PendingCommit(content: signed, message: message, next: next, summary: summary)
         return CommitOutput(message: message, welcome: welcome, groupInfo: try next.groupInfo(), summary: summary)
     }
 

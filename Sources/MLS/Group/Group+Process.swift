@@ -41,6 +41,10 @@ extension Group {
             return try decryptLate(message, from: index)
         }
         if try message.decryptSenderData(suite, senderDataSecret: epochSecrets.senderDataSecret).sender == ownLeaf {
+            if let pending, pending.message == .privateMessage(message) {
+                self = pending.next
+                return .commit(pending.summary)
+            }
             throw MLSError.ownMessage
         }
         let (content, generation) = try message.unprotect(secretTree: &secretTree, senderDataSecret: epochSecrets.senderDataSecret)

@@ -59,6 +59,7 @@ extension Group {
         if let pending {
             writer.write(UInt8(1))
             try writer.write(pending.content)
+            try writer.write(pending.message)
             try writer.writeOpaque(pending.next.serialized())
             try pending.summary.encode(to: &writer)
         } else {
@@ -93,8 +94,9 @@ extension Group {
             resumptionPSKs: Dictionary(psks, uniquingKeysWith: { $1 }))
         pending = try reader.readOptional { inner in
             let content = try inner.read(AuthenticatedContent.self)
+            let message = try inner.read(MLSMessage.self)
             let next = try Group(serialized: inner.readOpaque(), policy: policy)
-            return PendingCommit(content: content, next: next, summary: try CommitSummary(from: &inner))
+            return PendingCommit(content: content, message: message, next: next, summary: try CommitSummary(from: &inner))
         }
         switch try reader.readUInt8() {
         case 0: isActive = false

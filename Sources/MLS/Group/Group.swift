@@ -168,11 +168,15 @@ struct PastEpoch: Sendable {
 /// A Commit this member made that the delivery service has not yet echoed.
 final class PendingCommit: Sendable {
     let content: AuthenticatedContent
+    /// What was sent: a PrivateMessage echo can only be recognised by its
+    /// bytes, since the key that encrypted it is gone.
+    let message: MLSMessage
     let next: Group
     let summary: CommitSummary
 
-    init(content: AuthenticatedContent, next: Group, summary: CommitSummary) {
+    init(content: AuthenticatedContent, message: MLSMessage, next: Group, summary: CommitSummary) {
         self.content = content
+        self.message = message
         self.next = next
         self.summary = summary
     }

@@ -195,6 +195,22 @@ import Testing
         #expect(throws: MLSError.self) { try Group(serialized: [0, 9]) }
     }
 
+    @Test func handshakesSentAsPrivateMessagesWorkIncludingTheOwnEcho() throws {
+        var (alice, bob, charlie) = try threeMembers(policy: GroupPolicy(handshakeAsPublicMessage: false))
+        let update = try alice.selfUpdate()
+        guard case .privateMessage = update.message else { Issue.record("expected a PrivateMessage commit"); return }
+        // The echo is recognised by its bytes, also after a save and restore.
+        var restored = try Group(serialized: alice.serialized(), policy: GroupPolicy(handshakeAsPublicMessage: false))
+        #expect(try restored.process(update.message).commitSummary?.isOwnCommit == true)
+        #expect(try alice.process(update.message).commitSummary?.isOwnCommit == true)
+        _ = try bob.process(update.message)
+        _ = try charlie.process(update.message)
+        #expect(alice.epochAuthenticator == bob.epochAuthenticator && restored.epochAuthenticator == charlie.epochAuthenticator)
+        // An older message of alice's own is still refused as her own.
+        let stale = try alice.encrypt(text("x"))
+        #expect(throws: MLSError.ownMessage) { try alice.process(stale) }
+    }
+
     @Test(arguments: CipherSuite.supported)
     func everySuiteCarriesAConversation(suite: CipherSuite) throws {
         let provider = try suite.provider()
