@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // RFC 9420 Messaging Layer Security: pure value types on swift-crypto, no I/O.
@@ -87,10 +88,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Benchmarks: `parley-bench mls` (MLS operations by group size).
+        // Benchmarks: `parley-bench mls` (MLS operations by group size) and `load` (server).
         .executableTarget(
             name: "parley-bench",
-            dependencies: ["MLS", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "MLS", "ParleyServer", "ParleyClient", "ParleyProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "MLSTests",

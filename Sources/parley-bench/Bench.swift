@@ -7,7 +7,7 @@ struct ParleyBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "parley-bench",
         abstract: "Benchmarks for Parley. Build with -c release.",
-        subcommands: [MLSBench.self])
+        subcommands: [MLSBench.self, LoadBench.self])
 }
 
 /// `parley-bench mls`: MLS operations on groups of n members, cipher suite 1.

@@ -319,6 +319,12 @@ extension ParleyClient {
 
     public func members(_ name: String) throws -> [String] { memberNames(try group(name)) }
 
+    /// The MLS group id and epoch of `name` (for the package's own load generator).
+    package func wireIdentity(of name: String) throws -> (groupID: [UInt8], epoch: UInt64) {
+        let group = try group(name)
+        return (group.groupID, group.epoch)
+    }
+
     /// Sends a text: stored in the outbox first, so it survives being offline.
     public func send(_ text: String, to name: String) async throws -> SendOutcome {
         _ = try group(name)

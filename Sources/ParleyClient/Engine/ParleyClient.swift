@@ -40,7 +40,8 @@ public actor ParleyClient {
 
     public var username: String? { try? store.string("username") }
     public var serverURL: String? { try? store.string("server") }
-    var token: String? { try? store.string("token") }
+    /// The session token (for the package's own load generator).
+    package var token: String? { try? store.string("token") }
     var policy: GroupPolicy { ParleyGroupPolicy.groupPolicy() }
 
     // MARK: Account

@@ -29,6 +29,12 @@ final class ServerAPI: Sendable {
 
     func shutdown() async { try? await client.shutdown() }
 
+    /// A client dropped without `close()` (e.g. after a failed login) still
+    /// releases its connections instead of tripping AsyncHTTPClient's check.
+    deinit {
+        client.shutdown(queue: .global()) { _ in }
+    }
+
     static func hostAndPort(_ url: String) throws -> (String, Int) {
         guard let components = URLComponents(string: url), components.scheme == "https", let host = components.host else {
             throw ClientError.invalid("The server URL must look like https://host:port.")

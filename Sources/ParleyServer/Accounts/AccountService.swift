@@ -43,12 +43,19 @@ final class AccountService: Sendable {
     /// Checks the password, registers the device's signature key under the
     /// account if new, and opens a session for that device.
     func login(_ request: API.Login, address: String) throws -> API.Session {
-        guard perAddress.allow("address:" + address), perAccount.allow("account:" + request.username) else {
+        // Failed logins are limited per account and per address; successful ones cost nothing.
+        let addressKey = "address:" + address, accountKey = "account:" + request.username
+        guard !perAddress.isExhausted(addressKey), !perAccount.isExhausted(accountKey) else {
             logger.notice("login rate-limited", metadata: ["user": "\(request.username)", "address": "\(address)"])
             throw ErrorBody(.rateLimited)
         }
-        guard let user = try storage.user(named: request.username) else { throw ErrorBody(.userNotFound) }
+        guard let user = try storage.user(named: request.username) else {
+            perAddress.allow(addressKey)
+            throw ErrorBody(.userNotFound)
+        }
         guard try hasher.verify(request.password, hash: user.passwordHash, salt: user.salt) else {
+            perAddress.allow(addressKey)
+            perAccount.allow(accountKey)
             logger.notice("login failed", metadata: ["user": "\(request.username)"])
             throw ErrorBody(.invalidPassword)
         }

@@ -17,7 +17,18 @@ final class RateLimiter: Sendable {
         perSecond = Double(perMinute) / 60
     }
 
+    /// Whether `key` has no token left, without taking one.
+    func isExhausted(_ key: String, now: ContinuousClock.Instant = .now) -> Bool {
+        buckets.withLock { buckets in
+            guard let bucket = buckets[key] else { return false }
+            let elapsed = now - bucket.updated
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            return min(capacity, bucket.tokens + seconds * perSecond) < 1
+        }
+    }
+
     /// Takes one token for `key`; false when the key has none left.
+    @discardableResult
     func allow(_ key: String, now: ContinuousClock.Instant = .now) -> Bool {
         buckets.withLock { buckets in
             var bucket = buckets[key] ?? Bucket(tokens: capacity, updated: now)
