@@ -25,6 +25,8 @@ actor DeliveryService {
     let metrics: ServerMetrics
     let logger: Logger
     private var cache: [Int64: CachedGroup] = [:]
+    /// Group ids by name, so a submission finds its cached group without a database read.
+    private var idsByName: [String: Int64] = [:]
     private var senders: [Int64: RateLimiter] = [:]
     private let sendLimiter: RateLimiter
 
@@ -85,13 +87,16 @@ actor DeliveryService {
         var cached = record
         cached.id = id
         cache[id] = CachedGroup(record: cached, view: view, devices: [LeafIndex(0): device.id])
+        idsByName[request.name] = id
         logger.info("group created", metadata: ["group": "\(request.name)", "creator": "\(device.userName)"])
         metrics.groupsCreated.increment()
         return try describe(cache[id]!)
     }
 
     func group(named name: String) throws -> CachedGroup {
+        if let id = idsByName[name], let cached = cache[id] { return cached }
         guard let record = try storage.group(named: name) else { throw ErrorBody(.groupNotFound) }
+        idsByName[name] = record.id
         return try load(record)
     }
 
@@ -140,6 +145,7 @@ actor DeliveryService {
         let members = Array(Set(group.devices.values))
         try storage.destroyGroup(id: group.record.id, notify: members)
         cache.removeValue(forKey: group.record.id)
+        idsByName.removeValue(forKey: name)
         for member in members { hub.send(.frame(.groupDestroyed(.init(group: name))), to: member) }
         logger.info("group destroyed", metadata: ["group": "\(name)", "by": "\(device.userName)"])
     }
@@ -266,7 +272,6 @@ actor DeliveryService {
 
     /// Acknowledgement from a device.
     func acknowledge(_ ack: ClientFrame.Ack, from device: DeviceRecord) throws {
-        guard let record = try storage.group(named: ack.group) else { throw ErrorBody(.groupNotFound) }
-        try storage.acknowledge(deviceID: device.id, groupID: record.id, seq: ack.seq)
+        try storage.acknowledge(deviceID: device.id, groupID: try group(named: ack.group).record.id, seq: ack.seq)
     }
 }
