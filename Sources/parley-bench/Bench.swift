@@ -19,6 +19,8 @@ struct MLSBench: AsyncParsableCommand {
     @Option(help: "Comma-separated group sizes.") var sizes = "10,100,1000,10000"
     @Option(help: "Runs per operation (median and p90 are reported).") var runs = 9
     @Option(help: "Members added per commit while building the group.") var batch = 100
+    @Option(help: "Trees to time the commit rows in: fresh (as batched adds leave it), populated, or both.")
+    var trees = "fresh,populated"
     @Flag(help: "One JSON object per line.") var json = false
 
     func run() async throws {
@@ -28,14 +30,17 @@ struct MLSBench: AsyncParsableCommand {
         }
     }
 
-    func report(_ op: String, n: Int, _ samples: [Double]) {
+    /// One result line. `tree` says which tree a commit row ran in (see `measureCommits`).
+    func report(_ op: String, n: Int, tree: String? = nil, _ samples: [Double]) {
         let sorted = samples.sorted()
         let median = sorted[sorted.count / 2]
         let p90 = sorted[min(sorted.count - 1, Int((Double(sorted.count) * 0.9).rounded(.up)) - 1)]
         if json {
-            print(#"{"op": "\#(op)", "n": \#(n), "median_ms": \#(String(format: "%.3f", median)), "p90_ms": \#(String(format: "%.3f", p90)), "runs": \#(samples.count)}"#)
+            let treeField = tree.map { #", "tree": "\#($0)""# } ?? ""
+            print(#"{"op": "\#(op)", "n": \#(n)\#(treeField), "median_ms": \#(String(format: "%.3f", median)), "p90_ms": \#(String(format: "%.3f", p90)), "runs": \#(samples.count)}"#)
         } else {
-            print(String(format: "%-20@ n=%-6d median %10.3f ms   p90 %10.3f ms   (%d runs)", op as NSString, n, median, p90, samples.count))
+            let label = tree.map { "\(op) (\($0))" } ?? op
+            print(String(format: "%-32@ n=%-6d median %10.3f ms   p90 %10.3f ms   (%d runs)", label as NSString, n, median, p90, samples.count))
         }
         fflush(nil)
     }
@@ -50,6 +55,23 @@ struct MLSBench: AsyncParsableCommand {
         try KeyPackageBundle(
             suite, credential: .basic(identity: Array("member\(index)".utf8)), signatureKeys: suite.generateSignatureKeyPair(),
             lifetime: Lifetime(notBefore: 0, notAfter: .max))
+    }
+
+    /// The number of HPKE ciphertexts in a Commit's UpdatePath: the work a
+    /// path costs, n-ish in a tree fresh from batched adds, log n once populated.
+    func pathCiphertexts(_ message: MLSMessage) -> Int {
+        guard case .publicMessage(let framed) = message, case .commit(let commit) = framed.content.body else { return 0 }
+        return commit.path?.nodes.reduce(0) { $0 + $1.encryptedPathSecret.count } ?? 0
+    }
+
+    func note(_ op: String, n: Int, _ fields: [(String, String)]) {
+        if json {
+            let body = fields.map { #""\#($0.0)": \#($0.1)"# }.joined(separator: ", ")
+            print(#"{"op": "\#(op)", "n": \#(n), \#(body)}"#)
+        } else {
+            print(String(format: "%-32@ n=%-6d ", op as NSString, n) + fields.map { "\($0.0) \($0.1.replacingOccurrences(of: "\"", with: ""))" }.joined(separator: "   "))
+        }
+        fflush(nil)
     }
 
     func measure(n: Int, suite: CipherSuiteProvider) throws {
@@ -71,31 +93,21 @@ struct MLSBench: AsyncParsableCommand {
         }
         report("build_group", n: n, [build])
         guard var receiver = follower else { return }
-
         let newcomers = try (0..<runs).map { try member(suite, n + $0) }
-        report("commit_add_one", n: n, try newcomers.map { bundle in
-            var group = creator
-            return try milliseconds { _ = try group.addMembers([bundle.keyPackage]) }
-        })
 
-        report("commit_self_update", n: n, try (0..<runs).map { _ in
-            var group = creator
-            return try milliseconds { _ = try group.selfUpdate() }
-        })
-
-        report("commit_remove_one", n: n, try (0..<runs).map { _ in
-            var group = creator
-            return try milliseconds { _ = try group.removeMembers([receiver.ownLeaf]) }
-        })
-
-        let updates = try (0..<runs).map { _ in
-            var group = creator
-            return try group.selfUpdate().message
+        // The commit rows twice: in the tree batched adds leave, whose parent
+        // nodes are blank so a path encrypts to every member (O(n), as RFC 9420
+        // §7.9 says), and in a populated tree, as it is once members have
+        // committed (Parley clients self-update after joining and weekly).
+        let treeKinds = Set(trees.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        if treeKinds.contains("fresh") {
+            try measureCommits(n: n, tree: "fresh", creator: creator, receiver: receiver, newcomers: newcomers)
         }
-        report("process_commit", n: n, try updates.map { message in
-            var group = receiver
-            return try milliseconds { _ = try group.process(message) }
-        })
+        let populate = try milliseconds { try populateCopath(of: &creator, receiver: &receiver, n: n, suite: suite) }
+        note("populate_tree", n: n, [("ms", String(format: "%.1f", populate))])
+        if treeKinds.contains("populated") {
+            try measureCommits(n: n, tree: "populated", creator: creator, receiver: receiver, newcomers: newcomers)
+        }
 
         // join_welcome: a Welcome without the tree, the tree supplied separately.
         var withNewcomer = creator
@@ -123,7 +135,68 @@ struct MLSBench: AsyncParsableCommand {
         if json {
             print(#"{"op": "state_bytes", "n": \#(n), "bytes": \#(size)}"#)
         } else {
-            print(String(format: "%-20@ n=%-6d %d bytes", "state_size" as NSString, n, size))
+            print(String(format: "%-32@ n=%-6d %d bytes", "state_size" as NSString, n, size))
+        }
+    }
+
+    /// Add one (tree in the Welcome, the default), self-update, remove one,
+    /// and a self-update processed by another member, each from the same state.
+    func measureCommits(n: Int, tree: String, creator: Group, receiver: Group, newcomers: [KeyPackageBundle]) throws {
+        report("commit_add_one", n: n, tree: tree, try newcomers.map { bundle in
+            var group = creator
+            return try milliseconds { _ = try group.addMembers([bundle.keyPackage]) }
+        })
+
+        var ciphertextCount = 0
+        report("commit_self_update", n: n, tree: tree, try (0..<runs).map { _ in
+            var group = creator
+            var output: CommitOutput?
+            let time = try milliseconds { output = try group.selfUpdate() }
+            ciphertextCount = pathCiphertexts(output!.message)
+            return time
+        })
+        note("path_ciphertexts", n: n, [("tree", #""\#(tree)""#), ("count", "\(ciphertextCount)")])
+
+        report("commit_remove_one", n: n, tree: tree, try (0..<runs).map { _ in
+            var group = creator
+            return try milliseconds { _ = try group.removeMembers([receiver.ownLeaf]) }
+        })
+
+        let updates = try (0..<runs).map { _ in
+            var group = creator
+            return try group.selfUpdate().message
+        }
+        report("process_commit", n: n, tree: tree, try updates.map { message in
+            var group = receiver
+            return try milliseconds { _ = try group.process(message) }
+        })
+    }
+
+    /// Gives every node on the creator's copath a key, with real commits:
+    /// for each subtree [2^j, 2^(j+1)) beside the creator's path, member 2^j is
+    /// removed and a fresh member joins in its place, then these newcomers
+    /// self-update, largest subtree first, so each path lands in a subtree
+    /// whose sibling already has a key. Creator and receiver follow along.
+    func populateCopath(of creator: inout Group, receiver: inout Group, n: Int, suite: CipherSuiteProvider) throws {
+        let holes = sequence(first: 2, next: { $0 * 2 }).prefix { $0 < n }.map { LeafIndex(UInt32($0)) }
+        guard !holes.isEmpty else { return }
+        let removal = try creator.removeMembers(holes)
+        _ = try creator.process(removal.message)
+        _ = try receiver.process(removal.message)
+
+        let fillers = try holes.map { try member(suite, 1_000_000 + Int($0.rawValue)) }
+        let invitation = try creator.commit(CommitOptions(add: fillers.map(\.keyPackage), ratchetTreeInWelcome: false))
+        _ = try creator.process(invitation.message)
+        _ = try receiver.process(invitation.message)
+        guard case .welcome(let welcome)? = invitation.welcome else { throw ValidationError("no Welcome for the new members") }
+        var joined = try fillers.map { try Group.join(welcome: welcome, keyPackage: $0, ratchetTree: creator.tree) }
+        guard joined.map(\.ownLeaf) == holes else { throw ValidationError("the new members did not fill the removed leaves") }
+
+        for committer in joined.indices.reversed() {
+            let update = try joined[committer].selfUpdate()
+            for index in joined.indices { _ = try joined[index].process(update.message) }
+            _ = try creator.process(update.message)
+            _ = try receiver.process(update.message)
         }
     }
 }

@@ -41,8 +41,6 @@ public struct CommitOutput: Sendable {
     public var message: MLSMessage
     /// The Welcome for the members it adds, if any.
     public var welcome: MLSMessage?
-    /// A signed GroupInfo of the new epoch, with the ratchet tree, for the delivery service.
-    public var groupInfo: GroupInfo
     /// What the Commit will change once accepted.
     public var summary: CommitSummary
 }
@@ -123,7 +121,7 @@ extension Group {
                 prepared: prepared, includeTree: options.ratchetTreeInWelcome))
         }
         pending = PendingCommit(content: signed, message: message, next: next, summary: summary)
-        return CommitOutput(message: message, welcome: welcome, groupInfo: try next.groupInfo(), summary: summary)
+        return CommitOutput(message: message, welcome: welcome, summary: summary)
     }
 
     /// Adds clients by their KeyPackages.

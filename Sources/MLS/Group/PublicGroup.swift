@@ -300,17 +300,15 @@ public struct PublicGroup: Sendable {
     }
 
     /// Which credential types the members use and which all of them support,
-    /// computed once per proposal list rather than once per added member.
+    /// as the tree keeps count of them: taken once per proposal list, before
+    /// its Adds, so each added member is checked against the same group.
     struct CredentialSupport {
         var inUse: Set<CredentialType> = []
         var supportedByAll: Set<CredentialType>?
 
         init(_ tree: RatchetTree) {
-            for (_, leaf) in tree.members {
-                inUse.insert(leaf.credential.credentialType)
-                let supported = Set(leaf.capabilities.credentials)
-                supportedByAll = supportedByAll.map { $0.intersection(supported) } ?? supported
-            }
+            inUse = tree.credentialTypesInUse
+            supportedByAll = tree.credentialTypesSupportedByAll
         }
     }
 

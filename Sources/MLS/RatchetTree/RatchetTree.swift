@@ -7,13 +7,28 @@
 public struct RatchetTree: Sendable {
     public let suite: CipherSuiteProvider
     public private(set) var leafCount: LeafCount
-    private(set) var nodes: [Node?]
-    private var hashes: [[UInt8]]
+    // Chunked storage: a commit copies the tree and changes one path, and
+    // with chunks that copy costs O(n / 64) reference counts, not O(n) nodes.
+    private(set) var nodes: ChunkedArray<Node?>
+    private var hashes: ChunkedArray<[UInt8]>
+    /// How many non-blank nodes each subtree holds, so that resolutions and
+    /// filtered direct paths skip empty subtrees (such as the unused right
+    /// end of the tree) instead of walking them node by node.
+    private var nonBlankBelow: ChunkedArray<UInt32>
     private var dirty: Set<UInt32> = []
     /// Which node holds each encryption key and which leaf each signature
     /// key, so uniqueness checks (§7.3) do not scan the tree.
-    private var encryptionKeyIndex: [HPKEPublicKey: NodeIndex] = [:]
-    private var signatureKeyIndex: [SignaturePublicKey: LeafIndex] = [:]
+    private var encryptionKeyIndex = ShardedDictionary<HPKEPublicKey, NodeIndex>()
+    private var signatureKeyIndex = ShardedDictionary<SignaturePublicKey, LeafIndex>()
+    /// No leaf left of this one is blank, so Add's search for the leftmost
+    /// blank leaf starts here instead of at leaf 0.
+    private var firstBlankLeafCandidate = 0
+    /// The number of members, how many use each credential type and how many
+    /// list each type in their capabilities: what KeyPackage validation
+    /// (§10.1) asks about the whole group, kept current instead of scanned.
+    public private(set) var memberCount = 0
+    private var credentialTypeUse: [CredentialType: Int] = [:]
+    private var credentialTypeSupport: [CredentialType: Int] = [:]
     /// How many cached node hashes have been recomputed after changes over
     /// this value's lifetime; the complexity tests read it.
     private(set) var treeHashComputations = 0
@@ -22,8 +37,9 @@ public struct RatchetTree: Sendable {
     public init(_ suite: CipherSuiteProvider, firstLeaf: LeafNode) throws {
         self.suite = suite
         leafCount = LeafCount(rawValue: 1)!
-        nodes = [nil]
-        hashes = [[]]
+        nodes = ChunkedArray(repeating: nil, count: 1)
+        hashes = ChunkedArray(repeating: [], count: 1)
+        nonBlankBelow = ChunkedArray(repeating: 0, count: 1)
         set(NodeIndex(0), .leaf(firstLeaf))
         try rehash()
     }
@@ -48,9 +64,20 @@ public struct RatchetTree: Sendable {
         self.suite = suite
         // n nodes need ceil((n + 1) / 2) leaves: an even count ends on a parent.
         leafCount = try LeafCount(covering: UInt32((received.count + 2) / 2))
-        nodes = received + [Node?](repeating: nil, count: Int(leafCount.nodeCount) - received.count)
-        hashes = [[UInt8]](repeating: [], count: nodes.count)
+        nodes = ChunkedArray(received)
+        nodes.append(repeating: nil, count: Int(leafCount.nodeCount) - received.count)
+        hashes = ChunkedArray(repeating: [], count: nodes.count)
+        nonBlankBelow = ChunkedArray(repeating: 0, count: nodes.count)
         for (position, node) in nodes.enumerated() where node != nil { index(node, at: NodeIndex(UInt32(position))) }
+        for level in 0...leafCount.root.level {
+            // Children before parents: each level sums the one below.
+            for position in stride(from: (1 << level) - 1, to: nodes.count, by: 1 << (level + 1)) {
+                let node = NodeIndex(UInt32(position))
+                var count: UInt32 = nodes[position] == nil ? 0 : 1
+                if let left = node.left, let right = node.right { count += nonBlankBelow[Int(left.rawValue)] + nonBlankBelow[Int(right.rawValue)] }
+                nonBlankBelow[position] = count
+            }
+        }
         dirty = Set(0..<leafCount.nodeCount)
         try rehash()
     }
@@ -68,7 +95,7 @@ public struct RatchetTree: Sendable {
         let lastNonBlank = nodes.lastIndex { $0 != nil } ?? -1
         var writer = TLSWriter()
         try writer.writeVector { inner in
-            for node in nodes[...lastNonBlank] { try inner.writeOptional(node) }
+            for node in nodes.prefix(lastNonBlank + 1) { try inner.writeOptional(node) }
         }
         return writer.bytes
     }
@@ -111,16 +138,14 @@ public struct RatchetTree: Sendable {
         case .leaf: return [node]
         case .parent(let parent): return [node] + parent.unmergedLeaves.map(\.nodeIndex)
         case nil:
-            guard let left = node.left, let right = node.right else { return [] }
+            guard hasNonBlankDescendant(node), let left = node.left, let right = node.right else { return [] }
             return resolution(of: left) + resolution(of: right)
         }
     }
 
     /// Whether the resolution is non-empty, without building it.
     func hasNonBlankDescendant(_ node: NodeIndex) -> Bool {
-        if self[node] != nil { return true }
-        guard let left = node.left, let right = node.right else { return false }
-        return hasNonBlankDescendant(left) || hasNonBlankDescendant(right)
+        leafCount.contains(node) && nonBlankBelow[Int(node.rawValue)] > 0
     }
 
     /// The filtered direct path of a leaf (§4.1.2): its direct path without
@@ -152,7 +177,7 @@ public struct RatchetTree: Sendable {
     /// none, and records it as unmerged at every non-blank ancestor (§12.1.1).
     @discardableResult
     public mutating func add(_ leafNode: LeafNode) throws -> LeafIndex {
-        let position = stride(from: 0, to: nodes.count, by: 2).first { nodes[$0] == nil }
+        let position = stride(from: firstBlankLeafCandidate * 2, to: nodes.count, by: 2).first { nodes[$0] == nil }
         let leaf: LeafIndex
         if let position {
             leaf = LeafIndex(UInt32(position / 2))
@@ -168,6 +193,7 @@ public struct RatchetTree: Sendable {
             set(ancestor, .parent(parent))
         }
         set(leaf.nodeIndex, .leaf(leafNode))
+        firstBlankLeafCandidate = Int(leaf.rawValue) + 1
         try rehash()
         return leaf
     }
@@ -192,21 +218,54 @@ public struct RatchetTree: Sendable {
 
     /// Sets a node directly. TreeKEM uses this to place UpdatePath keys.
     mutating func set(_ node: NodeIndex, _ value: Node?) {
-        if let old = nodes[Int(node.rawValue)] { unindex(old, at: node) }
+        let old = nodes[Int(node.rawValue)]
+        if let old { unindex(old, at: node) }
+        if (old == nil) != (value == nil) {
+            for counted in [node] + leafCount.directPath(of: node) {
+                if value == nil { nonBlankBelow[Int(counted.rawValue)] -= 1 } else { nonBlankBelow[Int(counted.rawValue)] += 1 }
+            }
+        }
         nodes[Int(node.rawValue)] = value
         index(value, at: node)
         markDirty(node)
     }
 
     private mutating func index(_ value: Node?, at node: NodeIndex) {
-        guard let value else { return }
+        guard let value else {
+            if let leaf = node.leafIndex { firstBlankLeafCandidate = min(firstBlankLeafCandidate, Int(leaf.rawValue)) }
+            return
+        }
         encryptionKeyIndex[value.encryptionKey] = node
-        if case .leaf(let leaf) = value, let leafIndex = node.leafIndex { signatureKeyIndex[leaf.signatureKey] = leafIndex }
+        if case .leaf(let leaf) = value, let leafIndex = node.leafIndex {
+            signatureKeyIndex[leaf.signatureKey] = leafIndex
+            countCredentials(of: leaf, by: 1)
+        }
     }
 
     private mutating func unindex(_ value: Node, at node: NodeIndex) {
         if encryptionKeyIndex[value.encryptionKey] == node { encryptionKeyIndex[value.encryptionKey] = nil }
-        if case .leaf(let leaf) = value, signatureKeyIndex[leaf.signatureKey] == node.leafIndex { signatureKeyIndex[leaf.signatureKey] = nil }
+        if case .leaf(let leaf) = value {
+            if signatureKeyIndex[leaf.signatureKey] == node.leafIndex { signatureKeyIndex[leaf.signatureKey] = nil }
+            countCredentials(of: leaf, by: -1)
+        }
+    }
+
+    private mutating func countCredentials(of leaf: LeafNode, by change: Int) {
+        memberCount += change
+        credentialTypeUse[leaf.credential.credentialType, default: 0] += change
+        if credentialTypeUse[leaf.credential.credentialType] == 0 { credentialTypeUse[leaf.credential.credentialType] = nil }
+        for type in Set(leaf.capabilities.credentials) {
+            credentialTypeSupport[type, default: 0] += change
+            if credentialTypeSupport[type] == 0 { credentialTypeSupport[type] = nil }
+        }
+    }
+
+    /// The credential types members use.
+    var credentialTypesInUse: Set<CredentialType> { Set(credentialTypeUse.keys) }
+
+    /// The credential types every member supports; nil for a tree without members.
+    var credentialTypesSupportedByAll: Set<CredentialType>? {
+        memberCount == 0 ? nil : Set(credentialTypeSupport.filter { $0.value == memberCount }.keys)
     }
 
     /// The node whose encryption key is `key`, if any.
@@ -226,9 +285,12 @@ public struct RatchetTree: Sendable {
     private mutating func extend() throws {
         guard leafCount.rawValue < LeafCount.maximum.rawValue else { throw MLSError.invalidTree("the tree cannot grow beyond 2^31 leaves") }
         let oldCount = nodes.count
+        let oldRoot = leafCount.root
         leafCount = LeafCount(rawValue: leafCount.rawValue * 2)!
-        nodes += [Node?](repeating: nil, count: Int(leafCount.nodeCount) - oldCount)
-        hashes += [[UInt8]](repeating: [], count: Int(leafCount.nodeCount) - oldCount)
+        nodes.append(repeating: nil, count: Int(leafCount.nodeCount) - oldCount)
+        hashes.append(repeating: [], count: Int(leafCount.nodeCount) - oldCount)
+        nonBlankBelow.append(repeating: 0, count: Int(leafCount.nodeCount) - oldCount)
+        nonBlankBelow[Int(leafCount.root.rawValue)] = nonBlankBelow[Int(oldRoot.rawValue)]
         // Existing nodes keep their indices and hashes; the new half and the new root need hashing.
         dirty.formUnion(UInt32(oldCount)..<leafCount.nodeCount)
     }
@@ -239,12 +301,18 @@ public struct RatchetTree: Sendable {
             let half = Int(leafCount.rawValue / 2)
             let rightLeavesBlank = stride(from: half * 2, to: nodes.count, by: 2).allSatisfy { nodes[$0] == nil }
             guard rightLeavesBlank else { return }
+            let oldRoot = Int(leafCount.root.rawValue)
             leafCount = LeafCount(rawValue: UInt32(half))!
-            for position in Int(leafCount.nodeCount)..<nodes.count {
-                if let node = nodes[position] { unindex(node, at: NodeIndex(UInt32(position))) }
+            // Unindex whatever non-blank parents the dropped half and root still hold.
+            if nonBlankBelow[oldRoot] > nonBlankBelow[Int(leafCount.root.rawValue)] {
+                for position in Int(leafCount.nodeCount)..<nodes.count {
+                    if let node = nodes[position] { unindex(node, at: NodeIndex(UInt32(position))) }
+                }
             }
             nodes.removeLast(nodes.count - Int(leafCount.nodeCount))
             hashes.removeLast(hashes.count - Int(leafCount.nodeCount))
+            nonBlankBelow.removeLast(nonBlankBelow.count - Int(leafCount.nodeCount))
+            firstBlankLeafCandidate = min(firstBlankLeafCandidate, Int(leafCount.rawValue))
             dirty = dirty.filter { $0 < leafCount.nodeCount }
         }
     }

@@ -146,7 +146,7 @@ public struct PreparedUpdatePath: Sendable {
         @Sendable func seal(_ job: (HPKEPublicKey, [UInt8])) throws -> HPKECiphertext {
             try suite.encryptWithLabel(job.0, label: "UpdatePathNode", context: context, plaintext: job.1)
         }
-        guard jobs.count >= 32 else { return try jobs.map(seal) }
+        guard jobs.count >= 8 else { return try jobs.map(seal) }
         let results = ConcurrentResults<HPKECiphertext>(count: jobs.count)
         DispatchQueue.concurrentPerform(iterations: jobs.count) { index in
             results.set(index, Result { try seal(jobs[index]) })
