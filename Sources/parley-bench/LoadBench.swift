@@ -4,13 +4,15 @@ import Histogram
 import HummingbirdWSClient
 import Logging
 import MLS
+import NIOHTTP1
 import NIOSSL
 import ParleyClient
 import ParleyProtocol
 import ParleyServer
 import Synchronization
 
-/// `parley-bench load`: real TLS WebSocket clients against an in-process server.
+/// `parley-bench load`: real TLS WebSocket clients against a Parley server,
+/// one it starts in-process or a running one (`--server`).
 struct LoadBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "load",
@@ -21,55 +23,60 @@ struct LoadBench: AsyncParsableCommand {
     @Option(help: "Messages per second in total.") var rate = 400
     @Option(help: "Seconds of load.") var seconds = 10
     @Option(help: "Extra idle authenticated connections to open afterwards.") var idle = 1000
+    @Option(help: ArgumentHelp(
+        "A running Parley server (https://host:port) instead of one started in-process.",
+        discussion: "It must allow registration, and its per-device send limit must cover rate/clients. Needed for more idle connections than one process has file descriptors for."))
+    var server: String?
     @Flag(help: "One JSON object per line.") var json = false
 
     func run() async throws {
-        raiseFileLimit()
-        let root = NSTemporaryDirectory() + "parley-load-" + UUID().uuidString
-        var configuration = ServerConfiguration()
-        configuration.dataDirectory = root + "/server"
-        configuration.port = 0
-        configuration.messagesPerSecond = max(1000, rate)
-        var logger = Logger(label: "parley-load")
-        logger.logLevel = .error
-        let server = try ParleyServer(configuration: configuration, logger: logger)
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let serverTask = Task { try await server.run(handleSignals: false) { continuation.yield($0) } }
-        var portIterator = ports.makeAsyncIterator()
-        guard let port = await portIterator.next() else { throw ValidationError("the server did not start") }
-        let url = "https://127.0.0.1:\(port)"
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.trustRoots = .certificates([try NIOSSLCertificate(bytes: server.certificateDER, format: .der)])
-        tls.certificateVerification = .noHostnameVerification
+        let fileLimit = ProcessResources.raiseOpenFileLimit()
+        // Each connection is one descriptor on each side; in-process both sides share the limit.
+        let needed = (server == nil ? 2 : 1) * (clients + idle) + 200
+        if needed > fileLimit {
+            throw ValidationError("""
+                \(clients + idle) connections need about \(needed) file descriptors in this process, and the limit is \(fileLimit). \
+                Run the server on its own (parley serve) and pass --server, or ask for fewer.
+                """)
+        }
+        let target = try await LoadTarget.start(server: server, rate: rate, status: status)
+        do {
+            try await measureThroughput(target)
+            if idle > 0 { try await measureIdleConnections(target) }
+        } catch {
+            await target.stop()
+            throw error
+        }
+        await target.stop()
+    }
 
+    /// Each client sends at rate/clients per second; every copy delivered is timed.
+    func measureThroughput(_ target: LoadTarget) async throws {
         // Setup with real MLS: every group has an admin who adds its members.
         status("setting up \(clients) clients in \(groups) groups")
         var users: [ParleyClient] = []
         for index in 0..<clients {
-            let user = try ParleyClient(home: root + "/u\(index)")
-            try await user.register(server: url, username: "user\(index)", password: "load test password")
+            let user = try ParleyClient(home: target.root + "/u\(index)")
+            try await user.register(server: target.url, username: target.name("u\(index)"), password: "load test password")
             users.append(user)
         }
         for group in 0..<groups {
             let members = stride(from: group, to: clients, by: groups).map { $0 }
-            try await users[members[0]].createGroup("g\(group)")
-            if members.count > 1 { try await users[members[0]].add(members.dropFirst().map { "user\($0)" }, to: "g\(group)") }
+            try await users[members[0]].createGroup(target.name("g\(group)"))
+            if members.count > 1 { try await users[members[0]].add(members.dropFirst().map { target.name("u\($0)") }, to: target.name("g\(group)")) }
         }
         for user in users { try await user.sync() }
         for user in users { try await user.sync() }
         var senders: [(token: String, group: String, groupID: [UInt8], epoch: UInt64)] = []
         for (index, user) in users.enumerated() {
-            let name = "g\(index % groups)"
+            let name = target.name("g\(index % groups)")
             let identity = try await user.wireIdentity(of: name)
             senders.append((await user.token!, name, identity.groupID, identity.epoch))
             await user.close()
         }
 
-        // Load: each client sends at rate/clients per second; every copy delivered is timed.
         let stats = LoadStats()
-        let sockets = senders.map { sender in
-            LoadSocket(url: "wss://127.0.0.1:\(port)/v1/ws", token: sender.token, tls: tls, stats: stats)
-        }
+        let sockets = senders.map { LoadSocket(url: target.webSocketURL, token: $0.token, tls: target.tls, stats: stats) }
         try await Task.sleep(for: .seconds(1))
         status("sending \(rate) messages/s for \(seconds) s")
         let interval = Duration.seconds(Double(clients) / Double(rate))
@@ -82,6 +89,7 @@ struct LoadBench: AsyncParsableCommand {
                     while next < start + .seconds(seconds) {
                         try? await Task.sleep(until: next)
                         count += 1
+                        // Opaque to the server; the send time rides in the authenticated data.
                         let message = MLSMessage.privateMessage(PrivateMessage(
                             groupID: sender.groupID, epoch: sender.epoch, contentType: .application,
                             authenticatedData: withUnsafeBytes(of: DispatchTime.now().uptimeNanoseconds.bigEndian, Array.init),
@@ -97,35 +105,73 @@ struct LoadBench: AsyncParsableCommand {
         let result = stats.snapshot()
         let elapsed = Double(seconds)
         report([
-            "op": "load", "clients": clients, "groups": groups, "rate": rate, "seconds": seconds,
+            "op": "load", "clients": clients, "groups": groups, "rate": rate, "seconds": seconds, "server": target.kind,
             "sent": result.sent, "accepted_per_s": Double(result.accepted) / elapsed, "deliveries_per_s": Double(result.deliveries) / elapsed,
             "latency_p50_ms": result.p50, "latency_p99_ms": result.p99, "latency_p999_ms": result.p999, "errors": result.errors,
         ])
         for socket in sockets { socket.close() }
+    }
 
-        // Idle connections: one device each (a new connection of a device replaces its old one).
-        status("opening \(idle) idle connections")
-        try await server.addUser(name: "idle", password: "idle connections")
-        let holder = try ParleyClient(home: root + "/idle")
-        try await holder.login(server: url, username: "idle", password: "idle connections")
-        var held: [LoadSocket] = []
-        let idleStats = LoadStats()
-        for index in 0..<idle {
-            let device = try ParleyClient(home: root + "/idle-\(index)")
-            try await device.login(server: url, username: "idle", password: "idle connections")
-            held.append(LoadSocket(url: "wss://127.0.0.1:\(port)/v1/ws", token: await device.token!, tls: tls, stats: idleStats))
-            await device.close()
+    /// Idle connections: one device each (a device's new connection replaces
+    /// its old one), logged in directly over HTTP — a session is all a
+    /// connection needs, so no home store or KeyPackages are made for them.
+    func measureIdleConnections(_ target: LoadTarget) async throws {
+        status("logging in \(idle) devices")
+        let user = target.name("idle"), password = "idle connections"
+        try await target.createUser(user, password: password)
+        let suite = try CipherSuite.mls128DHKEMX25519AES128GCMSHA256Ed25519.provider()
+        let setupStart = ContinuousClock.now
+        var tokens: [String] = []
+        try await withThrowingTaskGroup(of: String.self) { group in
+            // A few logins in flight keep the server's password hashing busy on every core.
+            var next = 0
+            func login() {
+                let key = Data(suite.generateSignatureKeyPair().publicKey.bytes)
+                group.addTask {
+                    try await target.api.call(.POST, "/v1/sessions", json: API.Login(username: user, password: password, signatureKey: key), as: API.Session.self).token
+                }
+                next += 1
+            }
+            while next < min(idle, 8) { login() }
+            for try await token in group {
+                tokens.append(token)
+                if next < idle { login() }
+            }
         }
+        status("opening \(idle) idle connections")
+        let idleStats = LoadStats()
+        var held: [LoadSocket] = []
+        for token in tokens {
+            held.append(LoadSocket(url: target.webSocketURL, token: token, tls: target.tls, stats: idleStats))
+            // Pace the TLS handshakes a little so the accept queue never overflows.
+            if held.count % 200 == 0 { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        // Wait until every connection has finished its replay, or stops making progress.
+        var open = 0
+        var stalled = 0
+        while open < idle, stalled < 10 {
+            try await Task.sleep(for: .seconds(1))
+            let now = idleStats.snapshot().connected
+            stalled = now == open ? stalled + 1 : 0
+            open = now
+        }
+        let setup = (ContinuousClock.now - setupStart) / .seconds(1)
         try await Task.sleep(for: .seconds(3))
-        report(["op": "idle_connections", "requested": idle, "open": idleStats.snapshot().connected])
+        var values: [String: Any] = [
+            "op": "idle_connections", "requested": idle, "open": idleStats.snapshot().connected, "errors": idleStats.snapshot().errors,
+            "setup_s": setup, "server": target.kind,
+        ]
+        // The server's own view, from its /metrics: connections and memory (in-process, the bench's too).
+        let metrics = await target.serverMetrics()
+        if let count = metrics["parley_connections"] { values["server_connections"] = Int(count) }
+        if let bytes = metrics["process_resident_memory_bytes"] { values["server_rss_mib"] = (bytes / 1_048_576).rounded() }
+        report(values)
         for socket in held { socket.close() }
-        await holder.close()
-        await server.shutdown()
-        _ = try? await serverTask.value
     }
 
     func status(_ text: String) {
         if !json { print("· \(text)") }
+        fflush(nil)
     }
 
     func report(_ values: [String: Any]) {
@@ -136,12 +182,81 @@ struct LoadBench: AsyncParsableCommand {
         }
         fflush(nil)
     }
+}
 
-    func raiseFileLimit() {
-        var limit = rlimit()
-        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        limit.rlim_cur = limit.rlim_max
-        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+/// The server under load: started in-process, or reached at a URL.
+struct LoadTarget: Sendable {
+    let url: String
+    let certificate: [UInt8]
+    let tls: TLSConfiguration
+    let api: ServerAPI
+    /// Local scratch space for client homes.
+    let root: String
+    /// Prefixes every user and group name, so runs against one server do not collide.
+    let run: String
+    let inProcess: ParleyServer?
+    let serverTask: Task<Void, Error>?
+
+    var kind: String { inProcess == nil ? "external" : "in-process" }
+    var webSocketURL: String { "wss" + url.dropFirst("https".count) + "/v1/ws" }
+
+    func name(_ suffix: String) -> String { "l\(run)\(suffix)" }
+
+    static func start(server: String?, rate: Int, status: (String) -> Void) async throws -> LoadTarget {
+        let root = NSTemporaryDirectory() + "parley-load-" + UUID().uuidString
+        let run = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        if let server {
+            let (host, port) = try ServerAPI.hostAndPort(server)
+            let certificate = try await CertificatePin.presented(host: host, port: port)
+            status("server \(server), certificate SHA-256 \(CertificatePin.fingerprint(certificate)) (compare with what parley serve printed)")
+            return LoadTarget(
+                url: server.hasSuffix("/") ? String(server.dropLast()) : server, certificate: certificate,
+                tls: try CertificatePin.pinned(certificate), api: try ServerAPI(url: server, certificate: certificate),
+                root: root, run: run, inProcess: nil, serverTask: nil)
+        }
+        var configuration = ServerConfiguration()
+        configuration.dataDirectory = root + "/server"
+        configuration.port = 0
+        configuration.messagesPerSecond = max(1000, rate)
+        var logger = Logger(label: "parley-load")
+        logger.logLevel = .error
+        let parley = try ParleyServer(configuration: configuration, logger: logger)
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let task = Task { try await parley.run(handleSignals: false) { continuation.yield($0) } }
+        var portIterator = ports.makeAsyncIterator()
+        guard let port = await portIterator.next() else { throw ValidationError("the server did not start") }
+        let url = "https://127.0.0.1:\(port)"
+        return LoadTarget(
+            url: url, certificate: parley.certificateDER, tls: try CertificatePin.pinned(parley.certificateDER),
+            api: try ServerAPI(url: url, certificate: parley.certificateDER), root: root, run: run, inProcess: parley, serverTask: task)
+    }
+
+    func createUser(_ name: String, password: String) async throws {
+        if let inProcess {
+            try inProcess.addUser(name: name, password: password)
+        } else {
+            try await api.request(.POST, "/v1/accounts", body: WireJSON.encode(API.Register(username: name, password: password)))
+        }
+    }
+
+    /// The server's unlabelled gauges and counters, from its /metrics.
+    func serverMetrics() async -> [String: Double] {
+        guard let body = try? await api.request(.GET, "/metrics") else { return [:] }
+        var values: [String: Double] = [:]
+        for line in String(decoding: body, as: UTF8.self).split(separator: "\n") where !line.hasPrefix("#") {
+            let fields = line.split(separator: " ")
+            if fields.count == 2, let value = Double(fields[1]) { values[String(fields[0])] = value }
+        }
+        return values
+    }
+
+    func stop() async {
+        await api.shutdown()
+        if let inProcess {
+            await inProcess.shutdown()
+            _ = try? await serverTask?.value
+        }
+        try? FileManager.default.removeItem(atPath: root)
     }
 }
 

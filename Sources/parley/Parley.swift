@@ -51,7 +51,9 @@ struct Serve: AsyncParsableCommand {
             handler.logLevel = .info
             return handler
         }
+        let fileLimit = ProcessResources.raiseOpenFileLimit()
         let server = try ParleyServer(configuration: configuration)
+        print("Open-file limit: \(fileLimit) (each connection holds one).")
         if server.createdCertificate {
             print("Generated a self-signed TLS certificate in \(configuration.dataDirectory).")
         }

@@ -82,7 +82,7 @@ public actor ParleyClient {
 
     public func logout() async throws {
         if let api = try? await connectAPI(server: serverURL, acceptNewCertificate: false), let token {
-            try? await api.request(.DELETE, "/v1/sessions", token: token)
+            _ = try? await api.request(.DELETE, "/v1/sessions", token: token)
         }
         try store.set("token", string: nil)
         await close()

@@ -8,14 +8,14 @@ import NIOTLS
 /// Trust on first use, like ssh's `accept-new`: the first connection records
 /// the server's certificate; later connections trust exactly that certificate,
 /// and a different one is a hard error.
-enum CertificatePin {
+package enum CertificatePin {
     /// SHA-256 over the DER certificate, as colon-separated hex (as `parley serve` prints it).
-    static func fingerprint(_ der: [UInt8]) -> String {
+    package static func fingerprint(_ der: [UInt8]) -> String {
         SHA256.hash(data: der).map { String(format: "%02X", $0) }.joined(separator: ":")
     }
 
     /// A client TLS configuration that trusts only `der` (TLS 1.3).
-    static func pinned(_ der: [UInt8]) throws -> TLSConfiguration {
+    package static func pinned(_ der: [UInt8]) throws -> TLSConfiguration {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.trustRoots = .certificates([try NIOSSLCertificate(bytes: der, format: .der)])
         configuration.certificateVerification = .noHostnameVerification
@@ -24,7 +24,7 @@ enum CertificatePin {
     }
 
     /// The certificate the server presents, fetched without trusting it.
-    static func presented(host: String, port: Int) async throws -> [UInt8] {
+    package static func presented(host: String, port: Int) async throws -> [UInt8] {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.certificateVerification = .none
         configuration.minimumTLSVersion = .tlsv13

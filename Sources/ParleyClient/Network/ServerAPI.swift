@@ -7,14 +7,14 @@ import NIOSSL
 import ParleyProtocol
 
 /// The HTTP half of the protocol (docs/PROTOCOL.md), over a pinned TLS connection.
-final class ServerAPI: Sendable {
+package final class ServerAPI: Sendable {
     let baseURL: String
     let host: String
     let port: Int
     let certificate: [UInt8]
     private let client: HTTPClient
 
-    init(url: String, certificate: [UInt8]) throws {
+    package init(url: String, certificate: [UInt8]) throws {
         guard let components = URLComponents(string: url), components.scheme == "https", let host = components.host else {
             throw ClientError.invalid("The server URL must look like https://host:port.")
         }
@@ -27,7 +27,7 @@ final class ServerAPI: Sendable {
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
-    func shutdown() async { try? await client.shutdown() }
+    package func shutdown() async { try? await client.shutdown() }
 
     /// A client dropped without `close()` (e.g. after a failed login) still
     /// releases its connections instead of tripping AsyncHTTPClient's check.
@@ -35,7 +35,7 @@ final class ServerAPI: Sendable {
         client.shutdown(queue: .global()) { _ in }
     }
 
-    static func hostAndPort(_ url: String) throws -> (String, Int) {
+    package static func hostAndPort(_ url: String) throws -> (String, Int) {
         guard let components = URLComponents(string: url), components.scheme == "https", let host = components.host else {
             throw ClientError.invalid("The server URL must look like https://host:port.")
         }
@@ -43,7 +43,7 @@ final class ServerAPI: Sendable {
     }
 
     @discardableResult
-    func request(_ method: HTTPMethod, _ path: String, token: String? = nil, body: Data? = nil) async throws -> Data {
+    package func request(_ method: HTTPMethod, _ path: String, token: String? = nil, body: Data? = nil) async throws -> Data {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         request.headers.add(name: "Content-Type", value: "application/json")
@@ -64,7 +64,7 @@ final class ServerAPI: Sendable {
         return data
     }
 
-    func call<T: Decodable>(_ method: HTTPMethod, _ path: String, token: String? = nil, json: (some Encodable)? = Optional<Data>.none, as _: T.Type) async throws -> T {
+    package func call<T: Decodable>(_ method: HTTPMethod, _ path: String, token: String? = nil, json: (some Encodable)? = Optional<Data>.none, as _: T.Type) async throws -> T {
         try WireJSON.decode(T.self, from: try await request(method, path, token: token, body: json.map { try WireJSON.encode($0) }))
     }
 }

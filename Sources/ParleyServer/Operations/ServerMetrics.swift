@@ -10,6 +10,8 @@ final class ServerMetrics: Sendable {
     let deliveries: CoreMetrics.Counter
     let groupsCreated: CoreMetrics.Counter
     private let connectionsGauge: CoreMetrics.Gauge
+    private let residentMemory: CoreMetrics.Gauge
+    private let openFiles: CoreMetrics.Gauge
     private let factory: PrometheusMetricsFactory
 
     init() {
@@ -18,6 +20,9 @@ final class ServerMetrics: Sendable {
         deliveries = CoreMetrics.Counter(label: "parley_deliveries_total", factory: factory)
         groupsCreated = CoreMetrics.Counter(label: "parley_groups_created_total", factory: factory)
         connectionsGauge = CoreMetrics.Gauge(label: "parley_connections", factory: factory)
+        // The usual Prometheus process metric names, so standard dashboards apply.
+        residentMemory = CoreMetrics.Gauge(label: "process_resident_memory_bytes", factory: factory)
+        openFiles = CoreMetrics.Gauge(label: "process_open_fds", factory: factory)
     }
 
     func rejected(_ reason: ErrorCode) {
@@ -26,5 +31,10 @@ final class ServerMetrics: Sendable {
 
     func connections(_ count: Int) { connectionsGauge.record(count) }
 
-    func exposition() -> String { registry.emitToString() }
+    /// The exposition text, with the process gauges sampled now.
+    func exposition() -> String {
+        if let bytes = ProcessResources.residentMemoryBytes() { residentMemory.record(bytes) }
+        if let count = ProcessResources.openFileDescriptors() { openFiles.record(count) }
+        return registry.emitToString()
+    }
 }
