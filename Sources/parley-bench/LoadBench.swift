@@ -142,14 +142,15 @@ struct LoadBench: AsyncParsableCommand {
         let idleStats = LoadStats()
         var held: [LoadSocket] = []
         for token in tokens {
+            // At most 256 handshakes in flight, as clients arriving over time
+            // would be; a burst of thousands only overflows the accept queue.
+            while held.count - idleStats.snapshot().settled >= 256 { try await Task.sleep(for: .milliseconds(10)) }
             held.append(LoadSocket(url: target.webSocketURL, token: token, tls: target.tls, stats: idleStats))
-            // Pace the TLS handshakes a little so the accept queue never overflows.
-            if held.count % 200 == 0 { try await Task.sleep(for: .milliseconds(50)) }
         }
         // Wait until every connection has finished its replay, or stops making progress.
         var open = 0
         var stalled = 0
-        while open < idle, stalled < 10 {
+        while idleStats.snapshot().settled < idle, stalled < 10 {
             try await Task.sleep(for: .seconds(1))
             let now = idleStats.snapshot().connected
             stalled = now == open ? stalled + 1 : 0
@@ -158,7 +159,8 @@ struct LoadBench: AsyncParsableCommand {
         let setup = (ContinuousClock.now - setupStart) / .seconds(1)
         try await Task.sleep(for: .seconds(3))
         var values: [String: Any] = [
-            "op": "idle_connections", "requested": idle, "open": idleStats.snapshot().connected, "errors": idleStats.snapshot().errors,
+            "op": "idle_connections", "requested": idle, "open": idleStats.snapshot().connected,
+            "failed": idleStats.snapshot().failedConnections, "errors": idleStats.snapshot().errors,
             "setup_s": setup, "server": target.kind,
         ]
         // The server's own view, from its /metrics: connections and memory (in-process, the bench's too).
@@ -263,8 +265,10 @@ struct LoadTarget: Sendable {
 /// Counters and the latency histogram, shared by all connections.
 final class LoadStats: Sendable {
     struct Snapshot {
-        var sent = 0, accepted = 0, deliveries = 0, errors = 0, connected = 0
+        var sent = 0, accepted = 0, deliveries = 0, errors = 0, connected = 0, failedConnections = 0
         var p50 = 0.0, p99 = 0.0, p999 = 0.0
+        /// Connections that finished replay or gave up.
+        var settled: Int { connected + failedConnections }
     }
 
     private let state = Mutex<(counts: Snapshot, histogram: Histogram<UInt64>)>((Snapshot(), Histogram<UInt64>(highestTrackableValue: 60_000_000)))
@@ -272,6 +276,7 @@ final class LoadStats: Sendable {
     func sent() { state.withLock { $0.counts.sent += 1 } }
     func connected() { state.withLock { $0.counts.connected += 1 } }
     func error() { state.withLock { $0.counts.errors += 1 } }
+    func connectionFailed() { state.withLock { $0.counts.failedConnections += 1 } }
 
     /// A delivered copy: the sender's own copy counts as accepted; others' as deliveries, timed.
     func delivered(own: Bool, sentAt: UInt64?) {
@@ -304,6 +309,8 @@ final class LoadSocket: Sendable {
         var logger = Logger(label: "load-ws")
         logger.logLevel = .critical
         task = Task {
+            let ready = ReadyFlag()
+            defer { if !ready.isSet, !Task.isCancelled { stats.connectionFailed() } }
             _ = try? await WebSocketClient.connect(
                 url: url, configuration: .init(maxFrameSize: 1 << 22, additionalHeaders: [.authorization: "Bearer \(token)"], sniHostname: "localhost"),
                 tlsConfiguration: tls, logger: logger
@@ -313,7 +320,9 @@ final class LoadSocket: Sendable {
                 for try await message in inbound.messages(maxSize: 1 << 22) {
                     guard case .text(let text) = message, let frame = try? WireJSON.decode(ServerFrame.self, from: Data(text.utf8)) else { continue }
                     switch frame {
-                    case .replayFinished: stats.connected()
+                    case .replayFinished:
+                        ready.set()
+                        stats.connected()
                     case .error: stats.error()
                     case .message(let delivered):
                         var sentAt: UInt64?
@@ -336,4 +345,11 @@ final class LoadSocket: Sendable {
         outgoing.finish()
         task.cancel()
     }
+}
+
+/// Whether a connection got as far as `replayFinished`.
+final class ReadyFlag: Sendable {
+    private let value = Mutex(false)
+    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.withLock { $0 = true } }
 }

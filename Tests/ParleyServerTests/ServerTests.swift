@@ -276,6 +276,13 @@ import Testing
             let metrics = String(decoding: try await server.request(.GET, "/metrics"), as: UTF8.self)
             #expect(metrics.contains("parley_messages_accepted_total 1"))
             #expect(metrics.contains("parley_connections 1"))
+            // Process gauges: memory in use and at least the listening socket and this connection.
+            let gauges = Dictionary(metrics.split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap { line -> (String, Double)? in
+                let fields = line.split(separator: " ")
+                return fields.count == 2 ? (String(fields[0]), Double(fields[1]) ?? -1) : nil
+            }, uniquingKeysWith: { $1 })
+            #expect((gauges["process_resident_memory_bytes"] ?? 0) > 1_000_000)
+            #expect((gauges["process_open_fds"] ?? 0) >= 2)
         }
     }
 }

@@ -231,7 +231,7 @@ actor DeliveryService {
         group.record.lastSeq = seq
         cache[group.record.id] = group
         metrics.accepted.increment()
-        logger.info("message accepted", metadata: [
+        logger.debug("message accepted", metadata: [
             "group": "\(group.record.name)", "seq": "\(seq)", "size": "\(send.message.count)",
             "kind": "\(append.newState == nil ? "application" : "handshake")",
         ])
