@@ -103,9 +103,9 @@ struct MLSBench: AsyncParsableCommand {
         if treeKinds.contains("fresh") {
             try measureCommits(n: n, tree: "fresh", creator: creator, receiver: receiver, newcomers: newcomers)
         }
-        let populate = try milliseconds { try populateCopath(of: &creator, receiver: &receiver, n: n, suite: suite) }
-        note("populate_tree", n: n, [("ms", String(format: "%.1f", populate))])
         if treeKinds.contains("populated") {
+            let populate = try milliseconds { try populateCopath(of: &creator, receiver: &receiver, n: n, suite: suite) }
+            note("populate_tree", n: n, [("ms", String(format: "%.1f", populate))])
             try measureCommits(n: n, tree: "populated", creator: creator, receiver: receiver, newcomers: newcomers)
         }
 
@@ -131,12 +131,7 @@ struct MLSBench: AsyncParsableCommand {
             try milliseconds { _ = try receiver.process(ciphertext) }
         })
 
-        let size = try creator.serialized().count
-        if json {
-            print(#"{"op": "state_bytes", "n": \#(n), "bytes": \#(size)}"#)
-        } else {
-            print(String(format: "%-32@ n=%-6d %d bytes", "state_size" as NSString, n, size))
-        }
+        note("state_bytes", n: n, [("bytes", "\(try creator.serialized().count)")])
     }
 
     /// Add one (tree in the Welcome, the default), self-update, remove one,

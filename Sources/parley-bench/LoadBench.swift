@@ -148,19 +148,20 @@ struct LoadBench: AsyncParsableCommand {
             held.append(LoadSocket(url: target.webSocketURL, token: token, tls: target.tls, stats: idleStats))
         }
         // Wait until every connection has finished its replay, or stops making progress.
-        var open = 0
+        var settled = 0
         var stalled = 0
-        while idleStats.snapshot().settled < idle, stalled < 10 {
+        while settled < idle, stalled < 10 {
             try await Task.sleep(for: .seconds(1))
-            let now = idleStats.snapshot().connected
-            stalled = now == open ? stalled + 1 : 0
-            open = now
+            let now = idleStats.snapshot().settled
+            stalled = now == settled ? stalled + 1 : 0
+            settled = now
         }
         let setup = (ContinuousClock.now - setupStart) / .seconds(1)
         try await Task.sleep(for: .seconds(3))
+        let final = idleStats.snapshot()
         var values: [String: Any] = [
-            "op": "idle_connections", "requested": idle, "open": idleStats.snapshot().connected,
-            "failed": idleStats.snapshot().failedConnections, "errors": idleStats.snapshot().errors,
+            "op": "idle_connections", "requested": idle, "open": final.connected,
+            "failed": final.failedConnections, "errors": final.errors,
             "setup_s": setup, "server": target.kind,
         ]
         // The server's own view, from its /metrics: connections and memory (in-process, the bench's too).

@@ -26,7 +26,7 @@ public struct RatchetTree: Sendable {
     /// The number of members, how many use each credential type and how many
     /// list each type in their capabilities: what KeyPackage validation
     /// (§10.1) asks about the whole group, kept current instead of scanned.
-    public private(set) var memberCount = 0
+    private(set) var memberCount = 0
     private var credentialTypeUse: [CredentialType: Int] = [:]
     private var credentialTypeSupport: [CredentialType: Int] = [:]
     /// How many cached node hashes have been recomputed after changes over
@@ -225,16 +225,14 @@ public struct RatchetTree: Sendable {
                 if value == nil { nonBlankBelow[Int(counted.rawValue)] -= 1 } else { nonBlankBelow[Int(counted.rawValue)] += 1 }
             }
         }
+        if value == nil, let leaf = node.leafIndex { firstBlankLeafCandidate = min(firstBlankLeafCandidate, Int(leaf.rawValue)) }
         nodes[Int(node.rawValue)] = value
         index(value, at: node)
         markDirty(node)
     }
 
     private mutating func index(_ value: Node?, at node: NodeIndex) {
-        guard let value else {
-            if let leaf = node.leafIndex { firstBlankLeafCandidate = min(firstBlankLeafCandidate, Int(leaf.rawValue)) }
-            return
-        }
+        guard let value else { return }
         encryptionKeyIndex[value.encryptionKey] = node
         if case .leaf(let leaf) = value, let leafIndex = node.leafIndex {
             signatureKeyIndex[leaf.signatureKey] = leafIndex
