@@ -42,8 +42,9 @@ public enum MLSError: Error, Hashable, Sendable {
     case invalidKeyPackage(String)
     /// A Welcome cannot be used to join (RFC 9420 §12.4.3.1).
     case invalidWelcome(String)
-    /// The application's policy hook refused a credential or a commit.
-    case rejectedByPolicy(String)
+    /// The application's policy hook refused a credential, a proposal or a
+    /// commit; the hook's own error travels inside, as a value.
+    case rejectedByPolicy(PolicyRejection)
     /// The group can no longer be used: this member was removed or the group was reinitialised.
     case groupInactive
     /// A message this member sent itself; it cannot be decrypted again (its key is deleted).
@@ -52,4 +53,34 @@ public enum MLSError: Error, Hashable, Sendable {
     case missingPSK
     /// Stored group state could not be restored.
     case invalidState(String)
+}
+
+/// An application hook's refusal (``CredentialValidator``, ``CommitPolicy``),
+/// carried as a value so the application maps its own error type at its edge
+/// instead of matching text.
+public struct PolicyRejection: Error, Hashable, Sendable, CustomStringConvertible {
+    /// What the hook was asked about.
+    public enum Subject: String, Hashable, Sendable {
+        case credential, proposal, commit
+    }
+
+    public var subject: Subject
+    /// The error the hook threw.
+    public var error: any Error
+
+    public init(_ subject: Subject, _ error: any Error) {
+        self.subject = subject
+        self.error = error
+    }
+
+    public var description: String { "\(subject.rawValue) refused: \(error)" }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.subject == rhs.subject && lhs.description == rhs.description
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(subject)
+        hasher.combine(description)
+    }
 }

@@ -72,7 +72,7 @@ public struct PublicGroup: Sendable {
         do {
             try policy.credentialValidator.validate(leaf.credential, signatureKey: leaf.signatureKey)
         } catch {
-            throw MLSError.rejectedByPolicy("credential refused: \(error)")
+            throw MLSError.rejectedByPolicy(PolicyRejection(.credential, error))
         }
     }
 
@@ -172,7 +172,7 @@ public struct PublicGroup: Sendable {
         } catch let error as MLSError {
             throw error
         } catch {
-            throw MLSError.rejectedByPolicy("\(error)")
+            throw MLSError.rejectedByPolicy(PolicyRejection(.commit, error))
         }
 
         var result = AppliedProposals(context: context, tree: tree, pathRequired: list.isEmpty)

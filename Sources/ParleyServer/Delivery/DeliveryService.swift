@@ -202,9 +202,10 @@ actor DeliveryService {
             } catch MLSError.wrongEpoch(_, let current) {
                 metrics.rejected(.wrongEpoch)
                 throw ErrorBody(.wrongEpoch, epoch: current)
-            } catch MLSError.rejectedByPolicy(let reason) {
-                metrics.rejected(.notPermitted)
-                throw ErrorBody(.notPermitted, reason.contains("admin") ? nil : "Not permitted: \(reason).")
+            } catch MLSError.rejectedByPolicy(let rejection) {
+                let body = rejection.error as? ErrorBody ?? ErrorBody(.notPermitted, "Not permitted: \(rejection).")
+                metrics.rejected(body.code)
+                throw body
             } catch let error as ErrorBody {
                 metrics.rejected(error.code)
                 throw error
