@@ -25,6 +25,8 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case malformedRequest
     case notFound
     case internalError
+    case quotaExceeded
+    case tooManyProposals
 
     /// What happened and what to do, in one sentence.
     public var sentence: String {
@@ -52,6 +54,8 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
         case .malformedRequest: "The request could not be understood."
         case .notFound: "Nothing is here."
         case .internalError: "The server failed to handle the request; try again later."
+        case .quotaExceeded: "This group or account stores as much as this server allows; wait until members catch up."
+        case .tooManyProposals: "This group has as many pending proposals as the server keeps; an admin must commit first."
         }
     }
 }

@@ -5,6 +5,7 @@ import HummingbirdCore
 import HummingbirdTLS
 import HummingbirdWebSocket
 import Logging
+import NIOCore
 import ParleyProtocol
 import ServiceLifecycle
 import Synchronization
@@ -22,7 +23,7 @@ public final class ParleyServer: Sendable {
     let accounts: AccountService
     let directory: KeyPackageDirectory
     let delivery: DeliveryService
-    let hub = ConnectionHub()
+    let hub: ConnectionHub
     let metrics = ServerMetrics()
     let logger: Logger
     private let serviceGroup = Mutex<ServiceGroup?>(nil)
@@ -39,6 +40,7 @@ public final class ParleyServer: Sendable {
         createdCertificate = created
         accounts = AccountService(storage: storage, configuration: configuration, logger: logger)
         directory = KeyPackageDirectory(storage: storage, configuration: configuration)
+        hub = ConnectionHub(maxQueuedBytes: configuration.maxQueuedBytesPerConnection)
         delivery = DeliveryService(storage: storage, hub: hub, configuration: configuration, metrics: metrics, logger: logger)
     }
 
@@ -51,23 +53,9 @@ public final class ParleyServer: Sendable {
         let routes = Routes(accounts: accounts, directory: directory, delivery: delivery, metrics: metrics, hub: hub)
         let router = routes.router()
         router.get("v1/ws") { _, _ -> Response in throw ErrorBody(.unauthorized) }
-        let sessionParts = (storage, delivery, hub, configuration, accounts, logger)
-        let webSocket = HTTPServerBuilder.http1WebSocketUpgrade(
-            configuration: .init(ws: .init(maxFrameSize: configuration.maxFrameBytes * 4))
-        ) { request, _, logger in
-            let (storage, delivery, hub, configuration, accounts, _) = sessionParts
-            guard request.path == "/v1/ws",
-                  let device = try? accounts.authenticate(token: Routes.token(from: request.headerFields[.authorization])) else {
-                return .dontUpgrade
-            }
-            let session = WebSocketSession(device: device, storage: storage, delivery: delivery, hub: hub, configuration: configuration, logger: logger)
-            return .upgrade([:]) { inbound, outbound, _ in
-                await session.run(inbound: inbound, outbound: outbound)
-            }
-        }
         let app = Application(
             router: router,
-            server: try .tls(webSocket, tlsConfiguration: identity.tlsConfiguration()),
+            server: try serverBuilder(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Parley"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
@@ -75,12 +63,41 @@ public final class ParleyServer: Sendable {
             services: [
                 .init(service: app),
                 .init(service: CloseConnectionsOnShutdown(hub: hub)),
-                .init(service: RetentionService(storage: storage, days: configuration.retentionDays, logger: logger)),
+                .init(service: RetentionService(storage: storage, delivery: delivery, days: configuration.retentionDays, logger: logger)),
             ],
             gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
             logger: logger))
         serviceGroup.withLock { $0 = group }
         try await group.run()
+    }
+
+    /// HTTP/1.1 with WebSocket upgrade inside TLS 1.3, with every connection bounded in time
+    /// (finding 12): TLS handshake plus first request head, HTTP keep-alive idle, WebSocket ping.
+    private func serverBuilder() throws -> HTTPServerBuilder {
+        let sessionParts = (storage, delivery, hub, configuration, accounts)
+        let channelConfiguration = HTTP1WebSocketUpgradeChannel.Configuration(
+            http1: .init(idleTimeout: .seconds(Int64(max(1, configuration.idleTimeoutSeconds)))),
+            ws: .init(maxFrameSize: configuration.maxFrameBytes * 4,
+                      autoPing: .enabled(timePeriod: .seconds(max(1, configuration.pingIntervalSeconds)))))
+        let shouldUpgrade: @Sendable (HTTPRequest, any Channel, Logger) async throws
+            -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> = { request, channel, logger in
+            let (storage, delivery, hub, configuration, accounts) = sessionParts
+            guard request.path == "/v1/ws",
+                  let device = try? accounts.authenticate(token: Routes.token(from: request.headerFields[.authorization])) else {
+                return .dontUpgrade
+            }
+            let session = WebSocketSession(device: device, storage: storage, delivery: delivery, hub: hub,
+                                           configuration: configuration, logger: logger, channel: channel)
+            return .upgrade([:]) { inbound, outbound, _ in
+                await session.run(inbound: inbound, outbound: outbound)
+            }
+        }
+        let tls = try identity.tlsConfiguration()
+        let deadline = TimeAmount.seconds(Int64(max(1, configuration.handshakeTimeoutSeconds)))
+        return HTTPServerBuilder { responder in
+            let http = HTTP1WebSocketUpgradeChannel(responder: responder, configuration: channelConfiguration, shouldUpgrade: shouldUpgrade)
+            return try TLSChannel(ConnectionDeadlineChannel(base: http, timeout: deadline), tlsConfiguration: tls)
+        }
     }
 
     /// Begins a graceful shutdown of a running server.
@@ -116,14 +133,19 @@ private struct CloseConnectionsOnShutdown: Service {
 /// Deletes acknowledged messages and those past the retention period, hourly.
 private struct RetentionService: Service {
     let storage: any ServerStorage
+    let delivery: DeliveryService
     let days: Int
     let logger: Logger
 
     func run() async throws {
+        // Checked: a configured period longer than the clock's reading keeps everything.
+        let (period, overflow) = UInt64(max(0, days)).multipliedReportingOverflow(by: 86_400_000)
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
-            let cutoff = Clock.milliseconds() - UInt64(days) * 86_400_000
-            if let pruned = try? storage.prune(olderThan: cutoff), pruned > 0 {
+            let (cutoff, underflow) = Clock.milliseconds().subtractingReportingOverflow(period)
+            if let pruned = try? storage.prune(olderThan: overflow || underflow ? 0 : cutoff), pruned > 0 {
                 logger.info("messages pruned", metadata: ["count": "\(pruned)"])
+                // Quotas count what is kept: recount after pruning.
+                await delivery.forgetStoredBytes()
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(3600)) }
         }

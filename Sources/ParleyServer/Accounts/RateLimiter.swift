@@ -17,6 +17,12 @@ final class RateLimiter: Sendable {
         perSecond = Double(perMinute) / 60
     }
 
+    /// For slow limits (e.g. group creations per hour), refilled at `perHour`.
+    init(capacity: Int, perHour: Int) {
+        self.capacity = Double(capacity)
+        perSecond = Double(perHour) / 3600
+    }
+
     /// Whether `key` has no token left, without taking one.
     func isExhausted(_ key: String, now: ContinuousClock.Instant = .now) -> Bool {
         buckets.withLock { buckets in

@@ -24,6 +24,28 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
     public var keyPackageLowWatermark: Int = 10
     /// How long after a commit application messages of the previous epoch are still accepted.
     public var epochGraceSeconds: Int = 30
+    /// Largest creation GroupInfo accepted: a new group has one member, so its GroupInfo
+    /// (with its one-leaf ratchet tree) is a few KiB; checked before anything is parsed.
+    public var maxGroupInfoBytes: Int = 16 << 10
+    /// Groups one device may create per hour (bursts of that many at once).
+    public var groupCreationsPerHour: Int = 10
+    /// Proposals the server keeps for one epoch of a group, by count and total bytes;
+    /// more are refused (`tooManyProposals`) until a commit starts the next epoch.
+    public var maxProposalsPerEpoch: Int = 64
+    public var maxProposalBytesPerEpoch: Int = 1 << 20
+    /// Bytes of messages kept in storage per group and per sending user; past it, sends
+    /// are refused (`quotaExceeded`) until members acknowledge or retention prunes.
+    public var maxStoredBytesPerGroup: Int = 256 << 20
+    public var maxStoredBytesPerUser: Int = 64 << 20
+    /// Bytes queued for one connection that its client has not read yet; past it, the
+    /// connection is closed (1008) and the device catches up from storage when it reconnects.
+    public var maxQueuedBytesPerConnection: Int = 8 << 20
+    /// Time from accepting a connection to a complete TLS handshake and the first request's headers.
+    public var handshakeTimeoutSeconds: Int = 10
+    /// An HTTP connection with no request in flight and nothing read for this long is closed.
+    public var idleTimeoutSeconds: Int = 60
+    /// The server pings each WebSocket this often; one not answered by the next ping closes it.
+    public var pingIntervalSeconds: Int = 30
 
     public init() {}
 
@@ -34,6 +56,12 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
         case maxFrameBytes = "max_frame_bytes", maxMembers = "max_members", retentionDays = "retention_days"
         case messagesPerSecond = "messages_per_second", keyPackageLowWatermark = "key_package_low_watermark"
         case epochGraceSeconds = "epoch_grace_seconds"
+        case maxGroupInfoBytes = "max_group_info_bytes", groupCreationsPerHour = "group_creations_per_hour"
+        case maxProposalsPerEpoch = "max_proposals_per_epoch", maxProposalBytesPerEpoch = "max_proposal_bytes_per_epoch"
+        case maxStoredBytesPerGroup = "max_stored_bytes_per_group", maxStoredBytesPerUser = "max_stored_bytes_per_user"
+        case maxQueuedBytesPerConnection = "max_queued_bytes_per_connection"
+        case handshakeTimeoutSeconds = "handshake_timeout_seconds", idleTimeoutSeconds = "idle_timeout_seconds"
+        case pingIntervalSeconds = "ping_interval_seconds"
     }
 
     public init(from decoder: Decoder) throws {
@@ -53,6 +81,19 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
         messagesPerSecond = try container.decodeIfPresent(Int.self, forKey: .messagesPerSecond) ?? defaults.messagesPerSecond
         keyPackageLowWatermark = try container.decodeIfPresent(Int.self, forKey: .keyPackageLowWatermark) ?? defaults.keyPackageLowWatermark
         epochGraceSeconds = try container.decodeIfPresent(Int.self, forKey: .epochGraceSeconds) ?? defaults.epochGraceSeconds
+        func limit(_ key: CodingKeys, _ fallback: Int) throws -> Int {
+            try container.decodeIfPresent(Int.self, forKey: key) ?? fallback
+        }
+        maxGroupInfoBytes = try limit(.maxGroupInfoBytes, defaults.maxGroupInfoBytes)
+        groupCreationsPerHour = try limit(.groupCreationsPerHour, defaults.groupCreationsPerHour)
+        maxProposalsPerEpoch = try limit(.maxProposalsPerEpoch, defaults.maxProposalsPerEpoch)
+        maxProposalBytesPerEpoch = try limit(.maxProposalBytesPerEpoch, defaults.maxProposalBytesPerEpoch)
+        maxStoredBytesPerGroup = try limit(.maxStoredBytesPerGroup, defaults.maxStoredBytesPerGroup)
+        maxStoredBytesPerUser = try limit(.maxStoredBytesPerUser, defaults.maxStoredBytesPerUser)
+        maxQueuedBytesPerConnection = try limit(.maxQueuedBytesPerConnection, defaults.maxQueuedBytesPerConnection)
+        handshakeTimeoutSeconds = try limit(.handshakeTimeoutSeconds, defaults.handshakeTimeoutSeconds)
+        idleTimeoutSeconds = try limit(.idleTimeoutSeconds, defaults.idleTimeoutSeconds)
+        pingIntervalSeconds = try limit(.pingIntervalSeconds, defaults.pingIntervalSeconds)
     }
 
     /// Reads the JSON config file, then overrides from the environment (`PARLEY_` + upper-cased key).
@@ -61,6 +102,7 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
         if let file {
             configuration = try JSONDecoder().decode(ServerConfiguration.self, from: Data(contentsOf: URL(fileURLWithPath: file)))
         }
+        // Our own struct encodes as a JSON object, so the cast cannot fail on any input.
         var merged = try JSONSerialization.jsonObject(with: JSONEncoder().encode(configuration)) as! [String: Any]
         for key in Self.allKeys {
             guard let value = environment["PARLEY_" + key.uppercased()] else { continue }
@@ -72,6 +114,9 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
     static let allKeys = [
         "data", "host", "port", "tls_certificate", "tls_private_key", "registration", "invite_token", "session_lifetime_hours",
         "max_frame_bytes", "max_members", "retention_days", "messages_per_second", "key_package_low_watermark", "epoch_grace_seconds",
+        "max_group_info_bytes", "group_creations_per_hour", "max_proposals_per_epoch", "max_proposal_bytes_per_epoch",
+        "max_stored_bytes_per_group", "max_stored_bytes_per_user", "max_queued_bytes_per_connection",
+        "handshake_timeout_seconds", "idle_timeout_seconds", "ping_interval_seconds",
     ]
 
     var databasePath: String { (dataDirectory as NSString).appendingPathComponent("parley.sqlite") }

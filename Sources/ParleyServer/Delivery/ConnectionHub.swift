@@ -9,30 +9,87 @@ enum Outbound: Sendable {
     case frame(ServerFrame)
     /// Another connection of the same device took over; close this one.
     case replaced
+
+    /// What the event holds in memory until written, for the per-connection bound:
+    /// its payload plus a fixed allowance for the frame around it.
+    var cost: Int {
+        switch self {
+        case .message(_, let frame): frame.message.count + 256
+        case .welcome(_, let frame): frame.welcome.count + 256
+        case .frame: 256
+        case .replaced: 0
+        }
+    }
+}
+
+/// The bytes queued for one connection and not yet written (finding 13). A client that
+/// does not read would otherwise make the server keep everything sent to it.
+final class OutboundQueue: Sendable {
+    let limit: Int
+    private let state = Mutex<(bytes: Int, overflowed: Bool)>((0, false))
+    private let onOverflow: @Sendable () -> Void
+
+    init(limit: Int, onOverflow: @escaping @Sendable () -> Void) {
+        self.limit = limit
+        self.onOverflow = onOverflow
+    }
+
+    /// Counts an event in; false (once, with `onOverflow` called) when it would pass the limit.
+    func enqueue(_ cost: Int) -> Bool {
+        let (accepted, firstOverflow) = state.withLock { state -> (Bool, Bool) in
+            guard !state.overflowed else { return (false, false) }
+            let (total, overflow) = state.bytes.addingReportingOverflow(cost)
+            guard !overflow, total <= limit else {
+                state.overflowed = true
+                return (false, true)
+            }
+            state.bytes = total
+            return (true, false)
+        }
+        if firstOverflow { onOverflow() }
+        return accepted
+    }
+
+    /// The writer wrote an event out.
+    func written(_ cost: Int) {
+        state.withLock { $0.bytes = max(0, $0.bytes - cost) }
+    }
+
+    var overflowed: Bool { state.withLock { $0.overflowed } }
 }
 
 /// The live connections, one per device. Fan-out only enqueues; each
-/// connection's own task writes, so a slow client never holds up others.
+/// connection's own task writes, so a slow client never holds up others,
+/// and each connection's queue is bounded, so it cannot hold server memory either.
 final class ConnectionHub: Sendable {
     private struct Entry {
         let id: UInt64
         let continuation: AsyncStream<Outbound>.Continuation
+        let queue: OutboundQueue
     }
 
     private let connections = Mutex<(next: UInt64, byDevice: [Int64: Entry])>((0, [:]))
+    let maxQueuedBytes: Int
+
+    init(maxQueuedBytes: Int = ServerConfiguration().maxQueuedBytesPerConnection) {
+        self.maxQueuedBytes = maxQueuedBytes
+    }
 
     /// Registers a device's connection; an older connection of the device is told to close.
-    func connect(deviceID: Int64) -> (id: UInt64, stream: AsyncStream<Outbound>) {
+    /// `onOverflow` is called once if the connection's queue passes the limit; the stream then ends.
+    func connect(deviceID: Int64, onOverflow: @escaping @Sendable () -> Void = {})
+        -> (id: UInt64, stream: AsyncStream<Outbound>, queue: OutboundQueue) {
         let (stream, continuation) = AsyncStream<Outbound>.makeStream()
+        let queue = OutboundQueue(limit: maxQueuedBytes, onOverflow: onOverflow)
         let (id, previous) = connections.withLock { state -> (UInt64, Entry?) in
             state.next += 1
             let previous = state.byDevice[deviceID]
-            state.byDevice[deviceID] = Entry(id: state.next, continuation: continuation)
+            state.byDevice[deviceID] = Entry(id: state.next, continuation: continuation, queue: queue)
             return (state.next, previous)
         }
         previous?.continuation.yield(.replaced)
         previous?.continuation.finish()
-        return (id, stream)
+        return (id, stream, queue)
     }
 
     func disconnect(deviceID: Int64, id: UInt64) {
@@ -44,8 +101,13 @@ final class ConnectionHub: Sendable {
     }
 
     func send(_ event: Outbound, to deviceID: Int64) {
-        let entry = connections.withLock { $0.byDevice[deviceID] }
-        entry?.continuation.yield(event)
+        guard let entry = connections.withLock({ $0.byDevice[deviceID] }) else { return }
+        guard entry.queue.enqueue(event.cost) else {
+            // Overflow: the device stops receiving live events; it catches up from storage on reconnect.
+            disconnect(deviceID: deviceID, id: entry.id)
+            return
+        }
+        entry.continuation.yield(event)
     }
 
     var count: Int { connections.withLock { $0.byDevice.count } }

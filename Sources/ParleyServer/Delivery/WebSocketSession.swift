@@ -1,6 +1,7 @@
 import Foundation
 import HummingbirdWebSocket
 import Logging
+import NIOCore
 import ParleyProtocol
 
 /// One device's WebSocket: first a replay from its cursors (pending
@@ -13,12 +14,26 @@ struct WebSocketSession {
     let hub: ConnectionHub
     let configuration: ServerConfiguration
     let logger: Logger
+    /// The connection itself, to end it when its client stops reading.
+    let channel: any Channel
+
+    /// How long a connection whose queue overflowed may still drain before it is cut.
+    static let overflowGrace: Duration = .seconds(2)
 
     func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
-        let (id, stream) = hub.connect(deviceID: device.id)
+        let (channel, logger, device) = (channel, logger, device)
+        let (id, stream, queue) = hub.connect(deviceID: device.id) {
+            // The writer may be blocked on a client that does not read; it sends close 1008 if it
+            // gets to; otherwise the connection is cut after a grace period.
+            logger.warning("outbound queue overflow, closing", metadata: ["device": "\(device.id)"])
+            Task {
+                try? await Task.sleep(for: Self.overflowGrace)
+                channel.close(promise: nil)
+            }
+        }
         logger.info("device connected", metadata: ["user": "\(device.userName)", "device": "\(device.id)"])
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.write(stream, to: outbound) }
+            group.addTask { await self.write(stream, queue: queue, to: outbound) }
             group.addTask { await self.read(inbound) }
             await group.next()
             group.cancelAll()
@@ -83,17 +98,19 @@ struct WebSocketSession {
 
     // MARK: Writing
 
-    private func write(_ stream: AsyncStream<Outbound>, to outbound: WebSocketOutboundWriter) async {
+    private func write(_ stream: AsyncStream<Outbound>, queue: OutboundQueue, to outbound: WebSocketOutboundWriter) async {
         var writer = FrameWriter(outbound: outbound)
         do {
             var lastSent = try await replay(&writer)
             try await writer.send(.replayFinished)
             for await event in stream {
+                defer { queue.written(event.cost) }
                 switch event {
                 case .message(let groupID, let frame):
+                    // Seqs start at 1 (the server assigns them), so frame.seq - 1 cannot wrap.
                     let last = lastSent[groupID] ?? frame.seq - 1
                     guard frame.seq > last else { continue }
-                    if frame.seq > last + 1 {
+                    if frame.seq - last > 1 {
                         // Something was queued out of order or dropped: fill the gap from storage.
                         try await sendLog(groupID: groupID, name: frame.group, after: last, through: frame.seq - 1, &writer)
                     }
@@ -108,6 +125,10 @@ struct WebSocketSession {
                     try? await outbound.close(.goingAway, reason: "replaced by a newer connection of this device")
                     return
                 }
+            }
+            if queue.overflowed {
+                try? await outbound.close(.policyViolation, reason: "too much unread; reconnect to catch up")
+                return
             }
             // The hub finished the stream: the server is shutting down.
             try? await outbound.close(.goingAway, reason: "server shutting down")

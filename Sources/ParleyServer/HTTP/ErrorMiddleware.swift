@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOCore
 import ParleyProtocol
 
 /// Turns every error into `{"error": {"code", "message"}}` with a fitting status,
@@ -19,6 +20,9 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             default: .internalError
             }
             return try Self.response(ErrorBody(code), status: error.status)
+        } catch is NIOTooManyBytesError {
+            // A body over the request context's upload limit, found while it is collected.
+            return try Self.response(ErrorBody(.tooLarge))
         } catch is DecodingError {
             return try Self.response(ErrorBody(.malformedRequest))
         } catch {
@@ -41,6 +45,8 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         case .usernameTaken, .groupNameInUse, .wrongEpoch, .tooManyMembers: .conflict
         case .registrationClosed, .invalidInvite, .notMember, .notPermitted: .forbidden
         case .rateLimited: .tooManyRequests
+        case .quotaExceeded: .init(code: 507, reasonPhrase: "Insufficient Storage")
+        case .tooManyProposals: .conflict
         case .tooLarge: .contentTooLarge
         case .internalError: .internalServerError
         case .invalidUsername, .weakPassword, .invalidMessage, .invalidGroupInfo, .invalidKeyPackage, .malformedRequest: .badRequest

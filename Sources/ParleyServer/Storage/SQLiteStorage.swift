@@ -63,8 +63,28 @@ public final class SQLiteStorage: ServerStorage {
                     group_name TEXT NOT NULL);
                 """)
         }
+        // The stored group state is written on commits only (finding 8): remember which seq it
+        // reflects, so proposals sent after it are re-derived from the log. Older rows were
+        // written on every handshake message, so their state reflects last_seq.
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: """
+                ALTER TABLE groups ADD COLUMN state_seq INTEGER NOT NULL DEFAULT 0;
+                UPDATE groups SET state_seq = last_seq;
+                ALTER TABLE messages ADD COLUMN is_proposal INTEGER NOT NULL DEFAULT 0;
+                CREATE INDEX messages_sender ON messages(sender_device);
+                """)
+        }
         return migrator
     }
+
+    /// A non-negative integer column as UInt64: a negative value on disk is corruption, not a trap.
+    static func unsigned(_ row: Row, _ column: String) throws -> UInt64 {
+        guard let value = UInt64(exactly: row[column] as Int64) else { throw StorageError.corrupt(column) }
+        return value
+    }
+
+    /// A seq or time bound for SQL: beyond Int64.max nothing is stored, so clamping selects the same rows.
+    static func bound(_ value: UInt64) -> Int64 { Int64(clamping: value) }
 
     // MARK: Accounts
 
@@ -199,7 +219,7 @@ public final class SQLiteStorage: ServerStorage {
                 throw StorageError.conflict("group exists")
             }
             try db.execute(sql: "INSERT INTO groups (name, mls_group_id, state, last_seq, created_at) VALUES (?, ?, ?, 0, ?)",
-                           arguments: [group.name, Data(group.mlsGroupID), Data(group.state), Int64(group.createdAt)])
+                           arguments: [group.name, Data(group.mlsGroupID), Data(group.state), Self.bound(group.createdAt)])
             let id = db.lastInsertedRowID
             try db.execute(sql: "INSERT INTO memberships (group_id, device_id, joined_seq, acked_seq) VALUES (?, ?, 0, 0)", arguments: [id, creatorDevice])
             return id
@@ -223,19 +243,23 @@ public final class SQLiteStorage: ServerStorage {
         }
     }
 
-    private static func group(_ row: Row) -> GroupRecord {
+    private static func group(_ row: Row) throws -> GroupRecord {
         GroupRecord(id: row["id"], name: row["name"], mlsGroupID: [UInt8](row["mls_group_id"] as Data), state: [UInt8](row["state"] as Data),
-                    lastSeq: UInt64(row["last_seq"] as Int64), createdAt: UInt64(row["created_at"] as Int64))
+                    lastSeq: try unsigned(row, "last_seq"), createdAt: try unsigned(row, "created_at"),
+                    stateSeq: try unsigned(row, "state_seq"))
     }
 
     public func append(_ entry: LogAppend) throws -> UInt64 {
         try pool.write { db in
             let last = try Int64.fetchOne(db, sql: "SELECT last_seq FROM groups WHERE id = ?", arguments: [entry.groupID]) ?? 0
-            let seq = last + 1
-            try db.execute(sql: "INSERT INTO messages (group_id, seq, time, sender_device, data) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [entry.groupID, seq, Int64(entry.time), entry.senderDevice, Data(entry.data)])
+            let (seq, overflow) = last.addingReportingOverflow(1)
+            guard !overflow, last >= 0 else { throw StorageError.corrupt("last_seq") }
+            try db.execute(sql: "INSERT INTO messages (group_id, seq, time, sender_device, data, is_proposal) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [entry.groupID, seq, Self.bound(entry.time), entry.senderDevice, Data(entry.data),
+                                       entry.isProposal ? 1 : 0])
             if let state = entry.newState {
-                try db.execute(sql: "UPDATE groups SET last_seq = ?, state = ? WHERE id = ?", arguments: [seq, Data(state), entry.groupID])
+                try db.execute(sql: "UPDATE groups SET last_seq = ?, state = ?, state_seq = ? WHERE id = ?",
+                               arguments: [seq, Data(state), seq, entry.groupID])
             } else {
                 try db.execute(sql: "UPDATE groups SET last_seq = ? WHERE id = ?", arguments: [seq, entry.groupID])
             }
@@ -251,12 +275,12 @@ public final class SQLiteStorage: ServerStorage {
             }
             for welcome in entry.welcomes {
                 try db.execute(sql: "INSERT INTO welcomes (group_id, device_id, seq, time, data) VALUES (?, ?, ?, ?, ?)",
-                               arguments: [entry.groupID, welcome.deviceID, seq, Int64(entry.time), Data(welcome.data)])
+                               arguments: [entry.groupID, welcome.deviceID, seq, Self.bound(entry.time), Data(welcome.data)])
             }
             // The sender has its own message.
             try db.execute(sql: "UPDATE memberships SET acked_seq = MAX(acked_seq, ?) WHERE group_id = ? AND device_id = ? AND acked_seq = ?",
                            arguments: [seq, entry.groupID, entry.senderDevice, last])
-            return UInt64(seq)
+            return UInt64(seq)  // seq > last >= 0, so exact
         }
     }
 
@@ -266,8 +290,8 @@ public final class SQLiteStorage: ServerStorage {
                 SELECT m.seq, m.time, m.sender_device, m.data, u.name FROM messages m
                 LEFT JOIN devices d ON d.id = m.sender_device LEFT JOIN users u ON u.id = d.user_id
                 WHERE m.group_id = ? AND m.seq > ? AND m.seq <= ? ORDER BY m.seq LIMIT ?
-                """, arguments: [groupID, Int64(seq), Int64(clamping: last ?? UInt64(Int64.max)), limit]).map { row in
-                LogEntry(seq: UInt64(row["seq"] as Int64), time: UInt64(row["time"] as Int64), sender: row["name"] ?? "(deleted)",
+                """, arguments: [groupID, Self.bound(seq), Self.bound(last ?? UInt64(Int64.max)), limit]).map { row in
+                LogEntry(seq: try Self.unsigned(row, "seq"), time: try Self.unsigned(row, "time"), sender: row["name"] ?? "(deleted)",
                          senderDevice: row["sender_device"], data: [UInt8](row["data"] as Data))
             }
         }
@@ -278,11 +302,35 @@ public final class SQLiteStorage: ServerStorage {
             try Row.fetchAll(db, sql: """
                 SELECT m.*, g.name FROM memberships m JOIN groups g ON g.id = m.group_id
                 WHERE m.device_id = ? AND (m.left_seq IS NULL OR m.acked_seq < m.left_seq) ORDER BY g.name
-                """, arguments: [deviceID]).map { row in
-                MembershipRecord(groupID: row["group_id"], groupName: row["name"], deviceID: row["device_id"],
-                                 joinedSeq: UInt64(row["joined_seq"] as Int64), leftSeq: (row["left_seq"] as Int64?).map(UInt64.init),
-                                 ackedSeq: UInt64(row["acked_seq"] as Int64))
-            }
+                """, arguments: [deviceID]).map(Self.membership)
+        }
+    }
+
+    public func membership(groupID: Int64, deviceID: Int64) throws -> MembershipRecord? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT m.*, g.name FROM memberships m JOIN groups g ON g.id = m.group_id WHERE m.group_id = ? AND m.device_id = ?
+                """, arguments: [groupID, deviceID]).map(Self.membership)
+        }
+    }
+
+    private static func membership(_ row: Row) throws -> MembershipRecord {
+        let left: UInt64? = if row["left_seq"] as Int64? != nil { try unsigned(row, "left_seq") } else { nil }
+        return MembershipRecord(groupID: row["group_id"], groupName: row["name"], deviceID: row["device_id"],
+                                joinedSeq: try unsigned(row, "joined_seq"), leftSeq: left, ackedSeq: try unsigned(row, "acked_seq"))
+    }
+
+    public func storedBytes(groupID: Int64) throws -> Int64 {
+        try pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(LENGTH(data)), 0) FROM messages WHERE group_id = ?", arguments: [groupID]) ?? 0
+        }
+    }
+
+    public func storedBytes(userID: Int64) throws -> Int64 {
+        try pool.read { db in
+            try Int64.fetchOne(db, sql: """
+                SELECT COALESCE(SUM(LENGTH(m.data)), 0) FROM messages m JOIN devices d ON d.id = m.sender_device WHERE d.user_id = ?
+                """, arguments: [userID]) ?? 0
         }
     }
 
@@ -291,17 +339,19 @@ public final class SQLiteStorage: ServerStorage {
             try Row.fetchAll(db, sql: """
                 SELECT w.*, g.name FROM welcomes w JOIN groups g ON g.id = w.group_id WHERE w.device_id = ? ORDER BY w.id
                 """, arguments: [deviceID]).map { row in
-                WelcomeRecord(groupID: row["group_id"], groupName: row["name"], seq: UInt64(row["seq"] as Int64),
-                              time: UInt64(row["time"] as Int64), data: [UInt8](row["data"] as Data))
+                WelcomeRecord(groupID: row["group_id"], groupName: row["name"], seq: try Self.unsigned(row, "seq"),
+                              time: try Self.unsigned(row, "time"), data: [UInt8](row["data"] as Data))
             }
         }
     }
 
     public func acknowledge(deviceID: Int64, groupID: Int64, seq: UInt64) throws {
+        // The service range-checks seq against the group's log; a value no log can reach is refused here too.
+        guard let seq = Int64(exactly: seq) else { throw StorageError.outOfRange("seq") }
         try pool.write { db in
             try db.execute(sql: "UPDATE memberships SET acked_seq = ? WHERE group_id = ? AND device_id = ? AND acked_seq < ?",
-                           arguments: [Int64(seq), groupID, deviceID, Int64(seq)])
-            try db.execute(sql: "DELETE FROM welcomes WHERE group_id = ? AND device_id = ? AND seq <= ?", arguments: [groupID, deviceID, Int64(seq)])
+                           arguments: [seq, groupID, deviceID, seq])
+            try db.execute(sql: "DELETE FROM welcomes WHERE group_id = ? AND device_id = ? AND seq <= ?", arguments: [groupID, deviceID, seq])
         }
     }
 
@@ -326,10 +376,12 @@ public final class SQLiteStorage: ServerStorage {
     public func prune(olderThan cutoff: UInt64) throws -> Int {
         try pool.write { db in
             try db.execute(sql: """
-                DELETE FROM messages WHERE time < ? OR seq <= (
+                DELETE FROM messages WHERE time < ? OR (seq <= (
                     SELECT COALESCE(MIN(CASE WHEN ms.left_seq IS NULL THEN ms.acked_seq ELSE MIN(ms.acked_seq, ms.left_seq) END), 0)
                     FROM memberships ms WHERE ms.group_id = messages.group_id AND (ms.left_seq IS NULL OR ms.acked_seq < ms.left_seq))
-                """, arguments: [Int64(cutoff)])
+                  -- Proposals after the stored state are re-derived from the log on restart: keep them.
+                  AND (is_proposal = 0 OR seq <= (SELECT g.state_seq FROM groups g WHERE g.id = messages.group_id)))
+                """, arguments: [Self.bound(cutoff)])
             return db.changesCount
         }
     }
@@ -337,5 +389,6 @@ public final class SQLiteStorage: ServerStorage {
 
 /// Server time in milliseconds since the Unix epoch.
 public enum Clock {
-    public static func milliseconds() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
+    /// A clock set before 1970 (or not a number) reads as 0 rather than trapping.
+    public static func milliseconds() -> UInt64 { UInt64(exactly: (Date().timeIntervalSince1970 * 1000).rounded(.down)) ?? 0 }
 }

@@ -38,6 +38,11 @@ public protocol ServerStorage: Sendable {
     func append(_ append: LogAppend) throws -> UInt64
     func messages(groupID: Int64, after seq: UInt64, through last: UInt64?, limit: Int) throws -> [LogEntry]
     func memberships(ofDevice deviceID: Int64) throws -> [MembershipRecord]
+    /// The device's membership row in the group, also after it left; nil if it never joined.
+    func membership(groupID: Int64, deviceID: Int64) throws -> MembershipRecord?
+    /// Bytes of message data kept for the group, and sent by the user's devices, for quotas.
+    func storedBytes(groupID: Int64) throws -> Int64
+    func storedBytes(userID: Int64) throws -> Int64
     func welcomes(forDevice deviceID: Int64) throws -> [WelcomeRecord]
     func acknowledge(deviceID: Int64, groupID: Int64, seq: UInt64) throws
     func destroyGroup(id: Int64, notify devices: [Int64]) throws
@@ -81,6 +86,8 @@ public struct GroupRecord: Sendable, Hashable {
     public var state: [UInt8]
     public var lastSeq: UInt64
     public var createdAt: UInt64
+    /// The seq of the last commit: `state` reflects the log up to here; later proposals are re-derived from the log.
+    public var stateSeq: UInt64 = 0
 }
 
 public struct MembershipRecord: Sendable, Hashable {
@@ -117,8 +124,11 @@ public struct LogAppend: Sendable {
     public var time: UInt64
     public var senderDevice: Int64
     public var data: [UInt8]
-    /// The group's new public state, for handshake messages.
+    /// The group's new public state, for commits.
     public var newState: [UInt8]?
+    /// A proposal: kept past acknowledgement until a commit, since the pending proposals of an
+    /// epoch are re-derived from the log after a restart.
+    public var isProposal = false
     public var welcomes: [(deviceID: Int64, data: [UInt8])]
     public var joinedDevices: [Int64]
     public var leftDevices: [Int64]
@@ -139,4 +149,8 @@ public struct LogAppend: Sendable {
 /// Errors storage reports in terms the service can act on.
 public enum StorageError: Error, Equatable {
     case conflict(String)
+    /// A stored value is impossible (e.g. a negative seq): the database is damaged.
+    case corrupt(String)
+    /// A value no stored row can have (e.g. a seq beyond Int64.max).
+    case outOfRange(String)
 }
