@@ -55,7 +55,7 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
         case .notFound: "Nothing is here."
         case .internalError: "The server failed to handle the request; try again later."
         case .quotaExceeded: "This group or account stores as much as this server allows; wait until members catch up."
-        case .tooManyProposals: "This group has as many pending proposals as the server keeps; an admin must commit first."
+        case .tooManyProposals: "This group has as many pending proposals as the server keeps; an admin must commit."
         }
     }
 }

@@ -63,7 +63,8 @@ public final class ParleyServer: Sendable {
             services: [
                 .init(service: app),
                 .init(service: CloseConnectionsOnShutdown(hub: hub)),
-                .init(service: RetentionService(storage: storage, delivery: delivery, days: configuration.retentionDays, logger: logger)),
+                .init(service: RetentionService(
+                    storage: storage, delivery: delivery, days: configuration.retentionDays, logger: logger)),
             ],
             gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
             logger: logger))
@@ -79,11 +80,12 @@ public final class ParleyServer: Sendable {
             http1: .init(idleTimeout: .seconds(Int64(max(1, configuration.idleTimeoutSeconds)))),
             ws: .init(maxFrameSize: configuration.maxFrameBytes * 4,
                       autoPing: .enabled(timePeriod: .seconds(max(1, configuration.pingIntervalSeconds)))))
-        let shouldUpgrade: @Sendable (HTTPRequest, any Channel, Logger) async throws
-            -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> = { request, channel, logger in
+        typealias Upgrade = ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>>
+        let shouldUpgrade: @Sendable (HTTPRequest, any Channel, Logger) async throws -> Upgrade = { request, channel, logger in
             let (storage, delivery, hub, configuration, accounts) = sessionParts
             guard request.path == "/v1/ws",
-                  let device = try? accounts.authenticate(token: Routes.token(from: request.headerFields[.authorization])) else {
+                  let token = Routes.token(from: request.headerFields[.authorization]),
+                  let device = try? accounts.authenticate(token: token) else {
                 return .dontUpgrade
             }
             let session = WebSocketSession(device: device, storage: storage, delivery: delivery, hub: hub,
@@ -95,7 +97,8 @@ public final class ParleyServer: Sendable {
         let tls = try identity.tlsConfiguration()
         let deadline = TimeAmount.seconds(Int64(max(1, configuration.handshakeTimeoutSeconds)))
         return HTTPServerBuilder { responder in
-            let http = HTTP1WebSocketUpgradeChannel(responder: responder, configuration: channelConfiguration, shouldUpgrade: shouldUpgrade)
+            let http = HTTP1WebSocketUpgradeChannel(
+                responder: responder, configuration: channelConfiguration, shouldUpgrade: shouldUpgrade)
             return try TLSChannel(ConnectionDeadlineChannel(base: http, timeout: deadline), tlsConfiguration: tls)
         }
     }

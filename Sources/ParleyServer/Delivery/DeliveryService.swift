@@ -88,7 +88,8 @@ actor DeliveryService {
             throw ErrorBody(.malformedRequest, "Group names are 1 to 64 characters without '/'.")
         }
         guard request.groupInfo.count <= configuration.maxGroupInfoBytes else {
-            throw ErrorBody(.tooLarge, "A new group's GroupInfo may be at most \(configuration.maxGroupInfoBytes) bytes.")
+            let limit = configuration.maxGroupInfoBytes
+            throw ErrorBody(.tooLarge, "A new group's GroupInfo may be at most \(limit) bytes.")
         }
         guard creationLimiter.allow("device:\(device.id)") else {
             throw ErrorBody(.rateLimited, "This device created too many groups recently; wait and try again.")
@@ -99,7 +100,9 @@ actor DeliveryService {
     }
 
     /// The public view of a new group: it must be epoch 0 with the creator alone, as its one admin.
-    private static func creationView(_ bytes: [UInt8], creator device: DeviceRecord, policy: GroupPolicy) throws -> PublicGroup {
+    private static func creationView(
+        _ bytes: [UInt8], creator device: DeviceRecord, policy: GroupPolicy
+    ) throws -> PublicGroup {
         guard case .groupInfo(let info) = try? MLSMessage(tlsEncoded: bytes) else {
             throw ErrorBody(.invalidGroupInfo, "The group info could not be decoded.")
         }
@@ -113,7 +116,8 @@ actor DeliveryService {
             throw ErrorBody(.invalidGroupInfo, "The group info is invalid: \(error).")
         }
         let admins = (try? ParleyGroupPolicy.admins(in: view.context.extensions)) ?? []
-        guard view.tree.leafCount.rawValue == 1, view.members.count == 1, let creator = view.tree.leafNode(at: LeafIndex(0)),
+        guard view.tree.leafCount.rawValue == 1, view.members.count == 1,
+              let creator = view.tree.leafNode(at: LeafIndex(0)),
               creator.signatureKey.bytes == device.signatureKey, admins == [device.userName] else {
             throw ErrorBody(.invalidGroupInfo, "A new group must have only its creator, at epoch 0, as its one admin.")
         }
@@ -172,7 +176,8 @@ actor DeliveryService {
     private func replayProposals(into group: inout CachedGroup) throws {
         var cursor = group.record.stateSeq
         while true {
-            let page = try storage.messages(groupID: group.record.id, after: cursor, through: group.record.lastSeq, limit: 500)
+            let page = try storage.messages(
+                groupID: group.record.id, after: cursor, through: group.record.lastSeq, limit: 500)
             for entry in page {
                 guard case .publicMessage(let message)? = try? MLSMessage(tlsEncoded: entry.data),
                       case .proposal = message.content.body,
@@ -205,7 +210,8 @@ actor DeliveryService {
     }
 
     func ratchetTree(of name: String, for device: DeviceRecord) throws -> API.RatchetTree {
-        guard let group = try lookup(name), group.memberDevices.contains(device.id) || isInvited(device, to: group) else {
+        guard let group = try lookup(name),
+              group.memberDevices.contains(device.id) || isInvited(device, to: group) else {
             throw ErrorBody(.notMember)
         }
         return API.RatchetTree(epoch: group.view.epoch, tree: Data(try group.view.tree.encoded()))
@@ -257,7 +263,9 @@ actor DeliveryService {
             throw ErrorBody(.tooLarge)
         }
         var group = try group(named: send.group, for: device)
-        guard let senderLeaf = group.devices.first(where: { $0.value == device.id })?.key else { throw ErrorBody(.notMember) }
+        guard let senderLeaf = group.devices.first(where: { $0.value == device.id })?.key else {
+            throw ErrorBody(.notMember)
+        }
         let message: MLSMessage
         do {
             message = try MLSMessage(tlsEncoded: [UInt8](send.message))
@@ -306,10 +314,12 @@ actor DeliveryService {
         let (userTotal, userOverflow) = current.addingReportingOverflow(size)
         let (groupTotal, groupOverflow) = group.storedBytes.addingReportingOverflow(size)
         guard !userOverflow, userTotal <= Int64(configuration.maxStoredBytesPerUser) else {
-            throw ErrorBody(.quotaExceeded, "Your account stores as much as this server allows; wait until your messages are read.")
+            throw ErrorBody(.quotaExceeded,
+                            "Your account stores as much as this server allows; wait until your messages are read.")
         }
         guard !groupOverflow, groupTotal <= Int64(configuration.maxStoredBytesPerGroup) else {
-            throw ErrorBody(.quotaExceeded, "This group stores as much as this server allows; wait until members catch up.")
+            throw ErrorBody(.quotaExceeded,
+                            "This group stores as much as this server allows; wait until members catch up.")
         }
         return userTotal
     }
@@ -318,9 +328,12 @@ actor DeliveryService {
     /// (or the previous epoch, briefly after a commit).
     private func checkApplication(_ message: PrivateMessage, in group: CachedGroup, now: UInt64) throws {
         guard message.contentType == .application else {
-            throw ErrorBody(.invalidMessage, "Proposals and commits must be sent as PublicMessage so the server can check them.")
+            throw ErrorBody(.invalidMessage,
+                            "Proposals and commits must be sent as PublicMessage so the server can check them.")
         }
-        guard message.groupID == group.view.groupID else { throw ErrorBody(.invalidMessage, "The message is for another group.") }
+        guard message.groupID == group.view.groupID else {
+            throw ErrorBody(.invalidMessage, "The message is for another group.")
+        }
         let current = group.view.epoch
         // The epoch is from the wire and may be anything, 2^64-1 included (finding 2): compare, never add.
         let inGrace = current > 0 && message.epoch == current - 1 && now <= group.previousEpochUntil
@@ -391,7 +404,8 @@ actor DeliveryService {
     private func checkLeafIndices(_ body: FramedContent.Body, in view: PublicGroup) throws {
         let proposals: [Proposal] = switch body {
         case .proposal(let proposal): [proposal]
-        case .commit(let commit): commit.proposals.compactMap { if case .proposal(let proposal) = $0 { proposal } else { nil } }
+        case .commit(let commit):
+            commit.proposals.compactMap { if case .proposal(let proposal) = $0 { proposal } else { nil } }
         case .application: []
         }
         for case .remove(let leaf) in proposals where leaf.rawValue >= view.tree.leafCount.rawValue {
@@ -418,7 +432,8 @@ actor DeliveryService {
         }
         if case .commit(let body) = commit {
             for case .proposal(.add(let keyPackage)) in body.proposals {
-                guard let owner = try storage.keyPackageOwner(reference: keyPackage.reference(suite)), joined.contains(owner) else {
+                guard let owner = try storage.keyPackageOwner(reference: keyPackage.reference(suite)),
+                      joined.contains(owner) else {
                     throw ErrorBody(.invalidMessage, "An Add carries a KeyPackage the added device did not upload.")
                 }
             }
@@ -430,15 +445,20 @@ actor DeliveryService {
                 throw ErrorBody(.invalidMessage, "The Welcome is addressed to a key package of no added device.")
             }
         }
-        guard recipients == joined else { throw ErrorBody(.invalidMessage, "The Welcome does not cover every added device.") }
+        guard recipients == joined else {
+            throw ErrorBody(.invalidMessage, "The Welcome does not cover every added device.")
+        }
         return recipients.sorted().map { ($0, [UInt8](data)) }
     }
 
     /// Enqueues the accepted message for every member device (the sender's copy carries its id)
     /// and the Welcome for every added one.
-    private func fanOut(_ append: LogAppend, seq: UInt64, group: CachedGroup, id: String, sender: DeviceRecord, to recipients: Set<Int64>) {
+    private func fanOut(
+        _ append: LogAppend, seq: UInt64, group: CachedGroup, id: String, sender: DeviceRecord, to recipients: Set<Int64>
+    ) {
         let name = group.record.name
-        let frame = ServerFrame.Message(group: name, seq: seq, time: append.time, sender: sender.userName, message: Data(append.data))
+        let frame = ServerFrame.Message(
+            group: name, seq: seq, time: append.time, sender: sender.userName, message: Data(append.data))
         for recipient in recipients {
             var copy = frame
             if recipient == sender.id { copy.id = id }
@@ -446,11 +466,16 @@ actor DeliveryService {
             metrics.deliveries.increment()
         }
         for welcome in append.welcomes {
-            let welcomeFrame = ServerFrame.WelcomeFrame(group: name, seq: seq, time: append.time, welcome: Data(welcome.data))
+            let welcomeFrame = ServerFrame.WelcomeFrame(
+                group: name, seq: seq, time: append.time, welcome: Data(welcome.data))
             hub.send(.welcome(groupID: group.record.id, welcomeFrame), to: welcome.deviceID)
         }
-        for added in append.joinedDevices { logger.info("member added", metadata: ["group": "\(name)", "device": "\(added)"]) }
-        for removed in append.leftDevices { logger.info("member removed", metadata: ["group": "\(name)", "device": "\(removed)"]) }
+        for added in append.joinedDevices {
+            logger.info("member added", metadata: ["group": "\(name)", "device": "\(added)"])
+        }
+        for removed in append.leftDevices {
+            logger.info("member removed", metadata: ["group": "\(name)", "device": "\(removed)"])
+        }
     }
 
     /// Acknowledgement from a device (finding 1): only for a group it is or was a member of,
@@ -462,7 +487,8 @@ actor DeliveryService {
         }
         let last = membership.leftSeq ?? group.record.lastSeq
         guard ack.seq <= last else {
-            throw ErrorBody(.malformedRequest, "The acknowledgement names seq \(ack.seq), beyond the last message (\(last)) for this device.")
+            throw ErrorBody(.malformedRequest,
+                            "The acknowledgement names seq \(ack.seq), beyond the last message (\(last)) for this device.")
         }
         try storage.acknowledge(deviceID: device.id, groupID: group.record.id, seq: ack.seq)
     }
@@ -492,7 +518,9 @@ actor ConcurrencyLimit {
             available -= 1
             return
         }
-        guard waiters.count < maxWaiting else { throw ErrorBody(.rateLimited, "The server is busy; try again shortly.") }
+        guard waiters.count < maxWaiting else {
+            throw ErrorBody(.rateLimited, "The server is busy; try again shortly.")
+        }
         await withCheckedContinuation { waiters.append($0) }
     }
 

@@ -98,7 +98,9 @@ struct WebSocketSession {
 
     // MARK: Writing
 
-    private func write(_ stream: AsyncStream<Outbound>, queue: OutboundQueue, to outbound: WebSocketOutboundWriter) async {
+    private func write(
+        _ stream: AsyncStream<Outbound>, queue: OutboundQueue, to outbound: WebSocketOutboundWriter
+    ) async {
         var writer = FrameWriter(outbound: outbound)
         do {
             var lastSent = try await replay(&writer)

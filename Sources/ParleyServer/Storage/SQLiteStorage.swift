@@ -254,8 +254,9 @@ public final class SQLiteStorage: ServerStorage {
             let last = try Int64.fetchOne(db, sql: "SELECT last_seq FROM groups WHERE id = ?", arguments: [entry.groupID]) ?? 0
             let (seq, overflow) = last.addingReportingOverflow(1)
             guard !overflow, last >= 0 else { throw StorageError.corrupt("last_seq") }
-            try db.execute(sql: "INSERT INTO messages (group_id, seq, time, sender_device, data, is_proposal) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [entry.groupID, seq, Self.bound(entry.time), entry.senderDevice, Data(entry.data),
+            try db.execute(sql: """
+                INSERT INTO messages (group_id, seq, time, sender_device, data, is_proposal) VALUES (?, ?, ?, ?, ?, ?)
+                """, arguments: [entry.groupID, seq, Self.bound(entry.time), entry.senderDevice, Data(entry.data),
                                        entry.isProposal ? 1 : 0])
             if let state = entry.newState {
                 try db.execute(sql: "UPDATE groups SET last_seq = ?, state = ?, state_seq = ? WHERE id = ?",
@@ -291,7 +292,8 @@ public final class SQLiteStorage: ServerStorage {
                 LEFT JOIN devices d ON d.id = m.sender_device LEFT JOIN users u ON u.id = d.user_id
                 WHERE m.group_id = ? AND m.seq > ? AND m.seq <= ? ORDER BY m.seq LIMIT ?
                 """, arguments: [groupID, Self.bound(seq), Self.bound(last ?? UInt64(Int64.max)), limit]).map { row in
-                LogEntry(seq: try Self.unsigned(row, "seq"), time: try Self.unsigned(row, "time"), sender: row["name"] ?? "(deleted)",
+                LogEntry(seq: try Self.unsigned(row, "seq"), time: try Self.unsigned(row, "time"),
+                         sender: row["name"] ?? "(deleted)",
                          senderDevice: row["sender_device"], data: [UInt8](row["data"] as Data))
             }
         }
@@ -309,7 +311,8 @@ public final class SQLiteStorage: ServerStorage {
     public func membership(groupID: Int64, deviceID: Int64) throws -> MembershipRecord? {
         try pool.read { db in
             try Row.fetchOne(db, sql: """
-                SELECT m.*, g.name FROM memberships m JOIN groups g ON g.id = m.group_id WHERE m.group_id = ? AND m.device_id = ?
+                SELECT m.*, g.name FROM memberships m JOIN groups g ON g.id = m.group_id
+                WHERE m.group_id = ? AND m.device_id = ?
                 """, arguments: [groupID, deviceID]).map(Self.membership)
         }
     }
@@ -317,19 +320,22 @@ public final class SQLiteStorage: ServerStorage {
     private static func membership(_ row: Row) throws -> MembershipRecord {
         let left: UInt64? = if row["left_seq"] as Int64? != nil { try unsigned(row, "left_seq") } else { nil }
         return MembershipRecord(groupID: row["group_id"], groupName: row["name"], deviceID: row["device_id"],
-                                joinedSeq: try unsigned(row, "joined_seq"), leftSeq: left, ackedSeq: try unsigned(row, "acked_seq"))
+                                joinedSeq: try unsigned(row, "joined_seq"), leftSeq: left,
+                                ackedSeq: try unsigned(row, "acked_seq"))
     }
 
     public func storedBytes(groupID: Int64) throws -> Int64 {
         try pool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(LENGTH(data)), 0) FROM messages WHERE group_id = ?", arguments: [groupID]) ?? 0
+            try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(LENGTH(data)), 0) FROM messages WHERE group_id = ?",
+                               arguments: [groupID]) ?? 0
         }
     }
 
     public func storedBytes(userID: Int64) throws -> Int64 {
         try pool.read { db in
             try Int64.fetchOne(db, sql: """
-                SELECT COALESCE(SUM(LENGTH(m.data)), 0) FROM messages m JOIN devices d ON d.id = m.sender_device WHERE d.user_id = ?
+                SELECT COALESCE(SUM(LENGTH(m.data)), 0) FROM messages m
+                JOIN devices d ON d.id = m.sender_device WHERE d.user_id = ?
                 """, arguments: [userID]) ?? 0
         }
     }
@@ -351,7 +357,8 @@ public final class SQLiteStorage: ServerStorage {
         try pool.write { db in
             try db.execute(sql: "UPDATE memberships SET acked_seq = ? WHERE group_id = ? AND device_id = ? AND acked_seq < ?",
                            arguments: [seq, groupID, deviceID, seq])
-            try db.execute(sql: "DELETE FROM welcomes WHERE group_id = ? AND device_id = ? AND seq <= ?", arguments: [groupID, deviceID, seq])
+            try db.execute(sql: "DELETE FROM welcomes WHERE group_id = ? AND device_id = ? AND seq <= ?",
+                           arguments: [groupID, deviceID, seq])
         }
     }
 
@@ -390,5 +397,7 @@ public final class SQLiteStorage: ServerStorage {
 /// Server time in milliseconds since the Unix epoch.
 public enum Clock {
     /// A clock set before 1970 (or not a number) reads as 0 rather than trapping.
-    public static func milliseconds() -> UInt64 { UInt64(exactly: (Date().timeIntervalSince1970 * 1000).rounded(.down)) ?? 0 }
+    public static func milliseconds() -> UInt64 {
+        UInt64(exactly: (Date().timeIntervalSince1970 * 1000).rounded(.down)) ?? 0
+    }
 }
