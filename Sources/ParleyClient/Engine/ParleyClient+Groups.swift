@@ -284,7 +284,7 @@ extension ParleyClient {
                 keyPackages.append(package)
             }
         }
-        try await commit(in: name) { try $0.addMembers(keyPackages) }
+        try await commit(in: name) { try $0.commit(CommitOptions(add: keyPackages, includePendingProposals: false)) }
     }
 
     /// Removes every device of `user`.
@@ -292,7 +292,7 @@ extension ParleyClient {
         try await sync()
         let leaves = try group(name).members.filter { ParleyGroupPolicy.username(of: $0.credential) == user }.map(\.index)
         guard !leaves.isEmpty else { throw ClientError.noSuchMember(user, group: name) }
-        try await commit(in: name) { try $0.removeMembers(leaves) }
+        try await commit(in: name) { try $0.commit(CommitOptions(remove: leaves, includePendingProposals: false)) }
     }
 
     /// Refreshes this device's leaf and path keys in `name` (post-compromise security).

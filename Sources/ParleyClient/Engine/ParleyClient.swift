@@ -189,8 +189,10 @@ public actor ParleyClient {
             try persist(name, needsUpdate: false)
             try store.set("updated:" + name, string: String(now))
         }
-        for (name, group) in groups.sorted(by: { $0.key < $1.key }) where group.isActive && !group.pendingProposals.isEmpty && isAdmin(group) {
-            try await commit(in: name) { try $0.commit() }
+        for (name, group) in groups.sorted(by: { $0.key < $1.key }) where group.isActive && isAdmin(group) {
+            let leaving = Self.leaveRequests(in: group)
+            guard !leaving.isEmpty else { continue }
+            try await commit(in: name) { try $0.commit(CommitOptions(remove: leaving, includePendingProposals: false)) }
         }
         try await flushOutbox()
         try acknowledgeAll()
@@ -227,6 +229,27 @@ public actor ParleyClient {
         }
         let lastResort = packages.removeLast()
         _ = try await api.call(.POST, "/v1/keypackages", token: token, json: API.UploadKeyPackages(keyPackages: packages, lastResort: lastResort), as: API.KeyPackageStock.self)
+    }
+
+    /// The members asking to leave: Remove proposals whose sender is the
+    /// removed leaf itself (RFC 9420 §12.1.3), naming a current member other
+    /// than this one. Only these are ever committed on someone else's behalf;
+    /// every other cached proposal (an Add, a Remove of someone else, a
+    /// GroupContextExtensions naming a new admin) is left alone, so a member
+    /// cannot make an admin's client commit a takeover or fail its commits.
+    ///
+    /// They are committed by value: the MLS API can include cached proposals
+    /// only all together (`includePendingProposals`), not a chosen subset by
+    /// reference. The removal is the same; the commit names the admin as its
+    /// proposer.
+    static func leaveRequests(in group: Group) -> [LeafIndex] {
+        let members = Set(group.members.map(\.index))
+        let leaving = group.pendingProposals.compactMap { cached -> LeafIndex? in
+            guard case .remove(let leaf) = cached.proposal, cached.sender == .member(leaf),
+                  leaf != group.ownLeaf, members.contains(leaf) else { return nil }
+            return leaf
+        }
+        return Array(Set(leaving)).sorted { $0.rawValue < $1.rawValue }
     }
 
     func isAdmin(_ group: Group) -> Bool {
