@@ -11,6 +11,14 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
     case noSuchMember(String, group: String)
     case timedOut
     case invalid(String)
+    /// This member can no longer follow the group; the reason says why.
+    case groupUnusable(String, reason: String)
+
+    /// The server is gone: nothing else can work until it is back.
+    var isConnectionLoss: Bool {
+        if case .unreachable = self { return true }
+        return false
+    }
 
     public var description: String {
         switch self {
@@ -33,6 +41,8 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
             "The server did not answer in time; try again."
         case .invalid(let message):
             message
+        case .groupUnusable(let name, let reason):
+            "You can no longer follow \(name): \(reason) Ask an admin to remove you and add you again."
         }
     }
 }

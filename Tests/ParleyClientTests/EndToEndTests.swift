@@ -14,6 +14,11 @@ final class Harness: @unchecked Sendable {
     var port = 0
     var url: String { "https://127.0.0.1:\(port)" }
 
+    init() { Harness.cheapKeyDerivation() }
+
+    /// Homes made by tests use a cheap scrypt cost, so suites stay fast.
+    static func cheapKeyDerivation() { SealingKey.testCost.withLock { $0 = 10 } }
+
     func start(port requested: Int = 0, dataDirectory: String? = nil) async throws {
         var configuration = ServerConfiguration()
         configuration.dataDirectory = dataDirectory ?? root + "/server"
@@ -56,6 +61,7 @@ final class Harness: @unchecked Sendable {
 
 @Suite(.serialized) struct EndToEndTests {
     @Test func theDemoScenarioKeepsRemovedMembersAndTheServerInTheDark() async throws {
+        Harness.cheapKeyDerivation()
         let outcome = try await DemoScenario().run()
         let texts = { (name: String) in (outcome.views[name] ?? []).filter { $0.kind == .text }.map(\.text) }
         let all = DemoScenario.conversation.map(\.text)

@@ -15,8 +15,8 @@ public actor ParleyClient {
     var api: ServerAPI?
     var socket: ServerSocket?
     var groups: [String: Group] = [:]
-    var lastSeq: [String: UInt64] = [:]
-    var needsUpdate: Set<String> = []
+    /// Every group this home knows, by name, including ones it can no longer follow.
+    var records: [String: GroupRecord] = [:]
     /// Frames that arrived while waiting for an answer, handled in order later.
     var inbox: [ServerFrame] = []
     /// How long to wait for the server's answer to one request.
@@ -41,7 +41,7 @@ public actor ParleyClient {
     public var username: String? { try? store.string("username") }
     public var serverURL: String? { try? store.string("server") }
     /// The session token (for the package's own load generator).
-    package var token: String? { try? store.string("token") }
+    package var token: String? { sessionToken }
     var policy: GroupPolicy { ParleyGroupPolicy.groupPolicy() }
 
     // MARK: Account
@@ -75,7 +75,7 @@ public actor ParleyClient {
         let session = try await api.call(.POST, "/v1/sessions", json: API.Login(username: username, password: password, signatureKey: Data(signaturePublic)), as: API.Session.self)
         try store.set("server", string: server)
         try store.set("username", string: username)
-        try store.set("token", string: session.token)
+        try setSessionToken(session.token)
         try store.set("device", string: String(session.deviceID))
         try await topUpKeyPackages(minimum: 10)
     }
@@ -84,24 +84,8 @@ public actor ParleyClient {
         if let api = try? await connectAPI(server: serverURL, acceptNewCertificate: false), let token {
             _ = try? await api.request(.DELETE, "/v1/sessions", token: token)
         }
-        try store.set("token", string: nil)
+        try setSessionToken(nil)
         await close()
-    }
-
-    /// Derives the sealing key; the first time, creates the salt and a check value.
-    func unlockOrInitialise(password: String) throws -> SealingKey {
-        if let salt = try store.setting("salt"), let check = try store.setting("check") {
-            let key = try SealingKey(password: password, salt: salt)
-            guard try key.open(check, context: "check") == Array("parley".utf8) else { throw ClientError.wrongPassword }
-            self.key = key
-            return key
-        }
-        let salt = suite.randomBytes(SealingKey.saltLength)
-        let key = try SealingKey(password: password, salt: salt)
-        try store.set("salt", salt)
-        try store.set("check", try key.seal(Array("parley".utf8), context: "check"))
-        self.key = key
-        return key
     }
 
     /// Unlocks an existing home.
@@ -166,13 +150,14 @@ public actor ParleyClient {
             guard let frame = try await socket.next(timeout: timeout) else { throw ClientError.timedOut }
             if frame == .replayFinished { break }
             if case .error(let error) = frame, error.error.code == .unauthorized { throw ClientError.server(error.error) }
-            try await handle(frame)
+            try await apply(frame)
         }
     }
 
     /// Brings the home up to date with the server, then does what is due:
-    /// self-updates after joining, admin commits of pending proposals (a
-    /// member's leave), queued messages, acknowledgements, KeyPackage stock.
+    /// self-updates after joining, admin commits of a member's own leave,
+    /// queued messages, acknowledgements, KeyPackage stock. Each group's part
+    /// is isolated: one group's failure is a line in that group, not an error.
     public func sync() async throws {
         // A fresh connection replays everything after the acknowledged cursor,
         // so nothing pushed to an older connection can be missed; frames seen
@@ -182,21 +167,39 @@ public actor ParleyClient {
         try await connect()
         let now = Date().timeIntervalSince1970
         for (name, group) in groups.sorted(by: { $0.key < $1.key }) where group.isActive {
-            let last = (try store.string("updated:" + name)).flatMap(Double.init) ?? 0
-            guard needsUpdate.contains(name) || now - last >= selfUpdateInterval else { continue }
-            try await commit(in: name) { try $0.selfUpdate() }
-            needsUpdate.remove(name)
-            try persist(name, needsUpdate: false)
-            try store.set("updated:" + name, string: String(now))
+            guard let record = records[name], record.problem == nil,
+                  record.needsUpdate || now - record.updated >= selfUpdateInterval else { continue }
+            try await isolated(name, "Refreshing your keys") {
+                try await commit(in: name) { try $0.selfUpdate() }
+                records[name]?.needsUpdate = false
+                records[name]?.updated = now
+                records[name]?.reported = nil
+                try persist(name)
+            }
         }
         for (name, group) in groups.sorted(by: { $0.key < $1.key }) where group.isActive && isAdmin(group) {
             let leaving = Self.leaveRequests(in: group)
-            guard !leaving.isEmpty else { continue }
-            try await commit(in: name) { try $0.commit(CommitOptions(remove: leaving, includePendingProposals: false)) }
+            guard !leaving.isEmpty, records[name]?.problem == nil else { continue }
+            try await isolated(name, "Completing a member's leave") {
+                try await commit(in: name) { try $0.commit(CommitOptions(remove: leaving, includePendingProposals: false)) }
+            }
         }
         try await flushOutbox()
         try acknowledgeAll()
         try await topUpKeyPackages(minimum: 5)
+    }
+
+    /// Runs one group's duty; a failure becomes a system line of that group
+    /// (said once) instead of failing the command. Only losing the server is
+    /// everyone's problem.
+    func isolated(_ name: String, _ what: String, _ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let error as ClientError where error.isConnectionLoss {
+            throw error
+        } catch {
+            try report(name, "\(what) failed: \(error)")
+        }
     }
 
     public func close() async {
@@ -208,22 +211,29 @@ public actor ParleyClient {
 
     func acknowledgeAll() throws {
         guard let socket else { return }
-        for (name, seq) in lastSeq where seq > 0 { try socket.send(.ack(.init(group: name, seq: seq))) }
+        for (name, record) in records where record.lastSeq > 0 { try socket.send(.ack(.init(group: name, seq: record.lastSeq))) }
     }
+
+    /// The most KeyPackages this device keeps on the server, whatever it asks.
+    static let maxKeyPackageStock = 100
 
     /// Uploads KeyPackages when the server holds fewer than `minimum`.
     func topUpKeyPackages(minimum: Int) async throws {
         let (api, token) = try await requireAPI()
         let stock = try await api.call(.GET, "/v1/keypackages", token: token, as: API.KeyPackageStock.self)
-        guard stock.available < max(minimum, stock.lowWatermark) else { return }
-        let count = max(minimum, stock.lowWatermark) * 2 - stock.available
+        // The server's numbers are clamped: a hostile one cannot make the
+        // arithmetic trap or this device mint millions of KeyPackages.
+        let watermark = min(max(minimum, stock.lowWatermark), Self.maxKeyPackageStock)
+        let available = max(0, stock.available)
+        guard available < watermark else { return }
+        let count = watermark * 2 - available
         let key = try sealingKey()
         let signature = try signatureKeys()
         var packages: [Data] = []
         for index in 0...count {
             let bundle = try KeyPackageBundle(
                 suite, credential: credential, signatureKeys: signature,
-                lifetime: Lifetime(notBefore: 0, notAfter: UInt64(Date().timeIntervalSince1970) + 90 * 86400), lastResort: index == count)
+                lifetime: Lifetime(notBefore: 0, notAfter: Self.nowMilliseconds() / 1000 + 90 * 86400), lastResort: index == count)
             try store.storeKeyPackage(reference: try bundle.keyPackage.reference(suite), sealed: try key.seal(try encode(bundle), context: "keypackage"))
             packages.append(Data(try MLSMessage.keyPackage(bundle.keyPackage).tlsEncoded()))
         }

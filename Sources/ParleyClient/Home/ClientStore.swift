@@ -3,14 +3,20 @@ import GRDB
 
 /// One client home: a SQLite file holding this device's session, its sealed
 /// private keys and group states, the decrypted history (sealed too), the
-/// outbox and the pinned server certificate.
+/// outbox and the pinned server certificate. In clear: the username and the
+/// server URL (to prompt for the right password before anything is open), the
+/// device id, the pinned certificate, KeyPackage references (hashes of public
+/// KeyPackages) and the scrypt salt and cost.
 final class ClientStore: Sendable {
     private let queue: DatabaseQueue
 
     init(directory: String) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         var configuration = Configuration()
-        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        configuration.prepareDatabase { db in
+            // secure_delete: deleted rows are overwritten, not left in free pages.
+            try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA secure_delete = ON")
+        }
         configuration.busyMode = .timeout(10)
         queue = try DatabaseQueue(path: (directory as NSString).appendingPathComponent("parley-client.sqlite"), configuration: configuration)
         var migrator = DatabaseMigrator()
@@ -25,6 +31,16 @@ final class ClientStore: Sendable {
                 CREATE INDEX history_by_group ON history (group_name, seq);
                 CREATE TABLE outbox (id TEXT PRIMARY KEY, group_name TEXT NOT NULL, sealed BLOB NOT NULL, created INTEGER NOT NULL);
                 CREATE TABLE known_keys (username TEXT PRIMARY KEY, keys BLOB NOT NULL);
+                """)
+        }
+        migrator.registerMigration("v2") { db in
+            // Sealed rows named by keyed hashes; the v1 tables are emptied when
+            // the home is next unlocked (the migration needs the password).
+            try db.execute(sql: """
+                CREATE TABLE group_records (id BLOB PRIMARY KEY, sealed BLOB NOT NULL);
+                CREATE TABLE entries (id INTEGER PRIMARY KEY AUTOINCREMENT, group_id BLOB NOT NULL, sealed BLOB NOT NULL);
+                CREATE INDEX entries_by_group ON entries (group_id, id);
+                CREATE TABLE queue (id INTEGER PRIMARY KEY AUTOINCREMENT, group_id BLOB NOT NULL, sealed BLOB NOT NULL);
                 """)
         }
         try migrator.migrate(queue)
@@ -64,93 +80,168 @@ final class ClientStore: Sendable {
         try queue.write { db in try db.execute(sql: "DELETE FROM key_packages WHERE reference = ?", arguments: [Data(reference)]) }
     }
 
-    // MARK: Groups and history
+    // MARK: Groups, history, outbox (v2: names and metadata sealed)
+    //
+    // Rows are named by `SealingKey.identifier`, an HMAC of the group's name,
+    // so the file shows neither group names nor who wrote what when: the
+    // name, seq, time, sender and text of every line live in its sealed blob.
+    // History rows are kept in insertion order, which is seq order (frames
+    // are applied in server order); readers sort the opened lines by seq.
 
-    struct StoredGroup {
-        var name: String
-        var sealed: [UInt8]
-        var lastSeq: UInt64
-        var needsUpdate: Bool
-    }
-
-    func groups() throws -> [StoredGroup] {
+    func groupRecords() throws -> [(id: [UInt8], sealed: [UInt8])] {
         try queue.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM groups ORDER BY name").map {
-                StoredGroup(name: $0["name"], sealed: [UInt8]($0["sealed"] as Data), lastSeq: UInt64($0["last_seq"] as Int64), needsUpdate: ($0["needs_update"] as Int64) == 1)
-            }
+            try Row.fetchAll(db, sql: "SELECT id, sealed FROM group_records").map { ([UInt8]($0["id"] as Data), [UInt8]($0["sealed"] as Data)) }
         }
     }
 
-    struct HistoryLine {
-        var seq: UInt64
-        var time: UInt64
-        var sender: String
-        var kind: String
-        var sealed: [UInt8]
-    }
-
-    /// Saves a group's state together with what its processing produced.
-    func save(group name: String, sealed: [UInt8], lastSeq: UInt64, needsUpdate: Bool? = nil, lines: [HistoryLine] = [], sentID: String? = nil) throws {
+    /// Saves a group's record together with what its processing produced.
+    func save(group id: [UInt8], sealed: [UInt8], lines: [[UInt8]] = [], sentOutboxID: Int64? = nil) throws {
         try queue.write { db in
-            try db.execute(sql: """
-                INSERT INTO groups (name, sealed, last_seq) VALUES (?, ?, ?)
-                ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, last_seq = excluded.last_seq
-                """, arguments: [name, Data(sealed), Int64(lastSeq)])
-            if let needsUpdate {
-                try db.execute(sql: "UPDATE groups SET needs_update = ? WHERE name = ?", arguments: [needsUpdate ? 1 : 0, name])
-            }
+            try db.execute(sql: "INSERT OR REPLACE INTO group_records (id, sealed) VALUES (?, ?)", arguments: [Data(id), Data(sealed)])
             for line in lines {
-                try db.execute(sql: "INSERT INTO history (group_name, seq, time, sender, kind, sealed) VALUES (?, ?, ?, ?, ?, ?)",
-                               arguments: [name, Int64(line.seq), Int64(line.time), line.sender, line.kind, Data(line.sealed)])
+                try db.execute(sql: "INSERT INTO entries (group_id, sealed) VALUES (?, ?)", arguments: [Data(id), Data(line)])
             }
-            if let sentID { try db.execute(sql: "DELETE FROM outbox WHERE id = ?", arguments: [sentID]) }
+            if let sentOutboxID { try db.execute(sql: "DELETE FROM queue WHERE id = ?", arguments: [sentOutboxID]) }
         }
     }
 
-    func deleteGroup(_ name: String) throws {
+    /// Forgets a group's state and queued messages; its history stays readable.
+    func deleteGroup(_ id: [UInt8]) throws {
         try queue.write { db in
-            try db.execute(sql: "DELETE FROM groups WHERE name = ?", arguments: [name])
-            try db.execute(sql: "DELETE FROM outbox WHERE group_name = ?", arguments: [name])
+            try db.execute(sql: "DELETE FROM group_records WHERE id = ?", arguments: [Data(id)])
+            try db.execute(sql: "DELETE FROM queue WHERE group_id = ?", arguments: [Data(id)])
         }
     }
 
-    func addHistory(group: String, _ line: HistoryLine) throws {
+    func addHistory(group id: [UInt8], _ sealed: [UInt8]) throws {
         try queue.write { db in
-            try db.execute(sql: "INSERT INTO history (group_name, seq, time, sender, kind, sealed) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [group, Int64(line.seq), Int64(line.time), line.sender, line.kind, Data(line.sealed)])
+            try db.execute(sql: "INSERT INTO entries (group_id, sealed) VALUES (?, ?)", arguments: [Data(id), Data(sealed)])
         }
     }
 
-    func history(group: String, afterID: Int64 = 0) throws -> [(id: Int64, line: HistoryLine)] {
+    func history(group id: [UInt8]) throws -> [[UInt8]] {
         try queue.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM history WHERE group_name = ? AND id > ? ORDER BY seq, id", arguments: [group, afterID]).map {
-                ($0["id"], HistoryLine(seq: UInt64($0["seq"] as Int64), time: UInt64($0["time"] as Int64), sender: $0["sender"], kind: $0["kind"], sealed: [UInt8]($0["sealed"] as Data)))
+            try Data.fetchAll(db, sql: "SELECT sealed FROM entries WHERE group_id = ? ORDER BY id", arguments: [Data(id)]).map { [UInt8]($0) }
+        }
+    }
+
+    @discardableResult
+    func enqueue(group id: [UInt8], sealed: [UInt8]) throws -> Int64 {
+        try queue.write { db in
+            try db.execute(sql: "INSERT INTO queue (group_id, sealed) VALUES (?, ?)", arguments: [Data(id), Data(sealed)])
+            return db.lastInsertedRowID
+        }
+    }
+
+    /// Queued messages, oldest first.
+    func outbox() throws -> [(id: Int64, group: [UInt8], sealed: [UInt8])] {
+        try queue.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, group_id, sealed FROM queue ORDER BY id").map {
+                ($0["id"], [UInt8]($0["group_id"] as Data), [UInt8]($0["sealed"] as Data))
             }
         }
     }
 
-    // MARK: Outbox
+    func updateOutbox(_ id: Int64, sealed: [UInt8]) throws {
+        try queue.write { db in try db.execute(sql: "UPDATE queue SET sealed = ? WHERE id = ?", arguments: [Data(sealed), id]) }
+    }
 
-    func enqueue(id: String, group: String, sealed: [UInt8]) throws {
+    /// Removes a queued message (parked) and records why in its group's history.
+    func park(_ id: Int64, group: [UInt8], line: [UInt8]) throws {
         try queue.write { db in
-            try db.execute(sql: "INSERT INTO outbox (id, group_name, sealed, created) VALUES (?, ?, ?, ?)",
-                           arguments: [id, group, Data(sealed), Int64(Date().timeIntervalSince1970 * 1000)])
+            try db.execute(sql: "DELETE FROM queue WHERE id = ?", arguments: [id])
+            try db.execute(sql: "INSERT INTO entries (group_id, sealed) VALUES (?, ?)", arguments: [Data(group), Data(line)])
         }
     }
 
-    func outbox() throws -> [(id: String, group: String, sealed: [UInt8])] {
+    // MARK: Homes from before v2
+
+    /// What a v1 home kept in clear next to its sealed blobs.
+    struct Legacy {
+        var groups: [(name: String, sealed: [UInt8], lastSeq: UInt64, needsUpdate: Bool)] = []
+        var history: [(group: String, seq: UInt64, time: UInt64, sender: String, kind: String, sealed: [UInt8])] = []
+        var outbox: [(id: String, group: String, sealed: [UInt8])] = []
+        var knownKeys: [(user: String, keys: [UInt8])] = []
+        var keyPackages: [(reference: [UInt8], sealed: [UInt8])] = []
+        var settings: [String: [UInt8]] = [:]
+    }
+
+    func legacy() throws -> Legacy {
         try queue.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM outbox ORDER BY created").map { ($0["id"], $0["group_name"], [UInt8]($0["sealed"] as Data)) }
+            var legacy = Legacy()
+            legacy.groups = try Row.fetchAll(db, sql: "SELECT * FROM groups").map {
+                ($0["name"], [UInt8]($0["sealed"] as Data), UInt64(clamping: $0["last_seq"] as Int64), ($0["needs_update"] as Int64) == 1)
+            }
+            legacy.history = try Row.fetchAll(db, sql: "SELECT * FROM history ORDER BY id").map {
+                ($0["group_name"], UInt64(clamping: $0["seq"] as Int64), UInt64(clamping: $0["time"] as Int64), $0["sender"], $0["kind"],
+                 [UInt8]($0["sealed"] as Data))
+            }
+            legacy.outbox = try Row.fetchAll(db, sql: "SELECT * FROM outbox ORDER BY created").map {
+                ($0["id"], $0["group_name"], [UInt8]($0["sealed"] as Data))
+            }
+            legacy.knownKeys = try Row.fetchAll(db, sql: "SELECT * FROM known_keys").map { ($0["username"], [UInt8]($0["keys"] as Data)) }
+            legacy.keyPackages = try Row.fetchAll(db, sql: "SELECT * FROM key_packages").map {
+                ([UInt8]($0["reference"] as Data), [UInt8]($0["sealed"] as Data))
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT key, value FROM settings") { legacy.settings[row["key"]] = [UInt8](row["value"] as Data) }
+            return legacy
         }
+    }
+
+    /// What a v1 home becomes: every row re-sealed under the new key.
+    struct Migrated {
+        var groups: [(id: [UInt8], sealed: [UInt8])] = []
+        var history: [(group: [UInt8], sealed: [UInt8])] = []
+        var outbox: [(group: [UInt8], sealed: [UInt8])] = []
+        var knownKeys: [(id: [UInt8], keys: [UInt8])] = []
+        var keyPackages: [(reference: [UInt8], sealed: [UInt8])] = []
+        /// Settings to write (nil deletes).
+        var settings: [String: [UInt8]?] = [:]
+    }
+
+    /// Replaces a v1 home's contents by `migrated` in one transaction, then
+    /// compacts the file so the old clear-text rows leave no trace in it.
+    func replaceLegacy(with migrated: Migrated) throws {
+        try queue.write { db in
+            for table in ["groups", "history", "outbox", "known_keys", "key_packages"] { try db.execute(sql: "DELETE FROM \(table)") }
+            for row in migrated.groups {
+                try db.execute(sql: "INSERT INTO group_records (id, sealed) VALUES (?, ?)", arguments: [Data(row.id), Data(row.sealed)])
+            }
+            for row in migrated.history {
+                try db.execute(sql: "INSERT INTO entries (group_id, sealed) VALUES (?, ?)", arguments: [Data(row.group), Data(row.sealed)])
+            }
+            for row in migrated.outbox {
+                try db.execute(sql: "INSERT INTO queue (group_id, sealed) VALUES (?, ?)", arguments: [Data(row.group), Data(row.sealed)])
+            }
+            for row in migrated.knownKeys {
+                try db.execute(sql: "INSERT INTO known_keys (username, keys) VALUES (?, ?)", arguments: [Data(row.id), Data(row.keys)])
+            }
+            for row in migrated.keyPackages {
+                try db.execute(sql: "INSERT INTO key_packages (reference, sealed) VALUES (?, ?)", arguments: [Data(row.reference), Data(row.sealed)])
+            }
+            for (key, value) in migrated.settings {
+                if let value {
+                    try db.execute(sql: "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", arguments: [key, Data(value)])
+                } else {
+                    try db.execute(sql: "DELETE FROM settings WHERE key = ?", arguments: [key])
+                }
+            }
+        }
+        try queue.vacuum()
     }
 
     // MARK: Safety numbers
 
-    func knownKeys(_ user: String) throws -> [UInt8]? {
-        try queue.read { db in try Data.fetchOne(db, sql: "SELECT keys FROM known_keys WHERE username = ?", arguments: [user]).map { [UInt8]($0) } }
+    /// `user` is the row identifier of the user's name (v2), never the name.
+    func knownKeys(_ user: [UInt8]) throws -> [UInt8]? {
+        try queue.read { db in
+            try Data.fetchOne(db, sql: "SELECT keys FROM known_keys WHERE username = ?", arguments: [Data(user)]).map { [UInt8]($0) }
+        }
     }
 
-    func setKnownKeys(_ user: String, _ keys: [UInt8]) throws {
-        try queue.write { db in try db.execute(sql: "INSERT OR REPLACE INTO known_keys (username, keys) VALUES (?, ?)", arguments: [user, Data(keys)]) }
+    func setKnownKeys(_ user: [UInt8], _ keys: [UInt8]) throws {
+        try queue.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO known_keys (username, keys) VALUES (?, ?)", arguments: [Data(user), Data(keys)])
+        }
     }
 }

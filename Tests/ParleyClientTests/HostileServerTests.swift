@@ -1,0 +1,42 @@
+import Foundation
+import MLS
+@testable import ParleyClient
+import ParleyProtocol
+import Testing
+
+/// Frames a hostile server could send, fed to the client's frame handler.
+@Suite(.serialized) struct HostileServerTests {
+    @Test func extremeSeqsTimesAndJunkInFramesNeitherTrapNorStopTheClient() async throws {
+        let harness = Harness()
+        try await harness.start()
+        let (alice, bob) = try await harness.aliceAndBob()
+        let max = UInt64.max
+        let frames: [ServerFrame] = [
+            .message(.init(group: "g", seq: 1 << 63, time: max, sender: "\u{1b}]0;pwn\u{07}", message: Data([0, 1, 2]))),
+            .message(.init(group: "g", seq: max, time: max, sender: "x", message: Data(repeating: 0xFF, count: 1 << 20))),
+            .message(.init(group: "nowhere", seq: max, time: 0, sender: "x", message: Data())),
+            .welcome(.init(group: "g", seq: max, time: max, welcome: Data([1, 2, 3]))),
+            .welcome(.init(group: "junk", seq: max, time: max, welcome: Data(repeating: 7, count: 4096))),
+            .groupDestroyed(.init(group: "nowhere")),
+            .error(.init(id: nil, group: nil, error: ErrorBody(.internalError, String(repeating: "\u{1b}", count: 10)))),
+        ]
+        // Offline, so the seqs these frames claim are never acknowledged to the
+        // real server (which is not the hostile one here).
+        await bob.close()
+        for frame in frames { try await bob.apply(frame) }
+        let history = try await bob.history("g")
+        #expect(history.contains { $0.text.contains("could not be decrypted") })
+        #expect(history.contains { $0.text.contains("were not delivered") })
+        #expect(await bob.groupSummaries().first { $0.name == "junk" }?.problem != nil)
+        // The extreme values survive being stored and loaded, and the client
+        // still works with the server.
+        let reopened = try harness.client("bob")
+        try await reopened.unlock(password: "password of bob")
+        #expect(await reopened.groupSummaries().first { $0.name == "g" }?.lastSeq == max)
+        #expect(try await reopened.history("g").count == history.count)
+        try await reopened.createGroup("after")
+        #expect(await reopened.groupSummaries().contains { $0.name == "after" })
+        for client in [alice, bob, reopened] { await client.close() }
+        await harness.stop()
+    }
+}
