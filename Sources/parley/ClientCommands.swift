@@ -33,7 +33,7 @@ struct ClientOptions: ParsableArguments {
             try await body(client)
         } catch {
             await client.close()
-            throw Operator.Failure(description: "\(error)")
+            throw Operator.Failure(description: TerminalText.block("\(error)"))
         }
         await client.close()
     }
@@ -50,7 +50,7 @@ struct Register: AsyncParsableCommand {
         try await options.run(unlock: false) { client in
             try await client.register(server: server, username: name, password: options.password(for: name), invite: invite)
         }
-        print("Registered \(name) on \(server); this home is logged in.")
+        print(TerminalText.line("Registered \(name) on \(server); this home is logged in."))
     }
 }
 
@@ -64,7 +64,7 @@ struct Login: AsyncParsableCommand {
         try await options.run(unlock: false) { client in
             try await client.login(server: options.server, username: name, password: options.password(for: name), acceptNewCertificate: acceptNewCertificate)
         }
-        print("Logged in as \(name).")
+        print(TerminalText.line("Logged in as \(name)."))
     }
 }
 
@@ -87,7 +87,9 @@ struct Groups: AsyncParsableCommand {
             let groups = await client.groupSummaries()
             if groups.isEmpty { print("You are in no groups. Create one with `parley create NAME`.") }
             for group in groups {
-                print("\(group.name)\t\(group.members.count) members\tadmin: \(group.admins.joined(separator: ", "))\(group.active ? "" : "\t(left)")")
+                let state = group.problem.map { "\t(cannot be followed: \($0))" } ?? (group.active ? "" : "\t(left)")
+                print(TerminalText.line("\(group.name)") + "\t\(group.members.count) members\tadmin: "
+                    + TerminalText.line(group.admins.joined(separator: ", ") + state))
             }
         }
     }
@@ -100,7 +102,7 @@ struct Create: AsyncParsableCommand {
 
     func run() async throws {
         try await options.run { try await $0.createGroup(group) }
-        print("Created \(group).")
+        print(TerminalText.line("Created \(group)."))
     }
 }
 
@@ -116,7 +118,7 @@ struct Add: AsyncParsableCommand {
 
     func run() async throws {
         try await options.run { try await $0.add(users, to: group) }
-        print("Added \(users.joined(separator: ", ")) to \(group).")
+        print(TerminalText.line("Added \(users.joined(separator: ", ")) to \(group)."))
     }
 }
 
@@ -128,7 +130,7 @@ struct Remove: AsyncParsableCommand {
 
     func run() async throws {
         try await options.run { try await $0.remove(user, from: group) }
-        print("Removed \(user) from \(group).")
+        print(TerminalText.line("Removed \(user) from \(group)."))
     }
 }
 
@@ -139,7 +141,7 @@ struct Leave: AsyncParsableCommand {
 
     func run() async throws {
         try await options.run { try await $0.leave(group) }
-        print("Asked to leave \(group).")
+        print(TerminalText.line("Asked to leave \(group)."))
     }
 }
 
@@ -150,7 +152,7 @@ struct Destroy: AsyncParsableCommand {
 
     func run() async throws {
         try await options.run { try await $0.destroy(group) }
-        print("Destroyed \(group).")
+        print(TerminalText.line("Destroyed \(group)."))
     }
 }
 
@@ -161,7 +163,7 @@ struct Members: AsyncParsableCommand {
 
     func run() async throws {
         try await options.run { client in
-            for member in try await client.members(group) { print(member) }
+            for member in try await client.members(group) { print(TerminalText.line(member)) }
         }
     }
 }
@@ -197,28 +199,41 @@ struct Read: AsyncParsableCommand {
 
     func run() async throws {
         let json = self.json
+        let width = Self.terminalWidth()
         try await options.run { client in
-            for entry in try await client.history(group) { print(Self.format(entry, json: json)) }
+            for entry in try await client.history(group) { print(Self.format(entry, json: json, width: width)) }
             fflush(nil)
             if follow {
                 try await client.follow(group) { entry in
-                    print(Self.format(entry, json: json))
+                    print(Self.format(entry, json: json, width: width))
                     fflush(nil)
                 }
             }
         }
     }
 
-    static func format(_ entry: HistoryEntry, json: Bool) -> String {
+    /// One entry as printed: JSON with every terminal-active character
+    /// escaped, or a line whose continuation lines (the text's own line breaks
+    /// and, on a terminal, what would wrap) are indented and marked.
+    static func format(_ entry: HistoryEntry, json: Bool, width: Int = .max) -> String {
         if json {
             let object: [String: Any] = ["seq": entry.seq, "time": entry.time, "sender": entry.sender, "text": entry.text, "kind": entry.kind.rawValue]
-            return String(decoding: try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
+            let encoded = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+            return TerminalText.json(String(decoding: encoded, as: UTF8.self))
         }
         let time = Date(timeIntervalSince1970: Double(entry.time) / 1000)
         let formatter = DateFormatter()
         formatter.dateFormat = "HH:mm:ss"
         let clock = formatter.string(from: time)
-        return entry.kind == .system ? "[\(clock)] * \(entry.text)" : "[\(clock)] [\(entry.sender)] \(entry.text)"
+        let head = entry.kind == .system ? "[\(clock)] * " : "[\(clock)] [\(TerminalText.line(entry.sender))] "
+        return TerminalText.displayLines(head: head, text: entry.text, width: width).joined(separator: "\n")
+    }
+
+    /// The terminal's width when standard output is one; otherwise no limit.
+    static func terminalWidth() -> Int {
+        var window = winsize()
+        guard isatty(STDOUT_FILENO) == 1, ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &window) == 0, window.ws_col > 0 else { return .max }
+        return Int(window.ws_col)
     }
 }
 
@@ -231,9 +246,11 @@ struct Verify: AsyncParsableCommand {
         try await options.run { client in
             let (number, changed) = try await client.verify(user)
             if changed {
-                print("WARNING: \(user)'s keys CHANGED since you last checked. Do not trust new messages from \(user) until you have compared this number in person.")
+                print(TerminalText.line("WARNING: \(user)'s keys CHANGED since you last checked. "
+                    + "Do not trust new messages from \(user) until you have compared this number in person."))
             }
-            print("Safety number with \(user):\n  \(number)\nCompare it with \(user) in person or over a call; it matches only if nobody is in between.")
+            let name = TerminalText.line(user)
+            print("Safety number with \(name):\n  \(number)\nCompare it with \(name) in person or over a call; it matches only if nobody is in between.")
         }
     }
 }

@@ -13,7 +13,7 @@ struct Demo: AsyncParsableCommand {
         do {
             outcome = try await DemoScenario().run { print("  \($0)") }
         } catch {
-            throw Operator.Failure(description: "The demo failed: \(error)")
+            throw Operator.Failure(description: TerminalText.block("The demo failed: \(error)"))
         }
         for name in ["alice", "bob", "charlie"] {
             print("\n== What \(name) sees in group1 ==")

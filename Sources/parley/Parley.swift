@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import ParleyClient
 import ParleyServer
 
 @main
@@ -106,7 +107,7 @@ struct ListUsers: AsyncParsableCommand {
         try Operator.run {
             let users = try ParleyServer(configuration: try options.configuration(), logger: Operator.quietLogger).listUsers()
             if users.isEmpty { print("No users.") }
-            for user in users { print("\(user.name)\t\(user.devices) device(s)\tcreated \(user.created)") }
+            for user in users { print(TerminalText.line(user.name) + "\t\(user.devices) device(s)\tcreated \(user.created)") }
         }
     }
 }
@@ -138,7 +139,7 @@ enum Operator {
         } catch let error as Failure {
             throw error
         } catch {
-            throw Failure(description: "\(error)")
+            throw Failure(description: TerminalText.block("\(error)"))
         }
     }
 

@@ -15,7 +15,7 @@ struct Chat: AsyncParsableCommand {
         do {
             try await client.unlock(password: options.password(for: username))
         } catch {
-            throw Operator.Failure(description: "\(error)")
+            throw Operator.Failure(description: TerminalText.block("\(error)"))
         }
         let terminal = Terminal()
         terminal.enter()

@@ -31,8 +31,8 @@ struct ChatScreen {
     func messageLines(width: Int) -> [String] {
         history.flatMap { entry -> [String] in
             let time = Self.clock(entry.time)
-            let text = entry.kind == .system ? "\(time) * \(entry.text)" : "\(time) [\(entry.sender)] \(entry.text)"
-            return Self.wrap(text, width: width)
+            let head = entry.kind == .system ? "\(time) * " : "\(time) [\(TerminalText.line(entry.sender))] "
+            return TerminalText.displayLines(head: head, text: entry.text, width: width)
         }
     }
 
@@ -42,8 +42,10 @@ struct ChatScreen {
         for (index, summary) in groups.enumerated() {
             let unreadCount = unread[summary.name] ?? 0
             let badge = unreadCount > 0 ? "  (\(unreadCount) unread)" : ""
-            let state = summary.active ? "" : "  (removed)"
-            lines.append("  \(index + 1). \(summary.name) — \(summary.members.count) members, admin \(summary.admins.joined(separator: ", "))\(badge)\(state)")
+            let state = summary.problem.map { "  (cannot be followed: \($0))" } ?? (summary.active ? "" : "  (removed)")
+            let admins = summary.admins.joined(separator: ", ")
+            lines.append(TerminalText.line(
+                "  \(index + 1). \(summary.name) — \(summary.members.count) members, admin \(admins)\(badge)\(state)"))
         }
         lines += ["", "Invitations are accepted automatically: a group you were added to appears here."]
         return lines
@@ -54,7 +56,8 @@ struct ChatScreen {
         let rows = max(rows, 5), width = max(columns, 20)
         var out = "\u{1B}[?25l\u{1B}[H"
         func line(_ row: Int, _ text: String, inverse: Bool = false) {
-            let clipped = String(text.prefix(width))
+            // Names, notices and server sentences are not ours: sanitized here, once for every row.
+            let clipped = String(TerminalText.line(text).prefix(width))
             let padded = clipped + String(repeating: " ", count: max(0, width - clipped.count))
             out += "\u{1B}[\(row);1H" + (inverse ? "\u{1B}[7m\(padded)\u{1B}[0m" : padded)
         }
@@ -87,17 +90,5 @@ struct ChatScreen {
         let formatter = DateFormatter()
         formatter.dateFormat = "HH:mm"
         return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
-    }
-
-    static func wrap(_ text: String, width: Int) -> [String] {
-        var lines: [String] = []
-        for paragraph in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            var rest = Substring(paragraph)
-            repeat {
-                lines.append(String(rest.prefix(width)))
-                rest = rest.dropFirst(width)
-            } while !rest.isEmpty
-        }
-        return lines
     }
 }
