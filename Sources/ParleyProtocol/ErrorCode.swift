@@ -27,6 +27,10 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case internalError
     case quotaExceeded
     case tooManyProposals
+    case invalidLoginProof
+    case usernameRetired
+    case signatureKeyInUse
+    case tooManyDevices
 
     /// What happened and what to do, in one sentence.
     public var sentence: String {
@@ -56,6 +60,12 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
         case .internalError: "The server failed to handle the request; try again later."
         case .quotaExceeded: "This group or account stores as much as this server allows; wait until members catch up."
         case .tooManyProposals: "This group has as many pending proposals as the server keeps; an admin must commit."
+        case .invalidLoginProof: "The login proof is missing, expired or not signed by this device's key; log in again."
+        case .usernameRetired: "That username belonged to a removed account and cannot be used again; pick another."
+        case .signatureKeyInUse:
+            "That device key belongs to another account or to a removed one; log in from a new home (a new device)."
+        case .tooManyDevices:
+            "This account has as many devices as this server allows; log in from a device you already use."
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MLS
 
 /// Request and response bodies of the HTTP API (see docs/PROTOCOL.md).
 public enum API {
@@ -13,15 +14,74 @@ public enum API {
         }
     }
 
-    /// Log in a device: the device's MLS signature key identifies it.
+    /// Asks for a login challenge: a fresh nonce for `username`, valid once and briefly.
+    public struct LoginChallengeRequest: Codable, Sendable {
+        public var username: String
+        public init(username: String) { self.username = username }
+    }
+
+    public struct LoginChallenge: Codable, Sendable {
+        /// Random bytes the device signs in its `Login`.
+        public var challenge: Data
+        /// Server time (ms since the Unix epoch) after which the challenge is refused.
+        public var expiresAt: UInt64
+        public init(challenge: Data, expiresAt: UInt64) {
+            self.challenge = challenge
+            self.expiresAt = expiresAt
+        }
+    }
+
+    /// Log in a device: the device's MLS signature key identifies it, and the
+    /// signature over a fresh server challenge proves the device holds it.
     public struct Login: Codable, Sendable {
         public var username: String
         public var password: String
         public var signatureKey: Data
-        public init(username: String, password: String, signatureKey: Data) {
+        /// The nonce from `POST /v1/sessions/challenge`.
+        public var challenge: Data
+        /// SignWithLabel(key, ``proofLabel``, ``proofContent(username:challenge:signatureKey:serverCertificate:)``).
+        public var signature: Data
+
+        public init(username: String, password: String, signatureKey: Data, challenge: Data, signature: Data) {
             self.username = username
             self.password = password
             self.signatureKey = signatureKey
+            self.challenge = challenge
+            self.signature = signature
+        }
+
+        /// Signs `challenge` with the device's keys: the whole login for one device.
+        public init(username: String, password: String, challenge: Data, signatureKeys: SignatureKeyPair,
+                    serverCertificate: [UInt8]) throws {
+            let content = try Self.proofContent(
+                username: username, challenge: [UInt8](challenge), signatureKey: signatureKeys.publicKey.bytes,
+                serverCertificate: serverCertificate)
+            let signature = try Self.suite.signWithLabel(
+                signatureKeys.privateKey, label: Self.proofLabel, content: content)
+            self.init(username: username, password: password, signatureKey: Data(signatureKeys.publicKey.bytes),
+                      challenge: challenge, signature: Data(signature))
+        }
+
+        /// Parley devices sign with Ed25519, the signature scheme of the one suite Parley uses.
+        public static let suite = try! CipherSuite.mls128DHKEMX25519AES128GCMSHA256Ed25519.provider()
+
+        /// Through SignWithLabel this becomes "MLS 1.0 Parley login" (RFC 9420 §5.1.2): no MLS
+        /// structure carries that label, so a login proof can never pass as an MLS signature or back.
+        public static let proofLabel = "Parley login"
+
+        /// What the device signs, TLS presentation language:
+        /// `struct { opaque username<V>; opaque challenge<V>; opaque signature_key<V>;
+        /// opaque server_certificate_hash<V>; }`. The username and challenge bind the proof to
+        /// this login; the hash of the certificate the client pinned binds it to this server, so a
+        /// hostile server cannot relay another server's challenge and replay the answer there.
+        public static func proofContent(username: String, challenge: [UInt8], signatureKey: [UInt8],
+                                        serverCertificate: [UInt8]) throws -> [UInt8] {
+            var writer = TLSWriter()
+            try writer.writeOpaque(Array(username.utf8))
+            try writer.writeOpaque(challenge)
+            try writer.writeOpaque(signatureKey)
+            try writer.writeOpaque(suite.hash(serverCertificate))
+            return writer.bytes
         }
     }
 

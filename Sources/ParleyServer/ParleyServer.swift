@@ -38,10 +38,13 @@ public final class ParleyServer: Sendable {
         fingerprint = identity.fingerprint
         certificateDER = identity.certificateDER
         createdCertificate = created
-        accounts = AccountService(storage: storage, configuration: configuration, logger: logger)
+        let hub = ConnectionHub()
+        self.hub = hub
         directory = KeyPackageDirectory(storage: storage, configuration: configuration)
         hub = ConnectionHub(maxQueuedBytes: configuration.maxQueuedBytesPerConnection)
         delivery = DeliveryService(storage: storage, hub: hub, configuration: configuration, metrics: metrics, logger: logger)
+        accounts = AccountService(
+            storage: storage, configuration: configuration, hub: hub, certificateDER: identity.certificateDER, logger: logger)
     }
 
     /// Serves until a graceful shutdown: SIGTERM or SIGINT when `handleSignals`,
@@ -50,7 +53,8 @@ public final class ParleyServer: Sendable {
     ///
     /// - Parameter onRunning: called with the bound port once the server listens.
     public func run(handleSignals: Bool = true, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
-        let routes = Routes(accounts: accounts, directory: directory, delivery: delivery, metrics: metrics, hub: hub)
+        let routes = Routes(
+            accounts: accounts, directory: directory, delivery: delivery, metrics: metrics, hub: hub, configuration: configuration)
         let router = routes.router()
         router.get("v1/ws") { _, _ -> Response in throw ErrorBody(.unauthorized) }
         let app = Application(
@@ -112,7 +116,7 @@ public final class ParleyServer: Sendable {
     // MARK: Operator commands (`parley admin`), also while the server runs
 
     public func addUser(name: String, password: String) throws {
-        try accounts.register(API.Register(username: name, password: password), bypassPolicy: true)
+        try accounts.addUser(name: name, password: password)
     }
 
     public func listUsers() throws -> [(name: String, created: Date, devices: Int)] {
@@ -120,7 +124,7 @@ public final class ParleyServer: Sendable {
     }
 
     public func removeUser(name: String) throws -> Bool {
-        try storage.removeUser(named: name)
+        try accounts.removeUser(name: name)
     }
 }
 

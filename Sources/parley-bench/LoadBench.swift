@@ -25,7 +25,11 @@ struct LoadBench: AsyncParsableCommand {
     @Option(help: "Extra idle authenticated connections to open afterwards.") var idle = 1000
     @Option(help: ArgumentHelp(
         "A running Parley server (https://host:port) instead of one started in-process.",
-        discussion: "It must allow registration, and its per-device send limit must cover rate/clients. Needed for more idle connections than one process has file descriptors for."))
+        discussion: """
+            It must allow registration, its per-device send limit must cover rate/clients, and its \
+            max_devices_per_account and logins_per_minute_per_address must cover --idle. \
+            Needed for more idle connections than one process has file descriptors for.
+            """))
     var server: String?
     @Flag(help: "One JSON object per line.") var json = false
 
@@ -126,9 +130,10 @@ struct LoadBench: AsyncParsableCommand {
             // A few logins in flight keep the server's password hashing busy on every core.
             var next = 0
             func login() {
-                let key = Data(suite.generateSignatureKeyPair().publicKey.bytes)
+                let keys = suite.generateSignatureKeyPair()
                 group.addTask {
-                    try await target.api.call(.POST, "/v1/sessions", json: API.Login(username: user, password: password, signatureKey: key), as: API.Session.self).token
+                    try await ParleyClient.openSession(
+                        api: target.api, username: user, password: password, keys: keys).token
                 }
                 next += 1
             }
@@ -221,6 +226,9 @@ struct LoadTarget: Sendable {
         configuration.dataDirectory = root + "/server"
         configuration.port = 0
         configuration.messagesPerSecond = max(1000, rate)
+        // The idle connections are many devices of one account, logged in from this one address.
+        configuration.maxDevicesPerAccount = Int.max
+        configuration.loginsPerMinutePerAddress = Int.max
         var logger = Logger(label: "parley-load")
         logger.logLevel = .error
         let parley = try ParleyServer(configuration: configuration, logger: logger)

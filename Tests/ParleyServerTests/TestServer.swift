@@ -89,6 +89,15 @@ final class TestServer: @unchecked Sendable {
         try WireJSON.decode(T.self, from: try await request(method, path, token: token, body: WireJSON.encode(json)))
     }
 
+    /// The login flow: a challenge for `username`, signed with `keys` (the device's signature key pair).
+    func login(_ username: String, password: String, keys: SignatureKeyPair) async throws -> API.Session {
+        let challenge = try await request(.POST, "/v1/sessions/challenge", json: API.LoginChallengeRequest(username: username),
+                                          as: API.LoginChallenge.self)
+        let login = try API.Login(username: username, password: password, challenge: challenge.challenge,
+                                  signatureKeys: keys, serverCertificate: server.certificateDER)
+        return try await request(.POST, "/v1/sessions", json: login, as: API.Session.self)
+    }
+
     func get<T: Decodable>(_ path: String, token: String?, as _: T.Type) async throws -> T {
         try WireJSON.decode(T.self, from: try await request(.GET, path, token: token))
     }

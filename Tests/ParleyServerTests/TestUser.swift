@@ -43,9 +43,9 @@ final class TestUser {
         return user
     }
 
+    /// Logs in with proof of possession: asks for a challenge, signs it with this device's key.
     func login() async throws {
-        session = try await server.request(
-            .POST, "/v1/sessions", json: API.Login(username: name, password: password, signatureKey: Data(signatureKeys.publicKey.bytes)), as: API.Session.self)
+        session = try await server.login(name, password: password, keys: signatureKeys)
     }
 
     func makeBundle(lastResort: Bool = false) throws -> KeyPackageBundle {

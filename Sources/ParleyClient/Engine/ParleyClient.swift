@@ -63,21 +63,30 @@ public actor ParleyClient {
         }
         let api = try await connectAPI(server: server, acceptNewCertificate: acceptNewCertificate)
         let key = try unlockOrInitialise(password: password)
-        let signaturePublic: [UInt8]
-        if let stored = try store.setting("signature_public") {
-            signaturePublic = stored
-        } else {
+        if try store.setting("signature_public") == nil {
             let pair = suite.generateSignatureKeyPair()
             try store.set("signature_private", try key.seal(pair.privateKey.bytes, context: "signature"))
             try store.set("signature_public", pair.publicKey.bytes)
-            signaturePublic = pair.publicKey.bytes
         }
-        let session = try await api.call(.POST, "/v1/sessions", json: API.Login(username: username, password: password, signatureKey: Data(signaturePublic)), as: API.Session.self)
+        let session = try await Self.openSession(
+            api: api, username: username, password: password, keys: try signatureKeys())
         try store.set("server", string: server)
         try store.set("username", string: username)
         try setSessionToken(session.token)
         try store.set("device", string: String(session.deviceID))
         try await topUpKeyPackages(minimum: 10)
+    }
+
+    /// Proves possession of the device's signature key: signs a fresh server challenge,
+    /// bound to the username and to the pinned server certificate (`API.Login`).
+    package static func openSession(api: ServerAPI, username: String, password: String,
+                                    keys: SignatureKeyPair) async throws -> API.Session {
+        let challenge = try await api.call(
+            .POST, "/v1/sessions/challenge", json: API.LoginChallengeRequest(username: username),
+            as: API.LoginChallenge.self)
+        let login = try API.Login(username: username, password: password, challenge: challenge.challenge,
+                                  signatureKeys: keys, serverCertificate: api.certificate)
+        return try await api.call(.POST, "/v1/sessions", json: login, as: API.Session.self)
     }
 
     public func logout() async throws {

@@ -4,79 +4,175 @@ import MLS
 import ParleyProtocol
 
 /// Registration, login, sessions (RFC-free, plain account management).
+///
+/// Every expensive step is bounded: registrations per address and server-wide, login
+/// attempts per address, password hashing on its own few threads (``PasswordWork``).
+/// Failed logins are limited per (address, account) and per address, so nobody can lock
+/// an owner out of their own account from elsewhere (finding 14).
 final class AccountService: Sendable {
     let storage: any ServerStorage
     let configuration: ServerConfiguration
+    let hub: ConnectionHub
     let logger: Logger
+    let challenges = LoginChallenges()
+    /// The server certificate, which login proofs are bound to.
+    private let certificateDER: [UInt8]
     private let hasher = PasswordHasher()
-    private let perAccount = RateLimiter(capacity: 5, perMinute: 5)
-    private let perAddress = RateLimiter(capacity: 20, perMinute: 20)
+    /// Each server hashes on two threads, with eight more requests allowed to wait.
+    private let work = PasswordWork(threads: 2, waiting: 8)
+    private let limits: AccountLimits
 
-    init(storage: any ServerStorage, configuration: ServerConfiguration, logger: Logger) {
+    init(storage: any ServerStorage, configuration: ServerConfiguration, hub: ConnectionHub,
+         certificateDER: [UInt8], logger: Logger) {
         self.storage = storage
         self.configuration = configuration
+        self.hub = hub
+        self.certificateDER = certificateDER
         self.logger = logger
+        limits = AccountLimits(configuration)
     }
 
-    /// Creates an account. `bypassPolicy` is for the operator's `admin add-user`.
-    func register(_ request: API.Register, bypassPolicy: Bool = false) throws {
-        if !bypassPolicy {
-            switch configuration.registration {
-            case .open: break
-            case .closed: throw ErrorBody(.registrationClosed)
-            case .invite:
-                guard let expected = configuration.inviteToken, let given = request.invite,
-                      constantTimeEquals(Array(given.utf8), Array(expected.utf8)) else { throw ErrorBody(.invalidInvite) }
-            }
+    // MARK: Registration
+
+    /// Creates an account for a client at `address`, within the registration limits.
+    func register(_ request: API.Register, address: String) async throws {
+        try checkRegistrationPolicy(request)
+        try validate(request)
+        guard limits.registrationsPerAddress.allow(address), limits.registrationsServerWide.allow("server") else {
+            logger.notice("registration rate-limited", metadata: ["address": "\(address)"])
+            throw ErrorBody(.rateLimited)
         }
+        let (hasher, password) = (self.hasher, request.password)
+        let salt = hasher.newSalt()
+        let hash = try await work.run { try hasher.hash(password, salt: salt) }
+        try create(request.username, hash: hash, salt: salt)
+    }
+
+    /// The operator's `admin add-user`: no registration policy, no rate limit, hashed inline.
+    func addUser(name: String, password: String) throws {
+        let request = API.Register(username: name, password: password)
+        try validate(request)
+        let salt = hasher.newSalt()
+        try create(name, hash: try hasher.hash(password, salt: salt), salt: salt)
+    }
+
+    private func checkRegistrationPolicy(_ request: API.Register) throws {
+        switch configuration.registration {
+        case .open: break
+        case .closed: throw ErrorBody(.registrationClosed)
+        case .invite:
+            guard let expected = configuration.inviteToken, let given = request.invite,
+                  constantTimeEquals(Array(given.utf8), Array(expected.utf8)) else { throw ErrorBody(.invalidInvite) }
+        }
+    }
+
+    private func validate(_ request: API.Register) throws {
         guard Username.isValid(request.username) else { throw ErrorBody(.invalidUsername) }
         guard request.password.count >= 8 else { throw ErrorBody(.weakPassword) }
-        let salt = hasher.newSalt()
-        do {
-            _ = try storage.createUser(name: request.username, passwordHash: try hasher.hash(request.password, salt: salt), salt: salt)
-        } catch StorageError.conflict {
-            throw ErrorBody(.usernameTaken)
-        }
-        logger.info("user registered", metadata: ["user": "\(request.username)"])
+        // scrypt takes any length; a bound keeps a megabyte "password" from costing more than a normal one.
+        guard request.password.utf8.count <= 1024 else { throw ErrorBody(.tooLarge) }
     }
 
-    /// Checks the password, registers the device's signature key under the
-    /// account if new, and opens a session for that device.
-    func login(_ request: API.Login, address: String) throws -> API.Session {
-        // Failed logins are limited per account and per address; successful ones cost nothing.
-        let addressKey = "address:" + address, accountKey = "account:" + request.username
-        guard !perAddress.isExhausted(addressKey), !perAccount.isExhausted(accountKey) else {
+    private func create(_ name: String, hash: [UInt8], salt: [UInt8]) throws {
+        do {
+            _ = try storage.createUser(name: name, passwordHash: hash, salt: salt)
+        } catch StorageError.conflict {
+            throw ErrorBody(.usernameTaken)
+        } catch StorageError.retired {
+            throw ErrorBody(.usernameRetired)
+        }
+        logger.info("user registered", metadata: ["user": "\(name)"])
+    }
+
+    // MARK: Login
+
+    /// A login challenge for `username`; asking is limited per address (each holds a little memory).
+    func challenge(_ request: API.LoginChallengeRequest, address: String) throws -> API.LoginChallenge {
+        guard request.username.utf8.count <= 64 else { throw ErrorBody(.invalidUsername) }
+        guard limits.challengesPerAddress.allow(address) else { throw ErrorBody(.rateLimited) }
+        let nonce = try challenges.issue(for: request.username)
+        let expiresAt = Clock.milliseconds() + UInt64(challenges.lifetime.components.seconds) * 1000
+        return API.LoginChallenge(challenge: Data(nonce), expiresAt: expiresAt)
+    }
+
+    /// Checks the proof of possession and the password, registers the device's signature key
+    /// under the account if new, and opens a session for that device.
+    func login(_ request: API.Login, address: String) async throws -> API.Session {
+        let failures = FailureKeys(address: address, account: request.username)
+        guard limits.loginsPerAddress.allow(address), !limits.failuresBlock(failures) else {
             logger.notice("login rate-limited", metadata: ["user": "\(request.username)", "address": "\(address)"])
             throw ErrorBody(.rateLimited)
         }
+        try checkProof(request)
         guard let user = try storage.user(named: request.username) else {
-            perAddress.allow(addressKey)
+            limits.failuresPerAddress.allow(failures.address)
             throw ErrorBody(.userNotFound)
         }
-        guard try hasher.verify(request.password, hash: user.passwordHash, salt: user.salt) else {
-            perAddress.allow(addressKey)
-            perAccount.allow(accountKey)
-            logger.notice("login failed", metadata: ["user": "\(request.username)"])
+        let (hasher, password) = (self.hasher, request.password)
+        guard try await work.run({ try hasher.verify(password, hash: user.passwordHash, salt: user.salt) }) else {
+            limits.recordFailure(failures)
+            logger.notice("login failed", metadata: ["user": "\(request.username)", "address": "\(address)"])
             throw ErrorBody(.invalidPassword)
         }
-        guard !request.signatureKey.isEmpty, request.signatureKey.count <= 256 else {
-            throw ErrorBody(.malformedRequest, "The device signature key is missing or too long.")
-        }
-        let deviceID: Int64
-        do {
-            deviceID = try storage.device(userID: user.id, signatureKey: [UInt8](request.signatureKey))
-        } catch StorageError.conflict {
-            throw ErrorBody(.malformedRequest, "That device key belongs to another account.")
-        }
+        let deviceID = try registerDevice(of: user, key: [UInt8](request.signatureKey))
         let token = SessionToken.generate()
-        let expiresAt = Clock.milliseconds() + UInt64(configuration.sessionLifetimeHours) * 3_600_000
+        let expiresAt = sessionExpiry()
         try storage.createSession(tokenHash: SessionToken.hash(token), deviceID: deviceID, expiresAt: expiresAt)
         logger.info("device logged in", metadata: ["user": "\(user.name)", "device": "\(deviceID)"])
         return API.Session(token: token, deviceID: deviceID, expiresAt: expiresAt)
     }
 
+    /// Now plus the configured lifetime, saturating at the largest time storage holds (Int64).
+    private func sessionExpiry() -> UInt64 {
+        let hours = UInt64(clamping: configuration.sessionLifetimeHours)
+        let (lifetime, tooLong) = hours.multipliedReportingOverflow(by: 3_600_000)
+        let (sum, overflow) = Clock.milliseconds().addingReportingOverflow(lifetime)
+        return tooLong || overflow ? UInt64(Int64.max) : min(sum, UInt64(Int64.max))
+    }
+
+    /// The signature over this server's challenge must verify under the key the device
+    /// registers: only a client holding the private key can log in as that device.
+    private func checkProof(_ request: API.Login) throws {
+        let key = [UInt8](request.signatureKey)
+        guard !key.isEmpty, key.count <= 256, request.signature.count <= 512,
+              challenges.redeem([UInt8](request.challenge), for: request.username) else {
+            throw ErrorBody(.invalidLoginProof)
+        }
+        let content = try API.Login.proofContent(
+            username: request.username, challenge: [UInt8](request.challenge), signatureKey: key,
+            serverCertificate: certificateDER)
+        let verified = try? API.Login.suite.verifyWithLabel(
+            SignaturePublicKey(key), label: API.Login.proofLabel, content: content, signature: [UInt8](request.signature))
+        guard verified == true else { throw ErrorBody(.invalidLoginProof) }
+    }
+
+    private func registerDevice(of user: UserRecord, key: [UInt8]) throws -> Int64 {
+        do {
+            return try storage.registerDevice(
+                userID: user.id, signatureKey: key, maxDevices: configuration.maxDevicesPerAccount)
+        } catch StorageError.conflict, StorageError.retired {
+            throw ErrorBody(.signatureKeyInUse)
+        } catch StorageError.limitReached {
+            throw ErrorBody(.tooManyDevices)
+        }
+    }
+
+    // MARK: Sessions
+
+    /// Ends every session of the token's device and closes its open WebSocket (finding 19).
     func logout(token: String) throws {
-        try storage.deleteSession(tokenHash: SessionToken.hash(token))
+        let device = try authenticate(token: token)
+        try storage.deleteSessions(deviceID: device.id)
+        hub.close(deviceID: device.id)
+        logger.info("device logged out", metadata: ["device": "\(device.id)"])
+    }
+
+    /// Removes the account, tombstoning its name and keys, and disconnects its devices.
+    func removeUser(name: String) throws -> Bool {
+        let devices = try storage.user(named: name).map { try storage.devices(ofUser: $0.id) } ?? []
+        let removed = try storage.removeUser(named: name)
+        for device in devices { hub.close(deviceID: device.id) }
+        return removed
     }
 
     /// The device behind a bearer token, or `unauthorized`.
@@ -86,60 +182,5 @@ final class AccountService: Sendable {
             throw ErrorBody(.unauthorized)
         }
         return session.device
-    }
-}
-
-/// The KeyPackage directory: devices publish, members claim one per device.
-final class KeyPackageDirectory: Sendable {
-    let storage: any ServerStorage
-    let configuration: ServerConfiguration
-    private let claims = RateLimiter(capacity: 60, perMinute: 60)
-
-    init(storage: any ServerStorage, configuration: ServerConfiguration) {
-        self.storage = storage
-        self.configuration = configuration
-    }
-
-    /// Validates each KeyPackage (signature, suite, credential naming this
-    /// device's user, signature key of this device) before storing it.
-    func upload(_ request: API.UploadKeyPackages, from device: DeviceRecord) throws -> API.KeyPackageStock {
-        guard request.keyPackages.count <= 100 else { throw ErrorBody(.tooLarge, "Upload at most 100 key packages at a time.") }
-        var stored: [StoredKeyPackage] = []
-        for (data, lastResort) in request.keyPackages.map({ ($0, false) }) + (request.lastResort.map { [($0, true)] } ?? []) {
-            guard case .keyPackage(let keyPackage) = try? MLSMessage(tlsEncoded: [UInt8](data)) else {
-                throw ErrorBody(.invalidKeyPackage, "A key package could not be decoded.")
-            }
-            do {
-                try keyPackage.validate()
-            } catch {
-                throw ErrorBody(.invalidKeyPackage, "A key package is invalid: \(error).")
-            }
-            guard keyPackage.leafNode.signatureKey.bytes == device.signatureKey,
-                  ParleyGroupPolicy.username(of: keyPackage.leafNode.credential) == device.userName else {
-                throw ErrorBody(.invalidKeyPackage, "A key package does not belong to this device.")
-            }
-            stored.append(StoredKeyPackage(reference: try keyPackage.reference(keyPackage.cipherSuite.provider()), data: [UInt8](data), lastResort: lastResort))
-        }
-        do {
-            try storage.addKeyPackages(deviceID: device.id, stored)
-        } catch {
-            throw ErrorBody(.invalidKeyPackage, "A key package was uploaded before.")
-        }
-        return try stock(of: device)
-    }
-
-    func stock(of device: DeviceRecord) throws -> API.KeyPackageStock {
-        API.KeyPackageStock(available: try storage.availableKeyPackages(deviceID: device.id), lowWatermark: configuration.keyPackageLowWatermark)
-    }
-
-    /// One KeyPackage for every device of `username`.
-    func claim(username: String, by claimer: DeviceRecord) throws -> API.ClaimedKeyPackages {
-        guard claims.allow("claim:\(claimer.id)") else { throw ErrorBody(.rateLimited) }
-        guard let user = try storage.user(named: username) else { throw ErrorBody(.userNotFound) }
-        let entries = try storage.devices(ofUser: user.id).compactMap { device in
-            try storage.claimKeyPackage(deviceID: device.id).map { API.ClaimedKeyPackages.Entry(deviceID: device.id, keyPackage: Data($0.data)) }
-        }
-        guard !entries.isEmpty else { throw ErrorBody(.noKeyPackages) }
-        return API.ClaimedKeyPackages(username: username, keyPackages: entries)
     }
 }

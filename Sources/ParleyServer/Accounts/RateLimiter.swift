@@ -13,8 +13,20 @@ final class RateLimiter: Sendable {
     private let buckets = Mutex<[String: Bucket]>([:])
 
     init(capacity: Int, perMinute: Int) {
-        self.capacity = Double(capacity)
-        perSecond = Double(perMinute) / 60
+        self.capacity = Double(max(capacity, 0))
+        perSecond = Double(max(perMinute, 0)) / 60
+    }
+
+    /// `capacity` at once, and as many again over each hour.
+    init(capacity: Int, perHour: Int) {
+        self.capacity = Double(max(capacity, 0))
+        perSecond = Double(max(perHour, 0)) / 3600
+    }
+
+    private func tokens(_ bucket: Bucket, now: ContinuousClock.Instant) -> Double {
+        let elapsed = now - bucket.updated
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return min(capacity, bucket.tokens + seconds * perSecond)
     }
 
     /// For slow limits (e.g. group creations per hour), refilled at `perHour`.
@@ -26,10 +38,16 @@ final class RateLimiter: Sendable {
     /// Whether `key` has no token left, without taking one.
     func isExhausted(_ key: String, now: ContinuousClock.Instant = .now) -> Bool {
         buckets.withLock { buckets in
+            guard let bucket = buckets[key] else { return capacity < 1 }
+            return tokens(bucket, now: now) < 1
+        }
+    }
+
+    /// Whether `key` has spent any token that has not been refilled yet.
+    func hasUsed(_ key: String, now: ContinuousClock.Instant = .now) -> Bool {
+        buckets.withLock { buckets in
             guard let bucket = buckets[key] else { return false }
-            let elapsed = now - bucket.updated
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            return min(capacity, bucket.tokens + seconds * perSecond) < 1
+            return tokens(bucket, now: now) < capacity
         }
     }
 
@@ -38,9 +56,7 @@ final class RateLimiter: Sendable {
     func allow(_ key: String, now: ContinuousClock.Instant = .now) -> Bool {
         buckets.withLock { buckets in
             var bucket = buckets[key] ?? Bucket(tokens: capacity, updated: now)
-            let elapsed = now - bucket.updated
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            bucket.tokens = min(capacity, bucket.tokens + seconds * perSecond)
+            bucket.tokens = tokens(bucket, now: now)
             bucket.updated = now
             guard bucket.tokens >= 1 else {
                 buckets[key] = bucket
@@ -48,7 +64,8 @@ final class RateLimiter: Sendable {
             }
             bucket.tokens -= 1
             buckets[key] = bucket
-            if buckets.count > 100_000 { buckets = buckets.filter { $0.value.tokens < capacity } }
+            // Full buckets carry no information: drop them when the table grows, so memory stays bounded.
+            if buckets.count > 100_000 { buckets = buckets.filter { tokens($0.value, now: now) < capacity } }
             return true
         }
     }

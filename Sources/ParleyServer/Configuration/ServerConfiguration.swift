@@ -46,6 +46,20 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
     public var idleTimeoutSeconds: Int = 60
     /// The server pings each WebSocket this often; one not answered by the next ping closes it.
     public var pingIntervalSeconds: Int = 30
+    /// Devices (signature keys) one account may register; a login from one more is refused.
+    public var maxDevicesPerAccount: Int = 10
+    /// `/metrics` answers requests from loopback addresses, and others only with
+    /// `Authorization: Bearer <metrics_token>` when this is set.
+    public var metricsToken: String?
+    /// Registrations one client address may make, bursting to this and refilled over an hour.
+    public var registrationsPerHourPerAddress: Int = 10
+    /// Registrations the whole server accepts per minute, from all addresses together.
+    public var registrationsPerMinute: Int = 30
+    /// Login attempts, successful or not, one client address may make per minute (each costs a password hash).
+    public var loginsPerMinutePerAddress: Int = 20
+    /// One-time KeyPackages of one user handed out per hour, to all claimers together; past it,
+    /// claims get the user's last-resort KeyPackage, so nobody can drain the one-time ones.
+    public var keyPackageClaimsPerHourPerTarget: Int = 10
 
     public init() {}
 
@@ -62,6 +76,11 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
         case maxQueuedBytesPerConnection = "max_queued_bytes_per_connection"
         case handshakeTimeoutSeconds = "handshake_timeout_seconds", idleTimeoutSeconds = "idle_timeout_seconds"
         case pingIntervalSeconds = "ping_interval_seconds"
+        case maxDevicesPerAccount = "max_devices_per_account", metricsToken = "metrics_token"
+        case registrationsPerHourPerAddress = "registrations_per_hour_per_address"
+        case registrationsPerMinute = "registrations_per_minute"
+        case loginsPerMinutePerAddress = "logins_per_minute_per_address"
+        case keyPackageClaimsPerHourPerTarget = "key_package_claims_per_hour_per_target"
     }
 
     public init(from decoder: Decoder) throws {
@@ -94,6 +113,7 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
         handshakeTimeoutSeconds = try limit(.handshakeTimeoutSeconds, defaults.handshakeTimeoutSeconds)
         idleTimeoutSeconds = try limit(.idleTimeoutSeconds, defaults.idleTimeoutSeconds)
         pingIntervalSeconds = try limit(.pingIntervalSeconds, defaults.pingIntervalSeconds)
+        try decodeAccountLimits(container, defaults: defaults)
     }
 
     /// Reads the JSON config file, then overrides from the environment (`PARLEY_` + upper-cased key).
@@ -117,7 +137,23 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
         "max_group_info_bytes", "group_creations_per_hour", "max_proposals_per_epoch", "max_proposal_bytes_per_epoch",
         "max_stored_bytes_per_group", "max_stored_bytes_per_user", "max_queued_bytes_per_connection",
         "handshake_timeout_seconds", "idle_timeout_seconds", "ping_interval_seconds",
+        "max_devices_per_account", "metrics_token", "registrations_per_hour_per_address", "registrations_per_minute",
+        "logins_per_minute_per_address", "key_package_claims_per_hour_per_target",
     ]
+
+    private mutating func decodeAccountLimits(_ container: KeyedDecodingContainer<CodingKeys>, defaults: Self) throws {
+        func value(_ key: CodingKeys, _ fallback: Int) throws -> Int {
+            try container.decodeIfPresent(Int.self, forKey: key) ?? fallback
+        }
+        maxDevicesPerAccount = try value(.maxDevicesPerAccount, defaults.maxDevicesPerAccount)
+        metricsToken = try container.decodeIfPresent(String.self, forKey: .metricsToken)
+        registrationsPerHourPerAddress = try value(
+            .registrationsPerHourPerAddress, defaults.registrationsPerHourPerAddress)
+        registrationsPerMinute = try value(.registrationsPerMinute, defaults.registrationsPerMinute)
+        loginsPerMinutePerAddress = try value(.loginsPerMinutePerAddress, defaults.loginsPerMinutePerAddress)
+        keyPackageClaimsPerHourPerTarget = try value(
+            .keyPackageClaimsPerHourPerTarget, defaults.keyPackageClaimsPerHourPerTarget)
+    }
 
     var databasePath: String { (dataDirectory as NSString).appendingPathComponent("parley.sqlite") }
 }

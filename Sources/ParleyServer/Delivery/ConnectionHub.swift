@@ -112,6 +112,14 @@ final class ConnectionHub: Sendable {
 
     var count: Int { connections.withLock { $0.byDevice.count } }
 
+    /// Ends the device's connection (logout, account removal): it is told it is no longer
+    /// logged in, then closed; it cannot reconnect without a valid session.
+    func close(deviceID: Int64) {
+        let entry = connections.withLock { $0.byDevice.removeValue(forKey: deviceID) }
+        entry?.continuation.yield(.frame(.error(.init(id: nil, group: nil, error: ErrorBody(.unauthorized)))))
+        entry?.continuation.finish()
+    }
+
     /// Ends every connection (shutdown).
     func closeAll() {
         let entries = connections.withLock { state -> [Entry] in

@@ -43,7 +43,9 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         case .userNotFound, .groupNotFound, .noKeyPackages, .notFound: .notFound
         case .invalidPassword, .unauthorized: .unauthorized
         case .usernameTaken, .groupNameInUse, .wrongEpoch, .tooManyMembers: .conflict
-        case .registrationClosed, .invalidInvite, .notMember, .notPermitted: .forbidden
+        case .usernameRetired, .signatureKeyInUse: .conflict
+        case .registrationClosed, .invalidInvite, .notMember, .notPermitted, .tooManyDevices: .forbidden
+        case .invalidLoginProof: .unauthorized
         case .rateLimited: .tooManyRequests
         case .quotaExceeded: .init(code: 507, reasonPhrase: "Insufficient Storage")
         case .tooManyProposals: .conflict

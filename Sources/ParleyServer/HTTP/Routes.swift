@@ -9,26 +9,33 @@ struct Routes {
     let delivery: DeliveryService
     let metrics: ServerMetrics
     let hub: ConnectionHub
+    let configuration: ServerConfiguration
 
     func router() -> Router<ParleyRequestContext> {
         let router = Router(context: ParleyRequestContext.self)
         router.middlewares.add(ErrorMiddleware())
         router.get("healthz") { _, _ in "ok\n" }
-        router.get("metrics") { _, _ in
+        router.get("metrics") { request, context in
+            guard metricsAllowed(request, context) else { throw ErrorBody(.notFound) }
             metrics.connections(hub.count)
             return metrics.exposition()
         }
         let v1 = router.group("v1")
         v1.post("accounts") { request, context -> Response in
             let body = try await request.decode(as: API.Register.self, context: context)
-            try accounts.register(body)
+            try await accounts.register(body, address: context.address)
             return Response(status: .created)
         }
+        v1.post("sessions/challenge") { request, context in
+            let body = try await request.decode(as: API.LoginChallengeRequest.self, context: context)
+            return try json(try accounts.challenge(body, address: context.address))
+        }
         v1.post("sessions") { request, context in
-            try json(try accounts.login(try await request.decode(as: API.Login.self, context: context), address: context.address))
+            let body = try await request.decode(as: API.Login.self, context: context)
+            return try json(try await accounts.login(body, address: context.address))
         }
         v1.delete("sessions") { request, _ -> Response in
-            try accounts.logout(token: try bearer(request).token)
+            try accounts.logout(token: Self.token(from: request.headers[.authorization]) ?? "")
             return Response(status: .noContent)
         }
         v1.post("keypackages") { request, context in
@@ -70,13 +77,16 @@ struct Routes {
         return router
     }
 
-    private func authenticate(_ request: Request) throws -> DeviceRecord {
-        try bearer(request).device
+    /// Metrics reveal load and user counts: only to this machine, or to a scraper with the token.
+    private func metricsAllowed(_ request: Request, _ context: ParleyRequestContext) -> Bool {
+        if context.isLoopback { return true }
+        guard let expected = configuration.metricsToken, !expected.isEmpty,
+              let given = Self.token(from: request.headers[.authorization]) else { return false }
+        return constantTimeEquals(Array(given.utf8), Array(expected.utf8))
     }
 
-    private func bearer(_ request: Request) throws -> (token: String, device: DeviceRecord) {
-        let token = Self.token(from: request.headers[.authorization])
-        return (token ?? "", try accounts.authenticate(token: token))
+    private func authenticate(_ request: Request) throws -> DeviceRecord {
+        try accounts.authenticate(token: Self.token(from: request.headers[.authorization]))
     }
 
     static func token(from header: String?) -> String? {

@@ -74,6 +74,14 @@ public final class SQLiteStorage: ServerStorage {
                 CREATE INDEX messages_sender ON messages(sender_device);
                 """)
         }
+        migrator.registerMigration("accounts-tombstones") { db in
+            // A removed account's name and device keys stay here forever (finding 16): a
+            // newcomer can never take over the name, nor log in with the old devices' keys.
+            try db.execute(sql: """
+                CREATE TABLE retired_names (name TEXT PRIMARY KEY, removed_at INTEGER NOT NULL);
+                CREATE TABLE retired_keys (signature_key BLOB PRIMARY KEY, removed_at INTEGER NOT NULL);
+                """)
+        }
         return migrator
     }
 
@@ -93,6 +101,9 @@ public final class SQLiteStorage: ServerStorage {
             if try Row.fetchOne(db, sql: "SELECT 1 FROM users WHERE name = ?", arguments: [name]) != nil {
                 throw StorageError.conflict("user exists")
             }
+            if try Row.fetchOne(db, sql: "SELECT 1 FROM retired_names WHERE name = ?", arguments: [name]) != nil {
+                throw StorageError.retired
+            }
             try db.execute(sql: "INSERT INTO users (name, password_hash, salt, created_at) VALUES (?, ?, ?, ?)",
                            arguments: [name, Data(passwordHash), Data(salt), Int64(Clock.milliseconds())])
             return db.lastInsertedRowID
@@ -111,7 +122,13 @@ public final class SQLiteStorage: ServerStorage {
 
     public func removeUser(named name: String) throws -> Bool {
         try pool.write { db in
-            try db.execute(sql: "DELETE FROM users WHERE name = ?", arguments: [name])
+            guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM users WHERE name = ?", arguments: [name]) else { return false }
+            let now = Int64(clamping: Clock.milliseconds())
+            try db.execute(sql: "INSERT OR IGNORE INTO retired_names (name, removed_at) VALUES (?, ?)", arguments: [name, now])
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO retired_keys (signature_key, removed_at) SELECT signature_key, ? FROM devices WHERE user_id = ?
+                """, arguments: [now, id])
+            try db.execute(sql: "DELETE FROM users WHERE id = ?", arguments: [id])
             return db.changesCount > 0
         }
     }
@@ -123,15 +140,25 @@ public final class SQLiteStorage: ServerStorage {
 
     // MARK: Devices and sessions
 
-    public func device(userID: Int64, signatureKey: [UInt8]) throws -> Int64 {
+    public func registerDevice(userID: Int64, signatureKey: [UInt8], maxDevices: Int) throws -> Int64 {
         try pool.write { db in
-            if let row = try Row.fetchOne(db, sql: "SELECT id, user_id FROM devices WHERE signature_key = ?", arguments: [Data(signatureKey)]) {
+            let key = Data(signatureKey)
+            if let row = try Row.fetchOne(db, sql: "SELECT id, user_id FROM devices WHERE signature_key = ?", arguments: [key]) {
                 guard row["user_id"] as Int64 == userID else { throw StorageError.conflict("key belongs to another user") }
                 return row["id"]
             }
-            try db.execute(sql: "INSERT INTO devices (user_id, signature_key) VALUES (?, ?)", arguments: [userID, Data(signatureKey)])
+            if try Row.fetchOne(db, sql: "SELECT 1 FROM retired_keys WHERE signature_key = ?", arguments: [key]) != nil {
+                throw StorageError.retired
+            }
+            let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM devices WHERE user_id = ?", arguments: [userID]) ?? 0
+            guard count < maxDevices else { throw StorageError.limitReached }
+            try db.execute(sql: "INSERT INTO devices (user_id, signature_key) VALUES (?, ?)", arguments: [userID, key])
             return db.lastInsertedRowID
         }
+    }
+
+    public func deleteSessions(deviceID: Int64) throws {
+        try pool.write { db in try db.execute(sql: "DELETE FROM sessions WHERE device_id = ?", arguments: [deviceID]) }
     }
 
     public func devices(ofUser userID: Int64) throws -> [DeviceRecord] {
@@ -204,6 +231,16 @@ public final class SQLiteStorage: ServerStorage {
             let lastResort = (row["last_resort"] as Int64) == 1
             if !lastResort { try db.execute(sql: "UPDATE key_packages SET claimed = 1 WHERE id = ?", arguments: [row["id"] as Int64]) }
             return StoredKeyPackage(reference: [UInt8](row["reference"] as Data), data: [UInt8](row["data"] as Data), lastResort: lastResort)
+        }
+    }
+
+    public func lastResortKeyPackage(deviceID: Int64) throws -> StoredKeyPackage? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT reference, data FROM key_packages WHERE device_id = ? AND last_resort = 1 ORDER BY id DESC LIMIT 1
+                """, arguments: [deviceID]).map { row in
+                StoredKeyPackage(reference: [UInt8](row["reference"] as Data), data: [UInt8](row["data"] as Data), lastResort: true)
+            }
         }
     }
 

@@ -6,18 +6,26 @@ import Foundation
 /// writes durable.
 public protocol ServerStorage: Sendable {
     // Accounts
+    /// Throws `StorageError.conflict` for a taken name, `.retired` for a removed account's name.
     func createUser(name: String, passwordHash: [UInt8], salt: [UInt8]) throws -> Int64
     func user(named name: String) throws -> UserRecord?
     func users() throws -> [UserRecord]
+    /// Deletes the account and tombstones its name and its devices' signature keys,
+    /// so neither can ever be registered again.
     func removeUser(named name: String) throws -> Bool
 
     // Devices and sessions
-    func device(userID: Int64, signatureKey: [UInt8]) throws -> Int64
     func devices(ofUser userID: Int64) throws -> [DeviceRecord]
     func device(withSignatureKey key: [UInt8]) throws -> DeviceRecord?
     func createSession(tokenHash: [UInt8], deviceID: Int64, expiresAt: UInt64) throws
     func session(tokenHash: [UInt8], now: UInt64) throws -> SessionRecord?
     func deleteSession(tokenHash: [UInt8]) throws
+    /// The device behind the key, registering it under the user if new: `.conflict` when the
+    /// key is another user's, `.retired` when it was a removed account's, `.limitReached` when
+    /// the user already has `maxDevices` devices.
+    func registerDevice(userID: Int64, signatureKey: [UInt8], maxDevices: Int) throws -> Int64
+    /// Ends every session of the device (logout).
+    func deleteSessions(deviceID: Int64) throws
 
     // KeyPackage directory
     func addKeyPackages(deviceID: Int64, _ packages: [StoredKeyPackage]) throws
@@ -25,6 +33,8 @@ public protocol ServerStorage: Sendable {
     /// Hands out one KeyPackage of the device, never the same one-time package twice;
     /// the last-resort package when none is left.
     func claimKeyPackage(deviceID: Int64) throws -> StoredKeyPackage?
+    /// The device's last-resort KeyPackage, leaving its one-time packages alone.
+    func lastResortKeyPackage(deviceID: Int64) throws -> StoredKeyPackage?
     /// The device that uploaded the KeyPackage with this reference.
     func keyPackageOwner(reference: [UInt8]) throws -> Int64?
 
@@ -153,4 +163,16 @@ public enum StorageError: Error, Equatable {
     case corrupt(String)
     /// A value no stored row can have (e.g. a seq beyond Int64.max).
     case outOfRange(String)
+    /// The name or key belonged to a removed account (tombstoned).
+    case retired
+    /// A bound (e.g. devices per account) is reached.
+    case limitReached
+}
+
+extension ServerStorage {
+    /// `registerDevice` without a device bound, for tools and tests; logins go through
+    /// `AccountService`, which applies the configured bound. Tombstones still apply.
+    func device(userID: Int64, signatureKey: [UInt8]) throws -> Int64 {
+        try registerDevice(userID: userID, signatureKey: signatureKey, maxDevices: .max)
+    }
 }

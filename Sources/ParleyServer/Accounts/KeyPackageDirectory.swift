@@ -1,0 +1,80 @@
+import Foundation
+import MLS
+import ParleyProtocol
+
+/// The KeyPackage directory: devices publish, members claim one per device.
+///
+/// Claims are limited per claiming device and per claiming account (refused past it), and
+/// per target user across all claimers (finding 15): past that budget a claim still
+/// succeeds but hands out the target's last-resort KeyPackages (RFC 9420 §16.8), so a
+/// stranger with many devices cannot drain the one-time ones, and adding the target still works.
+final class KeyPackageDirectory: Sendable {
+    let storage: any ServerStorage
+    let configuration: ServerConfiguration
+    private let claimsPerDevice = RateLimiter(capacity: 60, perHour: 60)
+    private let claimsPerAccount = RateLimiter(capacity: 120, perHour: 120)
+    private let oneTimeClaimsPerTarget: RateLimiter
+    static let maxStockPerDevice = 500
+
+    init(storage: any ServerStorage, configuration: ServerConfiguration) {
+        self.storage = storage
+        self.configuration = configuration
+        let perTarget = configuration.keyPackageClaimsPerHourPerTarget
+        oneTimeClaimsPerTarget = RateLimiter(capacity: perTarget, perHour: perTarget)
+    }
+
+    /// Validates each KeyPackage (signature, suite, credential naming this
+    /// device's user, signature key of this device) before storing it.
+    func upload(_ request: API.UploadKeyPackages, from device: DeviceRecord) throws -> API.KeyPackageStock {
+        guard request.keyPackages.count <= 100 else { throw ErrorBody(.tooLarge, "Upload at most 100 key packages at a time.") }
+        // Unclaimed packages are bounded per device too, so uploads cannot fill the disk.
+        let unclaimed = try storage.availableKeyPackages(deviceID: device.id)
+        guard unclaimed + request.keyPackages.count <= Self.maxStockPerDevice else {
+            throw ErrorBody(.tooLarge, "A device may keep at most \(Self.maxStockPerDevice) unclaimed key packages.")
+        }
+        var stored: [StoredKeyPackage] = []
+        for (data, lastResort) in request.keyPackages.map({ ($0, false) }) + (request.lastResort.map { [($0, true)] } ?? []) {
+            guard case .keyPackage(let keyPackage) = try? MLSMessage(tlsEncoded: [UInt8](data)) else {
+                throw ErrorBody(.invalidKeyPackage, "A key package could not be decoded.")
+            }
+            do {
+                try keyPackage.validate()
+            } catch {
+                throw ErrorBody(.invalidKeyPackage, "A key package is invalid: \(error).")
+            }
+            guard keyPackage.leafNode.signatureKey.bytes == device.signatureKey,
+                  ParleyGroupPolicy.username(of: keyPackage.leafNode.credential) == device.userName else {
+                throw ErrorBody(.invalidKeyPackage, "A key package does not belong to this device.")
+            }
+            stored.append(StoredKeyPackage(reference: try keyPackage.reference(keyPackage.cipherSuite.provider()), data: [UInt8](data), lastResort: lastResort))
+        }
+        do {
+            try storage.addKeyPackages(deviceID: device.id, stored)
+        } catch {
+            throw ErrorBody(.invalidKeyPackage, "A key package was uploaded before.")
+        }
+        return try stock(of: device)
+    }
+
+    func stock(of device: DeviceRecord) throws -> API.KeyPackageStock {
+        API.KeyPackageStock(available: try storage.availableKeyPackages(deviceID: device.id), lowWatermark: configuration.keyPackageLowWatermark)
+    }
+
+    /// One KeyPackage for every device of `username`: one-time ones within the target's
+    /// hourly budget, last-resort ones past it.
+    func claim(username: String, by claimer: DeviceRecord) throws -> API.ClaimedKeyPackages {
+        guard claimsPerDevice.allow("device:\(claimer.id)"), claimsPerAccount.allow("account:\(claimer.userID)") else {
+            throw ErrorBody(.rateLimited)
+        }
+        guard let user = try storage.user(named: username) else { throw ErrorBody(.userNotFound) }
+        let oneTime = oneTimeClaimsPerTarget.allow("target:\(user.id)")
+        let entries = try storage.devices(ofUser: user.id).compactMap { device in
+            let package = oneTime
+                ? try storage.claimKeyPackage(deviceID: device.id)
+                : try storage.lastResortKeyPackage(deviceID: device.id)
+            return package.map { API.ClaimedKeyPackages.Entry(deviceID: device.id, keyPackage: Data($0.data)) }
+        }
+        guard !entries.isEmpty else { throw ErrorBody(.noKeyPackages) }
+        return API.ClaimedKeyPackages(username: username, keyPackages: entries)
+    }
+}
