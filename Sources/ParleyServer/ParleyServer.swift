@@ -38,13 +38,12 @@ public final class ParleyServer: Sendable {
         fingerprint = identity.fingerprint
         certificateDER = identity.certificateDER
         createdCertificate = created
-        let hub = ConnectionHub()
-        self.hub = hub
         directory = KeyPackageDirectory(storage: storage, configuration: configuration)
-        hub = ConnectionHub(maxQueuedBytes: configuration.maxQueuedBytesPerConnection)
-        delivery = DeliveryService(storage: storage, hub: hub, configuration: configuration, metrics: metrics, logger: logger)
+        let hub = ConnectionHub(maxQueuedBytes: configuration.maxQueuedBytesPerConnection)
+        self.hub = hub
         accounts = AccountService(
             storage: storage, configuration: configuration, hub: hub, certificateDER: identity.certificateDER, logger: logger)
+        delivery = DeliveryService(storage: storage, hub: hub, configuration: configuration, metrics: metrics, logger: logger)
     }
 
     /// Serves until a graceful shutdown: SIGTERM or SIGINT when `handleSignals`,

@@ -17,7 +17,7 @@ final class RateLimiter: Sendable {
         perSecond = Double(max(perMinute, 0)) / 60
     }
 
-    /// `capacity` at once, and as many again over each hour.
+    /// For slow limits (group creations, registrations per hour): `capacity` at once, and as many again each hour.
     init(capacity: Int, perHour: Int) {
         self.capacity = Double(max(capacity, 0))
         perSecond = Double(max(perHour, 0)) / 3600
@@ -27,12 +27,6 @@ final class RateLimiter: Sendable {
         let elapsed = now - bucket.updated
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         return min(capacity, bucket.tokens + seconds * perSecond)
-    }
-
-    /// For slow limits (e.g. group creations per hour), refilled at `perHour`.
-    init(capacity: Int, perHour: Int) {
-        self.capacity = Double(capacity)
-        perSecond = Double(perHour) / 3600
     }
 
     /// Whether `key` has no token left, without taking one.
