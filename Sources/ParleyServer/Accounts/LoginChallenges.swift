@@ -3,7 +3,8 @@ import Synchronization
 
 /// Login challenges (proof of possession, finding 16): random nonces, each bound to one
 /// username, valid for `lifetime` and for one login attempt, whatever its outcome. Kept in
-/// memory: a restart only makes clients ask again. At most `capacity` are outstanding.
+/// memory: a restart only makes clients ask again. At most `capacity` are outstanding (about
+/// 150 bytes each); with issuing limited per address, filling them takes thousands of addresses.
 final class LoginChallenges: Sendable {
     private struct Pending {
         let username: String
@@ -15,7 +16,7 @@ final class LoginChallenges: Sendable {
     let capacity: Int
     private let pending = Mutex<[[UInt8]: Pending]>([:])
 
-    init(lifetime: Duration = .seconds(60), capacity: Int = 10_000) {
+    init(lifetime: Duration = .seconds(60), capacity: Int = 100_000) {
         self.lifetime = lifetime
         self.capacity = capacity
     }
