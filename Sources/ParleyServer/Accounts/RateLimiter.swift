@@ -10,7 +10,16 @@ final class RateLimiter: Sendable {
 
     private let capacity: Double
     private let perSecond: Double
-    private let buckets = Mutex<[String: Bucket]>([:])
+    private struct Table {
+        var buckets: [String: Bucket] = [:]
+        /// The size at which full buckets are next swept out. It doubles past what a sweep
+        /// keeps, so sweeping stays amortised O(1) per call even when an attacker with many
+        /// addresses keeps every bucket partly spent.
+        var sweepAt = RateLimiter.minimumSweep
+    }
+
+    static let minimumSweep = 100_000
+    private let table = Mutex(Table())
 
     init(capacity: Int, perMinute: Int) {
         self.capacity = Double(max(capacity, 0))
@@ -31,16 +40,16 @@ final class RateLimiter: Sendable {
 
     /// Whether `key` has no token left, without taking one.
     func isExhausted(_ key: String, now: ContinuousClock.Instant = .now) -> Bool {
-        buckets.withLock { buckets in
-            guard let bucket = buckets[key] else { return capacity < 1 }
+        table.withLock { table in
+            guard let bucket = table.buckets[key] else { return capacity < 1 }
             return tokens(bucket, now: now) < 1
         }
     }
 
     /// Whether `key` has spent any token that has not been refilled yet.
     func hasUsed(_ key: String, now: ContinuousClock.Instant = .now) -> Bool {
-        buckets.withLock { buckets in
-            guard let bucket = buckets[key] else { return false }
+        table.withLock { table in
+            guard let bucket = table.buckets[key] else { return false }
             return tokens(bucket, now: now) < capacity
         }
     }
@@ -48,18 +57,21 @@ final class RateLimiter: Sendable {
     /// Takes one token for `key`; false when the key has none left.
     @discardableResult
     func allow(_ key: String, now: ContinuousClock.Instant = .now) -> Bool {
-        buckets.withLock { buckets in
-            var bucket = buckets[key] ?? Bucket(tokens: capacity, updated: now)
+        table.withLock { table in
+            var bucket = table.buckets[key] ?? Bucket(tokens: capacity, updated: now)
             bucket.tokens = tokens(bucket, now: now)
             bucket.updated = now
             guard bucket.tokens >= 1 else {
-                buckets[key] = bucket
+                table.buckets[key] = bucket
                 return false
             }
             bucket.tokens -= 1
-            buckets[key] = bucket
-            // Full buckets carry no information: drop them when the table grows, so memory stays bounded.
-            if buckets.count > 100_000 { buckets = buckets.filter { tokens($0.value, now: now) < capacity } }
+            table.buckets[key] = bucket
+            // Full buckets carry no information: drop them when the table grows.
+            if table.buckets.count >= table.sweepAt {
+                table.buckets = table.buckets.filter { tokens($0.value, now: now) < capacity }
+                table.sweepAt = max(Self.minimumSweep, table.buckets.count * 2)
+            }
             return true
         }
     }
