@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "MLS", targets: ["MLS"]),
+        // For the fuzz package in Fuzz/, which builds the decoders it tests with sanitizers.
+        .library(name: "ParleyProtocol", targets: ["ParleyProtocol"]),
         .executable(name: "parley", targets: ["parley"]),
         .executable(name: "parley-bench", targets: ["parley-bench"]),
     ],
