@@ -1,9 +1,18 @@
+import Foundation
 import MLS
 import ParleyProtocol
 
 /// The checks every target shares. A broken invariant traps, which libFuzzer
 /// records as a crash with the input that caused it.
 enum Invariant {
+    /// `PARLEY_FUZZ_TRACE=1` prints every step's outcome, to see what an input reaches.
+    static let trace = ProcessInfo.processInfo.environment["PARLEY_FUZZ_TRACE"] == "1"
+
+    /// Unbuffered, so the trace survives the trap it leads up to.
+    static func log(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
     /// Traps with `message` unless `condition` holds.
     static func require(_ condition: Bool, _ message: @autoclosure () -> String) {
         if !condition { fatalError("invariant broken: \(message())") }
@@ -23,8 +32,11 @@ enum Invariant {
     /// other error traps.
     static func attempt<T>(_ context: String, _ body: () throws -> T) -> T? {
         do {
-            return try body()
+            let value = try body()
+            if trace { log("\(context): ok") }
+            return value
         } catch {
+            if trace { log("\(context): \(error)") }
             requireTyped(error, context)
             return nil
         }

@@ -18,26 +18,30 @@ final class LiveGroup: Sendable {
         }
     }()
 
-    /// Messages a fuzz input may hold, one after the other.
-    static let maximumMessagesPerInput = 4
-
     let policy = ParleyGroupPolicy.groupPolicy()
     let members: [Group]
+    /// The members' signature private keys, for content the fuzzer writes.
+    let signers: [SignaturePrivateKey]
     let server: PublicGroup
     let dave: KeyPackageBundle
     /// Inputs of the group-process target: each one or more MLSMessages.
     let processSeeds: [[UInt8]]
 
-    init(members: [Group], server: PublicGroup, dave: KeyPackageBundle, processSeeds: [[UInt8]]) {
+    init(members: [Group], signers: [SignaturePrivateKey], server: PublicGroup, dave: KeyPackageBundle, processSeeds: [[UInt8]]) {
         self.members = members
+        self.signers = signers
         self.server = server
         self.dave = dave
         self.processSeeds = processSeeds
     }
 
-    /// The single messages among the seeds, for the mls-message target.
+    /// The messages among the seeds, for the mls-message target.
     var seedMessages: [[UInt8]] {
-        processSeeds.filter { (try? MLSMessage(tlsEncoded: $0)) != nil }
+        processSeeds.flatMap { seed in
+            Operation.decode(seed).compactMap { operation in
+                if case .deliver(let message) = operation { try? message.tlsEncoded() } else { nil }
+            }
+        }
     }
 
     func groupInfo() throws -> [UInt8] {
@@ -46,57 +50,45 @@ final class LiveGroup: Sendable {
 
     // MARK: group-process
 
-    /// Feeds each message of the input to every member and to the server's
-    /// view, in order, as the delivery service and clients would.
+    /// Runs the input's operations, in order, against fresh copies of the group.
     func check(_ bytes: [UInt8]) {
-        var members = self.members
-        var server = self.server
-        for message in Self.messages(in: bytes) {
-            switch message {
-            case .publicMessage, .privateMessage:
-                deliver(message, to: &members, server: &server)
-            case .welcome(let welcome):
+        var run = Run(members: members, server: server)
+        for operation in Operation.decode(bytes) {
+            switch operation {
+            case .deliver(.welcome(let welcome)):
                 _ = Invariant.attempt("joining by a Welcome") { try Group.join(welcome: welcome, keyPackage: dave, policy: policy) }
-            case .groupInfo(let groupInfo):
+            case .deliver(.groupInfo(let groupInfo)):
                 DecoderChecks.publicView(groupInfo)
-            case .keyPackage(let keyPackage):
+            case .deliver(.keyPackage(let keyPackage)):
                 DecoderChecks.validate(keyPackage)
+            case .deliver(let message):
+                run.deliver(message)
+            case .propose(let member, let proposal):
+                // A real member's real signature and membership tag: what a hostile member can send.
+                guard let message = Invariant.attempt("proposing", { try run.members[member].propose(proposal) }) else { continue }
+                run.deliver(message)
+            case .commitPending(let member):
+                // What a client's auto-commit of pending proposals produces.
+                guard let output = Invariant.attempt("committing pending proposals", { try run.members[member].commit() }) else { continue }
+                run.deliver(output.message)
+            case .signed(let member, let content):
+                guard let message = sign(content, as: member, in: run.server) else { continue }
+                run.deliver(message)
             }
         }
     }
 
-    /// The MLSMessages at the start of `bytes`, up to the first that does not decode.
-    static func messages(in bytes: [UInt8]) -> [MLSMessage] {
-        var reader = TLSReader(bytes)
-        var messages: [MLSMessage] = []
-        while !reader.isAtEnd, messages.count < maximumMessagesPerInput {
-            guard let message = Invariant.attempt("decoding an MLSMessage", { try MLSMessage(from: &reader) }) else { break }
-            messages.append(message)
-        }
-        return messages
-    }
-
-    /// A message either moves a group forward or leaves it exactly as it was
-    /// (§14); members that accept the same Commit agree on the new epoch.
-    private func deliver(_ message: MLSMessage, to members: inout [Group], server: inout PublicGroup) {
-        let serverBefore = server.context
-        if Invariant.attempt("the server's view processing a message", { try server.process(message) }) == nil {
-            Invariant.require(server.context == serverBefore, "a refused message changed the server's view")
-        }
-        var advanced: [Group] = []
-        for index in members.indices {
-            let before = (members[index].context, members[index].epochAuthenticator)
-            let result = Invariant.attempt("a member processing a message") { try members[index].process(message) }
-            let after = (members[index].context, members[index].epochAuthenticator)
-            if result == nil {
-                Invariant.require(after == before, "a refused message changed a member's group")
-            } else if case .commit? = result, members[index].isActive {
-                advanced.append(members[index])
-            }
-        }
-        for (first, second) in zip(advanced, advanced.dropFirst()) {
-            Invariant.require(first.context == second.context, "members that accepted one Commit disagree on the context")
-            Invariant.require(first.epochAuthenticator == second.epochAuthenticator, "members that accepted one Commit disagree on the epoch")
+    /// `content` signed with a member's real signature key, so the server's
+    /// view checks it in full. The membership tag and confirmation tag need
+    /// secrets the fuzzer does not hold: members reject it at those tags.
+    private func sign(_ content: FramedContent, as member: Int, in view: PublicGroup) -> MLSMessage? {
+        Invariant.attempt("signing fuzzed content") {
+            var signed = try AuthenticatedContent.sign(
+                content, wireFormat: .publicMessage, context: view.context, signer: signers[member], view.suite)
+            let tag = [UInt8](repeating: 0, count: view.suite.hashLength)
+            if content.contentType == .commit { signed.auth.confirmationTag = tag }
+            let needsTag: Bool = if case .member = content.sender { true } else { false }
+            return .publicMessage(PublicMessage(content: signed.content, auth: signed.auth, membershipTag: needsTag ? tag : nil))
         }
     }
 
