@@ -1,4 +1,4 @@
-import MLS
+@testable import MLS
 import ParleyProtocol
 
 /// One step of a group-process input. An input is up to four steps, each an
@@ -11,11 +11,16 @@ enum Operation {
     case propose(member: Int, Proposal)
     /// Body ignored: the member commits its pending proposals (`Group.commit()`).
     case commitPending(member: Int)
-    /// Body: a Commit (kind 3) or a whole FramedContent (kind 4), signed with the member's key.
+    /// Body: a Commit (kind 3) or a whole FramedContent (kind 4), signed by the
+    /// member and sent as PublicMessage with its real membership tag.
     case signed(member: Int, FramedContent)
+    /// Body: `uint32 leaf, uint32 generation, FramedContent`: the content signed
+    /// and encrypted by the member as PrivateMessage, its SenderData claiming
+    /// that leaf and generation (kind 5).
+    case encrypted(member: Int, SenderData, FramedContent)
 
     static let maximumPerInput = 4
-    static let kinds: UInt8 = 5
+    static let kinds: UInt8 = 6
 
     static func decode(_ bytes: [UInt8]) -> [Operation] {
         var reader = TLSReader(bytes)
@@ -28,12 +33,21 @@ enum Operation {
             case 1: Invariant.attempt("decoding a Proposal") { .propose(member: member, try Proposal(tlsEncoded: body)) }
             case 2: .commitPending(member: member)
             case 3: Invariant.attempt("decoding a Commit") { .signed(member: member, commitContent(try Commit(tlsEncoded: body), member)) }
-            default: Invariant.attempt("decoding a FramedContent") { .signed(member: member, try FramedContent(tlsEncoded: body)) }
+            case 4: Invariant.attempt("decoding a FramedContent") { .signed(member: member, try FramedContent(tlsEncoded: body)) }
+            default: Invariant.attempt("decoding a claim and a FramedContent") { try encrypted(member, body) }
             }
             guard let operation else { break }
             operations.append(operation)
         }
         return operations
+    }
+
+    private static func encrypted(_ member: Int, _ body: [UInt8]) throws -> Operation {
+        var reader = TLSReader(body)
+        let claim = SenderData(leafIndex: LeafIndex(try reader.read(UInt32.self)), generation: try reader.read(), reuseGuard: [0, 0, 0, 0])
+        let content = try reader.read(FramedContent.self)
+        try reader.finish()
+        return .encrypted(member: member, claim, content)
     }
 
     /// A Commit from `member` in the live group's epoch 1.

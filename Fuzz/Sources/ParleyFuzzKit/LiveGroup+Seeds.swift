@@ -13,7 +13,26 @@ struct Seeds {
     let dave: KeyPackageBundle
 
     func all() throws -> [[UInt8]] {
-        try (honest() + hostile()).map(Operation.encode)
+        try (honest() + hostile() + encrypted()).map(Operation.encode)
+    }
+
+    /// Kind 5: content a member encrypts itself, claiming a leaf and generation
+    /// in its SenderData: honest claims, and ones beyond the tree and the window.
+    private func encrypted() throws -> [[Step]] {
+        let hello = FramedContent(
+            groupID: LiveGroup.groupID, epoch: 1, sender: .member(LeafIndex(1)), body: .application(Array("hi".utf8)))
+        var update = members[1]
+        guard case .publicMessage(let commit) = try update.selfUpdate().message else { return [] }
+        let claims: [(leaf: UInt32, generation: UInt32)] = [
+            (1, 0), (1, 5), (1, 999), (1, 1001), (1, .max), (0, 0), (2, 3), (3, 0), (UInt32(1) << 31 | 1, 0), (.max, .max),
+        ]
+        return try claims.map { claim in
+            var writer = TLSWriter()
+            writer.write(claim.leaf)
+            writer.write(claim.generation)
+            try writer.write(hello)
+            return [(5, Self.bob, writer.bytes)]
+        } + [[(5, Self.bob, try [0, 0, 0, 1, 0, 0, 0, 0] + commit.content.tlsEncoded())]]
     }
 
     private func deliver(_ message: MLSMessage) throws -> Step { (0, 0, try message.tlsEncoded()) }

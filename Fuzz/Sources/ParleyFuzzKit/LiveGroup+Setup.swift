@@ -4,7 +4,7 @@ import ParleyProtocol
 
 extension LiveGroup {
     /// Bumped when the fixture's layout changes, so an old file is rebuilt.
-    static let fixtureVersion: UInt16 = 2
+    static let fixtureVersion: UInt16 = 3
     static let groupID = Array("fuzz-group".utf8)
 
     static func loadOrCreate() throws -> LiveGroup {

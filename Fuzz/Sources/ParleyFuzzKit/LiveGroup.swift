@@ -20,7 +20,7 @@ final class LiveGroup: Sendable {
 
     let policy = ParleyGroupPolicy.groupPolicy()
     let members: [Group]
-    /// The members' signature private keys, for content the fuzzer writes.
+    /// The members' signature private keys, kept with the fixture.
     let signers: [SignaturePrivateKey]
     let server: PublicGroup
     let dave: KeyPackageBundle
@@ -72,23 +72,16 @@ final class LiveGroup: Sendable {
                 guard let output = Invariant.attempt("committing pending proposals", { try run.members[member].commit() }) else { continue }
                 run.deliver(output.message)
             case .signed(let member, let content):
-                guard let message = sign(content, as: member, in: run.server) else { continue }
+                guard let message = Invariant.attempt("signing fuzzed content", { try Forge.publicMessage(content, from: run.members[member]) })
+                else { continue }
                 run.deliver(message)
+            case .encrypted(let member, let claim, let content):
+                let sent = Invariant.attempt("encrypting fuzzed content") {
+                    try Forge.privateMessage(content, from: &run.members[member], claiming: claim)
+                }
+                guard let sent else { continue }
+                run.deliver(sent)
             }
-        }
-    }
-
-    /// `content` signed with a member's real signature key, so the server's
-    /// view checks it in full. The membership tag and confirmation tag need
-    /// secrets the fuzzer does not hold: members reject it at those tags.
-    private func sign(_ content: FramedContent, as member: Int, in view: PublicGroup) -> MLSMessage? {
-        Invariant.attempt("signing fuzzed content") {
-            var signed = try AuthenticatedContent.sign(
-                content, wireFormat: .publicMessage, context: view.context, signer: signers[member], view.suite)
-            let tag = [UInt8](repeating: 0, count: view.suite.hashLength)
-            if content.contentType == .commit { signed.auth.confirmationTag = tag }
-            let needsTag: Bool = if case .member = content.sender { true } else { false }
-            return .publicMessage(PublicMessage(content: signed.content, auth: signed.auth, membershipTag: needsTag ? tag : nil))
         }
     }
 
