@@ -44,8 +44,9 @@ enum DecoderChecks {
         guard let selector = bytes.first else { return }
         let suites = CipherSuite.supported
         let body = Array(bytes.dropFirst())
-        guard let suite = Invariant.attempt("the cipher suite", { try suites[Int(selector) % suites.count].provider() }),
-              let tree = Invariant.attempt("decoding a ratchet tree", { try RatchetTree(suite, encoded: body) })
+        guard
+            let suite = Invariant.attempt("the cipher suite", { try suites[Int(selector) % suites.count].provider() }),
+            let tree = Invariant.attempt("decoding a ratchet tree", { try RatchetTree(suite, encoded: body) })
         else { return }
         // The decoder refuses trailing blanks, so the encoding is canonical.
         let encoded = Invariant.attempt("re-encoding a ratchet tree") { try tree.encoded() }
@@ -59,7 +60,7 @@ enum DecoderChecks {
 
     static func leafNode(_ bytes: [UInt8]) {
         guard let leaf = Invariant.roundTrip(LeafNode.self, bytes),
-              let suite = Invariant.attempt("the cipher suite", { try CipherSuite(rawValue: 1).provider() })
+            let suite = Invariant.attempt("the cipher suite", { try CipherSuite(rawValue: 1).provider() })
         else { return }
         _ = Invariant.attempt("verifying a leaf signature") {
             try leaf.verifySignature(suite, groupID: [], leafIndex: LeafIndex(0))
@@ -87,12 +88,16 @@ enum DecoderChecks {
     /// and restored with the same tree hash.
     static func publicView(_ groupInfo: GroupInfo) {
         let policy = ParleyGroupPolicy.groupPolicy()
-        guard let view = Invariant.attempt("building a public view", { try PublicGroup(groupInfo: groupInfo, policy: policy) })
+        guard
+            let view = Invariant.attempt(
+                "building a public view", { try PublicGroup(groupInfo: groupInfo, policy: policy) })
         else { return }
         guard let stored = Invariant.attempt("storing a public view", { try view.serialized() }) else {
             fatalError("invariant broken: a public view that was built cannot be stored")
         }
-        guard let restored = Invariant.attempt("restoring a public view", { try PublicGroup(serialized: stored, policy: policy) })
+        guard
+            let restored = Invariant.attempt(
+                "restoring a public view", { try PublicGroup(serialized: stored, policy: policy) })
         else { fatalError("invariant broken: a stored public view cannot be restored") }
         Invariant.require(restored.tree.treeHash == view.tree.treeHash, "a restored view has another tree hash")
         Invariant.require(restored.context == view.context, "a restored view has another context")

@@ -16,8 +16,9 @@ enum Forge {
         guard case .member = content.sender else {
             return .publicMessage(PublicMessage(content: signed.content, auth: signed.auth))
         }
-        return .publicMessage(try PublicMessage.protect(
-            signed, membershipKey: member.epochSecrets.membershipKey, context: member.context, member.suite))
+        return .publicMessage(
+            try PublicMessage.protect(
+                signed, membershipKey: member.epochSecrets.membershipKey, context: member.context, member.suite))
     }
 
     /// `content` signed by `member` and encrypted under its own ratchet as
@@ -25,7 +26,9 @@ enum Forge {
     /// generation. When the claim is the member's own leaf and a generation
     /// its ratchet reaches, the message is valid; otherwise receivers must
     /// refuse it cleanly, whatever the numbers.
-    static func privateMessage(_ content: FramedContent, from member: inout Group, claiming claim: SenderData) throws -> MLSMessage {
+    static func privateMessage(_ content: FramedContent, from member: inout Group, claiming claim: SenderData) throws
+        -> MLSMessage
+    {
         let suite = member.suite
         var signed = try AuthenticatedContent.sign(
             content, wireFormat: .privateMessage, context: member.context, signer: member.signer, suite)
@@ -35,21 +38,26 @@ enum Forge {
         try signed.auth.encode(to: &plaintext, contentType: content.contentType)
 
         let type: RatchetType = content.contentType == .application ? .application : .handshake
-        let key = try (try? member.secretTree.key(for: member.ownLeaf, type, generation: claim.generation))
+        let key =
+            try (try? member.secretTree.key(for: member.ownLeaf, type, generation: claim.generation))
             ?? member.secretTree.nextKey(for: member.ownLeaf, type)
         let aad = try PrivateMessage.contentAAD(
             groupID: content.groupID, epoch: content.epoch, contentType: content.contentType,
             authenticatedData: content.authenticatedData)
         let ciphertext = try suite.seal(
-            key: key.key, nonce: PrivateMessage.guarded(key.nonce, claim.reuseGuard), aad: aad, plaintext: plaintext.bytes)
-        let senderKey = try SenderDataKey(suite, senderDataSecret: member.epochSecrets.senderDataSecret, ciphertext: ciphertext)
+            key: key.key, nonce: PrivateMessage.guarded(key.nonce, claim.reuseGuard), aad: aad,
+            plaintext: plaintext.bytes)
+        let senderKey = try SenderDataKey(
+            suite, senderDataSecret: member.epochSecrets.senderDataSecret, ciphertext: ciphertext)
         let senderData = try suite.seal(
             key: senderKey.key, nonce: senderKey.nonce,
-            aad: PrivateMessage.senderDataAAD(groupID: content.groupID, epoch: content.epoch, contentType: content.contentType),
+            aad: PrivateMessage.senderDataAAD(
+                groupID: content.groupID, epoch: content.epoch, contentType: content.contentType),
             plaintext: claim.tlsEncoded())
-        return .privateMessage(PrivateMessage(
-            groupID: content.groupID, epoch: content.epoch, contentType: content.contentType,
-            authenticatedData: content.authenticatedData, encryptedSenderData: senderData, ciphertext: ciphertext))
+        return .privateMessage(
+            PrivateMessage(
+                groupID: content.groupID, epoch: content.epoch, contentType: content.contentType,
+                authenticatedData: content.authenticatedData, encryptedSenderData: senderData, ciphertext: ciphertext))
     }
 
     private static func zeros(_ member: Group) -> [UInt8] {

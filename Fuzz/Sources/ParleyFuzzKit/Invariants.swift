@@ -55,7 +55,9 @@ enum Invariant {
         } catch {
             fatalError("invariant broken: a decoded \(name) does not re-encode: \(error)")
         }
-        require(encoded == bytes, "\(name) re-encodes to \(encoded.count) bytes that differ from the \(bytes.count) decoded")
+        require(
+            encoded == bytes, "\(name) re-encodes to \(encoded.count) bytes that differ from the \(bytes.count) decoded"
+        )
         do {
             let again = try T(tlsEncoded: encoded)
             require(again == value, "\(name) decoded from its own encoding differs")

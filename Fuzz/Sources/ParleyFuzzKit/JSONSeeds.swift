@@ -7,7 +7,8 @@ enum JSONSeeds {
     static var clientFrames: [[UInt8]] {
         let frames: [ClientFrame] = [
             .send(.init(id: "1", group: "team", message: Data([0, 1, 0, 1, 0, 0]))),
-            .send(.init(id: "c-42", group: "team", message: Data(repeating: 7, count: 64), welcome: Data([0, 1, 0, 3]))),
+            .send(
+                .init(id: "c-42", group: "team", message: Data(repeating: 7, count: 64), welcome: Data([0, 1, 0, 3]))),
             .ack(.init(group: "team", seq: 1)),
             .ack(.init(group: "team", seq: .max)),
             .ack(.init(group: "", seq: 0)),
@@ -24,7 +25,8 @@ enum JSONSeeds {
 
     static var serverFrames: [[UInt8]] {
         let frames: [ServerFrame] = [
-            .message(.init(group: "team", seq: 1, time: 1_700_000_000_000, sender: "alice", message: Data([0, 1, 0, 2]))),
+            .message(
+                .init(group: "team", seq: 1, time: 1_700_000_000_000, sender: "alice", message: Data([0, 1, 0, 2]))),
             .message(.init(group: "team", seq: .max, time: .max, sender: "bob", message: Data(), id: "c-1")),
             .welcome(.init(group: "team", seq: 3, time: 0, welcome: Data([0, 1, 0, 3]))),
             .replayFinished,

@@ -1,5 +1,6 @@
-@testable import MLS
 import ParleyProtocol
+
+@testable import MLS
 
 /// One step of a group-process input. An input is up to four steps, each an
 /// operation byte and an `opaque<V>` body; the byte's value mod 5 picks the
@@ -28,14 +29,24 @@ enum Operation {
         while !reader.isAtEnd, operations.count < maximumPerInput {
             guard let code = try? reader.readUInt8(), let body = try? reader.readOpaque() else { break }
             let member = Int(code / kinds) % 3
-            let operation: Operation? = switch code % kinds {
-            case 0: Invariant.attempt("decoding an MLSMessage") { .deliver(try MLSMessage(tlsEncoded: body)) }
-            case 1: Invariant.attempt("decoding a Proposal") { .propose(member: member, try Proposal(tlsEncoded: body)) }
-            case 2: .commitPending(member: member)
-            case 3: Invariant.attempt("decoding a Commit") { .signed(member: member, commitContent(try Commit(tlsEncoded: body), member)) }
-            case 4: Invariant.attempt("decoding a FramedContent") { .signed(member: member, try FramedContent(tlsEncoded: body)) }
-            default: Invariant.attempt("decoding a claim and a FramedContent") { try encrypted(member, body) }
-            }
+            let operation: Operation? =
+                switch code % kinds {
+                case 0: Invariant.attempt("decoding an MLSMessage") { .deliver(try MLSMessage(tlsEncoded: body)) }
+                case 1:
+                    Invariant.attempt("decoding a Proposal") {
+                        .propose(member: member, try Proposal(tlsEncoded: body))
+                    }
+                case 2: .commitPending(member: member)
+                case 3:
+                    Invariant.attempt("decoding a Commit") {
+                        .signed(member: member, commitContent(try Commit(tlsEncoded: body), member))
+                    }
+                case 4:
+                    Invariant.attempt("decoding a FramedContent") {
+                        .signed(member: member, try FramedContent(tlsEncoded: body))
+                    }
+                default: Invariant.attempt("decoding a claim and a FramedContent") { try encrypted(member, body) }
+                }
             guard let operation else { break }
             operations.append(operation)
         }
@@ -44,7 +55,8 @@ enum Operation {
 
     private static func encrypted(_ member: Int, _ body: [UInt8]) throws -> Operation {
         var reader = TLSReader(body)
-        let claim = SenderData(leafIndex: LeafIndex(try reader.read(UInt32.self)), generation: try reader.read(), reuseGuard: [0, 0, 0, 0])
+        let claim = SenderData(
+            leafIndex: LeafIndex(try reader.read(UInt32.self)), generation: try reader.read(), reuseGuard: [0, 0, 0, 0])
         let content = try reader.read(FramedContent.self)
         try reader.finish()
         return .encrypted(member: member, claim, content)
@@ -52,7 +64,8 @@ enum Operation {
 
     /// A Commit from `member` in the live group's epoch 1.
     static func commitContent(_ commit: Commit, _ member: Int) -> FramedContent {
-        FramedContent(groupID: LiveGroup.groupID, epoch: 1, sender: .member(LeafIndex(UInt32(member))), body: .commit(commit))
+        FramedContent(
+            groupID: LiveGroup.groupID, epoch: 1, sender: .member(LeafIndex(UInt32(member))), body: .commit(commit))
     }
 
     /// Encodes steps for a seed: (kind, member, body).
@@ -82,7 +95,8 @@ struct Run {
     /// (§14); members that accept the same Commit agree on the new epoch; every
     /// accepted Commit keeps Parley's rules.
     mutating func deliver(_ message: MLSMessage) {
-        let content: FramedContent? = if case .publicMessage(let publicMessage) = message { publicMessage.content } else { nil }
+        let content: FramedContent? =
+            if case .publicMessage(let publicMessage) = message { publicMessage.content } else { nil }
         let serverBefore = server
         switch Invariant.attempt("the server's view processing a message", { try server.process(message) }) {
         case nil:
@@ -100,19 +114,24 @@ struct Run {
             let result = Invariant.attempt("a member processing a message") { try members[index].process(message) }
             guard case .commit(let summary)? = result else {
                 Invariant.require(
-                    members[index].context == before.context && members[index].epochAuthenticator == before.epochAuthenticator,
+                    members[index].context == before.context
+                        && members[index].epochAuthenticator == before.epochAuthenticator,
                     "a message that did not commit changed a member's epoch")
                 continue
             }
-            let cached = Dictionary(before.pendingProposals.compactMap { item in item.reference.map { ($0, item) } }) { first, _ in first }
+            let cached = Dictionary(before.pendingProposals.compactMap { item in item.reference.map { ($0, item) } }) {
+                first, _ in first
+            }
             PolicyOracle(before: before.publicGroup, after: members[index].publicGroup, summary: summary)
                 .check(commit: content?.commit, committer: summary.committer, cached: cached)
             if members[index].isActive { advanced.append(members[index]) }
         }
         for (first, second) in zip(advanced, advanced.dropFirst()) {
-            Invariant.require(first.context == second.context, "members that accepted one Commit disagree on the context")
             Invariant.require(
-                first.epochAuthenticator == second.epochAuthenticator, "members that accepted one Commit disagree on the epoch")
+                first.context == second.context, "members that accepted one Commit disagree on the context")
+            Invariant.require(
+                first.epochAuthenticator == second.epochAuthenticator,
+                "members that accepted one Commit disagree on the epoch")
         }
     }
 }

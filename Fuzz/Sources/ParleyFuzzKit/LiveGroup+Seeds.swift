@@ -24,7 +24,8 @@ struct Seeds {
         var update = members[1]
         guard case .publicMessage(let commit) = try update.selfUpdate().message else { return [] }
         let claims: [(leaf: UInt32, generation: UInt32)] = [
-            (1, 0), (1, 5), (1, 999), (1, 1001), (1, .max), (0, 0), (2, 3), (3, 0), (UInt32(1) << 31 | 1, 0), (.max, .max),
+            (1, 0), (1, 5), (1, 999), (1, 1001), (1, .max), (0, 0), (2, 3), (3, 0), (UInt32(1) << 31 | 1, 0),
+            (.max, .max),
         ]
         return try claims.map { claim in
             var writer = TLSWriter()
@@ -36,7 +37,9 @@ struct Seeds {
     }
 
     private func deliver(_ message: MLSMessage) throws -> Step { (0, 0, try message.tlsEncoded()) }
-    private func propose(_ member: UInt8, _ proposal: Proposal) throws -> Step { (1, member, try proposal.tlsEncoded()) }
+    private func propose(_ member: UInt8, _ proposal: Proposal) throws -> Step {
+        (1, member, try proposal.tlsEncoded())
+    }
     private func commitPending(_ member: UInt8) -> Step { (2, member, []) }
 
     /// Application messages, Commits (with and without a path), a Welcome,
@@ -69,29 +72,45 @@ struct Seeds {
     /// The same Commits re-signed by bob through the signed-content kinds.
     private func signedVariants(of messages: [MLSMessage]) throws -> [[Step]] {
         try messages.flatMap { message -> [[Step]] in
-            guard case .publicMessage(let publicMessage) = message, let commit = publicMessage.content.commit else { return [] }
-            return [[(3, Self.bob, try commit.tlsEncoded())], [(4, Self.alice, try publicMessage.content.tlsEncoded())]]
+            guard case .publicMessage(let publicMessage) = message, let commit = publicMessage.content.commit else {
+                return []
+            }
+            return [
+                [(3, Self.bob, try commit.tlsEncoded())], [(4, Self.alice, try publicMessage.content.tlsEncoded())],
+            ]
         }
     }
 
     /// Issue 11's hostile members: each must be refused or left uncommitted.
     private func hostile() throws -> [[Step]] {
         let bobAdmin = try ParleyGroupPolicy.adminsExtension(["bob"])
-        let psk = PreSharedKeyID(kind: .external(pskID: Array("nobody has it".utf8)), pskNonce: Array(repeating: 7, count: 32))
+        let psk = PreSharedKeyID(
+            kind: .external(pskID: Array("nobody has it".utf8)), pskNonce: Array(repeating: 7, count: 32))
         return try [
             // Finding 3: bob proposes himself sole admin and alice's removal; alice auto-commits.
-            [propose(Self.bob, .groupContextExtensions([bobAdmin])), propose(Self.bob, .remove(removed: LeafIndex(0))),
-             commitPending(Self.alice)],
+            [
+                propose(Self.bob, .groupContextExtensions([bobAdmin])),
+                propose(Self.bob, .remove(removed: LeafIndex(0))),
+                commitPending(Self.alice),
+            ],
             [propose(Self.bob, .remove(removed: LeafIndex(2))), commitPending(Self.alice)],
             [propose(Self.bob, .add(dave.keyPackage)), commitPending(Self.alice)],
             // Finding 5: a PSK nobody holds, committed by a non-admin.
             [propose(Self.bob, .preSharedKey(psk)), commitPending(Self.bob)],
             // Finding 6: two GroupContextExtensions proposals in one epoch.
-            [propose(Self.bob, .groupContextExtensions([bobAdmin])), propose(Self.carol, .groupContextExtensions([])),
-             commitPending(Self.alice)],
+            [
+                propose(Self.bob, .groupContextExtensions([bobAdmin])),
+                propose(Self.carol, .groupContextExtensions([])),
+                commitPending(Self.alice),
+            ],
             // Finding 10: a Remove whose leaf index wraps around onto a real leaf.
             [propose(Self.alice, .remove(removed: LeafIndex(UInt32(1) << 31 | 2))), commitPending(Self.alice)],
-            [(3, Self.bob, try Commit(proposals: [.proposal(.remove(removed: LeafIndex(UInt32(1) << 31)))]).tlsEncoded())],
+            [
+                (
+                    3, Self.bob,
+                    try Commit(proposals: [.proposal(.remove(removed: LeafIndex(UInt32(1) << 31)))]).tlsEncoded()
+                )
+            ],
             [(3, Self.bob, try Commit(proposals: [.proposal(.groupContextExtensions([bobAdmin]))]).tlsEncoded())],
         ]
     }

@@ -37,7 +37,9 @@ extension LiveGroup {
         let added = try alice.addMembers(joiners.map(\.keyPackage))
         _ = try server.process(added.message)
         _ = try alice.process(added.message)
-        guard case .welcome(let welcome)? = added.welcome else { throw MLSError.invalidWelcome("no Welcome for bob and carol") }
+        guard case .welcome(let welcome)? = added.welcome else {
+            throw MLSError.invalidWelcome("no Welcome for bob and carol")
+        }
         let members = try [alice] + joiners.map { try Group.join(welcome: welcome, keyPackage: $0, policy: policy) }
         let dave = try bundle("dave", suite.generateSignatureKeyPair())
         return LiveGroup(
@@ -77,11 +79,15 @@ extension LiveGroup {
         let signers = try reader.readVector(of: { SignaturePrivateKey(try $0.readOpaque()) })
         let server = try PublicGroup(serialized: reader.readOpaque(), policy: policy)
         let dave = try KeyPackageBundle(
-            keyPackage: KeyPackage(tlsEncoded: reader.readOpaque()), initPrivateKey: HPKEPrivateKey(reader.readOpaque()),
-            encryptionPrivateKey: HPKEPrivateKey(reader.readOpaque()), signaturePrivateKey: SignaturePrivateKey(reader.readOpaque()))
+            keyPackage: KeyPackage(tlsEncoded: reader.readOpaque()),
+            initPrivateKey: HPKEPrivateKey(reader.readOpaque()),
+            encryptionPrivateKey: HPKEPrivateKey(reader.readOpaque()),
+            signaturePrivateKey: SignaturePrivateKey(reader.readOpaque()))
         let seeds = try reader.readVector(of: { try $0.readOpaque() })
         try reader.finish()
-        guard members.count == 3, signers.count == 3 else { throw MLSError.invalidState("the fuzz fixture needs three members") }
+        guard members.count == 3, signers.count == 3 else {
+            throw MLSError.invalidState("the fuzz fixture needs three members")
+        }
         self.init(members: members, signers: signers, server: server, dave: dave, processSeeds: seeds)
     }
 }

@@ -27,7 +27,10 @@ final class LiveGroup: Sendable {
     /// Inputs of the group-process target: each one or more MLSMessages.
     let processSeeds: [[UInt8]]
 
-    init(members: [Group], signers: [SignaturePrivateKey], server: PublicGroup, dave: KeyPackageBundle, processSeeds: [[UInt8]]) {
+    init(
+        members: [Group], signers: [SignaturePrivateKey], server: PublicGroup, dave: KeyPackageBundle,
+        processSeeds: [[UInt8]]
+    ) {
         self.members = members
         self.signers = signers
         self.server = server
@@ -56,7 +59,9 @@ final class LiveGroup: Sendable {
         for operation in Operation.decode(bytes) {
             switch operation {
             case .deliver(.welcome(let welcome)):
-                _ = Invariant.attempt("joining by a Welcome") { try Group.join(welcome: welcome, keyPackage: dave, policy: policy) }
+                _ = Invariant.attempt("joining by a Welcome") {
+                    try Group.join(welcome: welcome, keyPackage: dave, policy: policy)
+                }
             case .deliver(.groupInfo(let groupInfo)):
                 DecoderChecks.publicView(groupInfo)
             case .deliver(.keyPackage(let keyPackage)):
@@ -65,14 +70,20 @@ final class LiveGroup: Sendable {
                 run.deliver(message)
             case .propose(let member, let proposal):
                 // A real member's real signature and membership tag: what a hostile member can send.
-                guard let message = Invariant.attempt("proposing", { try run.members[member].propose(proposal) }) else { continue }
+                guard let message = Invariant.attempt("proposing", { try run.members[member].propose(proposal) }) else {
+                    continue
+                }
                 run.deliver(message)
             case .commitPending(let member):
                 // What a client's auto-commit of pending proposals produces.
-                guard let output = Invariant.attempt("committing pending proposals", { try run.members[member].commit() }) else { continue }
+                guard
+                    let output = Invariant.attempt("committing pending proposals", { try run.members[member].commit() })
+                else { continue }
                 run.deliver(output.message)
             case .signed(let member, let content):
-                guard let message = Invariant.attempt("signing fuzzed content", { try Forge.publicMessage(content, from: run.members[member]) })
+                guard
+                    let message = Invariant.attempt(
+                        "signing fuzzed content", { try Forge.publicMessage(content, from: run.members[member]) })
                 else { continue }
                 run.deliver(message)
             case .encrypted(let member, let claim, let content):
@@ -94,15 +105,26 @@ final class LiveGroup: Sendable {
         guard let selector = bytes.first else { return }
         let body = Array(bytes.dropFirst())
         if selector % 2 == 0 {
-            guard var group = Invariant.attempt("restoring a group", { try Group(serialized: body, policy: policy) }) else { return }
+            guard var group = Invariant.attempt("restoring a group", { try Group(serialized: body, policy: policy) })
+            else { return }
             let stored = Invariant.attempt("storing a restored group") { try group.serialized() }
-            let again = stored.flatMap { stored in Invariant.attempt("restoring a stored group") { try Group(serialized: stored, policy: policy).serialized() } }
+            let again = stored.flatMap { stored in
+                Invariant.attempt("restoring a stored group") {
+                    try Group(serialized: stored, policy: policy).serialized()
+                }
+            }
             Invariant.require(stored != nil && again == stored, "a restored group does not store and restore to itself")
             _ = Invariant.attempt("encrypting with a restored group") { try group.encrypt([1, 2, 3]) }
         } else {
-            guard let view = Invariant.attempt("restoring a view", { try PublicGroup(serialized: body, policy: policy) }) else { return }
+            guard
+                let view = Invariant.attempt("restoring a view", { try PublicGroup(serialized: body, policy: policy) })
+            else { return }
             let stored = Invariant.attempt("storing a restored view") { try view.serialized() }
-            let again = stored.flatMap { stored in Invariant.attempt("restoring a stored view") { try PublicGroup(serialized: stored, policy: policy).serialized() } }
+            let again = stored.flatMap { stored in
+                Invariant.attempt("restoring a stored view") {
+                    try PublicGroup(serialized: stored, policy: policy).serialized()
+                }
+            }
             Invariant.require(stored != nil && again == stored, "a restored view does not store and restore to itself")
         }
     }

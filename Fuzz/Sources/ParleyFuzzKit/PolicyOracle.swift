@@ -38,7 +38,8 @@ struct PolicyOracle {
                 }
             }
         } else if after.context.extensions != before.context.extensions || !summary.added.isEmpty {
-            Invariant.require(isAdmin(committer, admins), "policy broken: a non-admin's Commit changed extensions or members")
+            Invariant.require(
+                isAdmin(committer, admins), "policy broken: a non-admin's Commit changed extensions or members")
         }
         checkMembers(admins: admins)
     }
@@ -46,14 +47,18 @@ struct PolicyOracle {
     private func checkApplied(_ proposal: Proposal, proposer: Sender, admins: Set<String>) {
         switch proposal {
         case .add, .groupContextExtensions:
-            Invariant.require(isAdmin(proposer, admins), "policy broken: a non-admin's \(proposal.proposalType.rawValue) proposal was applied")
+            Invariant.require(
+                isAdmin(proposer, admins),
+                "policy broken: a non-admin's \(proposal.proposalType.rawValue) proposal was applied")
         case .remove(let removed):
             Invariant.require(!admins.contains(name(removed, in: before) ?? ""), "policy broken: an admin was removed")
             Invariant.require(
                 isAdmin(proposer, admins) || proposer == .member(removed),
                 "policy broken: a non-admin removed another member")
         case .preSharedKey, .reInit, .externalInit:
-            fatalError("policy broken: a proposal of type \(proposal.proposalType.rawValue), which Parley refuses, was applied")
+            fatalError(
+                "policy broken: a proposal of type \(proposal.proposalType.rawValue), which Parley refuses, was applied"
+            )
         case .update:
             break
         }

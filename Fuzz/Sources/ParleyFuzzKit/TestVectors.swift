@@ -36,8 +36,9 @@ struct TestVectors {
             try vectors.addPassiveClient(file(name))
         }
         for entry in try file("message-protection.json") {
-            vectors.addMLSMessages(["proposal_pub", "proposal_priv", "commit_pub", "commit_priv", "application_priv"]
-                .compactMap { hex(entry[$0]) })
+            vectors.addMLSMessages(
+                ["proposal_pub", "proposal_priv", "commit_pub", "commit_priv", "application_priv"]
+                    .compactMap { hex(entry[$0]) })
         }
         for (name, fields) in [
             ("tree-validation.json", ["tree"]), ("treekem.json", ["ratchet_tree"]),
@@ -82,7 +83,9 @@ struct TestVectors {
     private mutating func addPassiveClient(_ entries: [[String: Any]]) {
         for entry in entries {
             addMLSMessages(["key_package", "welcome"].compactMap { hex(entry[$0]) })
-            if let tree = hex(entry["ratchet_tree"]) { ratchetTrees.append([Self.suiteSelector(entry["cipher_suite"])] + tree) }
+            if let tree = hex(entry["ratchet_tree"]) {
+                ratchetTrees.append([Self.suiteSelector(entry["cipher_suite"])] + tree)
+            }
             for epoch in (entry["epochs"] as? [[String: Any]] ?? []).prefix(4) {
                 addMLSMessages(((epoch["proposals"] as? [Any] ?? []) + [epoch["commit"] as Any]).compactMap(hex))
             }
@@ -109,7 +112,7 @@ struct TestVectors {
     /// The ratchet-tree target's selector byte for a vector's cipher suite.
     private static func suiteSelector(_ value: Any?) -> UInt8 {
         guard let raw = (value as? Int).flatMap({ UInt16(exactly: $0) }),
-              let index = CipherSuite.supported.firstIndex(of: CipherSuite(rawValue: raw))
+            let index = CipherSuite.supported.firstIndex(of: CipherSuite(rawValue: raw))
         else { return 0 }
         return UInt8(index)
     }
