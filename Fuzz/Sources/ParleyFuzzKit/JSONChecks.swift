@@ -1,4 +1,5 @@
 import Foundation
+import MLS
 import ParleyProtocol
 
 /// The JSON both sides parse from each other: WebSocket frames through
@@ -27,7 +28,10 @@ enum JSONChecks {
     /// in the order of the selector byte the seeds use.
     static let httpBodyDecoders: [@Sendable (Data) -> Void] = [
         { roundTripStable(API.Register.self, $0) },
-        { roundTripStable(API.Login.self, $0) },
+        { data in
+            roundTripStable(API.Login.self, data)
+            if let login = try? WireJSON.decode(API.Login.self, from: data) { verifyProof(login) }
+        },
         { roundTripStable(API.UploadKeyPackages.self, $0) },
         { roundTripStable(API.CreateGroup.self, $0) },
         { roundTripStable(API.Session.self, $0) },
@@ -38,7 +42,24 @@ enum JSONChecks {
         { roundTripStable(API.Groups.self, $0) },
         { roundTripStable(API.RatchetTree.self, $0) },
         { roundTripStable(API.ErrorResponse.self, $0) },
+        { roundTripStable(API.LoginChallengeRequest.self, $0) },
+        { roundTripStable(API.LoginChallenge.self, $0) },
     ]
+
+    /// The server's check of a login's proof of possession (AccountService):
+    /// any key and signature bytes end in a typed answer, never a trap.
+    static func verifyProof(_ login: API.Login) {
+        let key = [UInt8](login.signatureKey)
+        guard !key.isEmpty, key.count <= 256, login.signature.count <= 512 else { return }
+        _ = Invariant.attempt("verifying a login proof") {
+            let content = try API.Login.proofContent(
+                username: login.username, challenge: [UInt8](login.challenge), signatureKey: key,
+                serverCertificate: [0x30, 0x03, 0x02, 0x01, 0x01])
+            return try API.Login.suite.verifyWithLabel(
+                SignaturePublicKey(key), label: API.Login.proofLabel, content: content,
+                signature: [UInt8](login.signature))
+        }
+    }
 
     /// A decoded value re-encodes and decodes to an equal value.
     static func roundTripEquatable<T: Codable & Equatable>(_: T.Type, _ data: Data) {

@@ -46,7 +46,12 @@ enum JSONSeeds {
         let key = Data(repeating: 9, count: 32)
         let bodies: [(UInt8, any Encodable)] = [
             (0, API.Register(username: "alice", password: "correct horse", invite: "inv")),
-            (1, API.Login(username: "alice", password: "correct horse", signatureKey: key)),
+            (
+                1,
+                API.Login(
+                    username: "alice", password: "correct horse", signatureKey: key, challenge: key,
+                    signature: Data(repeating: 1, count: 64))
+            ),
             (2, API.UploadKeyPackages(keyPackages: [Data([0, 1, 0, 5])], lastResort: Data([0, 1]))),
             (3, API.CreateGroup(name: "team", groupInfo: Data([0, 1, 0, 4]))),
             (4, API.Session(token: "t", deviceID: 1, expiresAt: .max)),
@@ -57,6 +62,8 @@ enum JSONSeeds {
             (9, API.Groups(groups: [API.Group(name: "g", epoch: 0, members: [], admins: [], lastSeq: 0)])),
             (10, API.RatchetTree(epoch: 1, tree: key)),
             (11, API.ErrorResponse(error: ErrorBody(.rateLimited))),
+            (12, API.LoginChallengeRequest(username: "alice")),
+            (13, API.LoginChallenge(challenge: key, expiresAt: .max)),
         ]
         let raw: [(UInt8, String)] = [
             (4, #"{"token":"t","deviceID":-9223372036854775808,"expiresAt":18446744073709551615}"#),
