@@ -70,7 +70,7 @@ extension Group {
         var applied = try publicGroup.apply(list.map(\.proposal), committer: me)
         let addedLeaves = Set(applied.added.map(\.leaf))
         var provisional = applied.context
-        provisional.epoch = epoch + 1
+        provisional.epoch = try publicGroup.nextEpoch()
         var path: UpdatePath?
         var prepared: PreparedUpdatePath?
         var commitSecret = KeySchedule.zeros(suite)

@@ -110,7 +110,7 @@ extension Group {
         let prepared = try applied.tree.prepareUpdatePath(from: ownLeaf, signer: signatureKeys.privateKey, groupID: publicGroup.groupID)
         applied.tree = prepared.tree
         var provisional = applied.context
-        provisional.epoch = publicGroup.epoch + 1
+        provisional.epoch = try publicGroup.nextEpoch()
         provisional.treeHash = applied.tree.treeHash
         let path = try prepared.encrypt(groupContext: provisional)
 

@@ -401,7 +401,7 @@ public struct PublicGroup: Sendable {
         _ content: AuthenticatedContent, proposals: [ProposalWithSender], applied: AppliedProposals, committer: LeafIndex, path: UpdatePath?
     ) throws -> StagedCommit {
         var provisional = applied.context
-        provisional.epoch = context.epoch + 1
+        provisional.epoch = try nextEpoch()
         provisional.treeHash = applied.tree.treeHash
         guard let tag = content.auth.confirmationTag else { throw MLSError.invalidCommit("a commit needs a confirmation tag") }
         var newContext = provisional
@@ -410,6 +410,14 @@ public struct PublicGroup: Sendable {
             content: content, proposals: proposals, applied: applied, committer: committer, path: path,
             provisionalContext: provisional, newContext: newContext,
             interimTranscriptHash: try TranscriptHash.interim(suite, confirmed: newContext.confirmedTranscriptHash, confirmationTag: tag))
+    }
+
+    /// The epoch a commit creates. A GroupInfo or Welcome may start a view at
+    /// any epoch, 2^64 - 1 included, so the increment is checked, never wrapped.
+    func nextEpoch() throws -> UInt64 {
+        let (next, overflow) = context.epoch.addingReportingOverflow(1)
+        guard !overflow else { throw MLSError.invalidCommit("the group is at epoch 2^64 - 1 and cannot advance") }
+        return next
     }
 
     /// Moves to the epoch a staged commit creates.

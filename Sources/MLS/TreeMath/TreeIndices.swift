@@ -6,7 +6,15 @@ public struct LeafIndex: RawRepresentable, Hashable, Comparable, Sendable, TLSCo
     public init(_ value: UInt32) { rawValue = value }
 
     /// The leaf's node in the array representation: leaf `i` is node `2i` (Appendix C).
-    public var nodeIndex: NodeIndex { NodeIndex(rawValue &* 2) }
+    ///
+    /// A leaf index off the wire can be anything up to 2^32 - 1, but only
+    /// leaves below 2^31 have a node index. Wrapping (`2i mod 2^32`) would turn
+    /// leaf 2^31 + k into leaf k, a real member; instead every leaf beyond
+    /// that maps to ``NodeIndex/outsideEveryTree``, which no tree contains, so
+    /// every lookup through it finds nothing and the caller's "not a member" error applies.
+    public var nodeIndex: NodeIndex {
+        rawValue < LeafCount.maximum.rawValue ? NodeIndex(rawValue << 1) : .outsideEveryTree
+    }
 
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
     public var description: String { "leaf \(rawValue)" }
@@ -23,6 +31,10 @@ public struct NodeIndex: RawRepresentable, Hashable, Comparable, Sendable, Custo
 
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
     public var description: String { "node \(rawValue)" }
+
+    /// 2^32 - 1: the largest tree (2^31 leaves) has nodes 0 ... 2^32 - 2, so
+    /// no tree contains this index; it stands for leaves that have no node.
+    public static let outsideEveryTree = NodeIndex(UInt32.max)
 
     public var isLeaf: Bool { rawValue & 1 == 0 }
 
