@@ -36,6 +36,9 @@ public enum MLSError: Error, Hashable, Sendable {
     case wrongEpoch(message: UInt64, group: UInt64)
     /// A proposal or proposal list breaks RFC 9420 §12.1–§12.2.
     case invalidProposal(String)
+    /// This epoch already caches as many proposals, or as many bytes of them,
+    /// as ``GroupPolicy`` allows; the proposal was not stored.
+    case tooManyProposals(maximumCount: Int, maximumBytes: Int)
     /// A Commit is invalid (RFC 9420 §12.4); the sentence says why.
     case invalidCommit(String)
     /// A KeyPackage fails validation (RFC 9420 §10.1).

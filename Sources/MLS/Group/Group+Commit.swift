@@ -56,9 +56,8 @@ extension Group {
         let me = Sender.member(ownLeaf)
         var list: [(item: ProposalOrRef, proposal: ProposalWithSender)] = []
         if options.includePendingProposals {
-            for cached in publicGroup.proposals.values.sorted(by: { $0.reference!.lexicographicallyPrecedes($1.reference!) })
-            where isCommittable(cached, alongside: options) {
-                list.append((.reference(cached.reference!), cached))
+            list = committablePending(alongside: options).compactMap { cached in
+                cached.reference.map { (.reference($0), cached) }
             }
         }
         var byValue: [Proposal] = []
@@ -139,15 +138,38 @@ extension Group {
         try commit(.selfUpdate)
     }
 
-    /// A cached proposal this member may include: not its own update or
-    /// removal (§12.2), and not about a leaf the options already change.
-    private func isCommittable(_ cached: ProposalWithSender, alongside options: CommitOptions) -> Bool {
-        switch cached.proposal {
-        case .update: return cached.sender != .member(ownLeaf)
-        case .remove(let leaf): return leaf != ownLeaf && !options.remove.contains(leaf)
-        case .groupContextExtensions: return options.groupContextExtensions == nil
-        case .reInit, .externalInit: return false
-        case .add, .preSharedKey: return true
+    /// The cached proposals this member may include, in ProposalRef order:
+    /// not its own update or removal (§12.2), nothing about a leaf or a
+    /// field the options already change, and never two that §12.2 forbids
+    /// together (two GroupContextExtensions, two changes to one leaf, two
+    /// Adds of one client, one PSK twice). Received proposals are checked one
+    /// by one; this keeps any combination of them from making this member's
+    /// own commit fail.
+    private func committablePending(alongside options: CommitOptions) -> [ProposalWithSender] {
+        var touched = Set(options.remove)
+        var addedKeys = Set(options.add.map(\.leafNode.signatureKey))
+        var pskIDs = Set<PreSharedKeyID>()
+        var hasExtensions = options.groupContextExtensions != nil
+        let sorted = publicGroup.proposals.values.sorted {
+            ($0.reference ?? []).lexicographicallyPrecedes($1.reference ?? [])
+        }
+        return sorted.filter { cached in
+            switch cached.proposal {
+            case .update:
+                guard case .member(let leaf) = cached.sender, leaf != ownLeaf else { return false }
+                return touched.insert(leaf).inserted
+            case .remove(let leaf):
+                return leaf != ownLeaf && touched.insert(leaf).inserted
+            case .groupContextExtensions:
+                defer { hasExtensions = true }
+                return !hasExtensions
+            case .add(let keyPackage):
+                return addedKeys.insert(keyPackage.leafNode.signatureKey).inserted
+            case .preSharedKey(let id):
+                return pskIDs.insert(id).inserted
+            case .reInit, .externalInit:
+                return false
+            }
         }
     }
 

@@ -150,6 +150,7 @@ extension PublicGroup {
             return (reference, ProposalWithSender(proposal: try inner.read(), sender: sender, reference: reference))
         }) {
             proposals[reference] = entry
+            proposalBytes += try entry.proposal.tlsEncoded().count
         }
     }
 }

@@ -15,6 +15,19 @@ public protocol CommitPolicy: Sendable {
     ///   - committer: the commit's sender.
     ///   - group: the group as it is before the commit.
     func validate(_ proposals: [ProposalWithSender], committer: Sender, group: PublicGroup) throws
+
+    /// Judges one proposal by who proposed it (`proposal.sender`): called when
+    /// a proposal is received, before it is cached, and again for every
+    /// proposal a commit covers, where a proposal sent inline counts as
+    /// proposed by the committer. A commit is thus never judged only by its
+    /// committer: a member cannot get an admin to commit what it may not propose.
+    /// The default accepts everything.
+    func validateProposal(_ proposal: ProposalWithSender, group: PublicGroup) throws
+}
+
+extension CommitPolicy {
+    /// Accepts every proposal: conformers written before this hook existed keep their behaviour.
+    public func validateProposal(_ proposal: ProposalWithSender, group: PublicGroup) throws {}
 }
 
 /// A proposal together with the sender that proposed it.
@@ -59,6 +72,11 @@ public struct GroupPolicy: Sendable {
     /// The current time in seconds since the Unix epoch, for KeyPackage
     /// lifetimes; nil skips lifetime checks on received leaves.
     public var now: @Sendable () -> UInt64?
+    /// At most this many proposals are cached per epoch, awaiting a commit;
+    /// more are refused, so a member cannot grow the state without bound.
+    public var maximumProposalsPerEpoch: Int
+    /// At most this many bytes of proposals (their encodings) are cached per epoch.
+    public var maximumProposalBytesPerEpoch: Int
 
     public init(
         credentialValidator: any CredentialValidator = AcceptAllCredentials(),
@@ -69,7 +87,9 @@ public struct GroupPolicy: Sendable {
         paddingBlock: Int = 32,
         handshakeAsPublicMessage: Bool = true,
         externalPSKs: [[UInt8]: [UInt8]] = [:],
-        now: @escaping @Sendable () -> UInt64? = { nil }
+        now: @escaping @Sendable () -> UInt64? = { nil },
+        maximumProposalsPerEpoch: Int = 64,
+        maximumProposalBytesPerEpoch: Int = 1 << 20
     ) {
         self.credentialValidator = credentialValidator
         self.commitPolicy = commitPolicy
@@ -80,5 +100,7 @@ public struct GroupPolicy: Sendable {
         self.handshakeAsPublicMessage = handshakeAsPublicMessage
         self.externalPSKs = externalPSKs
         self.now = now
+        self.maximumProposalsPerEpoch = maximumProposalsPerEpoch
+        self.maximumProposalBytesPerEpoch = maximumProposalBytesPerEpoch
     }
 }

@@ -14,6 +14,8 @@ public struct PublicGroup: Sendable {
     public internal(set) var interimTranscriptHash: [UInt8]
     /// Proposals received this epoch, by ProposalRef, for commits that include them by reference.
     var proposals: [[UInt8]: ProposalWithSender] = [:]
+    /// The size of the cached proposals' encodings, against ``GroupPolicy/maximumProposalBytesPerEpoch``.
+    var proposalBytes = 0
     public var policy: GroupPolicy
 
     public var suite: CipherSuiteProvider { tree.suite }
@@ -123,14 +125,64 @@ public struct PublicGroup: Sendable {
 
     // MARK: Proposals
 
-    /// Stores a received, verified proposal under its ProposalRef (§5.2).
+    /// Stores a received, verified proposal under its ProposalRef (§5.2),
+    /// after the checks that need no commit (§12.1) and the application's
+    /// proposal hook, and within the per-epoch bounds. On error nothing is stored.
     @discardableResult
     mutating func cacheProposal(_ content: AuthenticatedContent) throws -> (reference: [UInt8], proposal: ProposalWithSender) {
         guard case .proposal(let proposal) = content.content.body else { throw MLSError.invalidMessage("not a proposal") }
         let reference = try suite.makeProposalRef(content.tlsEncoded())
         let entry = ProposalWithSender(proposal: proposal, sender: content.content.sender, reference: reference)
+        if let known = proposals[reference] { return (reference, known) }
+        try checkReceivedProposal(entry)
+        try checkProposalPolicy(entry)
+        let size = try proposal.tlsEncoded().count
+        let (total, overflow) = proposalBytes.addingReportingOverflow(size)
+        guard proposals.count < policy.maximumProposalsPerEpoch, !overflow, total <= policy.maximumProposalBytesPerEpoch
+        else {
+            throw MLSError.tooManyProposals(
+                maximumCount: policy.maximumProposalsPerEpoch, maximumBytes: policy.maximumProposalBytesPerEpoch)
+        }
         proposals[reference] = entry
+        proposalBytes = total
         return (reference, entry)
+    }
+
+    /// The rules of §12.1 a proposal must meet on its own, checked when it
+    /// arrives so that an invalid proposal is never cached (where it would
+    /// make every later commit that includes it fail).
+    private func checkReceivedProposal(_ entry: ProposalWithSender) throws {
+        let requiredCapabilities: RequiredCapabilities? = try context.extensions.decode(.requiredCapabilities)
+        switch entry.proposal {
+        case .add(let keyPackage):
+            try validateKeyPackage(keyPackage, requiredCapabilities: requiredCapabilities, now: policy.now())
+        case .update(let leafNode):
+            guard case .member(let leaf) = entry.sender else { throw MLSError.invalidProposal("an Update must come from a member") }
+            try checkUpdate(leafNode, at: leaf, requiredCapabilities)
+        case .remove(let leaf):
+            guard tree.leafNode(at: leaf) != nil else { throw MLSError.invalidProposal("Remove names \(leaf), which is not a member") }
+        case .preSharedKey(let id):
+            guard id.pskNonce.count == suite.hashLength else { throw MLSError.invalidProposal("a PSK nonce must be Nh bytes long") }
+        case .reInit(let reInit):
+            guard reInit.version.rawValue >= context.version.rawValue else {
+                throw MLSError.invalidProposal("ReInit may not lower the protocol version")
+            }
+        case .externalInit:
+            throw MLSError.invalidProposal("ExternalInit is only allowed inline in an external commit")
+        case .groupContextExtensions:
+            break
+        }
+    }
+
+    /// The application's judgement of one proposal by its proposer.
+    func checkProposalPolicy(_ entry: ProposalWithSender) throws {
+        do {
+            try policy.commitPolicy.validateProposal(entry, group: self)
+        } catch let error as MLSError {
+            throw error
+        } catch {
+            throw MLSError.rejectedByPolicy(PolicyRejection(.proposal, error))
+        }
     }
 
     /// The proposals a commit covers, resolving references against this epoch's cache.
@@ -167,6 +219,7 @@ public struct PublicGroup: Sendable {
         let isExternal = committer == .newMemberCommit
         let committerLeaf: LeafIndex? = if case .member(let leaf) = committer { leaf } else { nil }
         try validateList(list, committer: committer, committerLeaf: committerLeaf, isExternal: isExternal)
+        for item in list { try checkProposalPolicy(item) }
         do {
             try policy.commitPolicy.validate(list, committer: committer, group: self)
         } catch let error as MLSError {
@@ -286,7 +339,7 @@ public struct PublicGroup: Sendable {
     }
 
     /// §12.1.2: an Update's leaf is a valid `update` leaf with a new encryption key.
-    private func checkUpdate(_ leafNode: LeafNode, at leaf: LeafIndex, _ requiredCapabilities: RequiredCapabilities?) throws {
+    func checkUpdate(_ leafNode: LeafNode, at leaf: LeafIndex, _ requiredCapabilities: RequiredCapabilities?) throws {
         guard case .update = leafNode.source else { throw MLSError.invalidLeafNode("an Update's leaf must have source update") }
         guard let current = tree.leafNode(at: leaf) else { throw MLSError.invalidProposal("Update from \(leaf), which is blank") }
         guard leafNode.encryptionKey != current.encryptionKey, tree.node(withEncryptionKey: leafNode.encryptionKey) == nil else {
@@ -426,6 +479,7 @@ public struct PublicGroup: Sendable {
         tree = staged.applied.tree
         interimTranscriptHash = staged.interimTranscriptHash
         proposals.removeAll()
+        proposalBytes = 0
     }
 }
 
