@@ -53,6 +53,10 @@ extension Group {
     /// Making another Commit replaces the pending one.
     public mutating func commit(_ options: CommitOptions = CommitOptions()) throws -> CommitOutput {
         guard isActive else { throw MLSError.groupInactive }
+        if let leafNode = options.leafNode, let current = tree.leafNode(at: ownLeaf) {
+            try PublicGroup.checkCredential(leafNode, policy)
+            try PublicGroup.checkSuccessor(leafNode, replacing: current, policy)
+        }
         let me = Sender.member(ownLeaf)
         var list: [(item: ProposalOrRef, proposal: ProposalWithSender)] = []
         if options.includePendingProposals {

@@ -4,6 +4,21 @@
 /// public view alike. Throw to reject; the error's description reaches the user.
 public protocol CredentialValidator: Sendable {
     func validate(_ credential: Credential, signatureKey: SignaturePublicKey) throws
+
+    /// RFC 9420 §5.3.1: when a member replaces its own leaf (an Update
+    /// proposal or a commit's UpdatePath), the new credential must be a valid
+    /// successor of the old one: the same identity. Throw to refuse. The
+    /// default requires the credential to be unchanged, which for a `basic`
+    /// credential means the same identity.
+    func validateSuccessor(_ credential: Credential, replacing old: Credential) throws
+}
+
+extension CredentialValidator {
+    public func validateSuccessor(_ credential: Credential, replacing old: Credential) throws {
+        guard credential == old else {
+            throw MLSError.invalidLeafNode("a member may not change its credential's identity (RFC 9420 §5.3.1)")
+        }
+    }
 }
 
 /// Application rules on top of RFC 9420's own proposal-list validation

@@ -78,6 +78,17 @@ public struct PublicGroup: Sendable {
         }
     }
 
+    /// §5.3.1 successor check for a member replacing its own leaf.
+    static func checkSuccessor(_ leaf: LeafNode, replacing old: LeafNode, _ policy: GroupPolicy) throws {
+        do {
+            try policy.credentialValidator.validateSuccessor(leaf.credential, replacing: old.credential)
+        } catch let error as MLSError {
+            throw error
+        } catch {
+            throw MLSError.rejectedByPolicy(PolicyRejection(.credential, error))
+        }
+    }
+
     // MARK: Authentication (§6.1)
 
     /// The key that must have signed `content`, by sender type (§6.1).
@@ -350,6 +361,7 @@ public struct PublicGroup: Sendable {
         }
         try tree.validateLeafNode(leafNode, at: leaf, groupID: context.groupID, requiredCapabilities: requiredCapabilities)
         try Self.checkCredential(leafNode, policy)
+        try Self.checkSuccessor(leafNode, replacing: current, policy)
     }
 
     /// Which credential types the members use and which all of them support,
@@ -431,18 +443,22 @@ public struct PublicGroup: Sendable {
             throw MLSError.invalidCommit("this commit must carry an UpdatePath")
         }
         let committer: LeafIndex
+        // The path's leaf must meet the group's requirements as they are after this commit (§7.3, §12.1.7).
+        let required: RequiredCapabilities? = try applied.context.extensions.decode(.requiredCapabilities)
         switch sender {
         case .member(let leaf):
             committer = leaf
             if let path = commit.path {
                 try Self.checkCredential(path.leafNode, policy)
-                try applied.tree.merge(path, from: leaf, groupID: context.groupID)
+                if let old = tree.leafNode(at: leaf) { try Self.checkSuccessor(path.leafNode, replacing: old, policy) }
+                try applied.tree.merge(path, from: leaf, groupID: context.groupID, requiredCapabilities: required)
             }
         case .newMemberCommit:
             guard let path = commit.path else { throw MLSError.invalidCommit("an external commit must carry an UpdatePath") }
             try Self.checkCredential(path.leafNode, policy)
             committer = try applied.tree.add(path.leafNode)
-            try applied.tree.merge(path, from: committer, groupID: context.groupID, isNewLeaf: true)
+            try applied.tree.merge(
+                path, from: committer, groupID: context.groupID, isNewLeaf: true, requiredCapabilities: required)
         default:
             throw MLSError.invalidMessage("a commit must come from a member or a new member")
         }

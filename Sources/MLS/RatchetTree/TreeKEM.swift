@@ -217,7 +217,12 @@ extension RatchetTree {
     ///
     /// - Parameter isNewLeaf: the sender joined by this very commit (an
     ///   external commit), so its leaf has no previous version to differ from.
-    public mutating func merge(_ path: UpdatePath, from sender: LeafIndex, groupID: [UInt8], isNewLeaf: Bool = false) throws {
+    /// - Parameter requiredCapabilities: the group's `required_capabilities`
+    ///   after the commit; the new leaf must meet them (§7.3).
+    public mutating func merge(
+        _ path: UpdatePath, from sender: LeafIndex, groupID: [UInt8], isNewLeaf: Bool = false,
+        requiredCapabilities: RequiredCapabilities? = nil
+    ) throws {
         guard let current = leafNode(at: sender) else { throw MLSError.invalidUpdatePath("the sender \(sender) is blank") }
         let filtered = filteredDirectPath(of: sender)
         guard path.nodes.count == filtered.count else {
@@ -236,7 +241,7 @@ extension RatchetTree {
         if let holder = leaf(withSignatureKey: path.leafNode.signatureKey), holder != sender {
             throw MLSError.invalidLeafNode("the UpdatePath leaf uses another member's signature key")
         }
-        try validateLeafNode(path.leafNode, at: sender, groupID: groupID)
+        try validateLeafNode(path.leafNode, at: sender, groupID: groupID, requiredCapabilities: requiredCapabilities)
         var tree = self
         tree.blankDirectPath(of: sender)
         for (node, pathNode) in zip(filtered, path.nodes) {
