@@ -1,12 +1,20 @@
+import Foundation
 import MLS
 
 /// Parley's rules for groups, enforced identically by every member and by the
-/// server (RFC 9420 §12.2 lets applications add such rules):
-/// - a member's credential is a `basic` credential naming a valid username;
+/// server (RFC 9420 §12.2 lets applications add such rules). They judge who
+/// proposed each change, not only who committed it:
+/// - a member's credential is a `basic` credential naming a valid username,
+///   and a member's leaf keeps its username (§5.3.1);
 /// - the admins are listed in the `parley_admins` GroupContext extension;
-/// - only an admin adds members, removes others, or changes group extensions;
+/// - only an admin proposes adding members, removing others, or new group
+///   extensions, and only an admin commits proposals others made, except a
+///   member's own leave, which any member may commit;
+/// - group extensions keep a decodable, non-empty admin list that still names
+///   every current admin: the list cannot demote an admin or be seized;
 /// - a member may remove itself (leave), but an admin is never removed;
-/// - no external commits: members join by Welcome.
+/// - PSK, ReInit and ExternalInit proposals, external senders and external
+///   commits are refused: members join by Welcome.
 public enum ParleyGroupPolicy {
     /// A private-use extension type (RFC 9420 §17.3: 0xF000–0xFFFF) carrying the admins' usernames.
     public static let adminsExtension = ExtensionType(rawValue: 0xF0A0)
@@ -35,50 +43,153 @@ public enum ParleyGroupPolicy {
         return Username.isValid(name) ? name : nil
     }
 
-    /// The policy for a group: both hooks, plus the usual bounds.
-    public static func groupPolicy(credentialValidator: any CredentialValidator = CredentialRule()) -> GroupPolicy {
-        GroupPolicy(credentialValidator: credentialValidator, commitPolicy: CommitRule())
+    /// The policy for a group: both hooks, the usual bounds, and the real
+    /// clock, so KeyPackage lifetimes are enforced when members are added.
+    public static func groupPolicy(
+        credentialValidator: any CredentialValidator = CredentialRule(),
+        now: @escaping @Sendable () -> UInt64? = ParleyGroupPolicy.currentTime
+    ) -> GroupPolicy {
+        GroupPolicy(credentialValidator: credentialValidator, commitPolicy: CommitRule(), now: now)
     }
 
-    /// Accepts `basic` credentials naming a valid username.
+    /// Seconds since the Unix epoch; nil (no lifetime checks) only if the clock is before 1970.
+    @Sendable public static func currentTime() -> UInt64? {
+        UInt64(exactly: Date().timeIntervalSince1970.rounded(.down))
+    }
+
+    /// Accepts `basic` credentials naming a valid username, and a member's
+    /// new leaf only when it names the same username as before.
     public struct CredentialRule: CredentialValidator {
         public init() {}
+
         public func validate(_ credential: Credential, signatureKey: SignaturePublicKey) throws {
-            guard ParleyGroupPolicy.username(of: credential) != nil else {
-                throw ErrorBody(.invalidMessage, "credentials must be basic credentials naming a Parley username")
+            guard ParleyGroupPolicy.username(of: credential) != nil else { throw ParleyPolicyError.invalidCredential }
+        }
+
+        public func validateSuccessor(_ credential: Credential, replacing old: Credential) throws {
+            guard let name = ParleyGroupPolicy.username(of: credential), name == ParleyGroupPolicy.username(of: old) else {
+                throw ParleyPolicyError.identityChange
             }
         }
     }
 
-    /// Admin-only membership changes; admins cannot be removed.
+    /// The admin rules, by proposer and by committer.
     public struct CommitRule: CommitPolicy {
         public init() {}
 
+        public func validateProposal(_ item: ProposalWithSender, group: PublicGroup) throws {
+            let proposer = try Self.memberLeaf(item.sender)
+            let roster = try Roster(group)
+            let proposerIsAdmin = roster.isAdmin(proposer)
+            switch item.proposal {
+            case .add:
+                guard proposerIsAdmin else { throw ParleyPolicyError.notAdmin }
+            case .remove(let leaf):
+                guard !roster.isAdmin(leaf) else { throw ParleyPolicyError.adminCannotBeRemoved }
+                guard leaf == proposer || proposerIsAdmin else { throw ParleyPolicyError.notAdmin }
+            case .update:
+                // Always the proposer's own leaf; its identity is CredentialRule's successor check.
+                break
+            case .groupContextExtensions(let extensions):
+                guard proposerIsAdmin else { throw ParleyPolicyError.notAdmin }
+                guard let admins = try? ParleyGroupPolicy.admins(in: extensions), !admins.isEmpty,
+                      admins.allSatisfy(Username.isValid) else {
+                    throw ParleyPolicyError.invalidAdminList
+                }
+                guard roster.admins.isSubset(of: admins) else { throw ParleyPolicyError.adminListChange }
+            case .preSharedKey, .reInit, .externalInit:
+                throw ParleyPolicyError.proposalNotAllowed(item.proposal.proposalType)
+            }
+        }
+
         public func validate(_ proposals: [ProposalWithSender], committer: Sender, group: PublicGroup) throws {
-            guard case .member(let committerLeaf) = committer else {
-                throw ErrorBody(.notPermitted, "Parley groups are joined by invitation, not by external commit.")
-            }
-            let admins = Set(try ParleyGroupPolicy.admins(in: group.context.extensions))
-            func name(_ leaf: LeafIndex) -> String? {
-                group.tree.leafNode(at: leaf).flatMap { ParleyGroupPolicy.username(of: $0.credential) }
-            }
-            let committerIsAdmin = name(committerLeaf).map(admins.contains) ?? false
-            for item in proposals {
-                switch item.proposal {
-                case .add, .groupContextExtensions, .reInit:
-                    guard committerIsAdmin else { throw ErrorBody(.notPermitted) }
-                case .remove(let leaf):
-                    if let removed = name(leaf), admins.contains(removed) {
-                        throw ErrorBody(.notPermitted, "A group admin cannot be removed.")
-                    }
-                    let leaving = item.sender == .member(leaf)
-                    guard leaving || committerIsAdmin else { throw ErrorBody(.notPermitted) }
-                case .externalInit:
-                    throw ErrorBody(.notPermitted, "Parley groups are joined by invitation, not by external commit.")
-                case .update, .preSharedKey:
-                    break
+            let committerLeaf = try Self.memberLeaf(committer)
+            guard try !Roster(group).isAdmin(committerLeaf) else { return }
+            // A non-admin commits only its own proposals and others' leaves.
+            for item in proposals where item.sender != committer {
+                guard case .remove(let leaf) = item.proposal, item.sender == .member(leaf) else {
+                    throw ParleyPolicyError.notAdmin
                 }
             }
+        }
+
+        /// Only members propose and commit: no external senders, no external joins.
+        static func memberLeaf(_ sender: Sender) throws -> LeafIndex {
+            switch sender {
+            case .member(let leaf): return leaf
+            case .newMemberCommit: throw ParleyPolicyError.externalJoinNotAllowed
+            case .external, .newMemberProposal: throw ParleyPolicyError.externalSenderNotAllowed
+            }
+        }
+    }
+
+    /// The admins of a group and who is one, as of the group's current epoch.
+    struct Roster {
+        let group: PublicGroup
+        let admins: Set<String>
+
+        init(_ group: PublicGroup) throws {
+            self.group = group
+            guard let names = try? ParleyGroupPolicy.admins(in: group.context.extensions) else {
+                throw ParleyPolicyError.invalidAdminList
+            }
+            admins = Set(names)
+        }
+
+        func isAdmin(_ leaf: LeafIndex) -> Bool {
+            group.tree.leafNode(at: leaf).flatMap { ParleyGroupPolicy.username(of: $0.credential) }.map(admins.contains) ?? false
+        }
+    }
+}
+
+/// Why Parley's group rules refused a credential, a proposal or a commit.
+/// ``errorBody`` is the one place it becomes the wire error.
+public enum ParleyPolicyError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The credential is not a `basic` credential naming a valid username.
+    case invalidCredential
+    /// A member's new leaf names another username than its old one.
+    case identityChange
+    /// Only an admin may propose or commit this.
+    case notAdmin
+    /// Admins cannot be removed, not even by themselves.
+    case adminCannotBeRemoved
+    /// Parley does not use this proposal type (PSK, ReInit, ExternalInit).
+    case proposalNotAllowed(ProposalType)
+    /// Proposals come only from members.
+    case externalSenderNotAllowed
+    /// Parley groups are joined by Welcome, not by external commit.
+    case externalJoinNotAllowed
+    /// The group extensions lack a decodable, non-empty list of valid admin usernames.
+    case invalidAdminList
+    /// New group extensions would drop a current admin.
+    case adminListChange
+
+    public var errorBody: ErrorBody {
+        switch self {
+        case .invalidCredential:
+            ErrorBody(.invalidMessage, "Credentials must be basic credentials naming a Parley username.")
+        case .identityChange: ErrorBody(.notPermitted, "A member's device may not change its username.")
+        case .notAdmin: ErrorBody(.notPermitted)
+        case .adminCannotBeRemoved: ErrorBody(.notPermitted, "A group admin cannot be removed.")
+        case .proposalNotAllowed(let type):
+            ErrorBody(.notPermitted, "Parley groups do not use proposal type \(type.rawValue).")
+        case .externalSenderNotAllowed: ErrorBody(.notPermitted, "Only members of a group may propose changes to it.")
+        case .externalJoinNotAllowed:
+            ErrorBody(.notPermitted, "Parley groups are joined by invitation, not by external commit.")
+        case .invalidAdminList: ErrorBody(.notPermitted, "A group must keep a valid, non-empty list of admins.")
+        case .adminListChange: ErrorBody(.notPermitted, "The admin list may add admins but never drop one.")
+        }
+    }
+
+    public var description: String { errorBody.message }
+
+    /// The wire error for a policy hook's refusal: Parley's own rules map
+    /// through ``errorBody``; anything else (another hook's error) is "not permitted".
+    public static func errorBody(for rejection: PolicyRejection) -> ErrorBody {
+        switch rejection.error {
+        case let error as ParleyPolicyError: error.errorBody
+        case let body as ErrorBody: body
+        default: ErrorBody(.notPermitted, "Not permitted: \(rejection).")
         }
     }
 }

@@ -148,7 +148,8 @@ extension Group {
     /// together (two GroupContextExtensions, two changes to one leaf, two
     /// Adds of one client, one PSK twice). Received proposals are checked one
     /// by one; this keeps any combination of them from making this member's
-    /// own commit fail.
+    /// own commit fail. Proposals the application's policy would not let this
+    /// member commit are left for someone who may.
     private func committablePending(alongside options: CommitOptions) -> [ProposalWithSender] {
         var touched = Set(options.remove)
         var addedKeys = Set(options.add.map(\.leafNode.signatureKey))
@@ -157,7 +158,12 @@ extension Group {
         let sorted = publicGroup.proposals.values.sorted {
             ($0.reference ?? []).lexicographicallyPrecedes($1.reference ?? [])
         }
-        return sorted.filter { cached in
+        let me = Sender.member(ownLeaf)
+        let allowed = sorted.filter { cached in
+            (try? publicGroup.checkProposalPolicy(cached)) != nil
+                && (try? policy.commitPolicy.validate([cached], committer: me, group: publicGroup)) != nil
+        }
+        return allowed.filter { cached in
             switch cached.proposal {
             case .update:
                 guard case .member(let leaf) = cached.sender, leaf != ownLeaf else { return false }

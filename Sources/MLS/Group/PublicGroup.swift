@@ -62,9 +62,13 @@ public struct PublicGroup: Sendable {
     static func checkJoinedTree(_ tree: RatchetTree, context: GroupContext, policy: GroupPolicy) throws {
         guard tree.suite.suite == context.cipherSuite else { throw MLSError.invalidTree("the tree is for another cipher suite") }
         guard tree.treeHash == context.treeHash else { throw MLSError.invalidTree("the ratchet tree does not match the group's tree hash") }
+        // Lifetimes are checked when a KeyPackage is added (§10.1), not here:
+        // a member's key_package leaf stays in the tree until it updates, and
+        // refusing a tree for it would lock joiners out of any group with a
+        // quiet member (§7.3 makes this check on receipt only RECOMMENDED).
         try tree.validate(
             groupID: context.groupID,
-            requiredCapabilities: try context.extensions.decode(.requiredCapabilities), now: policy.now())
+            requiredCapabilities: try context.extensions.decode(.requiredCapabilities), now: nil)
         for (_, leaf) in tree.members {
             try checkCredential(leaf, policy)
         }

@@ -390,8 +390,7 @@ actor DeliveryService {
         } catch MLSError.wrongEpoch(_, let current) {
             throw ErrorBody(.wrongEpoch, epoch: current)
         } catch MLSError.rejectedByPolicy(let rejection) {
-            let body = rejection.error as? ErrorBody ?? ErrorBody(.notPermitted, "Not permitted: \(rejection).")
-            throw body
+            throw ParleyPolicyError.errorBody(for: rejection)
         } catch let error as ErrorBody {
             throw error
         } catch {
