@@ -32,6 +32,9 @@ public enum MLSError: Error, Hashable, Sendable {
     case invalidUpdatePath(String)
     /// A message is malformed or not valid for this group and epoch (RFC 9420 §6).
     case invalidMessage(String)
+    /// A late application message from an earlier epoch whose sender a later
+    /// commit removed: a removed member's keys no longer speak for the group.
+    case senderRemoved(LeafIndex)
     /// A message was for another epoch than the group's current one.
     case wrongEpoch(message: UInt64, group: UInt64)
     /// A proposal or proposal list breaks RFC 9420 §12.1–§12.2.

@@ -187,7 +187,11 @@ extension Group {
     func advanced(to staged: PublicGroup.StagedCommit, secrets: EpochSecrets, treeKeys: TreeKEMPrivateKeys, confirmationTag: [UInt8]) throws -> Group {
         var next = self
         next.pending = nil
-        next.pastEpochs.append(PastEpoch(context: context, tree: tree, secretTree: secretTree, senderDataSecret: epochSecrets.senderDataSecret))
+        let removed = staged.applied.removed.map(\.leaf)
+        for index in next.pastEpochs.indices { next.pastEpochs[index].removedLater.formUnion(removed) }
+        next.pastEpochs.append(PastEpoch(
+            context: context, tree: tree, secretTree: secretTree, senderDataSecret: epochSecrets.senderDataSecret,
+            endedAt: policy.now(), removedLater: Set(removed)))
         next.pastEpochs.removeFirst(max(0, next.pastEpochs.count - policy.retainedPastEpochs))
         next.publicGroup.adopt(staged)
         next.epochSecrets = secrets

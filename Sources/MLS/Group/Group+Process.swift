@@ -2,9 +2,11 @@ extension Group {
     /// Processes a message from the delivery service (§6, §12.4.2).
     ///
     /// On success the group reflects the message (a stored proposal, a new
-    /// epoch); on any error it is unchanged. This member's own Commit, echoed
-    /// back, is recognised and its pending state adopted.
+    /// epoch); on any error it is unchanged, except that past epochs whose
+    /// grace has ended are deleted first, whatever the message. This member's
+    /// own Commit, echoed back, is recognised and its pending state adopted.
     public mutating func process(_ message: MLSMessage) throws -> ProcessedMessage {
+        expirePastEpochs()
         var next = self
         let result = try next.processInPlace(message)
         self = next
@@ -56,10 +58,23 @@ extension Group {
         return try processAuthenticated(content)
     }
 
-    /// An application message from an earlier epoch, with that epoch's keys.
+    /// Deletes the keys of past epochs that ended more than
+    /// ``GroupPolicy/pastEpochGrace`` ago (§15.3 leaves the window to the
+    /// application). ``process(_:)`` does this itself; call it to delete them sooner.
+    public mutating func expirePastEpochs() {
+        guard let now = policy.now() else { return }
+        let grace = policy.pastEpochGrace
+        // A clock that went back (now < ended) keeps the epoch; the count still bounds it.
+        pastEpochs.removeAll { past in past.endedAt.map { now > $0 && now - $0 > grace } ?? false }
+    }
+
+    /// An application message from an earlier epoch, with that epoch's keys,
+    /// from a sender that no later commit removed.
     private mutating func decryptLate(_ message: PrivateMessage, from index: Int) throws -> ProcessedMessage {
         var past = pastEpochs[index]
-        if try message.decryptSenderData(suite, senderDataSecret: past.senderDataSecret).sender == ownLeaf { throw MLSError.ownMessage }
+        let sender = try message.decryptSenderData(suite, senderDataSecret: past.senderDataSecret).sender
+        if sender == ownLeaf { throw MLSError.ownMessage }
+        guard !past.removedLater.contains(sender) else { throw MLSError.senderRemoved(sender) }
         let (content, generation) = try message.unprotect(secretTree: &past.secretTree, senderDataSecret: past.senderDataSecret)
         guard case .application(let data) = content.content.body, case .member(let sender) = content.content.sender,
               let leaf = past.tree.leafNode(at: sender),

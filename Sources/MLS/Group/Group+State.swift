@@ -2,7 +2,8 @@
 /// mls-rs model: one atomic record per group). The blob holds private keys
 /// and epoch secrets: store it encrypted. Policy hooks are not part of it.
 extension Group {
-    static let stateFormatVersion: UInt16 = 1
+    /// 2 added, per past epoch, when it ended and which leaves were removed since.
+    static let stateFormatVersion: UInt16 = 2
 
     /// The complete state, including a pending Commit and the kept past epochs.
     public func serialized() throws -> [UInt8] {
@@ -15,11 +16,12 @@ extension Group {
     /// Restores a group from ``serialized()``; it then works as before.
     public init(serialized bytes: [UInt8], policy: GroupPolicy = GroupPolicy()) throws {
         var reader = TLSReader(bytes)
-        guard try reader.read(UInt16.self) == Self.stateFormatVersion else {
+        let version = try reader.read(UInt16.self)
+        guard (1...Self.stateFormatVersion).contains(version) else {
             throw MLSError.invalidState("the stored group state has an unknown format version")
         }
         do {
-            self = try Group(decodingStateFrom: &reader, policy: policy)
+            self = try Group(decodingStateFrom: &reader, version: version, policy: policy)
             try reader.finish()
         } catch let error as MLSError {
             throw error
@@ -48,6 +50,8 @@ extension Group {
                 try inner.writeOpaque(past.tree.encoded())
                 try past.secretTree.encodeState(to: &inner)
                 try inner.writeOpaque(past.senderDataSecret)
+                inner.write(past.endedAt ?? 0)
+                try inner.writeVector(past.removedLater.sorted())
             }
         }
         try writer.writeVector { inner in
@@ -68,7 +72,7 @@ extension Group {
         writer.write(UInt8(isActive ? 1 : 0))
     }
 
-    private init(decodingStateFrom reader: inout TLSReader, policy: GroupPolicy) throws {
+    private init(decodingStateFrom reader: inout TLSReader, version: UInt16, policy: GroupPolicy) throws {
         let publicGroup = try PublicGroup(decodingStateFrom: &reader, policy: policy)
         let suite = publicGroup.suite
         let ownLeaf = try reader.read(LeafIndex.self)
@@ -78,14 +82,23 @@ extension Group {
         let secrets = try EpochSecrets(all: (0..<EpochSecrets.count).map { _ in try reader.readOpaque() })
         let secretTree = try SecretTree(decodingStateFrom: &reader, suite, configuration: policy.secretTree)
         let confirmationTag = try reader.readOpaque()
-        let pastEpochs = try reader.readVector(of: { inner in
+        var pastEpochs = try reader.readVector(of: { inner in
             let pastContext = try inner.read(GroupContext.self)
             let pastTree = try RatchetTree(suite, encoded: inner.readOpaque())
-            return PastEpoch(
+            var past = PastEpoch(
                 context: pastContext, tree: pastTree,
                 secretTree: try SecretTree(decodingStateFrom: &inner, suite, configuration: policy.secretTree),
                 senderDataSecret: try inner.readOpaque())
+            if version >= 2 {
+                let ended = try inner.read(UInt64.self)
+                past.endedAt = ended == 0 ? nil : ended
+                past.removedLater = Set(try inner.readVector(of: LeafIndex.self))
+            }
+            return past
         })
+        // Version 1 did not record when past epochs ended or who was removed
+        // since, so their keys cannot be kept safely: drop them.
+        if version < 2 { pastEpochs = [] }
         let psks = try reader.readVector(of: { inner in (try inner.read(UInt64.self), try inner.readOpaque()) })
         self.init(
             publicGroup: publicGroup, ownLeaf: ownLeaf, signer: signer,
@@ -107,11 +120,14 @@ extension Group {
 }
 
 extension PublicGroup {
+    /// Unchanged since the first release: servers keep these blobs.
+    static let stateFormatVersion: UInt16 = 1
+
     /// The public state alone (context, tree, transcript hash, proposals):
     /// what a delivery service stores per group.
     public func serialized() throws -> [UInt8] {
         var writer = TLSWriter()
-        writer.write(Group.stateFormatVersion)
+        writer.write(Self.stateFormatVersion)
         try encodeState(to: &writer)
         return writer.bytes
     }
@@ -119,7 +135,7 @@ extension PublicGroup {
     /// Restores a view from ``serialized()``; the tree is checked against the stored tree hash.
     public init(serialized bytes: [UInt8], policy: GroupPolicy = GroupPolicy()) throws {
         var reader = TLSReader(bytes)
-        guard try reader.read(UInt16.self) == Group.stateFormatVersion else {
+        guard try reader.read(UInt16.self) == Self.stateFormatVersion else {
             throw MLSError.invalidState("the stored group view has an unknown format version")
         }
         self = try PublicGroup(decodingStateFrom: &reader, policy: policy)

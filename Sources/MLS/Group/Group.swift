@@ -163,6 +163,11 @@ struct PastEpoch: Sendable {
     var tree: RatchetTree
     var secretTree: SecretTree
     var senderDataSecret: [UInt8]
+    /// When the epoch ended (``GroupPolicy/now``), for ``GroupPolicy/pastEpochGrace``; nil without a clock.
+    var endedAt: UInt64?
+    /// Leaves that the commit ending this epoch, or a later one, removed:
+    /// their late messages are refused.
+    var removedLater: Set<LeafIndex> = []
 }
 
 /// A Commit this member made that the delivery service has not yet echoed.

@@ -75,6 +75,11 @@ public struct GroupPolicy: Sendable {
     public var secretTree: SecretTreeConfiguration
     /// How many past epochs keep their keys for late application messages.
     public var retainedPastEpochs: Int
+    /// How long, in seconds after it ended, a past epoch keeps its keys
+    /// (measured with ``now``; without a clock only the count bounds them).
+    /// Parley's server accepts old-epoch messages for 30 s (epoch_grace_seconds),
+    /// so keys kept longer would only serve messages the server never relays.
+    public var pastEpochGrace: UInt64
     /// How many past epochs' resumption PSKs are kept (RFC 9420 §8.6).
     public var retainedResumptionPSKs: Int
     /// PrivateMessage plaintexts are padded to a multiple of this many bytes.
@@ -98,6 +103,7 @@ public struct GroupPolicy: Sendable {
         commitPolicy: any CommitPolicy = AllowAllCommits(),
         secretTree: SecretTreeConfiguration = .default,
         retainedPastEpochs: Int = 1,
+        pastEpochGrace: UInt64 = 30,
         retainedResumptionPSKs: Int = 8,
         paddingBlock: Int = 32,
         handshakeAsPublicMessage: Bool = true,
@@ -110,6 +116,7 @@ public struct GroupPolicy: Sendable {
         self.commitPolicy = commitPolicy
         self.secretTree = secretTree
         self.retainedPastEpochs = retainedPastEpochs
+        self.pastEpochGrace = pastEpochGrace
         self.retainedResumptionPSKs = retainedResumptionPSKs
         self.paddingBlock = paddingBlock
         self.handshakeAsPublicMessage = handshakeAsPublicMessage
