@@ -35,27 +35,41 @@ public struct PublicGroup: Sendable {
     }
 
     /// Starts following a group from a GroupInfo and its ratchet tree (from the
-    /// `ratchet_tree` extension when `tree` is nil), checking the tree hash,
-    /// the tree's integrity, every credential and the GroupInfo's signature.
+    /// `ratchet_tree` extension when `tree` is nil), checking the GroupInfo's
+    /// signature, the tree hash, the tree's integrity and every credential.
+    ///
+    /// Cheap checks come first: the tree is decoded and the signature verified
+    /// with the signer leaf's key before any tree hash or per-node validation,
+    /// so an unsigned or padded GroupInfo costs its decoding and one signature.
     public init(groupInfo: GroupInfo, tree suppliedTree: RatchetTree? = nil, policy: GroupPolicy = GroupPolicy()) throws {
         let suite = try groupInfo.groupContext.cipherSuite.provider()
-        let tree = try Self.tree(from: groupInfo, supplied: suppliedTree, suite)
+        let tree: RatchetTree
+        if let suppliedTree {
+            try Self.verifySignature(of: groupInfo, signer: suppliedTree.leafNode(at: groupInfo.signer), suite)
+            tree = suppliedTree
+        } else {
+            guard let encoded = groupInfo.extensions.first(.ratchetTree) else {
+                throw MLSError.invalidWelcome("no ratchet tree: it is neither in the GroupInfo nor supplied")
+            }
+            let nodes = try RatchetTree.decodeNodes(encoded)
+            let position = Int(groupInfo.signer.nodeIndex.rawValue)
+            let signer: LeafNode? = if position < nodes.count, case .leaf(let leaf)? = nodes[position] { leaf } else { nil }
+            try Self.verifySignature(of: groupInfo, signer: signer, suite)
+            tree = try RatchetTree(suite, nodes: nodes)
+        }
         try Self.checkJoinedTree(tree, context: groupInfo.groupContext, policy: policy)
-        guard let signer = tree.leafNode(at: groupInfo.signer),
-              try suite.verifyWithLabel(signer.signatureKey, label: "GroupInfoTBS", content: groupInfo.toBeSigned(), signature: groupInfo.signature)
-        else { throw MLSError.invalidMessage("the GroupInfo signature does not verify") }
         self.init(
             context: groupInfo.groupContext, tree: tree,
             interimTranscriptHash: try TranscriptHash.interim(suite, confirmed: groupInfo.groupContext.confirmedTranscriptHash, confirmationTag: groupInfo.confirmationTag),
             policy: policy)
     }
 
-    static func tree(from groupInfo: GroupInfo, supplied: RatchetTree?, _ suite: CipherSuiteProvider) throws -> RatchetTree {
-        if let supplied { return supplied }
-        guard let encoded = groupInfo.extensions.first(.ratchetTree) else {
-            throw MLSError.invalidWelcome("no ratchet tree: it is neither in the GroupInfo nor supplied")
-        }
-        return try RatchetTree(suite, encoded: encoded)
+    /// The GroupInfo's signature (§12.4.3) under the signer leaf's key.
+    static func verifySignature(of groupInfo: GroupInfo, signer: LeafNode?, _ suite: CipherSuiteProvider) throws {
+        guard let signer,
+              try suite.verifyWithLabel(
+                signer.signatureKey, label: "GroupInfoTBS", content: groupInfo.toBeSigned(), signature: groupInfo.signature)
+        else { throw MLSError.invalidMessage("the GroupInfo signature does not verify") }
     }
 
     /// §12.4.3.1 "verify the integrity of the ratchet tree", plus the application's credential check.

@@ -48,19 +48,7 @@ public struct RatchetTree: Sendable {
     /// The last node must be non-blank; the array is padded with blanks to the
     /// next full tree. Leaves must sit at even and parents at odd positions.
     public init(_ suite: CipherSuiteProvider, nodes received: [Node?]) throws {
-        guard let last = received.last, last != nil else {
-            throw MLSError.invalidTree("the ratchet tree is empty or ends in a blank node")
-        }
-        guard received.count <= Int(LeafCount.maximum.nodeCount) else {
-            throw MLSError.invalidTree("the ratchet tree has more nodes than 2^31 leaves allow")
-        }
-        for (index, node) in received.enumerated() {
-            switch node {
-            case .leaf where index % 2 == 1: throw MLSError.invalidTree("node \(index) is a leaf in a parent position")
-            case .parent where index % 2 == 0: throw MLSError.invalidTree("node \(index) is a parent in a leaf position")
-            default: break
-            }
-        }
+        try Self.checkShape(received)
         self.suite = suite
         // n nodes need ceil((n + 1) / 2) leaves: an even count ends on a parent.
         leafCount = try LeafCount(covering: UInt32((received.count + 2) / 2))
@@ -84,10 +72,38 @@ public struct RatchetTree: Sendable {
 
     /// Decodes the `ratchet_tree` extension body: `optional<Node> ratchet_tree<V>`.
     public init(_ suite: CipherSuiteProvider, encoded: [UInt8]) throws {
+        try self.init(suite, nodes: Self.decodeNodes(encoded))
+    }
+
+    /// The nodes of a `ratchet_tree` extension body, with the checks that
+    /// cost nothing per node beyond decoding (``checkShape(_:)``), so a
+    /// caller can look at them (e.g. verify a signature) before paying for
+    /// tree hashes and validation.
+    public static func decodeNodes(_ encoded: [UInt8]) throws -> [Node?] {
         var reader = TLSReader(encoded)
         let received = try reader.readVector(of: { try $0.readOptional(Node.self) })
         try reader.finish()
-        try self.init(suite, nodes: received)
+        try checkShape(received)
+        return received
+    }
+
+    /// §12.4.3.1, §7.8: the last node is non-blank (so an encoding padded
+    /// with blanks, which would cost a hash per blank, is refused first), the
+    /// tree fits 2^31 leaves, leaves sit at even and parents at odd positions.
+    static func checkShape(_ received: [Node?]) throws {
+        guard let last = received.last, last != nil else {
+            throw MLSError.invalidTree("the ratchet tree is empty or ends in a blank node")
+        }
+        guard received.count <= Int(LeafCount.maximum.nodeCount) else {
+            throw MLSError.invalidTree("the ratchet tree has more nodes than 2^31 leaves allow")
+        }
+        for (index, node) in received.enumerated() {
+            switch node {
+            case .leaf where index % 2 == 1: throw MLSError.invalidTree("node \(index) is a leaf in a parent position")
+            case .parent where index % 2 == 0: throw MLSError.invalidTree("node \(index) is a parent in a leaf position")
+            default: break
+            }
+        }
     }
 
     /// The `ratchet_tree` extension body, without trailing blank nodes.

@@ -69,4 +69,37 @@ import Testing
         #expect(serverError?.kind == "invalidCommit")
         #expect(server.epoch == .max)
     }
+
+    /// Finding 7: a GroupInfo padded with hundreds of thousands of blank nodes
+    /// is refused by its signature (or its trailing blanks) before any tree
+    /// hash is computed.
+    @Test func aPaddedUnsignedGroupInfoIsRefusedBeforeTheTreeIsBuilt() throws {
+        let alice = try TestClient("alice", suite).createGroup()
+        let leaf = try #require(alice.tree.leafNode(at: alice.ownLeaf))
+        func groupInfo(blanks: Int, leafFirst: Bool) throws -> GroupInfo {
+            var writer = TLSWriter()
+            try writer.writeVector { inner in
+                if leafFirst { try inner.writeOptional(Node.leaf(leaf)) }
+                for _ in 0..<blanks { inner.write(UInt8(0)) }
+                if !leafFirst { try inner.writeOptional(Node.leaf(leaf)) }
+            }
+            var info = try alice.groupInfo()
+            info.extensions = [Extension(extensionType: .ratchetTree, extensionData: writer.bytes)]
+            info.signer = LeafIndex(leafFirst ? 0 : UInt32(blanks / 2))
+            info.signature = []
+            return info
+        }
+        let padded = try groupInfo(blanks: 700_000, leafFirst: false)
+        #expect(throws: MLSError.invalidMessage("the GroupInfo signature does not verify")) {
+            try PublicGroup(groupInfo: padded)
+        }
+        let trailing = try groupInfo(blanks: 700_000, leafFirst: true)
+        #expect(#expect(throws: MLSError.self) { try PublicGroup(groupInfo: trailing) }?.kind == "invalidTree")
+        // The signer named beyond the tree is no signer at all.
+        var beyond = try alice.groupInfo()
+        beyond.signer = LeafIndex(1 << 31)
+        #expect(throws: MLSError.invalidMessage("the GroupInfo signature does not verify")) {
+            try PublicGroup(groupInfo: beyond)
+        }
+    }
 }
