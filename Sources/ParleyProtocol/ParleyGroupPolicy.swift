@@ -67,7 +67,8 @@ public enum ParleyGroupPolicy {
         }
 
         public func validateSuccessor(_ credential: Credential, replacing old: Credential) throws {
-            guard let name = ParleyGroupPolicy.username(of: credential), name == ParleyGroupPolicy.username(of: old) else {
+            let name = ParleyGroupPolicy.username(of: credential)
+            guard name != nil, name == ParleyGroupPolicy.username(of: old) else {
                 throw ParleyPolicyError.identityChange
             }
         }
@@ -137,7 +138,9 @@ public enum ParleyGroupPolicy {
         }
 
         func isAdmin(_ leaf: LeafIndex) -> Bool {
-            group.tree.leafNode(at: leaf).flatMap { ParleyGroupPolicy.username(of: $0.credential) }.map(admins.contains) ?? false
+            guard let leafNode = group.tree.leafNode(at: leaf),
+                  let name = ParleyGroupPolicy.username(of: leafNode.credential) else { return false }
+            return admins.contains(name)
         }
     }
 }

@@ -18,7 +18,8 @@ import Testing
 
     func keyPackage(_ member: Member, notAfter: UInt64 = .max) throws -> KeyPackageBundle {
         try KeyPackageBundle(
-            suite, credential: member.credential, signatureKeys: member.keys, lifetime: Lifetime(notBefore: 0, notAfter: notAfter))
+            suite, credential: member.credential, signatureKeys: member.keys,
+            lifetime: Lifetime(notBefore: 0, notAfter: notAfter))
     }
 
     /// alice (admin), bob and charlie, plus the server's view, all under Parley's policy.
@@ -106,7 +107,8 @@ import Testing
         var (alice, bob, _, server) = try group()
         var members = [alice]
         let psk = PreSharedKeyID(kind: .external(pskID: [1, 2, 3]), pskNonce: suite.randomBytes(suite.hashLength))
-        refusedEverywhere(try bob.propose(.preSharedKey(psk)), .proposalNotAllowed(.psk), server: &server, members: &members)
+        refusedEverywhere(
+            try bob.propose(.preSharedKey(psk)), .proposalNotAllowed(.psk), server: &server, members: &members)
         refusedEverywhere(
             try bob.propose(.reInit(ReInit(groupID: [9], cipherSuite: suite.suite))), .proposalNotAllowed(.reinit),
             server: &server, members: &members)
@@ -125,7 +127,8 @@ import Testing
         #expect(parleyError(#expect(throws: MLSError.self) {
             try alice.commit(CommitOptions(groupContextExtensions: []))
         }) == .invalidAdminList)
-        let grow = try alice.commit(CommitOptions(groupContextExtensions: [ParleyGroupPolicy.adminsExtension(["alice", "bob"])]))
+        let bothAdmins = try ParleyGroupPolicy.adminsExtension(["alice", "bob"])
+        let grow = try alice.commit(CommitOptions(groupContextExtensions: [bothAdmins]))
         _ = try server.process(grow.message)
         #expect(try ParleyGroupPolicy.admins(in: server.context.extensions) == ["alice", "bob"])
     }
@@ -180,8 +183,10 @@ extension Group {
         let content = FramedContent(
             groupID: groupID, epoch: epoch, sender: .member(ownLeaf), authenticatedData: [],
             body: .commit(Commit(proposals: proposals, path: path)))
-        var signed = try AuthenticatedContent.sign(content, wireFormat: .publicMessage, context: context, signer: signer, suite)
+        var signed = try AuthenticatedContent.sign(
+            content, wireFormat: .publicMessage, context: context, signer: signer, suite)
         signed.auth.confirmationTag = suite.randomBytes(suite.hashLength)
-        return .publicMessage(try PublicMessage.protect(signed, membershipKey: epochSecrets.membershipKey, context: context, suite))
+        return .publicMessage(try PublicMessage.protect(
+            signed, membershipKey: epochSecrets.membershipKey, context: context, suite))
     }
 }

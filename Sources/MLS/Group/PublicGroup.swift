@@ -53,7 +53,8 @@ public struct PublicGroup: Sendable {
             }
             let nodes = try RatchetTree.decodeNodes(encoded)
             let position = Int(groupInfo.signer.nodeIndex.rawValue)
-            let signer: LeafNode? = if position < nodes.count, case .leaf(let leaf)? = nodes[position] { leaf } else { nil }
+            let signer: LeafNode? =
+                if position < nodes.count, case .leaf(let leaf)? = nodes[position] { leaf } else { nil }
             try Self.verifySignature(of: groupInfo, signer: signer, suite)
             tree = try RatchetTree(suite, nodes: nodes)
         }
@@ -68,7 +69,8 @@ public struct PublicGroup: Sendable {
     static func verifySignature(of groupInfo: GroupInfo, signer: LeafNode?, _ suite: CipherSuiteProvider) throws {
         guard let signer,
               try suite.verifyWithLabel(
-                signer.signatureKey, label: "GroupInfoTBS", content: groupInfo.toBeSigned(), signature: groupInfo.signature)
+                signer.signatureKey, label: "GroupInfoTBS", content: groupInfo.toBeSigned(),
+                signature: groupInfo.signature)
         else { throw MLSError.invalidMessage("the GroupInfo signature does not verify") }
     }
 
@@ -186,12 +188,18 @@ public struct PublicGroup: Sendable {
         case .add(let keyPackage):
             try validateKeyPackage(keyPackage, requiredCapabilities: requiredCapabilities, now: policy.now())
         case .update(let leafNode):
-            guard case .member(let leaf) = entry.sender else { throw MLSError.invalidProposal("an Update must come from a member") }
+            guard case .member(let leaf) = entry.sender else {
+                throw MLSError.invalidProposal("an Update must come from a member")
+            }
             try checkUpdate(leafNode, at: leaf, requiredCapabilities)
         case .remove(let leaf):
-            guard tree.leafNode(at: leaf) != nil else { throw MLSError.invalidProposal("Remove names \(leaf), which is not a member") }
+            guard tree.leafNode(at: leaf) != nil else {
+                throw MLSError.invalidProposal("Remove names \(leaf), which is not a member")
+            }
         case .preSharedKey(let id):
-            guard id.pskNonce.count == suite.hashLength else { throw MLSError.invalidProposal("a PSK nonce must be Nh bytes long") }
+            guard id.pskNonce.count == suite.hashLength else {
+                throw MLSError.invalidProposal("a PSK nonce must be Nh bytes long")
+            }
         case .reInit(let reInit):
             guard reInit.version.rawValue >= context.version.rawValue else {
                 throw MLSError.invalidProposal("ReInit may not lower the protocol version")

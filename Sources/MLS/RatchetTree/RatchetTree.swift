@@ -99,8 +99,10 @@ public struct RatchetTree: Sendable {
         }
         for (index, node) in received.enumerated() {
             switch node {
-            case .leaf where index % 2 == 1: throw MLSError.invalidTree("node \(index) is a leaf in a parent position")
-            case .parent where index % 2 == 0: throw MLSError.invalidTree("node \(index) is a parent in a leaf position")
+            case .leaf where index % 2 == 1:
+                throw MLSError.invalidTree("node \(index) is a leaf in a parent position")
+            case .parent where index % 2 == 0:
+                throw MLSError.invalidTree("node \(index) is a parent in a leaf position")
             default: break
             }
         }

@@ -80,7 +80,8 @@ import Testing
         var (_, bob, _, server) = try group()
         server.policy = GroupPolicy(credentialValidator: SameFirstLetter())
         _ = try server.process(bob.propose(.update(updateLeaf(bob, identity: "bobby"))))
-        let error = #expect(throws: MLSError.self) { try server.process(bob.propose(.update(updateLeaf(bob, identity: "carol")))) }
+        let renamed = try bob.propose(.update(updateLeaf(bob, identity: "carol")))
+        let error = #expect(throws: MLSError.self) { try server.process(renamed) }
         guard case .rejectedByPolicy(let rejection)? = error else { Issue.record("not a policy refusal"); return }
         #expect(rejection.subject == .credential && rejection.error is SameFirstLetter.Refused)
     }
@@ -89,7 +90,8 @@ import Testing
     @Test func anUpdatePathLeafMustMeetRequiredCapabilities() throws {
         let custom = ExtensionType(rawValue: 0xF0B0)
         let required = Extension(
-            extensionType: .requiredCapabilities, extensionData: try RequiredCapabilities(extensionTypes: [custom]).tlsEncoded())
+            extensionType: .requiredCapabilities,
+            extensionData: try RequiredCapabilities(extensionTypes: [custom]).tlsEncoded())
         let capabilities = Capabilities(cipherSuites: [suite.suite], extensions: [custom])
         var (alice, bob, charlie, server) = try group(capabilities: capabilities, extensions: [required])
         var template = try #require(bob.tree.leafNode(at: bob.ownLeaf))

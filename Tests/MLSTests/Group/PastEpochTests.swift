@@ -18,7 +18,8 @@ import Testing
     func threeMembers(policy: GroupPolicy) throws -> (alice: Group, bob: Group, charlie: Group) {
         var alice = try TestClient("alice", suite).createGroup(policy: policy)
         var nobody: [Group] = []
-        let joined = try add([TestClient("bob", suite), TestClient("charlie", suite)], to: &alice, others: &nobody, policy: policy)
+        let clients = [TestClient("bob", suite), TestClient("charlie", suite)]
+        let joined = try add(clients, to: &alice, others: &nobody, policy: policy)
         return (alice, joined[0], joined[1])
     }
 
@@ -60,7 +61,8 @@ import Testing
         clock.advance(10)
         #expect(try bob.process(first).applicationText == "one")
         // The end time survives a restore.
-        #expect(try Group(serialized: bob.serialized(), policy: policy).pastEpochs.first?.endedAt == bob.pastEpochs.first?.endedAt)
+        let restored = try Group(serialized: bob.serialized(), policy: policy)
+        #expect(restored.pastEpochs.first?.endedAt == bob.pastEpochs.first?.endedAt)
 
         clock.advance(21)
         #expect(throws: MLSError.wrongEpoch(message: 1, group: 2)) { try bob.process(second) }

@@ -16,7 +16,8 @@ import Testing
             case .add, .groupContextExtensions:
                 guard proposal.sender == .member(LeafIndex(0)) else { throw NotAdmin() }
             case .remove(let leaf):
-                guard proposal.sender == .member(LeafIndex(0)) || proposal.sender == .member(leaf) else { throw NotAdmin() }
+                let allowed = proposal.sender == .member(LeafIndex(0)) || proposal.sender == .member(leaf)
+                guard allowed else { throw NotAdmin() }
             default: break
             }
         }
@@ -34,6 +35,11 @@ import Testing
                 try Group.join(welcome: welcome, keyPackage: bundles[1], policy: policy), server)
     }
 
+    /// A GroupContextExtensions proposal with one extension.
+    func extensions(_ type: UInt16, _ data: [UInt8]) -> Proposal {
+        .groupContextExtensions([Extension(extensionType: ExtensionType(rawValue: type), extensionData: data)])
+    }
+
     func isProposalRejection(_ error: MLSError?) -> Bool {
         guard case .rejectedByPolicy(let rejection)? = error else { return false }
         return rejection.subject == .proposal && rejection.error is OnlyLeafZeroProposes.NotAdmin
@@ -43,7 +49,7 @@ import Testing
         let policy = GroupPolicy(commitPolicy: OnlyLeafZeroProposes())
         var (alice, bob, charlie, server) = try group(policy: policy)
         let removeAlice = try bob.propose(.remove(removed: alice.ownLeaf))
-        let takeover = try bob.propose(.groupContextExtensions([Extension(extensionType: ExtensionType(rawValue: 0xF0A0), extensionData: [1])]))
+        let takeover = try bob.propose(extensions(0xF0A0, [1]))
         for message in [removeAlice, takeover] {
             #expect(isProposalRejection(#expect(throws: MLSError.self) { try server.process(message) }))
             #expect(isProposalRejection(#expect(throws: MLSError.self) { try alice.process(message) }))
@@ -108,8 +114,8 @@ import Testing
     @Test func conflictingPendingProposalsNeverBreakTheCommittersCommit() throws {
         var (alice, bob, charlie, server) = try group(policy: GroupPolicy())
         let proposals = try [
-            bob.propose(.groupContextExtensions([Extension(extensionType: ExtensionType(rawValue: 0xF0A1), extensionData: [1])])),
-            bob.propose(.groupContextExtensions([Extension(extensionType: ExtensionType(rawValue: 0xF0A1), extensionData: [2])])),
+            bob.propose(extensions(0xF0A1, [1])),
+            bob.propose(extensions(0xF0A1, [2])),
             charlie.proposeLeave(), bob.propose(.remove(removed: charlie.ownLeaf)),
         ]
         for message in proposals {
@@ -129,7 +135,7 @@ import Testing
         let policy = GroupPolicy(maximumProposalsPerEpoch: 3, maximumProposalBytesPerEpoch: 10_000)
         var (alice, bob, _, server) = try group(policy: policy)
         func extensions(_ tag: UInt8, size: Int) -> Proposal {
-            .groupContextExtensions([Extension(extensionType: ExtensionType(rawValue: 0xF0A1), extensionData: [UInt8](repeating: tag, count: size))])
+            self.extensions(0xF0A1, [UInt8](repeating: tag, count: size))
         }
         var sent: [MLSMessage] = []
         for tag in UInt8(1)...3 {
