@@ -8,6 +8,10 @@ public struct CommitOptions: Sendable {
     public var groupContextExtensions: [Extension]?
     /// Include proposals received this epoch (by reference), as §12.4 says a committer SHOULD.
     public var includePendingProposals: Bool
+    /// When set, only the received proposals with these ProposalRefs are
+    /// considered for inclusion (e.g. only members' own leaves); the usual
+    /// filtering still applies. Ignored unless `includePendingProposals`.
+    public var onlyPendingReferences: Set<[UInt8]>?
     /// Send an UpdatePath even when no proposal requires one.
     public var forcePath: Bool
     /// Put the ratchet tree into the Welcome's GroupInfo so joiners need no other source.
@@ -19,7 +23,7 @@ public struct CommitOptions: Sendable {
     public init(
         add: [KeyPackage] = [], remove: [LeafIndex] = [], groupContextExtensions: [Extension]? = nil,
         includePendingProposals: Bool = true, forcePath: Bool = false, ratchetTreeInWelcome: Bool = true,
-        leafNode: LeafNode? = nil, authenticatedData: [UInt8] = []
+        leafNode: LeafNode? = nil, authenticatedData: [UInt8] = [], onlyPendingReferences: Set<[UInt8]>? = nil
     ) {
         self.add = add
         self.remove = remove
@@ -29,6 +33,7 @@ public struct CommitOptions: Sendable {
         self.ratchetTreeInWelcome = ratchetTreeInWelcome
         self.leafNode = leafNode
         self.authenticatedData = authenticatedData
+        self.onlyPendingReferences = onlyPendingReferences
     }
 
     /// An empty Commit with a path: a self-update for forward secrecy and PCS.
@@ -160,7 +165,8 @@ extension Group {
         }
         let me = Sender.member(ownLeaf)
         let allowed = sorted.filter { cached in
-            (try? publicGroup.checkProposalPolicy(cached)) != nil
+            options.onlyPendingReferences.map { only in cached.reference.map(only.contains) ?? false } ?? true
+                && (try? publicGroup.checkProposalPolicy(cached)) != nil
                 && (try? policy.commitPolicy.validate([cached], committer: me, group: publicGroup)) != nil
         }
         return allowed.filter { cached in

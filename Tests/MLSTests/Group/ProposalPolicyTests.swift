@@ -167,4 +167,24 @@ import Testing
         let restored = try PublicGroup(serialized: server.serialized(), policy: policy)
         #expect(restored.proposalBytes == server.proposalBytes)
     }
+
+    /// A committer can choose which received proposals to commit, e.g. only leaves.
+    @Test func aCommitterCommitsOnlyTheProposalsItChooses() throws {
+        var (alice, bob, charlie, server) = try group(policy: GroupPolicy())
+        let leave = try charlie.proposeLeave()
+        let extensionsChange = try bob.propose(extensions(0xF0A1, [1]))
+        var leaveReference: [UInt8] = []
+        for message in [leave, extensionsChange] {
+            _ = try server.process(message)
+            if case .proposal(let reference, let proposal) = try alice.process(message),
+               proposal.sender == .member(charlie.ownLeaf) {
+                leaveReference = reference
+            }
+        }
+        let commit = try alice.commit(CommitOptions(onlyPendingReferences: [leaveReference]))
+        _ = try server.process(commit.message)
+        _ = try alice.process(commit.message)
+        #expect(commit.summary.removed.map(\.index) == [charlie.ownLeaf])
+        #expect(alice.context.extensions.isEmpty && server.members.count == 2)
+    }
 }
