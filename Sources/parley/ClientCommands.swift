@@ -200,7 +200,14 @@ struct Read: AsyncParsableCommand {
     func run() async throws {
         let json = self.json
         let width = Self.terminalWidth()
-        try await options.run { client in
+        try await options.run(sync: false) { client in
+            // Offline or a failing server still leaves the stored history readable.
+            do {
+                try await client.sync()
+            } catch {
+                let note = TerminalText.line("Showing stored messages only; syncing failed: \(error)") + "\n"
+                FileHandle.standardError.write(Data(note.utf8))
+            }
             for entry in try await client.history(group) { print(Self.format(entry, json: json, width: width)) }
             fflush(nil)
             if follow {

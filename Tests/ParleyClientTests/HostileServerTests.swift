@@ -39,4 +39,30 @@ import Testing
         for client in [alice, bob, reopened] { await client.close() }
         await harness.stop()
     }
+
+    /// The server writes each frame's `sender`; a hostile one rewrites it so
+    /// the history would say "mallory removed carol" when alice did. The
+    /// history names whoever signed the commit, from the MLS tree.
+    @Test func aForgedSenderFieldDoesNotChangeWhoTheHistoryNames() async throws {
+        let harness = Harness()
+        try await harness.start()
+        let (alice, bob) = try await harness.aliceAndBob()
+        let carol = try await harness.registered("carol")
+        try await alice.add(["carol"], to: "g")
+        try await bob.sync()
+        var aliceGroup = try await alice.group("g")
+        let carolLeaf = try #require(aliceGroup.members.first { ParleyGroupPolicy.username(of: $0.credential) == "carol" })
+        let removal = try aliceGroup.removeMembers([carolLeaf.index])
+        await bob.close()
+        let last = try #require(await bob.groupSummaries().first { $0.name == "g" }).lastSeq
+        let forged = ServerFrame.Message(
+            group: "g", seq: last + 1, time: 1, sender: "mallory", message: Data(try removal.message.tlsEncoded()))
+        try await bob.apply(.message(forged))
+        let lines = try await bob.history("g").map(\.text)
+        #expect(lines.contains("alice removed carol."))
+        #expect(!lines.contains { $0.contains("mallory") })
+        #expect(try await bob.members("g") == ["alice", "bob"])
+        for client in [alice, bob, carol] { await client.close() }
+        await harness.stop()
+    }
 }

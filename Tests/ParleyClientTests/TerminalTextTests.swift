@@ -71,7 +71,8 @@ import Testing
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        // Errors go to the same file, so a failing expectation shows why the command failed.
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
         var cArguments = ([binary] + arguments).map { strdup($0) } + [nil]
         defer { for pointer in cArguments { free(pointer) } }
         let variables: [String] = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" } + ["PARLEY_PASSWORD=\(password)"]

@@ -86,7 +86,8 @@ extension ParleyClient {
         let message = try? MLSMessage(tlsEncoded: [UInt8](frame.message))
         do {
             guard let message else { throw ClientError.invalid("it is not an MLS message") }
-            lines += try describe(try group.process(message), frame)
+            let processed = try group.process(message)
+            lines += describe(processed, in: group, frame)
         } catch MLSError.ownMessage {
             // Our own application message, echoed: the outbox has its text.
             if let id = frame.id, let queued = try outbox().first(where: { $0.item.id == id }) {
@@ -121,30 +122,36 @@ extension ParleyClient {
         }
     }
 
-    private func describe(_ processed: ProcessedMessage, _ frame: ServerFrame.Message) throws -> [HistoryEntry] {
+    /// History lines for what a message did. Who did it comes from the MLS
+    /// credential of the leaf that signed it, never from the frame's `sender`,
+    /// which the server writes and could forge.
+    private func describe(_ processed: ProcessedMessage, in group: Group, _ frame: ServerFrame.Message) -> [HistoryEntry] {
+        let actor = { (leaf: LeafIndex) in
+            group.tree.leafNode(at: leaf).flatMap { ParleyGroupPolicy.username(of: $0.credential) } ?? "a member"
+        }
         switch processed {
         case .application(let message):
             let sender = ParleyGroupPolicy.username(of: message.credential) ?? frame.sender
             return [HistoryEntry(seq: frame.seq, time: frame.time, sender: sender, kind: .text, text: String(decoding: message.data, as: UTF8.self))]
         case .proposal(_, let proposal):
             if case .remove(let leaf) = proposal.proposal, proposal.sender == .member(leaf) {
-                return [systemLine(frame.group, "\(frame.sender) asked to leave the group.", seq: frame.seq, time: frame.time)]
+                return [systemLine(frame.group, "\(actor(leaf)) asked to leave the group.", seq: frame.seq, time: frame.time)]
             }
             return []
         case .commit(let summary):
-            return describe(summary, frame)
+            return describe(summary, by: actor(summary.committerLeaf), frame)
         }
     }
 
-    private func describe(_ summary: CommitSummary, _ frame: ServerFrame.Message) -> [HistoryEntry] {
+    private func describe(_ summary: CommitSummary, by committer: String, _ frame: ServerFrame.Message) -> [HistoryEntry] {
         var lines: [HistoryEntry] = []
         let names = { (members: [(index: LeafIndex, credential: Credential)]) in
             Array(Set(members.compactMap { ParleyGroupPolicy.username(of: $0.credential) })).sorted().joined(separator: ", ")
         }
         let line = { (text: String) in self.systemLine(frame.group, text, seq: frame.seq, time: frame.time) }
-        if !summary.added.isEmpty { lines.append(line("\(frame.sender) added \(names(summary.added)).")) }
+        if !summary.added.isEmpty { lines.append(line("\(committer) added \(names(summary.added)).")) }
         if !summary.removed.isEmpty {
-            lines.append(line(summary.removedSelf ? "You were removed from the group." : "\(frame.sender) removed \(names(summary.removed))."))
+            lines.append(line(summary.removedSelf ? "You were removed from the group." : "\(committer) removed \(names(summary.removed))."))
         }
         return lines
     }
