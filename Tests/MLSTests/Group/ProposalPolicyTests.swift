@@ -24,15 +24,7 @@ import Testing
     }
 
     func group(policy: GroupPolicy) throws -> (alice: Group, bob: Group, charlie: Group, server: PublicGroup) {
-        var alice = try TestClient("alice", suite).createGroup(policy: policy)
-        var server = try PublicGroup(groupInfo: alice.groupInfo(), policy: policy)
-        let bundles = try [TestClient("bob", suite), TestClient("charlie", suite)].map { try $0.keyPackage() }
-        let output = try alice.addMembers(bundles.map(\.keyPackage))
-        _ = try server.process(output.message)
-        _ = try alice.process(output.message)
-        guard case .welcome(let welcome)? = output.welcome else { throw MLSError.invalidWelcome("none") }
-        return (alice, try Group.join(welcome: welcome, keyPackage: bundles[0], policy: policy),
-                try Group.join(welcome: welcome, keyPackage: bundles[1], policy: policy), server)
+        try TestClient.threeMemberGroup(suite, policy: policy)
     }
 
     /// A GroupContextExtensions proposal with one extension.

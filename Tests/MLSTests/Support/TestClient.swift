@@ -45,3 +45,21 @@ func add(_ clients: [TestClient], to committer: inout Group, others: inout [Grou
     guard case .welcome(let welcome)? = output.welcome else { throw MLSError.invalidWelcome("no Welcome") }
     return try bundles.map { try Group.join(welcome: welcome, keyPackage: $0, policy: policy) }
 }
+
+extension TestClient {
+    /// alice (the creator), bob and charlie in one group at epoch 1, and the
+    /// server's secret-free view of it.
+    static func threeMemberGroup(
+        _ suite: CipherSuiteProvider, policy: GroupPolicy
+    ) throws -> (alice: Group, bob: Group, charlie: Group, server: PublicGroup) {
+        var alice = try TestClient("alice", suite).createGroup(policy: policy)
+        var server = try PublicGroup(groupInfo: alice.groupInfo(), policy: policy)
+        let bundles = try [TestClient("bob", suite), TestClient("charlie", suite)].map { try $0.keyPackage() }
+        let output = try alice.addMembers(bundles.map(\.keyPackage))
+        _ = try server.process(output.message)
+        _ = try alice.process(output.message)
+        guard case .welcome(let welcome)? = output.welcome else { throw MLSError.invalidWelcome("none") }
+        return (alice, try Group.join(welcome: welcome, keyPackage: bundles[0], policy: policy),
+                try Group.join(welcome: welcome, keyPackage: bundles[1], policy: policy), server)
+    }
+}
