@@ -13,11 +13,15 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
     case invalid(String)
     /// This member can no longer follow the group; the reason says why.
     case groupUnusable(String, reason: String)
+    /// The server sent one frame larger than the client accepts; the connection was closed.
+    case frameTooLarge(limit: Int)
 
     /// The server is gone: nothing else can work until it is back.
     var isConnectionLoss: Bool {
-        if case .unreachable = self { return true }
-        return false
+        switch self {
+        case .unreachable, .frameTooLarge: true
+        default: false
+        }
     }
 
     public var description: String {
@@ -31,8 +35,9 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
         case .unreachable(let detail):
             "The server cannot be reached (\(detail)); check the URL and that it is running."
         case .certificateChanged(let pinned, let presented):
-            "The server's TLS certificate changed (pinned \(pinned), now \(presented)). If the operator confirms the change, "
-                + "run `parley login NAME --accept-new-certificate`; otherwise someone may be intercepting the connection."
+            "The server's TLS certificate changed (pinned \(pinned), now \(presented)). "
+                + "If the operator confirms the change, run `parley login NAME --accept-new-certificate`; "
+                + "otherwise someone may be intercepting the connection."
         case .noSuchGroup(let name):
             "You are not in a group called \(name); `parley groups` lists yours."
         case .noSuchMember(let user, let group):
@@ -41,6 +46,9 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
             "The server did not answer in time; try again."
         case .invalid(let message):
             message
+        case .frameTooLarge(let limit):
+            "The server sent a frame larger than \(limit) bytes, which this client does not accept, so the "
+                + "connection was closed; the next command reconnects. If it keeps happening, tell the operator."
         case .groupUnusable(let name, let reason):
             "You can no longer follow \(name): \(reason) Ask an admin to remove you and add you again."
         }

@@ -29,9 +29,13 @@ public final class ParleyServer: Sendable {
     private let serviceGroup = Mutex<ServiceGroup?>(nil)
 
     public init(configuration: ServerConfiguration, logger: Logger = Logger(label: "parley")) throws {
+        // Ranges first: no configured value may reach arithmetic that traps.
+        try configuration.validate()
         self.configuration = configuration
         self.logger = logger
-        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: configuration.dataDirectory, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
         storage = try SQLiteStorage(path: configuration.databasePath)
         let (identity, created) = try ServerIdentity.load(configuration: configuration)
         self.identity = identity
@@ -42,8 +46,10 @@ public final class ParleyServer: Sendable {
         let hub = ConnectionHub(maxQueuedBytes: configuration.maxQueuedBytesPerConnection)
         self.hub = hub
         accounts = AccountService(
-            storage: storage, configuration: configuration, hub: hub, certificateDER: identity.certificateDER, logger: logger)
-        delivery = DeliveryService(storage: storage, hub: hub, configuration: configuration, metrics: metrics, logger: logger)
+            storage: storage, configuration: configuration, hub: hub, certificateDER: identity.certificateDER,
+            logger: logger)
+        delivery = DeliveryService(
+            storage: storage, hub: hub, configuration: configuration, metrics: metrics, logger: logger)
     }
 
     /// Serves until a graceful shutdown: SIGTERM or SIGINT when `handleSignals`,
@@ -51,15 +57,19 @@ public final class ParleyServer: Sendable {
     /// 1001 (going away), drains in-flight requests and returns.
     ///
     /// - Parameter onRunning: called with the bound port once the server listens.
-    public func run(handleSignals: Bool = true, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+    public func run(
+        handleSignals: Bool = true, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) async throws {
         let routes = Routes(
-            accounts: accounts, directory: directory, delivery: delivery, metrics: metrics, hub: hub, configuration: configuration)
+            accounts: accounts, directory: directory, delivery: delivery, metrics: metrics, hub: hub,
+            configuration: configuration)
         let router = routes.router()
         router.get("v1/ws") { _, _ -> Response in throw ErrorBody(.unauthorized) }
         let app = Application(
             router: router,
             server: try serverBuilder(),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Parley"),
+            configuration: .init(
+                address: .hostname(configuration.host, port: configuration.port), serverName: "Parley"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
         let group = ServiceGroup(configuration: .init(
@@ -84,15 +94,18 @@ public final class ParleyServer: Sendable {
             ws: .init(maxFrameSize: configuration.maxFrameBytes * 4,
                       autoPing: .enabled(timePeriod: .seconds(max(1, configuration.pingIntervalSeconds)))))
         typealias Upgrade = ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>>
-        let shouldUpgrade: @Sendable (HTTPRequest, any Channel, Logger) async throws -> Upgrade = { request, channel, logger in
+        let shouldUpgrade: @Sendable (HTTPRequest, any Channel, Logger) async throws -> Upgrade = {
+            request, channel, logger in
             let (storage, delivery, hub, configuration, accounts) = sessionParts
             guard request.path == "/v1/ws",
                   let token = Routes.token(from: request.headerFields[.authorization]),
                   let device = try? accounts.authenticate(token: token) else {
                 return .dontUpgrade
             }
+            let check = SessionCheck(storage: storage, tokenHash: SessionToken.hash(token))
             let session = WebSocketSession(device: device, storage: storage, delivery: delivery, hub: hub,
-                                           configuration: configuration, logger: logger, channel: channel)
+                                           configuration: configuration, logger: logger, channel: channel,
+                                           session: check)
             return .upgrade([:]) { inbound, outbound, _ in
                 await session.run(inbound: inbound, outbound: outbound)
             }
@@ -119,11 +132,25 @@ public final class ParleyServer: Sendable {
     }
 
     public func listUsers() throws -> [(name: String, created: Date, devices: Int)] {
-        try storage.users().map { ($0.name, Date(timeIntervalSince1970: Double($0.createdAt) / 1000), try storage.devices(ofUser: $0.id).count) }
+        try storage.users().map {
+            ($0.name, Date(timeIntervalSince1970: Double($0.createdAt) / 1000), try storage.devices(ofUser: $0.id).count)
+        }
     }
 
     public func removeUser(name: String) throws -> Bool {
         try accounts.removeUser(name: name)
+    }
+
+    /// The user's devices (id and SHA-256 fingerprint of the signature key); nil for no such user.
+    public func listDevices(user name: String) throws -> [(id: Int64, keyFingerprint: String)]? {
+        try accounts.devices(ofUser: name)?.map { ($0.id, DeviceFingerprint.of($0.signatureKey)) }
+    }
+
+    /// Removes one device of the user: its signature key is tombstoned (never accepted again),
+    /// its sessions end and its WebSocket closes, here at once, in a server running in another
+    /// process at its next session check. False when the user has no such device.
+    public func removeDevice(user name: String, deviceID: Int64) throws -> Bool {
+        try accounts.removeDevice(user: name, deviceID: deviceID)
     }
 }
 

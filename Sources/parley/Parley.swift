@@ -47,6 +47,8 @@ struct Serve: AsyncParsableCommand {
         var configuration = try options.configuration()
         if let host { configuration.host = host }
         if let port { configuration.port = port }
+        // Refused here with its sentence, before logging or the server start.
+        try Operator.run { try configuration.validate() }
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .info
@@ -69,11 +71,12 @@ struct Serve: AsyncParsableCommand {
 struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Manage accounts in a data directory, also while the server runs.",
-        subcommands: [AddUser.self, ListUsers.self, RemoveUser.self])
+        subcommands: [AddUser.self, ListUsers.self, RemoveUser.self, ListDevices.self, RemoveDevice.self])
 }
 
 struct AddUser: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "add-user", abstract: "Create an account (the seed's provisioning mode).")
+    static let configuration = CommandConfiguration(
+        commandName: "add-user", abstract: "Create an account (the seed's provisioning mode).")
 
     @Argument(help: "Username: 3–32 characters of a-z, 0-9, '.', '_', '-'.")
     var name: String
@@ -93,7 +96,8 @@ struct AddUser: AsyncParsableCommand {
             password = PasswordPrompt.read("Password for \(name): ")
         }
         try Operator.run {
-            try ParleyServer(configuration: try options.configuration(), logger: Operator.quietLogger).addUser(name: name, password: password)
+            let server = try ParleyServer(configuration: try options.configuration(), logger: Operator.quietLogger)
+            try server.addUser(name: name, password: password)
             print("Added user \(name).")
         }
     }
@@ -105,24 +109,67 @@ struct ListUsers: AsyncParsableCommand {
 
     func run() async throws {
         try Operator.run {
-            let users = try ParleyServer(configuration: try options.configuration(), logger: Operator.quietLogger).listUsers()
+            let server = try ParleyServer(configuration: try options.configuration(), logger: Operator.quietLogger)
+            let users = try server.listUsers()
             if users.isEmpty { print("No users.") }
-            for user in users { print(TerminalText.line(user.name) + "\t\(user.devices) device(s)\tcreated \(user.created)") }
+            for user in users {
+                print(TerminalText.line(user.name) + "\t\(user.devices) device(s)\tcreated \(user.created)")
+            }
         }
     }
 }
 
 struct RemoveUser: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "remove-user", abstract: "Delete an account, its devices and sessions.")
+    static let configuration = CommandConfiguration(
+        commandName: "remove-user", abstract: "Delete an account, its devices and sessions.")
     @Argument var name: String
     @OptionGroup var options: ServerOptions
 
     func run() async throws {
         try Operator.run {
-            guard try ParleyServer(configuration: try options.configuration(), logger: Operator.quietLogger).removeUser(name: name) else {
+            let server = try ParleyServer(configuration: try options.configuration(), logger: Operator.quietLogger)
+            guard try server.removeUser(name: name) else {
                 throw Operator.Failure(description: "There is no user named \(name).")
             }
             print("Removed user \(name).")
+        }
+    }
+}
+
+struct ListDevices: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list-devices", abstract: "List a user's devices: id and signature-key fingerprint.")
+    @Argument var user: String
+    @OptionGroup var options: ServerOptions
+
+    func run() async throws {
+        try Operator.run {
+            let server = try ParleyServer(configuration: try options.configuration(), logger: Operator.quietLogger)
+            guard let devices = try server.listDevices(user: user) else {
+                throw Operator.Failure(description: "There is no user named \(TerminalText.line(user)).")
+            }
+            if devices.isEmpty { print("\(TerminalText.line(user)) has no devices.") }
+            for device in devices { print("\(device.id)\tkey \(device.keyFingerprint)") }
+        }
+    }
+}
+
+struct RemoveDevice: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "remove-device",
+        abstract: "Remove one device of a user: its key is retired, its sessions end, its connection closes.",
+        discussion: "Frees a place under max_devices_per_account. `list-devices USER` shows the ids.")
+    @Argument var user: String
+    @Argument(help: "The device id, as `list-devices` shows it.") var deviceID: Int64
+    @OptionGroup var options: ServerOptions
+
+    func run() async throws {
+        try Operator.run {
+            let server = try ParleyServer(configuration: try options.configuration(), logger: Operator.quietLogger)
+            guard try server.removeDevice(user: user, deviceID: deviceID) else {
+                throw Operator.Failure(description: "\(TerminalText.line(user)) has no device \(deviceID).")
+            }
+            print("Removed device \(deviceID) of \(TerminalText.line(user)).")
         }
     }
 }

@@ -151,7 +151,9 @@ public actor ParleyClient {
 
     /// Opens the WebSocket and processes the replay up to `replayFinished`.
     func connect() async throws {
-        if socket != nil { return }
+        // A closed socket whose frames were all read is replaced: the new one replays from
+        // the acknowledged cursors, so nothing is lost.
+        if let socket, !socket.isFinished { return }
         let (api, token) = try await requireAPI()
         let socket = try ServerSocket(api: api, token: token)
         self.socket = socket

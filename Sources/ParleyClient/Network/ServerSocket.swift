@@ -5,46 +5,51 @@ import NIOSSL
 import ParleyProtocol
 import Synchronization
 
-/// The device's WebSocket: incoming frames queue up for ``next(timeout:)``.
+/// The device's WebSocket: incoming frames queue up in a bounded ``FrameInbox`` for
+/// ``next(timeout:)``.
 final class ServerSocket: Sendable {
-    private final class State: Sendable {
-        let inner = Mutex<(frames: [ServerFrame], closed: Bool, error: String?)>(([], false, nil))
-    }
-
-    private let state = State()
+    private let inbox = FrameInbox()
     private let outgoing: AsyncStream<String>.Continuation
     private let task: Task<Void, Never>
 
     init(api: ServerAPI, token: String) throws {
         let (stream, outgoing) = AsyncStream<String>.makeStream()
         self.outgoing = outgoing
-        let state = self.state
+        let inbox = self.inbox
         let tls = try CertificatePin.pinned(api.certificate)
         let url = "wss://\(api.host):\(api.port)/v1/ws"
         // NIOSSL refuses IP addresses as SNI; the server does not need SNI.
         let sni = api.host.allSatisfy { $0.isNumber || $0 == "." || $0 == ":" } ? "localhost" : api.host
         var logger = Logger(label: "parley-client-ws")
         logger.logLevel = .critical
+        // One frame is at most `maxFrameBytes` (the WebSocket layer refuses a longer one and closes).
+        let configuration = WebSocketClientConfiguration(
+            maxFrameSize: FrameInbox.maxFrameBytes, additionalHeaders: [.authorization: "Bearer \(token)"],
+            autoPing: .enabled(timePeriod: .seconds(30)), sniHostname: sni)
         task = Task {
             do {
                 _ = try await WebSocketClient.connect(
-                    url: url,
-                    configuration: .init(maxFrameSize: 16 << 20, additionalHeaders: [.authorization: "Bearer \(token)"], autoPing: .enabled(timePeriod: .seconds(30)), sniHostname: sni),
-                    tlsConfiguration: tls, logger: logger
+                    url: url, configuration: configuration, tlsConfiguration: tls, logger: logger
                 ) { inbound, outbound, _ in
                     let writer = Task {
                         for await text in stream { try await outbound.write(.text(text)) }
                         try await outbound.close(.normalClosure, reason: nil)
                     }
                     defer { writer.cancel() }
-                    for try await message in inbound.messages(maxSize: 16 << 20) {
-                        guard case .text(let text) = message, let frame = try? WireJSON.decode(ServerFrame.self, from: Data(text.utf8)) else { continue }
-                        state.inner.withLock { $0.frames.append(frame) }
+                    for try await message in inbound.messages(maxSize: FrameInbox.maxFrameBytes) {
+                        guard case .text(let text) = message,
+                              let frame = try? WireJSON.decode(ServerFrame.self, from: Data(text.utf8))
+                        else { continue }
+                        // Waits while the inbox is full: the socket is not read meanwhile, so
+                        // TCP flow control holds a flooding server back, not client memory.
+                        try await inbox.put(frame, size: text.utf8.count)
                     }
                 }
-                state.inner.withLock { $0.closed = true }
+                inbox.close(error: nil)
+            } catch let error as WebSocketClientError where error == .serverSentMessageTooLarge {
+                inbox.close(error: .frameTooLarge(limit: FrameInbox.maxFrameBytes))
             } catch {
-                state.inner.withLock { $0.closed = true; $0.error = "\(error)" }
+                inbox.close(error: .unreachable("\(error)"))
             }
         }
     }
@@ -58,17 +63,89 @@ final class ServerSocket: Sendable {
     func next(timeout: Duration) async throws -> ServerFrame? {
         let deadline = ContinuousClock.now + timeout
         while true {
-            let (frame, closed, error) = state.inner.withLock { s -> (ServerFrame?, Bool, String?) in
-                s.frames.isEmpty ? (nil, s.closed, s.error) : (s.frames.removeFirst(), false, nil)
-            }
-            if let frame { return frame }
-            if closed { throw ClientError.unreachable(error ?? "the connection closed") }
+            if let frame = try inbox.take() { return frame }
             if ContinuousClock.now >= deadline { return nil }
             try await Task.sleep(for: .milliseconds(5))
         }
     }
 
+    /// Closed and every frame read: a new connection is needed.
+    var isFinished: Bool { inbox.isFinished }
+
+    /// The most frames that ever waited in this socket's inbox at once.
+    var peakQueuedFrames: Int { inbox.peakCount }
+
     func close() {
         outgoing.finish()
     }
+}
+
+/// Frames received and not yet processed, bounded by count and by bytes: a hostile server
+/// that sends faster than the client processes cannot grow client memory. A full inbox makes
+/// the reader wait instead of dropping or disconnecting, so an honest but long replay
+/// (thousands of messages after a month offline) still arrives whole, just paced by the client.
+final class FrameInbox: Sendable {
+    /// Largest single frame accepted: well above the server's largest (1 MiB message, base64).
+    static let maxFrameBytes = 16 << 20
+    /// The bounds a new inbox gets; tests lower them to watch a flood paced through a small one.
+    static let defaultBounds = Mutex<(frames: Int, bytes: Int)>((1024, 32 << 20))
+    let maxFrames: Int
+    let maxBytes: Int
+    private let state = Mutex<(frames: [(ServerFrame, Int)], bytes: Int, peak: Int, closed: Bool, error: ClientError?)>(
+        ([], 0, 0, false, nil))
+
+    init(maxFrames: Int? = nil, maxBytes: Int? = nil) {
+        let defaults = Self.defaultBounds.withLock { $0 }
+        self.maxFrames = maxFrames ?? defaults.frames
+        self.maxBytes = maxBytes ?? defaults.bytes
+    }
+
+    /// Adds a frame if it fits; an empty inbox takes any one frame, so a frame as large as
+    /// the whole byte bound cannot wedge it.
+    func offer(_ frame: ServerFrame, size: Int) -> Bool {
+        state.withLock { state in
+            let (total, overflow) = state.bytes.addingReportingOverflow(max(0, size))
+            guard state.frames.isEmpty || (!overflow && total <= maxBytes && state.frames.count < maxFrames)
+            else { return false }
+            state.frames.append((frame, size))
+            state.bytes = overflow ? .max : total
+            state.peak = max(state.peak, state.frames.count)
+            return true
+        }
+    }
+
+    /// Adds a frame, waiting while the inbox is full; throws when the reading task is cancelled.
+    func put(_ frame: ServerFrame, size: Int) async throws {
+        while !offer(frame, size: size) {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    /// The oldest frame; nil when none is waiting. Throws once closed and empty.
+    func take() throws -> ServerFrame? {
+        let (frame, error) = state.withLock { state -> (ServerFrame?, ClientError?) in
+            guard state.frames.isEmpty else {
+                let (frame, size) = state.frames.removeFirst()
+                state.bytes = max(0, state.bytes - size)
+                return (frame, nil)
+            }
+            guard state.closed else { return (nil, nil) }
+            return (nil, state.error ?? .unreachable("the connection closed"))
+        }
+        if let error { throw error }
+        return frame
+    }
+
+    func close(error: ClientError?) {
+        state.withLock { state in
+            state.closed = true
+            state.error = error
+        }
+    }
+
+    var isFinished: Bool { state.withLock { $0.closed && $0.frames.isEmpty } }
+    var count: Int { state.withLock { $0.frames.count } }
+    var bytes: Int { state.withLock { $0.bytes } }
+    /// The most frames it ever held at once.
+    var peakCount: Int { state.withLock { $0.peak } }
 }

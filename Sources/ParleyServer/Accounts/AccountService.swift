@@ -142,7 +142,8 @@ final class AccountService: Sendable {
             username: request.username, challenge: [UInt8](request.challenge), signatureKey: key,
             serverCertificate: certificateDER)
         let verified = try? API.Login.suite.verifyWithLabel(
-            SignaturePublicKey(key), label: API.Login.proofLabel, content: content, signature: [UInt8](request.signature))
+            SignaturePublicKey(key), label: API.Login.proofLabel, content: content,
+            signature: [UInt8](request.signature))
         guard verified == true else { throw ErrorBody(.invalidLoginProof) }
     }
 
@@ -173,6 +174,20 @@ final class AccountService: Sendable {
         let removed = try storage.removeUser(named: name)
         for device in devices { hub.close(deviceID: device.id) }
         return removed
+    }
+
+    func devices(ofUser name: String) throws -> [DeviceRecord]? {
+        try storage.user(named: name).map { try storage.devices(ofUser: $0.id) }
+    }
+
+    /// The operator's `admin remove-device`: tombstones the device's key, deletes it with its
+    /// sessions and KeyPackages, and closes its WebSocket. Frees a place under the device bound.
+    func removeDevice(user name: String, deviceID: Int64) throws -> Bool {
+        guard let user = try storage.user(named: name), try storage.removeDevice(userID: user.id, deviceID: deviceID)
+        else { return false }
+        hub.close(deviceID: deviceID)
+        logger.info("device removed", metadata: ["user": "\(name)", "device": "\(deviceID)"])
+        return true
     }
 
     /// The device behind a bearer token, or `unauthorized`.

@@ -51,3 +51,10 @@ enum SessionToken {
         Array(SHA256.hash(data: Array(token.utf8)))
     }
 }
+
+/// How operators tell a user's devices apart: the SHA-256 of the signature key, first 16 bytes in hex.
+enum DeviceFingerprint {
+    static func of(_ signatureKey: [UInt8]) -> String {
+        SHA256.hash(data: signatureKey).prefix(16).map { String(format: "%02x", $0) }.joined()
+    }
+}

@@ -46,6 +46,9 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
     public var idleTimeoutSeconds: Int = 60
     /// The server pings each WebSocket this often; one not answered by the next ping closes it.
     public var pingIntervalSeconds: Int = 30
+    /// An open WebSocket re-checks its session this often (and before each frame it handles), so
+    /// one whose session ended elsewhere (`parley admin` in another process, expiry) is closed.
+    public var sessionCheckSeconds: Int = 30
     /// Devices (signature keys) one account may register; a login from one more is refused.
     public var maxDevicesPerAccount: Int = 10
     /// `/metrics` answers requests from loopback addresses, and others only with
@@ -75,7 +78,7 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
         case maxStoredBytesPerGroup = "max_stored_bytes_per_group", maxStoredBytesPerUser = "max_stored_bytes_per_user"
         case maxQueuedBytesPerConnection = "max_queued_bytes_per_connection"
         case handshakeTimeoutSeconds = "handshake_timeout_seconds", idleTimeoutSeconds = "idle_timeout_seconds"
-        case pingIntervalSeconds = "ping_interval_seconds"
+        case pingIntervalSeconds = "ping_interval_seconds", sessionCheckSeconds = "session_check_seconds"
         case maxDevicesPerAccount = "max_devices_per_account", metricsToken = "metrics_token"
         case registrationsPerHourPerAddress = "registrations_per_hour_per_address"
         case registrationsPerMinute = "registrations_per_minute"
@@ -93,13 +96,17 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
         tlsPrivateKey = try container.decodeIfPresent(String.self, forKey: .tlsPrivateKey)
         registration = try container.decodeIfPresent(Registration.self, forKey: .registration) ?? defaults.registration
         inviteToken = try container.decodeIfPresent(String.self, forKey: .inviteToken)
-        sessionLifetimeHours = try container.decodeIfPresent(Int.self, forKey: .sessionLifetimeHours) ?? defaults.sessionLifetimeHours
+        sessionLifetimeHours = try container.decodeIfPresent(Int.self, forKey: .sessionLifetimeHours)
+            ?? defaults.sessionLifetimeHours
         maxFrameBytes = try container.decodeIfPresent(Int.self, forKey: .maxFrameBytes) ?? defaults.maxFrameBytes
         maxMembers = try container.decodeIfPresent(Int.self, forKey: .maxMembers) ?? defaults.maxMembers
         retentionDays = try container.decodeIfPresent(Int.self, forKey: .retentionDays) ?? defaults.retentionDays
-        messagesPerSecond = try container.decodeIfPresent(Int.self, forKey: .messagesPerSecond) ?? defaults.messagesPerSecond
-        keyPackageLowWatermark = try container.decodeIfPresent(Int.self, forKey: .keyPackageLowWatermark) ?? defaults.keyPackageLowWatermark
-        epochGraceSeconds = try container.decodeIfPresent(Int.self, forKey: .epochGraceSeconds) ?? defaults.epochGraceSeconds
+        messagesPerSecond = try container.decodeIfPresent(Int.self, forKey: .messagesPerSecond)
+            ?? defaults.messagesPerSecond
+        keyPackageLowWatermark = try container.decodeIfPresent(Int.self, forKey: .keyPackageLowWatermark)
+            ?? defaults.keyPackageLowWatermark
+        epochGraceSeconds = try container.decodeIfPresent(Int.self, forKey: .epochGraceSeconds)
+            ?? defaults.epochGraceSeconds
         func limit(_ key: CodingKeys, _ fallback: Int) throws -> Int {
             try container.decodeIfPresent(Int.self, forKey: key) ?? fallback
         }
@@ -113,30 +120,46 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
         handshakeTimeoutSeconds = try limit(.handshakeTimeoutSeconds, defaults.handshakeTimeoutSeconds)
         idleTimeoutSeconds = try limit(.idleTimeoutSeconds, defaults.idleTimeoutSeconds)
         pingIntervalSeconds = try limit(.pingIntervalSeconds, defaults.pingIntervalSeconds)
+        sessionCheckSeconds = try limit(.sessionCheckSeconds, defaults.sessionCheckSeconds)
         try decodeAccountLimits(container, defaults: defaults)
     }
 
     /// Reads the JSON config file, then overrides from the environment (`PARLEY_` + upper-cased key).
-    public static func load(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ServerConfiguration {
+    /// A value of the wrong kind is refused with a sentence naming its key; ranges are checked
+    /// by ``validate()``.
+    public static func load(
+        file: String?, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> ServerConfiguration {
         var configuration = ServerConfiguration()
         if let file {
-            configuration = try JSONDecoder().decode(ServerConfiguration.self, from: Data(contentsOf: URL(fileURLWithPath: file)))
+            let data = try Data(contentsOf: URL(fileURLWithPath: file))
+            do {
+                configuration = try JSONDecoder().decode(ServerConfiguration.self, from: data)
+            } catch let error as DecodingError {
+                throw describe(error, source: file)
+            }
         }
         // Our own struct encodes as a JSON object, so the cast cannot fail on any input.
         var merged = try JSONSerialization.jsonObject(with: JSONEncoder().encode(configuration)) as! [String: Any]
         for key in Self.allKeys {
             guard let value = environment["PARLEY_" + key.uppercased()] else { continue }
-            merged[key] = Int(value).map { $0 as Any } ?? value
+            merged[key] = try environmentValue(value, key: key)
         }
-        return try JSONDecoder().decode(ServerConfiguration.self, from: JSONSerialization.data(withJSONObject: merged))
+        do {
+            let data = try JSONSerialization.data(withJSONObject: merged)
+            return try JSONDecoder().decode(ServerConfiguration.self, from: data)
+        } catch let error as DecodingError {
+            throw describe(error, source: "the environment")
+        }
     }
 
     static let allKeys = [
-        "data", "host", "port", "tls_certificate", "tls_private_key", "registration", "invite_token", "session_lifetime_hours",
-        "max_frame_bytes", "max_members", "retention_days", "messages_per_second", "key_package_low_watermark", "epoch_grace_seconds",
+        "data", "host", "port", "tls_certificate", "tls_private_key", "registration", "invite_token",
+        "session_lifetime_hours", "max_frame_bytes", "max_members", "retention_days", "messages_per_second",
+        "key_package_low_watermark", "epoch_grace_seconds",
         "max_group_info_bytes", "group_creations_per_hour", "max_proposals_per_epoch", "max_proposal_bytes_per_epoch",
         "max_stored_bytes_per_group", "max_stored_bytes_per_user", "max_queued_bytes_per_connection",
-        "handshake_timeout_seconds", "idle_timeout_seconds", "ping_interval_seconds",
+        "handshake_timeout_seconds", "idle_timeout_seconds", "ping_interval_seconds", "session_check_seconds",
         "max_devices_per_account", "metrics_token", "registrations_per_hour_per_address", "registrations_per_minute",
         "logins_per_minute_per_address", "key_package_claims_per_hour_per_target",
     ]

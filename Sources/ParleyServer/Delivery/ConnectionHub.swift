@@ -9,6 +9,16 @@ enum Outbound: Sendable {
     case frame(ServerFrame)
     /// Another connection of the same device took over; close this one.
     case replaced
+    /// The connection's session ended (logout, removal, expiry); close it, saying so.
+    case sessionEnded
+
+    /// Whether this is live delivery of group content, before which the session is re-checked.
+    var isDelivery: Bool {
+        switch self {
+        case .message, .welcome: true
+        case .frame, .replaced, .sessionEnded: false
+        }
+    }
 
     /// What the event holds in memory until written, for the per-connection bound:
     /// its payload plus a fixed allowance for the frame around it.
@@ -17,7 +27,7 @@ enum Outbound: Sendable {
         case .message(_, let frame): frame.message.count + 256
         case .welcome(_, let frame): frame.welcome.count + 256
         case .frame: 256
-        case .replaced: 0
+        case .replaced, .sessionEnded: 0
         }
     }
 }
@@ -114,9 +124,14 @@ final class ConnectionHub: Sendable {
 
     /// Ends the device's connection (logout, account removal): it is told it is no longer
     /// logged in, then closed; it cannot reconnect without a valid session.
-    func close(deviceID: Int64) {
-        let entry = connections.withLock { $0.byDevice.removeValue(forKey: deviceID) }
+    /// With `connection`, only that connection, so a stale one cannot end its device's newer one.
+    func close(deviceID: Int64, connection: UInt64? = nil) {
+        let entry = connections.withLock { state -> Entry? in
+            guard connection == nil || state.byDevice[deviceID]?.id == connection else { return nil }
+            return state.byDevice.removeValue(forKey: deviceID)
+        }
         entry?.continuation.yield(.frame(.error(.init(id: nil, group: nil, error: ErrorBody(.unauthorized)))))
+        entry?.continuation.yield(.sessionEnded)
         entry?.continuation.finish()
     }
 

@@ -3,6 +3,7 @@ import HummingbirdWebSocket
 import Logging
 import NIOCore
 import ParleyProtocol
+import Synchronization
 
 /// One device's WebSocket: first a replay from its cursors (pending
 /// Welcomes, then each group's messages, then `replayFinished`), then live
@@ -16,6 +17,8 @@ struct WebSocketSession {
     let logger: Logger
     /// The connection itself, to end it when its client stops reading.
     let channel: any Channel
+    /// The session the socket was opened with: re-checked so the socket does not outlive it.
+    let session: SessionCheck
 
     /// How long a connection whose queue overflowed may still drain before it is cut.
     static let overflowGrace: Duration = .seconds(2)
@@ -34,7 +37,8 @@ struct WebSocketSession {
         logger.info("device connected", metadata: ["user": "\(device.userName)", "device": "\(device.id)"])
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.write(stream, queue: queue, to: outbound) }
-            group.addTask { await self.read(inbound) }
+            group.addTask { await self.read(inbound, connection: id) }
+            group.addTask { await self.watchSession(connection: id) }
             await group.next()
             group.cancelAll()
             hub.disconnect(deviceID: device.id, id: id)
@@ -44,9 +48,16 @@ struct WebSocketSession {
 
     // MARK: Reading
 
-    private func read(_ inbound: WebSocketInboundStream) async {
+    private func read(_ inbound: WebSocketInboundStream, connection: UInt64) async {
         do {
             for try await message in inbound.messages(maxSize: configuration.maxFrameBytes * 4) {
+                // A frame is handled only while its session lasts (logout, `admin remove-user`
+                // or `remove-device` from another process, expiry); later ones are dropped
+                // while the writer closes the socket.
+                guard session.isValid(maxAge: .zero) else {
+                    endSession(connection: connection)
+                    continue
+                }
                 await handle(message)
             }
         } catch {
@@ -92,6 +103,29 @@ struct WebSocketSession {
         }
     }
 
+    // MARK: Session
+
+    /// Re-checks the session every `session_check_seconds`, so an idle socket whose session
+    /// ended in another process is closed too. Returns only when cancelled: the writer
+    /// closes the socket, and the group ends with it.
+    private func watchSession(connection: UInt64) async {
+        let interval = Duration.seconds(configuration.sessionCheckSeconds)
+        var ended = false
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            guard !Task.isCancelled, !ended, !session.isValid(maxAge: .zero) else { continue }
+            ended = true
+            endSession(connection: connection)
+        }
+    }
+
+    /// Tells the writer to send `unauthorized` and close, unless a newer connection took over.
+    private func endSession(connection: UInt64) {
+        guard session.markEnded() else { return }
+        logger.info("session ended, closing", metadata: ["device": "\(device.id)"])
+        hub.close(deviceID: device.id, connection: connection)
+    }
+
     private func reply(_ id: String?, _ group: String?, _ error: ErrorBody) {
         hub.send(.frame(.error(.init(id: id, group: group, error: error))), to: device.id)
     }
@@ -107,6 +141,14 @@ struct WebSocketSession {
             try await writer.send(.replayFinished)
             for await event in stream {
                 defer { queue.written(event.cost) }
+                // Live delivery re-checks the session at most once a second: cheap under load,
+                // and nothing more reaches a device whose session ended.
+                if event.isDelivery, !session.isValid(maxAge: .seconds(1)) {
+                    session.markEnded()
+                    try await writer.send(.error(.init(id: nil, group: nil, error: ErrorBody(.unauthorized))))
+                    try? await outbound.close(.policyViolation, reason: SessionCheck.closeReason)
+                    return
+                }
                 switch event {
                 case .message(let groupID, let frame):
                     // Seqs start at 1 (the server assigns them), so frame.seq - 1 cannot wrap.
@@ -114,7 +156,8 @@ struct WebSocketSession {
                     guard frame.seq > last else { continue }
                     if frame.seq - last > 1 {
                         // Something was queued out of order or dropped: fill the gap from storage.
-                        try await sendLog(groupID: groupID, name: frame.group, after: last, through: frame.seq - 1, &writer)
+                        try await sendLog(
+                            groupID: groupID, name: frame.group, after: last, through: frame.seq - 1, &writer)
                     }
                     try await writer.send(.message(frame))
                     lastSent[groupID] = frame.seq
@@ -125,6 +168,9 @@ struct WebSocketSession {
                     try await writer.send(frame)
                 case .replaced:
                     try? await outbound.close(.goingAway, reason: "replaced by a newer connection of this device")
+                    return
+                case .sessionEnded:
+                    try? await outbound.close(.policyViolation, reason: SessionCheck.closeReason)
                     return
                 }
             }
@@ -147,29 +193,76 @@ struct WebSocketSession {
         }
         try storage.clearNotices(forDevice: device.id)
         for welcome in try storage.welcomes(forDevice: device.id) {
-            try await writer.send(.welcome(.init(group: welcome.groupName, seq: welcome.seq, time: welcome.time, welcome: Data(welcome.data))))
+            try await writer.send(.welcome(.init(
+                group: welcome.groupName, seq: welcome.seq, time: welcome.time, welcome: Data(welcome.data))))
             lastSent[welcome.groupID] = welcome.seq
         }
         for membership in try storage.memberships(ofDevice: device.id) {
             let from = max(membership.ackedSeq, membership.joinedSeq, lastSent[membership.groupID] ?? 0)
             lastSent[membership.groupID] = try await sendLog(
-                groupID: membership.groupID, name: membership.groupName, after: from, through: membership.leftSeq, &writer) ?? from
+                groupID: membership.groupID, name: membership.groupName, after: from, through: membership.leftSeq,
+                &writer) ?? from
         }
         return lastSent
     }
 
     @discardableResult
-    private func sendLog(groupID: Int64, name: String, after: UInt64, through: UInt64?, _ writer: inout FrameWriter) async throws -> UInt64? {
+    private func sendLog(
+        groupID: Int64, name: String, after: UInt64, through: UInt64?, _ writer: inout FrameWriter
+    ) async throws -> UInt64? {
         var cursor = after
         var last: UInt64?
         while true {
             let page = try storage.messages(groupID: groupID, after: cursor, through: through, limit: 500)
             for entry in page {
-                try await writer.send(.message(.init(group: name, seq: entry.seq, time: entry.time, sender: entry.sender, message: Data(entry.data))))
+                try await writer.send(.message(.init(
+                    group: name, seq: entry.seq, time: entry.time, sender: entry.sender, message: Data(entry.data))))
                 last = entry.seq
             }
             guard page.count == 500, let next = page.last?.seq else { return last }
             cursor = next
+        }
+    }
+}
+
+/// Whether the session a socket was opened with still exists and has not expired: gone
+/// after logout, `parley admin remove-user` / `remove-device` (also from another process,
+/// which changes the sessions table underneath this one) or at its expiry time.
+final class SessionCheck: Sendable {
+    static let closeReason = "session ended (logged out, removed or expired); log in again"
+    private let storage: any ServerStorage
+    private let tokenHash: [UInt8]
+    private let state = Mutex<(checked: ContinuousClock.Instant, valid: Bool, ended: Bool)>(
+        (ContinuousClock.now, true, false))
+
+    init(storage: any ServerStorage, tokenHash: [UInt8]) {
+        self.storage = storage
+        self.tokenHash = tokenHash
+    }
+
+    /// Asks storage unless it answered within `maxAge`. A storage failure counts as ended:
+    /// a socket is not kept open on a session nobody can confirm.
+    func isValid(maxAge: Duration) -> Bool {
+        let now = ContinuousClock.now
+        let cached = state.withLock { state -> Bool? in
+            guard !state.ended, state.valid else { return false }
+            return maxAge > .zero && now - state.checked < maxAge ? true : nil
+        }
+        if let cached { return cached }
+        let valid = (try? storage.session(tokenHash: tokenHash, now: Clock.milliseconds())) != nil
+        state.withLock { state in
+            state.checked = now
+            state.valid = state.valid && valid
+        }
+        return valid
+    }
+
+    /// Records that the session's end is being handled; true the first time only.
+    @discardableResult
+    func markEnded() -> Bool {
+        state.withLock { state in
+            defer { state.ended = true }
+            return !state.ended
         }
     }
 }

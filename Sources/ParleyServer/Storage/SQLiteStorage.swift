@@ -157,6 +157,20 @@ public final class SQLiteStorage: ServerStorage {
         }
     }
 
+    public func removeDevice(userID: Int64, deviceID: Int64) throws -> Bool {
+        try pool.write { db in
+            let now = Int64(clamping: Clock.milliseconds())
+            // The tombstone first, in the same transaction: the key can never log in again.
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO retired_keys (signature_key, removed_at)
+                SELECT signature_key, ? FROM devices WHERE id = ? AND user_id = ?
+                """, arguments: [now, deviceID, userID])
+            // Sessions, KeyPackages, memberships and Welcomes go with it (ON DELETE CASCADE).
+            try db.execute(sql: "DELETE FROM devices WHERE id = ? AND user_id = ?", arguments: [deviceID, userID])
+            return db.changesCount > 0
+        }
+    }
+
     public func deleteSessions(deviceID: Int64) throws {
         try pool.write { db in try db.execute(sql: "DELETE FROM sessions WHERE device_id = ?", arguments: [deviceID]) }
     }

@@ -26,6 +26,9 @@ public protocol ServerStorage: Sendable {
     func registerDevice(userID: Int64, signatureKey: [UInt8], maxDevices: Int) throws -> Int64
     /// Ends every session of the device (logout).
     func deleteSessions(deviceID: Int64) throws
+    /// Deletes one device of the user (with its sessions, KeyPackages, memberships and pending
+    /// Welcomes) and tombstones its signature key; false when the user has no such device.
+    func removeDevice(userID: Int64, deviceID: Int64) throws -> Bool
 
     // KeyPackage directory
     func addKeyPackages(deviceID: Int64, _ packages: [StoredKeyPackage]) throws
