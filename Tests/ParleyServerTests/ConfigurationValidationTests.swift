@@ -85,9 +85,14 @@ import Testing
         }
         #expect(huge?.contains("PARLEY_MAX_FRAME_BYTES") == true)
         let file = NSTemporaryDirectory() + "parley-config-" + UUID().uuidString + ".json"
-        try Data(#"{"retention_days": 1e30}"#.utf8).write(to: URL(fileURLWithPath: file))
+        try Data(#"{"retention_days": "thirty"}"#.utf8).write(to: URL(fileURLWithPath: file))
         let fromFile = Self.message { _ = try ServerConfiguration.load(file: file, environment: [:]) }
-        #expect(fromFile?.contains("retention_days in \(file) is not valid") == true)
+        #expect(fromFile?.contains("retention_days in \(file) is not valid") == true, "\(fromFile ?? "nil")")
+        #expect(fromFile?.hasSuffix("it must be a whole number between 1 and 3650.") == true)
+        // A number no Int holds is refused as well (Foundation calls it invalid JSON).
+        try Data(#"{"retention_days": 99999999999999999999}"#.utf8).write(to: URL(fileURLWithPath: file))
+        #expect(Self.message { _ = try ServerConfiguration.load(file: file, environment: [:]) }?
+            .contains("\(file) is not a valid JSON object") == true)
         try Data(#"{"registration": "sometimes"}"#.utf8).write(to: URL(fileURLWithPath: file))
         let registration = Self.message { _ = try ServerConfiguration.load(file: file, environment: [:]) }
         #expect(registration?.contains("one of open, closed or invite") == true)

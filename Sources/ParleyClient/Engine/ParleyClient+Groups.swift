@@ -255,8 +255,8 @@ extension ParleyClient {
     /// names of the groups whose history changed. For interactive use: one
     /// task alternates between this and the user's commands.
     public func pump(timeout: Duration) async throws -> Set<String> {
-        try await connect()
-        var changed = Set<String>()
+        // A reconnect's replay changes groups too (the chat screen must redraw them).
+        var changed = try await connect()
         var wait = timeout
         while let frame = try await socket!.next(timeout: wait) {
             switch frame {

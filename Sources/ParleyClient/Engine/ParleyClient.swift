@@ -149,18 +149,22 @@ public actor ParleyClient {
         return (try await connectAPI(server: serverURL, acceptNewCertificate: false), token)
     }
 
-    /// Opens the WebSocket and processes the replay up to `replayFinished`.
-    func connect() async throws {
-        // A closed socket whose frames were all read is replaced: the new one replays from
-        // the acknowledged cursors, so nothing is lost.
-        if let socket, !socket.isFinished { return }
+    /// Opens the WebSocket and processes the replay up to `replayFinished`; returns the
+    /// groups the replay touched (none when the socket was already open).
+    @discardableResult
+    func connect() async throws -> Set<String> {
+        // A closed socket is replaced (a lost connection must not fail every later command):
+        // the new one replays from the acknowledged cursors, so nothing is lost.
+        if let socket, !socket.isClosed { return [] }
         let (api, token) = try await requireAPI()
         let socket = try ServerSocket(api: api, token: token)
         self.socket = socket
+        var touched = Set<String>()
         while true {
             guard let frame = try await socket.next(timeout: timeout) else { throw ClientError.timedOut }
-            if frame == .replayFinished { break }
+            if frame == .replayFinished { return touched }
             if case .error(let error) = frame, error.error.code == .unauthorized { throw ClientError.server(error.error) }
+            if let name = frame.changedGroup { touched.insert(name) }
             try await apply(frame)
         }
     }
@@ -276,5 +280,17 @@ public actor ParleyClient {
     func isAdmin(_ group: Group) -> Bool {
         guard let username, let admins = try? ParleyGroupPolicy.admins(in: group.context.extensions) else { return false }
         return admins.contains(username)
+    }
+}
+
+extension ServerFrame {
+    /// The group whose history a frame changes, if any.
+    var changedGroup: String? {
+        switch self {
+        case .message(let message): message.group
+        case .welcome(let welcome): welcome.group
+        case .groupDestroyed(let destroyed): destroyed.group
+        case .error, .replayFinished: nil
+        }
     }
 }

@@ -28,7 +28,7 @@ final class ServerSocket: Sendable {
             autoPing: .enabled(timePeriod: .seconds(30)), sniHostname: sni)
         task = Task {
             do {
-                _ = try await WebSocketClient.connect(
+                let closing = try await WebSocketClient.connect(
                     url: url, configuration: configuration, tlsConfiguration: tls, logger: logger
                 ) { inbound, outbound, _ in
                     let writer = Task {
@@ -45,7 +45,11 @@ final class ServerSocket: Sendable {
                         try await inbox.put(frame, size: text.utf8.count)
                     }
                 }
-                inbox.close(error: nil)
+                // The server's close reason says why (session ended, replaced, shutting down).
+                inbox.close(error: closing.map {
+                    let reason = TerminalText.line($0.reason ?? "\($0.closeCode)")
+                    return .unreachable("the server closed the connection: \(reason)")
+                })
             } catch let error as WebSocketClientError where error == .serverSentMessageTooLarge {
                 inbox.close(error: .frameTooLarge(limit: FrameInbox.maxFrameBytes))
             } catch {
@@ -69,8 +73,9 @@ final class ServerSocket: Sendable {
         }
     }
 
-    /// Closed and every frame read: a new connection is needed.
-    var isFinished: Bool { inbox.isFinished }
+    /// The connection ended: a new one is needed. Frames still waiting here are dropped with
+    /// it; the new connection replays everything after the acknowledged cursors.
+    var isClosed: Bool { inbox.isClosed }
 
     /// The most frames that ever waited in this socket's inbox at once.
     var peakQueuedFrames: Int { inbox.peakCount }
@@ -144,6 +149,7 @@ final class FrameInbox: Sendable {
     }
 
     var isFinished: Bool { state.withLock { $0.closed && $0.frames.isEmpty } }
+    var isClosed: Bool { state.withLock { $0.closed } }
     var count: Int { state.withLock { $0.frames.count } }
     var bytes: Int { state.withLock { $0.bytes } }
     /// The most frames it ever held at once.

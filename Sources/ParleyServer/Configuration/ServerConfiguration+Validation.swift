@@ -88,9 +88,11 @@ extension ServerConfiguration {
         @unknown default: ([], "\(error)")
         }
         let key = path.map(\.stringValue).joined(separator: ".")
+        guard !key.isEmpty else { return .configuration("\(source) is not a valid JSON object (\(detail)).") }
+        let range = bounds.first { $0.key == key }
+            .map { " between \($0.range.lowerBound) and \($0.range.upperBound)" }
         let kind = key == "registration" ? "one of open, closed or invite"
-            : stringKeys.contains(key) ? "text" : "a whole number"
-        return .configuration("\(key.isEmpty ? "the configuration" : key) in \(source) is not valid (\(detail)); "
-            + "it must be \(kind).")
+            : stringKeys.contains(key) ? "text" : "a whole number" + (range ?? "")
+        return .configuration("\(key) in \(source) is not valid (\(detail)); it must be \(kind).")
     }
 }
