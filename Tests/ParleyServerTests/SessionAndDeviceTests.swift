@@ -42,6 +42,22 @@ import Testing
         }
     }
 
+    @Test func aDeviceRemovedByTheAdminCommandInAnotherProcessIsClosed() async throws {
+        try await TestServer.with(configure: { $0.sessionCheckSeconds = 1 }) { server in
+            let (alice, bob) = try await Self.aliceAndBob(on: server)
+            let socket = try #require(bob.socket)
+            // What `parley admin remove-device bob ID --data DIR` does: its own ParleyServer on
+            // the same data directory, whose hub knows nothing of the running server's sockets.
+            let admin = try ParleyServer(configuration: server.server.configuration)
+            #expect(try admin.removeDevice(user: "bob", deviceID: bob.session.deviceID))
+            let frames = await receivedUntilClose(socket, timeout: .seconds(10))
+            #expect(frames.contains { $0.error?.code == .unauthorized })
+            #expect(try await alice.sendText("after", to: "g").accepted != nil)
+            #expect(await socket.next(timeout: .seconds(1)) == nil)
+            await #expect(throws: ErrorBody(.signatureKeyInUse)) { try await bob.login() }
+        }
+    }
+
     @Test func aFrameOnASocketWhoseSessionIsGoneIsNotHandled() async throws {
         // The timer would take an hour: the check before each frame is what stops this.
         try await TestServer.with(configure: { $0.sessionCheckSeconds = 3600 }) { server in
