@@ -208,3 +208,28 @@ public enum Username {
         }
     }
 }
+
+/// Group name rules: 1–64 UTF-8 bytes, in Unicode Normalization Form C, without `/`, control,
+/// format (bidi overrides, zero-width), line or paragraph separator, private-use or unassigned
+/// characters, and not `.` or `..`.
+///
+/// Why NFC: Swift compares strings by canonical equivalence ("é" == "e\u{301}", KELVIN SIGN == "K")
+/// while storage compares bytes, so two names that differ only in normalization would be two
+/// groups to SQLite and one to every Swift dictionary. Among NFC strings, canonical equivalence
+/// is byte equality, so the two views agree. The other rules keep names harmless on terminals,
+/// in logs and as a URL path segment.
+public enum GroupName {
+    public static func isValid(_ name: String) -> Bool {
+        guard (1...64).contains(name.utf8.count), name != ".", name != ".." else { return false }
+        guard name.unicodeScalars.allSatisfy(isAllowed) else { return false }
+        return Array(name.precomposedStringWithCanonicalMapping.utf8) == Array(name.utf8)
+    }
+
+    private static func isAllowed(_ scalar: Unicode.Scalar) -> Bool {
+        guard scalar != "/" else { return false }
+        switch scalar.properties.generalCategory {
+        case .control, .format, .lineSeparator, .paragraphSeparator, .privateUse, .surrogate, .unassigned: return false
+        default: return true
+        }
+    }
+}

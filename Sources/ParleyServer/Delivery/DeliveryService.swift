@@ -38,8 +38,10 @@ actor DeliveryService {
     let metrics: ServerMetrics
     let logger: Logger
     private var cache: [Int64: CachedGroup] = [:]
-    /// Group ids by name, so a submission finds its cached group without a database read.
-    private var idsByName: [String: Int64] = [:]
+    /// Group ids by name, so a submission finds its cached group without a database read. Keyed
+    /// by the name's UTF-8 bytes, as storage compares them: Swift's `String ==` is canonical
+    /// equivalence, and would let "e\u{301}" answer for "\u{E9}" (a lookalike group's hijack).
+    private var idsByName: [[UInt8]: Int64] = [:]
     /// Bytes of message data each user's devices sent and storage still keeps, by user id.
     private var userBytes: [Int64: Int64] = [:]
     private let sendLimiter: RateLimiter
@@ -84,8 +86,9 @@ actor DeliveryService {
     /// checked before anything is parsed, and parsing runs off the actor, so a hostile
     /// creation costs little and never stalls delivery.
     nonisolated func createGroup(_ request: API.CreateGroup, by device: DeviceRecord) async throws -> API.Group {
-        guard !request.name.isEmpty, request.name.utf8.count <= 64, !request.name.contains("/") else {
-            throw ErrorBody(.malformedRequest, "Group names are 1 to 64 characters without '/'.")
+        guard GroupName.isValid(request.name) else {
+            throw ErrorBody(.malformedRequest, "Group names are 1 to 64 bytes of printable text in Unicode NFC, "
+                + "without '/', and not '.' or '..'.")
         }
         guard request.groupInfo.count <= configuration.maxGroupInfoBytes else {
             let limit = configuration.maxGroupInfoBytes
@@ -137,7 +140,7 @@ actor DeliveryService {
         stored.id = id
         let cached = CachedGroup(record: stored, view: view, devices: [LeafIndex(0): device.id])
         cache[id] = cached
-        idsByName[name] = id
+        idsByName[Array(name.utf8)] = id
         logger.info("group created", metadata: ["group": "\(name)", "creator": "\(device.userName)"])
         metrics.groupsCreated.increment()
         return try describe(cached)
@@ -145,9 +148,9 @@ actor DeliveryService {
 
     /// The group, or nil when there is none by that name.
     private func lookup(_ name: String) throws -> CachedGroup? {
-        if let id = idsByName[name], let cached = cache[id] { return cached }
+        if let id = idsByName[Array(name.utf8)], let cached = cache[id] { return cached }
         guard let record = try storage.group(named: name) else { return nil }
-        idsByName[name] = record.id
+        idsByName[Array(name.utf8)] = record.id
         return try load(record)
     }
 
@@ -230,7 +233,7 @@ actor DeliveryService {
         let members = Array(group.memberDevices)
         try storage.destroyGroup(id: group.record.id, notify: members)
         cache.removeValue(forKey: group.record.id)
-        idsByName.removeValue(forKey: name)
+        idsByName.removeValue(forKey: Array(name.utf8))
         for member in members { hub.send(.frame(.groupDestroyed(.init(group: name))), to: member) }
         logger.info("group destroyed", metadata: ["group": "\(name)", "by": "\(device.userName)"])
     }

@@ -47,11 +47,11 @@ struct Routes {
         }
         v1.post("users/:name/keypackages/claim") { request, context in
             let device = try authenticate(request)
-            return try json(try directory.claim(username: try context.parameters.require("name"), by: device))
+            return try json(try directory.claim(username: try Self.name(context), by: device))
         }
         v1.get("users/:name") { request, context in
             _ = try authenticate(request)
-            let name = try context.parameters.require("name")
+            let name = try Self.name(context)
             guard let user = try accounts.storage.user(named: name) else { throw ErrorBody(.userNotFound) }
             return try json(API.User(username: name, signatureKeys: try accounts.storage.devices(ofUser: user.id).map { Data($0.signatureKey) }))
         }
@@ -65,13 +65,13 @@ struct Routes {
         v1.get("groups/:name") { request, context in
             let device = try authenticate(request)
             // notMember whether or not the group exists: no name oracle (finding 18).
-            return try json(try await delivery.describe(named: try context.parameters.require("name"), for: device))
+            return try json(try await delivery.describe(named: try Self.name(context), for: device))
         }
         v1.get("groups/:name/tree") { request, context in
-            try json(try await delivery.ratchetTree(of: try context.parameters.require("name"), for: try authenticate(request)))
+            try json(try await delivery.ratchetTree(of: try Self.name(context), for: try authenticate(request)))
         }
         v1.delete("groups/:name") { request, context -> Response in
-            try await delivery.destroy(name: try context.parameters.require("name"), by: try authenticate(request))
+            try await delivery.destroy(name: try Self.name(context), by: try authenticate(request))
             return Response(status: .noContent)
         }
         return router
@@ -87,6 +87,16 @@ struct Routes {
 
     private func authenticate(_ request: Request) throws -> DeviceRecord {
         try accounts.authenticate(token: Self.token(from: request.headers[.authorization]))
+    }
+
+    /// The `{name}` path segment, percent-decoded: Hummingbird hands parameters over as they
+    /// appear in the raw path, so without this a group named "caf\u{E9}" or "our team" could
+    /// never be described, fetched or destroyed (clients encode every byte outside a-z 0-9 - . _ ~).
+    static func name(_ context: ParleyRequestContext) throws -> String {
+        guard let name = try context.parameters.require("name").removingPercentEncoding else {
+            throw ErrorBody(.malformedRequest, "The name in the path is not valid percent-encoded UTF-8.")
+        }
+        return name
     }
 
     static func token(from header: String?) -> String? {

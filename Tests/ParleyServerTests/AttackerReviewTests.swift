@@ -1,0 +1,80 @@
+import Foundation
+import MLS
+import ParleyProtocol
+import Testing
+
+/// Variants of issue 11's findings, tried as an attacker would against a live server on loopback.
+@Suite(.serialized) struct AttackerReviewTests {
+    /// Swift compares strings by canonical equivalence ("é" == "e\u{301}", "K" == KELVIN SIGN), SQLite
+    /// by bytes: a name that differs only in normalization must not take over another group's name.
+    @Test func aCanonicallyEquivalentGroupNameCannotHijackAGroup() async throws {
+        try await TestServer.with { server in
+            let alice = try await TestUser.ready("alice", on: server)
+            let mallory = try await TestUser.ready("mallory", on: server)
+            await alice.connect()
+            for (name, lookalike) in [("caf\u{E9}", "cafe\u{301}"), ("Kitchen", "\u{212A}itchen")] {
+                try await alice.createGroup(name)
+                #expect(try await alice.sendText("before", to: name).accepted != nil)
+                await #expect(throws: ErrorBody.self) { try await mallory.createGroup(lookalike) }
+                // The real group still answers to its name for its members.
+                let after = try await alice.sendText("after", to: name)
+                #expect(after.accepted != nil, "\(name): \(String(describing: after.error))")
+                let ascii = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+                let encoded = name.addingPercentEncoding(withAllowedCharacters: ascii)!
+                let described = try await server.get("/v1/groups/\(encoded)", token: alice.token, as: API.Group.self)
+                #expect(described.members == ["alice"])
+            }
+        }
+    }
+
+    /// Path parameters are percent-decoded: a group whose name needs encoding can be described,
+    /// its tree fetched, and destroyed by its admin.
+    @Test func aGroupWhoseNameNeedsPercentEncodingCanBeReachedAndDestroyed() async throws {
+        try await TestServer.with { server in
+            let alice = try await TestUser.ready("alice", on: server)
+            let name = "our team \u{E9}t\u{E9} 100%"
+            try await alice.createGroup(name)
+            let path = "/v1/groups/" + name.addingPercentEncoding(withAllowedCharacters: .alphanumerics.subtracting(
+                CharacterSet(charactersIn: "\u{E9}")))!
+            #expect(try await server.get(path, token: alice.token, as: API.Group.self).name == name)
+            #expect(try await server.get(path + "/tree", token: alice.token, as: API.RatchetTree.self).epoch == 0)
+            try await server.request(.DELETE, path, token: alice.token)
+            await #expect(throws: ErrorBody.self) { try await server.request(.GET, path, token: alice.token) }
+        }
+    }
+
+    /// Group names reach members' terminals and the operator's log: controls, line breaks,
+    /// bidi overrides, invisible format characters and dot segments are refused at creation.
+    @Test func groupNamesWithControlsBidiOrDotSegmentsAreRefused() async throws {
+        try await TestServer.with { server in
+            let mallory = try await TestUser.ready("mallory", on: server)
+            let names = ["a\u{1B}]0;owned\u{7}", "line\n[00:00:00] [bob] hi", "\u{202E}txt.exe", "zero\u{200B}width",
+                         "c1\u{85}", ".", ".."]
+            for name in names {
+                await #expect(throws: ErrorBody.self, "\(name.debugDescription)") { try await mallory.createGroup(name) }
+            }
+            try await mallory.createGroup("Caf\u{E9} \u{1F600} ok")
+        }
+    }
+
+    /// A frame or HTTP body nested a hundred thousand levels deep must get a clear error, not
+    /// exhaust the stack of the decoder.
+    @Test func deeplyNestedJSONIsRefusedAndTheServerLives() async throws {
+        try await TestServer.with { server in
+            let mallory = try await TestUser.ready("mallory", on: server)
+            await mallory.connect()
+            let depth = 100_000
+            let nested = String(repeating: "[", count: depth) + String(repeating: "]", count: depth)
+            mallory.socket!.sendRaw("{\"type\":\"ack\",\"group\":\"g\",\"seq\":1,\"x\":\(nested)}")
+            let answer = await mallory.nextFrame()
+            #expect(answer?.error?.code == .malformedRequest)
+            let body = Data("{\"username\":\"alice\",\"x\":\(nested)}".utf8)
+            await #expect(throws: ErrorBody.self) {
+                try await server.request(.POST, "/v1/sessions/challenge", body: body)
+            }
+            // Still serving.
+            let alice = try await TestUser.ready("alice", on: server)
+            try await alice.createGroup("still-up")
+        }
+    }
+}
