@@ -1,6 +1,8 @@
 import Foundation
+import Logging
 import MLS
 import ParleyProtocol
+import Synchronization
 import Testing
 
 /// Variants of issue 11's findings, tried as an attacker would against a live server on loopback.
@@ -76,5 +78,43 @@ import Testing
             let alice = try await TestUser.ready("alice", on: server)
             try await alice.createGroup("still-up")
         }
+    }
+
+    /// The operator's log is a terminal too: a login name full of escapes and line breaks, sent
+    /// until it is rate-limited (the path that logs it), is refused before it is logged.
+    @Test func aLoginNameCannotWriteEscapesOrLinesIntoTheServerLog() async throws {
+        let log = CapturedLog()
+        let server = try await TestServer.start(logger: Logger(label: "attack") { _ in log }) {
+            $0.loginsPerMinutePerAddress = 1
+        }
+        let keys = try CipherSuite.mls128DHKEMX25519AES128GCMSHA256Ed25519.provider().generateSignatureKeyPair()
+        let name = "x\u{1B}]0;owned\u{7}\n2026-01-01T00:00:00+0000 critical parley: forged"
+        for _ in 0..<3 {
+            let login = API.Login(username: name, password: "whatever1", signatureKey: Data(keys.publicKey.bytes),
+                                  challenge: Data(count: 32), signature: Data(count: 64))
+            await #expect(throws: ErrorBody.self) { try await server.request(.POST, "/v1/sessions", json: login, as: API.Session.self) }
+        }
+        try await server.stop()
+        let written = log.lines.joined(separator: "\n")
+        #expect(!written.contains("\u{1B}") && !written.contains("forged"))
+    }
+}
+
+/// Every log record, rendered as StreamLogHandler would (message and metadata values, raw).
+final class CapturedLog: LogHandler, @unchecked Sendable {
+    private let state = Mutex<[String]>([])
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+    var lines: [String] { state.withLock { $0 } }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
+             file: String, function: String, line: UInt) {
+        let values = (metadata ?? [:]).map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        state.withLock { $0.append("\(level) \(message) \(values)") }
     }
 }

@@ -18,13 +18,14 @@ final class TestServer: @unchecked Sendable {
     let client: HTTPClient
     private let task: Task<Void, Error>
 
-    static func start(directory: String? = nil, configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestServer {
+    static func start(directory: String? = nil, logger custom: Logger? = nil,
+                      configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestServer {
         var configuration = ServerConfiguration()
         configuration.dataDirectory = directory ?? NSTemporaryDirectory() + "parley-test-" + UUID().uuidString
         configuration.port = 0
         configure(&configuration)
-        var logger = Logger(label: "parley-test")
-        logger.logLevel = .warning
+        var logger = custom ?? Logger(label: "parley-test")
+        if custom == nil { logger.logLevel = .warning }
         let server = try ParleyServer(configuration: configuration, logger: logger)
         let (portStream, portContinuation) = AsyncStream<Int>.makeStream()
         let task = Task { try await server.run(handleSignals: false) { port in portContinuation.yield(port) } }

@@ -98,6 +98,9 @@ final class AccountService: Sendable {
     /// Checks the proof of possession and the password, registers the device's signature key
     /// under the account if new, and opens a session for that device.
     func login(_ request: API.Login, address: String) async throws -> API.Session {
+        // Before anything uses or logs it: the name is the client's, and may hold terminal
+        // escapes, line breaks or a megabyte of text (attacker review: log injection).
+        guard Username.isValid(request.username) else { throw ErrorBody(.invalidUsername) }
         let failures = FailureKeys(address: address, account: request.username)
         guard limits.loginsPerAddress.allow(address), !limits.failuresBlock(failures) else {
             logger.notice("login rate-limited", metadata: ["user": "\(request.username)", "address": "\(address)"])
