@@ -21,6 +21,11 @@ import Testing
                 // The real group still answers to its name for its members.
                 let after = try await alice.sendText("after", to: name)
                 #expect(after.accepted != nil, "\(name): \(String(describing: after.error))")
+                // Spelled decomposed by its member, the name still finds it (and only it).
+                alice.groups[lookalike] = alice.groups[name]
+                let spelled = try await alice.sendText("decomposed", to: lookalike)
+                #expect(spelled.accepted.map { Array($0.group.utf8) } == Array(name.utf8))
+                alice.groups[name] = alice.groups[lookalike]
                 let ascii = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
                 let encoded = name.addingPercentEncoding(withAllowedCharacters: ascii)!
                 let described = try await server.get("/v1/groups/\(encoded)", token: alice.token, as: API.Group.self)

@@ -164,7 +164,9 @@ extension ParleyClient {
     }
 
     /// Creates a group with this user as its admin.
-    public func createGroup(_ name: String) async throws {
+    public func createGroup(_ typed: String) async throws {
+        // The server takes names in Unicode NFC only (GroupName); terminals may type them decomposed.
+        let name = typed.precomposedStringWithCanonicalMapping
         let (api, token) = try await requireAPI()
         guard let username else { throw ClientError.notLoggedIn }
         let group = try Group.create(

@@ -146,12 +146,21 @@ actor DeliveryService {
         return try describe(cached)
     }
 
-    /// The group, or nil when there is none by that name.
+    /// The group, or nil when there is none by that name. New names are NFC (``GroupName``), so
+    /// a name typed decomposed (as macOS input does) is looked up by its exact bytes, then by its
+    /// NFC form, which names at most one group. Only stored names are cached.
     private func lookup(_ name: String) throws -> CachedGroup? {
-        if let id = idsByName[Array(name.utf8)], let cached = cache[id] { return cached }
-        guard let record = try storage.group(named: name) else { return nil }
-        idsByName[Array(name.utf8)] = record.id
-        return try load(record)
+        let composed = name.precomposedStringWithCanonicalMapping
+        let spellings = Array(name.utf8) == Array(composed.utf8) ? [name] : [name, composed]
+        for spelling in spellings {
+            if let id = idsByName[Array(spelling.utf8)], let cached = cache[id] { return cached }
+        }
+        for spelling in spellings {
+            guard let record = try storage.group(named: spelling) else { continue }
+            idsByName[Array(record.name.utf8)] = record.id
+            return try load(record)
+        }
+        return nil
     }
 
     /// The group when `device` is a member; `notMember` otherwise, whether or not it exists.
