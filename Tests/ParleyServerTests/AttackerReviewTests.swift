@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MLS
 import ParleyProtocol
+@testable import ParleyServer
 import Synchronization
 import Testing
 
@@ -102,6 +103,20 @@ import Testing
         try await server.stop()
         let written = log.lines.joined(separator: "\n")
         #expect(!written.contains("\u{1B}") && !written.contains("forged"))
+    }
+}
+
+extension AttackerReviewTests {
+    /// Login challenges are held in a bounded table. A flood from many addresses (an IPv6 /48
+    /// is 65,536 rate-limit keys) must not fill it so that nobody else can get a challenge:
+    /// the oldest is forgotten, the victim's fresh one works.
+    @Test func aChallengeFloodCannotLockOthersOutOfLoggingIn() throws {
+        let challenges = LoginChallenges(capacity: 4)
+        for _ in 0..<10 { _ = try challenges.issue(for: "mallory") }
+        let nonce = try challenges.issue(for: "alice")
+        for _ in 0..<3 { _ = try challenges.issue(for: "mallory") }
+        #expect(challenges.redeem(nonce, for: "alice"))
+        #expect(!challenges.redeem(nonce, for: "alice"), "a challenge is single-use")
     }
 }
 
