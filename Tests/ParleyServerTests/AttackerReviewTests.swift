@@ -59,7 +59,9 @@ import Testing
             let names = ["a\u{1B}]0;owned\u{7}", "line\n[00:00:00] [bob] hi", "\u{202E}txt.exe", "zero\u{200B}width",
                          "c1\u{85}", ".", ".."]
             for name in names {
-                await #expect(throws: ErrorBody.self, "\(name.debugDescription)") { try await mallory.createGroup(name) }
+                await #expect(throws: ErrorBody.self, "\(name.debugDescription)") {
+                    try await mallory.createGroup(name)
+                }
             }
             try await mallory.createGroup("Caf\u{E9} \u{1F600} ok")
         }
@@ -98,7 +100,9 @@ import Testing
         for _ in 0..<3 {
             let login = API.Login(username: name, password: "whatever1", signatureKey: Data(keys.publicKey.bytes),
                                   challenge: Data(count: 32), signature: Data(count: 64))
-            await #expect(throws: ErrorBody.self) { try await server.request(.POST, "/v1/sessions", json: login, as: API.Session.self) }
+            await #expect(throws: ErrorBody.self) {
+                try await server.request(.POST, "/v1/sessions", json: login, as: API.Session.self)
+            }
         }
         try await server.stop()
         let written = log.lines.joined(separator: "\n")
@@ -132,9 +136,8 @@ final class CapturedLog: LogHandler, @unchecked Sendable {
         set { metadata[key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
-             file: String, function: String, line: UInt) {
-        let values = (metadata ?? [:]).map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        state.withLock { $0.append("\(level) \(message) \(values)") }
+    func log(event: LogEvent) {
+        let values = (event.metadata ?? [:]).map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        state.withLock { $0.append("\(event.level) \(event.message) \(values)") }
     }
 }
