@@ -86,7 +86,10 @@ public enum ParleyGroupPolicy {
             case .add:
                 guard proposerIsAdmin else { throw ParleyPolicyError.notAdmin }
             case .remove(let leaf):
-                guard !roster.isAdmin(leaf) else { throw ParleyPolicyError.adminCannotBeRemoved }
+                // An admin may drop another device of its own (a lost or stolen one);
+                // `validate` keeps at least one of its devices in the group.
+                let ownOtherDevice = leaf != proposer && roster.name(leaf) != nil && roster.name(leaf) == roster.name(proposer)
+                guard !roster.isAdmin(leaf) || ownOtherDevice else { throw ParleyPolicyError.adminCannotBeRemoved }
                 guard leaf == proposer || proposerIsAdmin else { throw ParleyPolicyError.notAdmin }
             case .update:
                 // Always the proposer's own leaf; its identity is CredentialRule's successor check.
@@ -105,7 +108,9 @@ public enum ParleyGroupPolicy {
 
         public func validate(_ proposals: [ProposalWithSender], committer: Sender, group: PublicGroup) throws {
             let committerLeaf = try Self.memberLeaf(committer)
-            guard try !Roster(group).isAdmin(committerLeaf) else { return }
+            let roster = try Roster(group)
+            try roster.checkEveryAdminStays(removing: proposals)
+            guard !roster.isAdmin(committerLeaf) else { return }
             // A non-admin commits only its own proposals and others' leaves.
             for item in proposals where item.sender != committer {
                 guard case .remove(let leaf) = item.proposal, item.sender == .member(leaf) else {
@@ -137,10 +142,24 @@ public enum ParleyGroupPolicy {
             admins = Set(names)
         }
 
+        func name(_ leaf: LeafIndex) -> String? {
+            group.tree.leafNode(at: leaf).flatMap { ParleyGroupPolicy.username(of: $0.credential) }
+        }
+
         func isAdmin(_ leaf: LeafIndex) -> Bool {
-            guard let leafNode = group.tree.leafNode(at: leaf),
-                  let name = ParleyGroupPolicy.username(of: leafNode.credential) else { return false }
-            return admins.contains(name)
+            name(leaf).map(admins.contains) ?? false
+        }
+
+        /// Admins are never removed: a commit may drop some of an admin's
+        /// devices, never all of those it has in the group.
+        func checkEveryAdminStays(removing proposals: [ProposalWithSender]) throws {
+            var removed = Set<LeafIndex>()
+            for item in proposals { if case .remove(let leaf) = item.proposal { removed.insert(leaf) } }
+            let adminLeaves = group.tree.members.filter { isAdmin($0.index) }
+            let remaining = Set(adminLeaves.filter { !removed.contains($0.index) }.compactMap { name($0.index) })
+            guard remaining == Set(adminLeaves.compactMap { name($0.index) }) else {
+                throw ParleyPolicyError.adminCannotBeRemoved
+            }
         }
     }
 }

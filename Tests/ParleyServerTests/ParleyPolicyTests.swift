@@ -171,6 +171,40 @@ import Testing
         struct Other: Error {}
         #expect(ParleyPolicyError.errorBody(for: PolicyRejection(.commit, Other())).code == .notPermitted)
     }
+
+    /// A stolen or lost admin device can be removed by the admin's other
+    /// device, but never by anyone else, and a commit never drops every
+    /// device of an admin.
+    @Test func anAdminRemovesItsOwnOtherDeviceButNeverItsLast() throws {
+        var (alice, bob, charlie, server) = try group()
+        let stolenBundle = try keyPackage(member("alice"))
+        let add = try alice.addMembers([stolenBundle.keyPackage])
+        _ = try server.process(add.message)
+        _ = try alice.process(add.message)
+        _ = try bob.process(add.message)
+        _ = try charlie.process(add.message)
+        guard case .welcome(let welcome)? = add.welcome else { throw MLSError.invalidWelcome("none") }
+        let stolen = try Group.join(welcome: welcome, keyPackage: stolenBundle, policy: policy)
+        // A non-admin may not remove any device of the admin.
+        var members = [alice, charlie]
+        let bobRemoves = try bob.propose(.remove(removed: stolen.ownLeaf))
+        refusedEverywhere(bobRemoves, .adminCannotBeRemoved, server: &server, members: &members)
+        // No commit drops every device of an admin, whoever proposed the removals.
+        let both = [(stolen.ownLeaf, alice.ownLeaf), (alice.ownLeaf, stolen.ownLeaf)].map { proposer, removed in
+            ProposalWithSender(proposal: .remove(removed: removed), sender: .member(proposer), reference: nil)
+        }
+        #expect(throws: ParleyPolicyError.adminCannotBeRemoved) {
+            try ParleyGroupPolicy.CommitRule().validate(both, committer: .member(alice.ownLeaf), group: server)
+        }
+        // alice removes the stolen device: the server and every member accept it.
+        let removal = try alice.removeMembers([stolen.ownLeaf])
+        _ = try server.process(removal.message)
+        _ = try alice.process(removal.message)
+        _ = try bob.process(removal.message)
+        #expect(server.members.count == 3 && bob.members.count == 3)
+        #expect(server.members.filter { ParleyGroupPolicy.username(of: $0.credential) == "alice" }.count == 1)
+        #expect(try ParleyGroupPolicy.admins(in: server.context.extensions) == ["alice"])
+    }
 }
 
 extension Group {

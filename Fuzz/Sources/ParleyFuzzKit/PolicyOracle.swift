@@ -8,7 +8,8 @@ import ParleyProtocol
 /// for crashes.
 ///
 /// - Add and GroupContextExtensions are applied only when an admin *proposed* them.
-/// - An admin is never removed; others are removed by an admin or by themselves.
+/// - An admin is never removed: only its own other device may drop one of its
+///   devices, and it keeps at least one; others are removed by an admin or by themselves.
 /// - PreSharedKey, ReInit and ExternalInit proposals are never applied.
 /// - A member's credential names the same user before and after (§5.3.1 successor).
 ///
@@ -51,7 +52,9 @@ struct PolicyOracle {
                 isAdmin(proposer, admins),
                 "policy broken: a non-admin's \(proposal.proposalType.rawValue) proposal was applied")
         case .remove(let removed):
-            Invariant.require(!admins.contains(name(removed, in: before) ?? ""), "policy broken: an admin was removed")
+            let removedUser = name(removed, in: before) ?? ""
+            let ownOtherDevice = proposer != .member(removed) && senderName(proposer) == removedUser
+            Invariant.require(!admins.contains(removedUser) || ownOtherDevice, "policy broken: an admin was removed")
             Invariant.require(
                 isAdmin(proposer, admins) || proposer == .member(removed),
                 "policy broken: a non-admin removed another member")
@@ -67,16 +70,21 @@ struct PolicyOracle {
     /// Admins stay, and every member that stays keeps its identity.
     private func checkMembers(admins: Set<String>) {
         let removed = Set(summary.removed.map(\.index))
+        let adminsBefore = Set(before.tree.members.compactMap { ParleyGroupPolicy.username(of: $0.leaf.credential) })
+            .intersection(admins)
+        let usersAfter = Set(after.tree.members.compactMap { ParleyGroupPolicy.username(of: $0.leaf.credential) })
+        Invariant.require(adminsBefore.isSubset(of: usersAfter), "policy broken: an admin's last device is gone")
         for (leaf, node) in before.tree.members {
-            let user = ParleyGroupPolicy.username(of: node.credential)
-            if let user, admins.contains(user) {
-                Invariant.require(name(leaf, in: after) == user, "policy broken: an admin's leaf is gone or renamed")
-            }
             guard !removed.contains(leaf) else { continue }
             Invariant.require(
                 after.tree.leafNode(at: leaf)?.credential == node.credential,
                 "policy broken: a member's credential changed without a removal (§5.3.1)")
         }
+    }
+
+    private func senderName(_ sender: Sender) -> String? {
+        guard case .member(let leaf) = sender else { return nil }
+        return name(leaf, in: before)
     }
 
     private func isAdmin(_ sender: Sender, _ admins: Set<String>) -> Bool {
