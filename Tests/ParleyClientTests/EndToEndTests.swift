@@ -17,7 +17,12 @@ final class Harness: @unchecked Sendable {
     init() { Harness.cheapKeyDerivation() }
 
     /// Homes made by tests use a cheap scrypt cost, so suites stay fast.
-    static func cheapKeyDerivation() { SealingKey.testCost.withLock { $0 = 10 } }
+    static func cheapKeyDerivation() {
+        SealingKey.testCost.withLock { $0 = 10 }
+        // The whole suite runs in parallel on two cores: give clients (and the
+        // `parley` binary the tests start, which inherits this) time to be answered.
+        setenv("PARLEY_CLIENT_TIMEOUT_SECONDS", "90", 1)
+    }
 
     func start(port requested: Int = 0, dataDirectory: String? = nil) async throws {
         var configuration = ServerConfiguration()

@@ -20,7 +20,14 @@ public actor ParleyClient {
     /// Frames that arrived while waiting for an answer, handled in order later.
     var inbox: [ServerFrame] = []
     /// How long to wait for the server's answer to one request.
-    public var timeout: Duration = .seconds(20)
+    public var timeout: Duration = ParleyClient.defaultTimeout
+
+    /// 20 s, or `PARLEY_CLIENT_TIMEOUT_SECONDS` (1 to 600) for slow links and loaded test machines.
+    static var defaultTimeout: Duration {
+        let configured = ProcessInfo.processInfo.environment["PARLEY_CLIENT_TIMEOUT_SECONDS"].flatMap { Int($0) }
+        guard let configured, (1...600).contains(configured) else { return .seconds(20) }
+        return .seconds(configured)
+    }
     /// How old this device's leaf in a group may get before `sync` refreshes
     /// it with a self-update (forward secrecy and post-compromise security).
     public var selfUpdateInterval: TimeInterval = 7 * 86400
