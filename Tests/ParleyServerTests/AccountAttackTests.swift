@@ -365,20 +365,6 @@ import Testing
     }
 }
 
-/// Every frame a socket receives until it closes; fails the test if it is still open after `timeout`.
-private func framesUntilClosed(_ socket: TestSocket, timeout: Duration = .seconds(15),
-                               sourceLocation: SourceLocation = #_sourceLocation) async -> [ServerFrame] {
-    var frames: [ServerFrame] = []
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        guard let frame = await socket.next(timeout: deadline - ContinuousClock.now) else { break }
-        frames.append(frame)
-    }
-    // `next` gives nil before the deadline only when the socket has closed.
-    #expect(ContinuousClock.now < deadline, "the socket is still open", sourceLocation: sourceLocation)
-    return frames
-}
-
 /// Blocks callers until opened, and records how many were inside at once and on which threads.
 private final class Gate: @unchecked Sendable {
     private let condition = NSCondition()

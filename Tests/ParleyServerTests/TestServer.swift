@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Testing
 import HummingbirdWSClient
 import Logging
 import Synchronization
@@ -170,4 +171,18 @@ final class TestSocket: Sendable {
         outgoing.finish()
         closed.cancel()
     }
+}
+
+/// Every frame a socket receives until it closes; fails the test if it is still open after `timeout`.
+func framesUntilClosed(_ socket: TestSocket, timeout: Duration = .seconds(15),
+                       sourceLocation: SourceLocation = #_sourceLocation) async -> [ServerFrame] {
+    var frames: [ServerFrame] = []
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        guard let frame = await socket.next(timeout: deadline - ContinuousClock.now) else { break }
+        frames.append(frame)
+    }
+    // `next` gives nil before the deadline only when the socket has closed.
+    #expect(ContinuousClock.now < deadline, "the socket is still open", sourceLocation: sourceLocation)
+    return frames
 }
