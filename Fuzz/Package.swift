@@ -24,8 +24,9 @@ let package = Package(
                 .product(name: "ParleyProtocol", package: "Parley"),
             ]
         ),
-    ] + targets.map { name in
-        // One executable per target: only libFuzzer's entry points, named after the target.
-        .executableTarget(name: "fuzz-\(name)", dependencies: ["ParleyFuzzKit", "CLibFuzzer"])
-    }
+    ]
+        + targets.map { name in
+            // One executable per target: only libFuzzer's entry points, named after the target.
+            .executableTarget(name: "fuzz-\(name)", dependencies: ["ParleyFuzzKit", "CLibFuzzer"])
+        }
 )

@@ -56,7 +56,9 @@ public enum TerminalText {
         var out = ""
         for scalar in encoded.unicodeScalars {
             if scalar.value >= 0x7F, isDangerous(scalar) || isBreak(scalar) {
-                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
+                out +=
+                    "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
+                    + String(scalar.value, radix: 16)
             } else {
                 out.unicodeScalars.append(scalar)
             }

@@ -52,7 +52,9 @@ public struct DemoScenario {
                 clients[name] = user
                 log("\(name) registered and uploaded key packages")
             }
-            let alice = clients["alice"]!, bob = clients["bob"]!, charlie = clients["charlie"]!
+            let alice = clients["alice"]!
+            let bob = clients["bob"]!
+            let charlie = clients["charlie"]!
             try await alice.createGroup("group1")
             log("alice created group1")
             try await alice.add(["bob", "charlie"], to: "group1")
@@ -77,9 +79,12 @@ public struct DemoScenario {
 
             let plaintexts = Self.conversation.map(\.text) + [Self.afterRemoval]
             return Outcome(
-                views: views, dataDirectory: configuration.dataDirectory, plaintexts: plaintexts,
+                views: views,
+                dataDirectory: configuration.dataDirectory,
+                plaintexts: plaintexts,
                 leakedPlaintexts: try Self.search(configuration.dataDirectory, for: plaintexts),
-                storedMessages: try LogInspection.messages(dataDirectory: configuration.dataDirectory))
+                storedMessages: try LogInspection.messages(dataDirectory: configuration.dataDirectory)
+            )
         } catch {
             for user in clients.values { await user.close() }
             await server.shutdown()

@@ -51,15 +51,31 @@ public enum API {
         }
 
         /// Signs `challenge` with the device's keys: the whole login for one device.
-        public init(username: String, password: String, challenge: Data, signatureKeys: SignatureKeyPair,
-                    serverCertificate: [UInt8]) throws {
+        public init(
+            username: String,
+            password: String,
+            challenge: Data,
+            signatureKeys: SignatureKeyPair,
+            serverCertificate: [UInt8]
+        ) throws {
             let content = try Self.proofContent(
-                username: username, challenge: [UInt8](challenge), signatureKey: signatureKeys.publicKey.bytes,
-                serverCertificate: serverCertificate)
+                username: username,
+                challenge: [UInt8](challenge),
+                signatureKey: signatureKeys.publicKey.bytes,
+                serverCertificate: serverCertificate
+            )
             let signature = try Self.suite.signWithLabel(
-                signatureKeys.privateKey, label: Self.proofLabel, content: content)
-            self.init(username: username, password: password, signatureKey: Data(signatureKeys.publicKey.bytes),
-                      challenge: challenge, signature: Data(signature))
+                signatureKeys.privateKey,
+                label: Self.proofLabel,
+                content: content
+            )
+            self.init(
+                username: username,
+                password: password,
+                signatureKey: Data(signatureKeys.publicKey.bytes),
+                challenge: challenge,
+                signature: Data(signature)
+            )
         }
 
         /// Parley devices sign with Ed25519, the signature scheme of the one suite Parley uses.
@@ -74,8 +90,12 @@ public enum API {
         /// opaque server_certificate_hash<V>; }`. The username and challenge bind the proof to
         /// this login; the hash of the certificate the client pinned binds it to this server, so a
         /// hostile server cannot relay another server's challenge and replay the answer there.
-        public static func proofContent(username: String, challenge: [UInt8], signatureKey: [UInt8],
-                                        serverCertificate: [UInt8]) throws -> [UInt8] {
+        public static func proofContent(
+            username: String,
+            challenge: [UInt8],
+            signatureKey: [UInt8],
+            serverCertificate: [UInt8]
+        ) throws -> [UInt8] {
             var writer = TLSWriter()
             try writer.writeOpaque(Array(username.utf8))
             try writer.writeOpaque(challenge)

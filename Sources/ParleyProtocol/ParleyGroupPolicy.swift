@@ -88,7 +88,8 @@ public enum ParleyGroupPolicy {
             case .remove(let leaf):
                 // An admin may drop another device of its own (a lost or stolen one);
                 // `validate` keeps at least one of its devices in the group.
-                let ownOtherDevice = leaf != proposer && roster.name(leaf) != nil && roster.name(leaf) == roster.name(proposer)
+                let ownOtherDevice =
+                    leaf != proposer && roster.name(leaf) != nil && roster.name(leaf) == roster.name(proposer)
                 guard !roster.isAdmin(leaf) || ownOtherDevice else { throw ParleyPolicyError.adminCannotBeRemoved }
                 guard leaf == proposer || proposerIsAdmin else { throw ParleyPolicyError.notAdmin }
             case .update:
@@ -97,7 +98,8 @@ public enum ParleyGroupPolicy {
             case .groupContextExtensions(let extensions):
                 guard proposerIsAdmin else { throw ParleyPolicyError.notAdmin }
                 guard let admins = try? ParleyGroupPolicy.admins(in: extensions), !admins.isEmpty,
-                      admins.allSatisfy(Username.isValid) else {
+                    admins.allSatisfy(Username.isValid)
+                else {
                     throw ParleyPolicyError.invalidAdminList
                 }
                 guard roster.admins.isSubset(of: admins) else { throw ParleyPolicyError.adminListChange }
@@ -222,7 +224,8 @@ public enum Username {
         let bytes = Array(name.utf8)
         guard (3...32).contains(bytes.count) else { return false }
         return bytes.allSatisfy { byte in
-            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
                 || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
         }
     }

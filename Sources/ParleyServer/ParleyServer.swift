@@ -34,8 +34,10 @@ public final class ParleyServer: Sendable {
         self.configuration = configuration
         self.logger = logger
         try FileManager.default.createDirectory(
-            atPath: configuration.dataDirectory, withIntermediateDirectories: true,
-            attributes: [.posixPermissions: 0o700])
+            atPath: configuration.dataDirectory,
+            withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700]
+        )
         storage = try SQLiteStorage(path: configuration.databasePath)
         let (identity, created) = try ServerIdentity.load(configuration: configuration)
         self.identity = identity
@@ -46,10 +48,19 @@ public final class ParleyServer: Sendable {
         let hub = ConnectionHub(maxQueuedBytes: configuration.maxQueuedBytesPerConnection)
         self.hub = hub
         accounts = AccountService(
-            storage: storage, configuration: configuration, hub: hub, certificateDER: identity.certificateDER,
-            logger: logger)
+            storage: storage,
+            configuration: configuration,
+            hub: hub,
+            certificateDER: identity.certificateDER,
+            logger: logger
+        )
         delivery = DeliveryService(
-            storage: storage, hub: hub, configuration: configuration, metrics: metrics, logger: logger)
+            storage: storage,
+            hub: hub,
+            configuration: configuration,
+            metrics: metrics,
+            logger: logger
+        )
     }
 
     /// Serves until a graceful shutdown: SIGTERM or SIGINT when `handleSignals`,
@@ -58,29 +69,47 @@ public final class ParleyServer: Sendable {
     ///
     /// - Parameter onRunning: called with the bound port once the server listens.
     public func run(
-        handleSignals: Bool = true, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+        handleSignals: Bool = true,
+        onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
         let routes = Routes(
-            accounts: accounts, directory: directory, delivery: delivery, metrics: metrics, hub: hub,
-            configuration: configuration)
+            accounts: accounts,
+            directory: directory,
+            delivery: delivery,
+            metrics: metrics,
+            hub: hub,
+            configuration: configuration
+        )
         let router = routes.router()
         router.get("v1/ws") { _, _ -> Response in throw ErrorBody(.unauthorized) }
         let app = Application(
             router: router,
             server: try serverBuilder(),
             configuration: .init(
-                address: .hostname(configuration.host, port: configuration.port), serverName: "Parley"),
+                address: .hostname(configuration.host, port: configuration.port),
+                serverName: "Parley"
+            ),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
-            logger: logger)
-        let group = ServiceGroup(configuration: .init(
-            services: [
-                .init(service: app),
-                .init(service: CloseConnectionsOnShutdown(hub: hub)),
-                .init(service: RetentionService(
-                    storage: storage, delivery: delivery, days: configuration.retentionDays, logger: logger)),
-            ],
-            gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
-            logger: logger))
+            logger: logger
+        )
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: app),
+                    .init(service: CloseConnectionsOnShutdown(hub: hub)),
+                    .init(
+                        service: RetentionService(
+                            storage: storage,
+                            delivery: delivery,
+                            days: configuration.retentionDays,
+                            logger: logger
+                        )
+                    ),
+                ],
+                gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
+                logger: logger
+            )
+        )
         serviceGroup.withLock { $0 = group }
         try await group.run()
     }
@@ -91,21 +120,34 @@ public final class ParleyServer: Sendable {
         let sessionParts = (storage, delivery, hub, configuration, accounts)
         let channelConfiguration = HTTP1WebSocketUpgradeChannel.Configuration(
             http1: .init(idleTimeout: .seconds(Int64(max(1, configuration.idleTimeoutSeconds)))),
-            ws: .init(maxFrameSize: configuration.maxFrameBytes * 4,
-                      autoPing: .enabled(timePeriod: .seconds(max(1, configuration.pingIntervalSeconds)))))
+            ws: .init(
+                maxFrameSize: configuration.maxFrameBytes * 4,
+                autoPing: .enabled(timePeriod: .seconds(max(1, configuration.pingIntervalSeconds)))
+            )
+        )
         typealias Upgrade = ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>>
         let shouldUpgrade: @Sendable (HTTPRequest, any Channel, Logger) async throws -> Upgrade = {
-            request, channel, logger in
+            request,
+            channel,
+            logger in
             let (storage, delivery, hub, configuration, accounts) = sessionParts
             guard request.path == "/v1/ws",
-                  let token = Routes.token(from: request.headerFields[.authorization]),
-                  let device = try? accounts.authenticate(token: token) else {
+                let token = Routes.token(from: request.headerFields[.authorization]),
+                let device = try? accounts.authenticate(token: token)
+            else {
                 return .dontUpgrade
             }
             let check = SessionCheck(storage: storage, tokenHash: SessionToken.hash(token))
-            let session = WebSocketSession(device: device, storage: storage, delivery: delivery, hub: hub,
-                                           configuration: configuration, logger: logger, channel: channel,
-                                           session: check)
+            let session = WebSocketSession(
+                device: device,
+                storage: storage,
+                delivery: delivery,
+                hub: hub,
+                configuration: configuration,
+                logger: logger,
+                channel: channel,
+                session: check
+            )
             return .upgrade([:]) { inbound, outbound, _ in
                 await session.run(inbound: inbound, outbound: outbound)
             }
@@ -114,7 +156,10 @@ public final class ParleyServer: Sendable {
         let deadline = TimeAmount.seconds(Int64(max(1, configuration.handshakeTimeoutSeconds)))
         return HTTPServerBuilder { responder in
             let http = HTTP1WebSocketUpgradeChannel(
-                responder: responder, configuration: channelConfiguration, shouldUpgrade: shouldUpgrade)
+                responder: responder,
+                configuration: channelConfiguration,
+                shouldUpgrade: shouldUpgrade
+            )
             return try TLSChannel(ConnectionDeadlineChannel(base: http, timeout: deadline), tlsConfiguration: tls)
         }
     }
@@ -133,7 +178,10 @@ public final class ParleyServer: Sendable {
 
     public func listUsers() throws -> [(name: String, created: Date, devices: Int)] {
         try storage.users().map {
-            ($0.name, Date(timeIntervalSince1970: Double($0.createdAt) / 1000), try storage.devices(ofUser: $0.id).count)
+            (
+                $0.name, Date(timeIntervalSince1970: Double($0.createdAt) / 1000),
+                try storage.devices(ofUser: $0.id).count
+            )
         }
     }
 

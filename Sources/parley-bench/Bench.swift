@@ -7,14 +7,16 @@ struct ParleyBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "parley-bench",
         abstract: "Benchmarks for Parley. Build with -c release.",
-        subcommands: [MLSBench.self, LoadBench.self])
+        subcommands: [MLSBench.self, LoadBench.self]
+    )
 }
 
 /// `parley-bench mls`: MLS operations on groups of n members, cipher suite 1.
 struct MLSBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mls",
-        abstract: "Time group operations at several sizes (suite 1, group built by batched adds).")
+        abstract: "Time group operations at several sizes (suite 1, group built by batched adds)."
+    )
 
     @Option(help: "Comma-separated group sizes.") var sizes = "10,100,1000,10000"
     @Option(help: "Runs per operation (median and p90 are reported).") var runs = 9
@@ -37,10 +39,21 @@ struct MLSBench: AsyncParsableCommand {
         let p90 = sorted[min(sorted.count - 1, Int((Double(sorted.count) * 0.9).rounded(.up)) - 1)]
         if json {
             let treeField = tree.map { #", "tree": "\#($0)""# } ?? ""
-            print(#"{"op": "\#(op)", "n": \#(n)\#(treeField), "median_ms": \#(String(format: "%.3f", median)), "p90_ms": \#(String(format: "%.3f", p90)), "runs": \#(samples.count)}"#)
+            print(
+                #"{"op": "\#(op)", "n": \#(n)\#(treeField), "median_ms": \#(String(format: "%.3f", median)), "p90_ms": \#(String(format: "%.3f", p90)), "runs": \#(samples.count)}"#
+            )
         } else {
             let label = tree.map { "\(op) (\($0))" } ?? op
-            print(String(format: "%-32@ n=%-6d median %10.3f ms   p90 %10.3f ms   (%d runs)", label as NSString, n, median, p90, samples.count))
+            print(
+                String(
+                    format: "%-32@ n=%-6d median %10.3f ms   p90 %10.3f ms   (%d runs)",
+                    label as NSString,
+                    n,
+                    median,
+                    p90,
+                    samples.count
+                )
+            )
         }
         fflush(nil)
     }
@@ -53,14 +66,19 @@ struct MLSBench: AsyncParsableCommand {
 
     func member(_ suite: CipherSuiteProvider, _ index: Int) throws -> KeyPackageBundle {
         try KeyPackageBundle(
-            suite, credential: .basic(identity: Array("member\(index)".utf8)), signatureKeys: suite.generateSignatureKeyPair(),
-            lifetime: Lifetime(notBefore: 0, notAfter: .max))
+            suite,
+            credential: .basic(identity: Array("member\(index)".utf8)),
+            signatureKeys: suite.generateSignatureKeyPair(),
+            lifetime: Lifetime(notBefore: 0, notAfter: .max)
+        )
     }
 
     /// The number of HPKE ciphertexts in a Commit's UpdatePath: the work a
     /// path costs, n-ish in a tree fresh from batched adds, log n once populated.
     func pathCiphertexts(_ message: MLSMessage) -> Int {
-        guard case .publicMessage(let framed) = message, case .commit(let commit) = framed.content.body else { return 0 }
+        guard case .publicMessage(let framed) = message, case .commit(let commit) = framed.content.body else {
+            return 0
+        }
         return commit.path?.nodes.reduce(0) { $0 + $1.encryptedPathSecret.count } ?? 0
     }
 
@@ -69,7 +87,10 @@ struct MLSBench: AsyncParsableCommand {
             let body = fields.map { #""\#($0.0)": \#($0.1)"# }.joined(separator: ", ")
             print(#"{"op": "\#(op)", "n": \#(n), \#(body)}"#)
         } else {
-            print(String(format: "%-32@ n=%-6d ", op as NSString, n) + fields.map { "\($0.0) \($0.1.replacingOccurrences(of: "\"", with: ""))" }.joined(separator: "   "))
+            print(
+                String(format: "%-32@ n=%-6d ", op as NSString, n)
+                    + fields.map { "\($0.0) \($0.1.replacingOccurrences(of: "\"", with: ""))" }.joined(separator: "   ")
+            )
         }
         fflush(nil)
     }
@@ -77,12 +98,19 @@ struct MLSBench: AsyncParsableCommand {
     func measure(n: Int, suite: CipherSuiteProvider) throws {
         // build_group: the creator adds n-1 members in batches; member 1 follows along.
         let bundles = try (1..<n).map { try member(suite, $0) }
-        var creator = try Group.create(suite, groupID: Array("bench-\(n)".utf8), credential: .basic(identity: Array("member0".utf8)), signatureKeys: suite.generateSignatureKeyPair())
+        var creator = try Group.create(
+            suite,
+            groupID: Array("bench-\(n)".utf8),
+            credential: .basic(identity: Array("member0".utf8)),
+            signatureKeys: suite.generateSignatureKeyPair()
+        )
         var follower: Group?
         let build = try milliseconds {
             for start in stride(from: 0, to: bundles.count, by: batch) {
                 let slice = Array(bundles[start..<min(start + batch, bundles.count)])
-                let output = try creator.commit(CommitOptions(add: slice.map(\.keyPackage), ratchetTreeInWelcome: start == 0))
+                let output = try creator.commit(
+                    CommitOptions(add: slice.map(\.keyPackage), ratchetTreeInWelcome: start == 0)
+                )
                 _ = try creator.process(output.message)
                 if start == 0, case .welcome(let welcome)? = output.welcome {
                     follower = try Group.join(welcome: welcome, keyPackage: slice[0])
@@ -104,32 +132,48 @@ struct MLSBench: AsyncParsableCommand {
             try measureCommits(n: n, tree: "fresh", creator: creator, receiver: receiver, newcomers: newcomers)
         }
         if treeKinds.contains("populated") {
-            let populate = try milliseconds { try populateCopath(of: &creator, receiver: &receiver, n: n, suite: suite) }
+            let populate = try milliseconds {
+                try populateCopath(of: &creator, receiver: &receiver, n: n, suite: suite)
+            }
             note("populate_tree", n: n, [("ms", String(format: "%.1f", populate))])
             try measureCommits(n: n, tree: "populated", creator: creator, receiver: receiver, newcomers: newcomers)
         }
 
         // join_welcome: a Welcome without the tree, the tree supplied separately.
         var withNewcomer = creator
-        let invitation = try withNewcomer.commit(CommitOptions(add: [newcomers[0].keyPackage], ratchetTreeInWelcome: false))
+        let invitation = try withNewcomer.commit(
+            CommitOptions(add: [newcomers[0].keyPackage], ratchetTreeInWelcome: false)
+        )
         _ = try withNewcomer.process(invitation.message)
         guard case .welcome(let welcome)? = invitation.welcome else { return }
         let tree = withNewcomer.tree
-        report("join_welcome", n: n, try (0..<runs).map { _ in
-            try milliseconds { _ = try Group.join(welcome: welcome, keyPackage: newcomers[0], ratchetTree: tree) }
-        })
+        report(
+            "join_welcome",
+            n: n,
+            try (0..<runs).map { _ in
+                try milliseconds { _ = try Group.join(welcome: welcome, keyPackage: newcomers[0], ratchetTree: tree) }
+            }
+        )
 
         let kib = [UInt8](repeating: 0x61, count: 1024)
         var ciphertexts: [MLSMessage] = []
-        report("encrypt_1k", n: n, try (0..<max(runs, 50)).map { _ in
-            var message: MLSMessage?
-            let time = try milliseconds { message = try creator.encrypt(kib) }
-            ciphertexts.append(message!)
-            return time
-        })
-        report("decrypt_1k", n: n, try ciphertexts.map { ciphertext in
-            try milliseconds { _ = try receiver.process(ciphertext) }
-        })
+        report(
+            "encrypt_1k",
+            n: n,
+            try (0..<max(runs, 50)).map { _ in
+                var message: MLSMessage?
+                let time = try milliseconds { message = try creator.encrypt(kib) }
+                ciphertexts.append(message!)
+                return time
+            }
+        )
+        report(
+            "decrypt_1k",
+            n: n,
+            try ciphertexts.map { ciphertext in
+                try milliseconds { _ = try receiver.process(ciphertext) }
+            }
+        )
 
         note("state_bytes", n: n, [("bytes", "\(try creator.serialized().count)")])
     }
@@ -137,34 +181,54 @@ struct MLSBench: AsyncParsableCommand {
     /// Add one (tree in the Welcome, the default), self-update, remove one,
     /// and a self-update processed by another member, each from the same state.
     func measureCommits(n: Int, tree: String, creator: Group, receiver: Group, newcomers: [KeyPackageBundle]) throws {
-        report("commit_add_one", n: n, tree: tree, try newcomers.map { bundle in
-            var group = creator
-            return try milliseconds { _ = try group.addMembers([bundle.keyPackage]) }
-        })
+        report(
+            "commit_add_one",
+            n: n,
+            tree: tree,
+            try newcomers.map { bundle in
+                var group = creator
+                return try milliseconds { _ = try group.addMembers([bundle.keyPackage]) }
+            }
+        )
 
         var ciphertextCount = 0
-        report("commit_self_update", n: n, tree: tree, try (0..<runs).map { _ in
-            var group = creator
-            var output: CommitOutput?
-            let time = try milliseconds { output = try group.selfUpdate() }
-            ciphertextCount = pathCiphertexts(output!.message)
-            return time
-        })
+        report(
+            "commit_self_update",
+            n: n,
+            tree: tree,
+            try (0..<runs).map { _ in
+                var group = creator
+                var output: CommitOutput?
+                let time = try milliseconds { output = try group.selfUpdate() }
+                ciphertextCount = pathCiphertexts(output!.message)
+                return time
+            }
+        )
         note("path_ciphertexts", n: n, [("tree", #""\#(tree)""#), ("count", "\(ciphertextCount)")])
 
-        report("commit_remove_one", n: n, tree: tree, try (0..<runs).map { _ in
-            var group = creator
-            return try milliseconds { _ = try group.removeMembers([receiver.ownLeaf]) }
-        })
+        report(
+            "commit_remove_one",
+            n: n,
+            tree: tree,
+            try (0..<runs).map { _ in
+                var group = creator
+                return try milliseconds { _ = try group.removeMembers([receiver.ownLeaf]) }
+            }
+        )
 
         let updates = try (0..<runs).map { _ in
             var group = creator
             return try group.selfUpdate().message
         }
-        report("process_commit", n: n, tree: tree, try updates.map { message in
-            var group = receiver
-            return try milliseconds { _ = try group.process(message) }
-        })
+        report(
+            "process_commit",
+            n: n,
+            tree: tree,
+            try updates.map { message in
+                var group = receiver
+                return try milliseconds { _ = try group.process(message) }
+            }
+        )
     }
 
     /// Gives every node on the creator's copath a key, with real commits:
@@ -183,9 +247,13 @@ struct MLSBench: AsyncParsableCommand {
         let invitation = try creator.commit(CommitOptions(add: fillers.map(\.keyPackage), ratchetTreeInWelcome: false))
         _ = try creator.process(invitation.message)
         _ = try receiver.process(invitation.message)
-        guard case .welcome(let welcome)? = invitation.welcome else { throw ValidationError("no Welcome for the new members") }
+        guard case .welcome(let welcome)? = invitation.welcome else {
+            throw ValidationError("no Welcome for the new members")
+        }
         var joined = try fillers.map { try Group.join(welcome: welcome, keyPackage: $0, ratchetTree: creator.tree) }
-        guard joined.map(\.ownLeaf) == holes else { throw ValidationError("the new members did not fill the removed leaves") }
+        guard joined.map(\.ownLeaf) == holes else {
+            throw ValidationError("the new members did not fill the removed leaves")
+        }
 
         for committer in joined.indices.reversed() {
             let update = try joined[committer].selfUpdate()

@@ -16,20 +16,24 @@ import Synchronization
 struct LoadBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "load",
-        abstract: "Message throughput and send-to-delivery latency, then idle connections held.")
+        abstract: "Message throughput and send-to-delivery latency, then idle connections held."
+    )
 
     @Option(help: "Client devices sending.") var clients = 40
     @Option(help: "Groups the clients are spread over.") var groups = 4
     @Option(help: "Messages per second in total.") var rate = 400
     @Option(help: "Seconds of load.") var seconds = 10
     @Option(help: "Extra idle authenticated connections to open afterwards.") var idle = 1000
-    @Option(help: ArgumentHelp(
-        "A running Parley server (https://host:port) instead of one started in-process.",
-        discussion: """
-            It must allow registration, its per-device send limit must cover rate/clients, and its \
-            max_devices_per_account and logins_per_minute_per_address must cover --idle. \
-            Needed for more idle connections than one process has file descriptors for.
-            """))
+    @Option(
+        help: ArgumentHelp(
+            "A running Parley server (https://host:port) instead of one started in-process.",
+            discussion: """
+                It must allow registration, its per-device send limit must cover rate/clients, and its \
+                max_devices_per_account and logins_per_minute_per_address must cover --idle. \
+                Needed for more idle connections than one process has file descriptors for.
+                """
+        )
+    )
     var server: String?
     @Flag(help: "One JSON object per line.") var json = false
 
@@ -38,10 +42,12 @@ struct LoadBench: AsyncParsableCommand {
         // Each connection is one descriptor on each side; in-process both sides share the limit.
         let needed = (server == nil ? 2 : 1) * (clients + idle) + 200
         if needed > fileLimit {
-            throw ValidationError("""
+            throw ValidationError(
+                """
                 \(clients + idle) connections need about \(needed) file descriptors in this process, and the limit is \(fileLimit). \
                 Run the server on its own (parley serve) and pass --server, or ask for fewer.
-                """)
+                """
+            )
         }
         let target = try await LoadTarget.start(server: server, rate: rate, status: status)
         do {
@@ -61,13 +67,22 @@ struct LoadBench: AsyncParsableCommand {
         var users: [ParleyClient] = []
         for index in 0..<clients {
             let user = try ParleyClient(home: target.root + "/u\(index)")
-            try await user.register(server: target.url, username: target.name("u\(index)"), password: "load test password")
+            try await user.register(
+                server: target.url,
+                username: target.name("u\(index)"),
+                password: "load test password"
+            )
             users.append(user)
         }
         for group in 0..<groups {
             let members = stride(from: group, to: clients, by: groups).map { $0 }
             try await users[members[0]].createGroup(target.name("g\(group)"))
-            if members.count > 1 { try await users[members[0]].add(members.dropFirst().map { target.name("u\($0)") }, to: target.name("g\(group)")) }
+            if members.count > 1 {
+                try await users[members[0]].add(
+                    members.dropFirst().map { target.name("u\($0)") },
+                    to: target.name("g\(group)")
+                )
+            }
         }
         for user in users { try await user.sync() }
         for user in users { try await user.sync() }
@@ -80,7 +95,9 @@ struct LoadBench: AsyncParsableCommand {
         }
 
         let stats = LoadStats()
-        let sockets = senders.map { LoadSocket(url: target.webSocketURL, token: $0.token, tls: target.tls, stats: stats) }
+        let sockets = senders.map {
+            LoadSocket(url: target.webSocketURL, token: $0.token, tls: target.tls, stats: stats)
+        }
         try await Task.sleep(for: .seconds(1))
         status("sending \(rate) messages/s for \(seconds) s")
         let interval = Duration.seconds(Double(clients) / Double(rate))
@@ -94,11 +111,28 @@ struct LoadBench: AsyncParsableCommand {
                         try? await Task.sleep(until: next)
                         count += 1
                         // Opaque to the server; the send time rides in the authenticated data.
-                        let message = MLSMessage.privateMessage(PrivateMessage(
-                            groupID: sender.groupID, epoch: sender.epoch, contentType: .application,
-                            authenticatedData: withUnsafeBytes(of: DispatchTime.now().uptimeNanoseconds.bigEndian, Array.init),
-                            encryptedSenderData: [UInt8](repeating: 7, count: 28), ciphertext: [UInt8](repeating: 9, count: 1024)))
-                        sockets[index].send(.send(.init(id: "\(index)-\(count)", group: sender.group, message: Data((try? message.tlsEncoded()) ?? []))))
+                        let message = MLSMessage.privateMessage(
+                            PrivateMessage(
+                                groupID: sender.groupID,
+                                epoch: sender.epoch,
+                                contentType: .application,
+                                authenticatedData: withUnsafeBytes(
+                                    of: DispatchTime.now().uptimeNanoseconds.bigEndian,
+                                    Array.init
+                                ),
+                                encryptedSenderData: [UInt8](repeating: 7, count: 28),
+                                ciphertext: [UInt8](repeating: 9, count: 1024)
+                            )
+                        )
+                        sockets[index].send(
+                            .send(
+                                .init(
+                                    id: "\(index)-\(count)",
+                                    group: sender.group,
+                                    message: Data((try? message.tlsEncoded()) ?? [])
+                                )
+                            )
+                        )
                         stats.sent()
                         next += interval
                     }
@@ -110,8 +144,10 @@ struct LoadBench: AsyncParsableCommand {
         let elapsed = Double(seconds)
         report([
             "op": "load", "clients": clients, "groups": groups, "rate": rate, "seconds": seconds, "server": target.kind,
-            "sent": result.sent, "accepted_per_s": Double(result.accepted) / elapsed, "deliveries_per_s": Double(result.deliveries) / elapsed,
-            "latency_p50_ms": result.p50, "latency_p99_ms": result.p99, "latency_p999_ms": result.p999, "errors": result.errors,
+            "sent": result.sent, "accepted_per_s": Double(result.accepted) / elapsed,
+            "deliveries_per_s": Double(result.deliveries) / elapsed,
+            "latency_p50_ms": result.p50, "latency_p99_ms": result.p99, "latency_p999_ms": result.p999,
+            "errors": result.errors,
         ])
         for socket in sockets { socket.close() }
     }
@@ -121,7 +157,8 @@ struct LoadBench: AsyncParsableCommand {
     /// connection needs, so no home store or KeyPackages are made for them.
     func measureIdleConnections(_ target: LoadTarget) async throws {
         status("logging in \(idle) devices")
-        let user = target.name("idle"), password = "idle connections"
+        let user = target.name("idle")
+        let password = "idle connections"
         try await target.createUser(user, password: password)
         let suite = try CipherSuite.mls128DHKEMX25519AES128GCMSHA256Ed25519.provider()
         let setupStart = ContinuousClock.now
@@ -133,7 +170,11 @@ struct LoadBench: AsyncParsableCommand {
                 let keys = suite.generateSignatureKeyPair()
                 group.addTask {
                     try await ParleyClient.openSession(
-                        api: target.api, username: user, password: password, keys: keys).token
+                        api: target.api,
+                        username: user,
+                        password: password,
+                        keys: keys
+                    ).token
                 }
                 next += 1
             }
@@ -172,7 +213,9 @@ struct LoadBench: AsyncParsableCommand {
         // The server's own view, from its /metrics: connections and memory (in-process, the bench's too).
         let metrics = await target.serverMetrics()
         if let count = metrics["parley_connections"] { values["server_connections"] = Int(count) }
-        if let bytes = metrics["process_resident_memory_bytes"] { values["server_rss_mib"] = (bytes / 1_048_576).rounded() }
+        if let bytes = metrics["process_resident_memory_bytes"] {
+            values["server_rss_mib"] = (bytes / 1_048_576).rounded()
+        }
         report(values)
         for socket in held { socket.close() }
     }
@@ -184,7 +227,12 @@ struct LoadBench: AsyncParsableCommand {
 
     func report(_ values: [String: Any]) {
         if json {
-            print(String(decoding: try! JSONSerialization.data(withJSONObject: values, options: [.sortedKeys]), as: UTF8.self))
+            print(
+                String(
+                    decoding: try! JSONSerialization.data(withJSONObject: values, options: [.sortedKeys]),
+                    as: UTF8.self
+                )
+            )
         } else {
             print(values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "  "))
         }
@@ -216,11 +264,19 @@ struct LoadTarget: Sendable {
         if let server {
             let (host, port) = try ServerAPI.hostAndPort(server)
             let certificate = try await CertificatePin.presented(host: host, port: port)
-            status("server \(server), certificate SHA-256 \(CertificatePin.fingerprint(certificate)) (compare with what parley serve printed)")
+            status(
+                "server \(server), certificate SHA-256 \(CertificatePin.fingerprint(certificate)) (compare with what parley serve printed)"
+            )
             return LoadTarget(
-                url: server.hasSuffix("/") ? String(server.dropLast()) : server, certificate: certificate,
-                tls: try CertificatePin.pinned(certificate), api: try ServerAPI(url: server, certificate: certificate),
-                root: root, run: run, inProcess: nil, serverTask: nil)
+                url: server.hasSuffix("/") ? String(server.dropLast()) : server,
+                certificate: certificate,
+                tls: try CertificatePin.pinned(certificate),
+                api: try ServerAPI(url: server, certificate: certificate),
+                root: root,
+                run: run,
+                inProcess: nil,
+                serverTask: nil
+            )
         }
         var configuration = ServerConfiguration()
         configuration.dataDirectory = root + "/server"
@@ -238,15 +294,26 @@ struct LoadTarget: Sendable {
         guard let port = await portIterator.next() else { throw ValidationError("the server did not start") }
         let url = "https://127.0.0.1:\(port)"
         return LoadTarget(
-            url: url, certificate: parley.certificateDER, tls: try CertificatePin.pinned(parley.certificateDER),
-            api: try ServerAPI(url: url, certificate: parley.certificateDER), root: root, run: run, inProcess: parley, serverTask: task)
+            url: url,
+            certificate: parley.certificateDER,
+            tls: try CertificatePin.pinned(parley.certificateDER),
+            api: try ServerAPI(url: url, certificate: parley.certificateDER),
+            root: root,
+            run: run,
+            inProcess: parley,
+            serverTask: task
+        )
     }
 
     func createUser(_ name: String, password: String) async throws {
         if let inProcess {
             try inProcess.addUser(name: name, password: password)
         } else {
-            try await api.request(.POST, "/v1/accounts", body: WireJSON.encode(API.Register(username: name, password: password)))
+            try await api.request(
+                .POST,
+                "/v1/accounts",
+                body: WireJSON.encode(API.Register(username: name, password: password))
+            )
         }
     }
 
@@ -280,7 +347,9 @@ final class LoadStats: Sendable {
         var settled: Int { connected + failedConnections }
     }
 
-    private let state = Mutex<(counts: Snapshot, histogram: Histogram<UInt64>)>((Snapshot(), Histogram<UInt64>(highestTrackableValue: 60_000_000)))
+    private let state = Mutex<(counts: Snapshot, histogram: Histogram<UInt64>)>(
+        (Snapshot(), Histogram<UInt64>(highestTrackableValue: 60_000_000))
+    )
 
     func sent() { state.withLock { $0.counts.sent += 1 } }
     func connected() { state.withLock { $0.counts.connected += 1 } }
@@ -321,13 +390,21 @@ final class LoadSocket: Sendable {
             let ready = ReadyFlag()
             defer { if !ready.isSet, !Task.isCancelled { stats.connectionFailed() } }
             _ = try? await WebSocketClient.connect(
-                url: url, configuration: .init(maxFrameSize: 1 << 22, additionalHeaders: [.authorization: "Bearer \(token)"], sniHostname: "localhost"),
-                tlsConfiguration: tls, logger: logger
+                url: url,
+                configuration: .init(
+                    maxFrameSize: 1 << 22,
+                    additionalHeaders: [.authorization: "Bearer \(token)"],
+                    sniHostname: "localhost"
+                ),
+                tlsConfiguration: tls,
+                logger: logger
             ) { inbound, outbound, _ in
                 let writer = Task { for await text in stream { try await outbound.write(.text(text)) } }
                 defer { writer.cancel() }
                 for try await message in inbound.messages(maxSize: 1 << 22) {
-                    guard case .text(let text) = message, let frame = try? WireJSON.decode(ServerFrame.self, from: Data(text.utf8)) else { continue }
+                    guard case .text(let text) = message,
+                        let frame = try? WireJSON.decode(ServerFrame.self, from: Data(text.utf8))
+                    else { continue }
                     switch frame {
                     case .replayFinished:
                         ready.set()
@@ -335,7 +412,9 @@ final class LoadSocket: Sendable {
                     case .error: stats.error()
                     case .message(let delivered):
                         var sentAt: UInt64?
-                        if case .privateMessage(let message)? = try? MLSMessage(tlsEncoded: [UInt8](delivered.message)), message.authenticatedData.count == 8 {
+                        if case .privateMessage(let message)? = try? MLSMessage(tlsEncoded: [UInt8](delivered.message)),
+                            message.authenticatedData.count == 8
+                        {
                             sentAt = message.authenticatedData.reduce(0) { $0 << 8 | UInt64($1) }
                         }
                         stats.delivered(own: delivered.id != nil, sentAt: delivered.id == nil ? sentAt : nil)

@@ -40,29 +40,46 @@ struct ClientOptions: ParsableArguments {
 }
 
 struct Register: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Create an account and log this home in as its first device.")
+    static let configuration = CommandConfiguration(
+        abstract: "Create an account and log this home in as its first device."
+    )
     @OptionGroup var options: ClientOptions
     @Argument(help: "Username: 3–32 characters of a-z, 0-9, '.', '_', '-'.") var name: String
     @Option(help: "Invite token, for servers that register by invitation.") var invite: String?
 
     func run() async throws {
-        guard let server = options.server else { throw Operator.Failure(description: "Give the server with --server https://host:port.") }
+        guard let server = options.server else {
+            throw Operator.Failure(description: "Give the server with --server https://host:port.")
+        }
         try await options.run(unlock: false) { client in
-            try await client.register(server: server, username: name, password: options.password(for: name), invite: invite)
+            try await client.register(
+                server: server,
+                username: name,
+                password: options.password(for: name),
+                invite: invite
+            )
         }
         print(TerminalText.line("Registered \(name) on \(server); this home is logged in."))
     }
 }
 
 struct Login: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Log this home in (a new home becomes a new device of the account).")
+    static let configuration = CommandConfiguration(
+        abstract: "Log this home in (a new home becomes a new device of the account)."
+    )
     @OptionGroup var options: ClientOptions
     @Argument var name: String
-    @Flag(help: "Trust the server's certificate even though it changed since it was pinned.") var acceptNewCertificate = false
+    @Flag(help: "Trust the server's certificate even though it changed since it was pinned.") var acceptNewCertificate =
+        false
 
     func run() async throws {
         try await options.run(unlock: false) { client in
-            try await client.login(server: options.server, username: name, password: options.password(for: name), acceptNewCertificate: acceptNewCertificate)
+            try await client.login(
+                server: options.server,
+                username: name,
+                password: options.password(for: name),
+                acceptNewCertificate: acceptNewCertificate
+            )
         }
         print(TerminalText.line("Logged in as \(name)."))
     }
@@ -88,8 +105,10 @@ struct Groups: AsyncParsableCommand {
             if groups.isEmpty { print("You are in no groups. Create one with `parley create NAME`.") }
             for group in groups {
                 let state = group.problem.map { "\t(cannot be followed: \($0))" } ?? (group.active ? "" : "\t(left)")
-                print(TerminalText.line("\(group.name)") + "\t\(group.members.count) members\tadmin: "
-                    + TerminalText.line(group.admins.joined(separator: ", ") + state))
+                print(
+                    TerminalText.line("\(group.name)") + "\t\(group.members.count) members\tadmin: "
+                        + TerminalText.line(group.admins.joined(separator: ", ") + state)
+                )
             }
         }
     }
@@ -169,7 +188,9 @@ struct Members: AsyncParsableCommand {
 }
 
 struct Send: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Send a message to a group (TEXT '-' reads standard input).")
+    static let configuration = CommandConfiguration(
+        abstract: "Send a message to a group (TEXT '-' reads standard input)."
+    )
     @OptionGroup var options: ClientOptions
     @Argument var group: String
     @Argument var text: String
@@ -191,7 +212,9 @@ struct Send: AsyncParsableCommand {
 }
 
 struct Read: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print a group's messages (synced from the server first).")
+    static let configuration = CommandConfiguration(
+        abstract: "Print a group's messages (synced from the server first)."
+    )
     @OptionGroup var options: ClientOptions
     @Argument var group: String
     @Flag(help: "Keep running and print new messages as they arrive.") var follow = false
@@ -224,8 +247,12 @@ struct Read: AsyncParsableCommand {
     /// and, on a terminal, what would wrap) are indented and marked.
     static func format(_ entry: HistoryEntry, json: Bool, width: Int = .max) -> String {
         if json {
-            let object: [String: Any] = ["seq": entry.seq, "time": entry.time, "sender": entry.sender, "text": entry.text, "kind": entry.kind.rawValue]
-            let encoded = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+            let object: [String: Any] = [
+                "seq": entry.seq, "time": entry.time, "sender": entry.sender, "text": entry.text,
+                "kind": entry.kind.rawValue,
+            ]
+            let encoded =
+                (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
             return TerminalText.json(String(decoding: encoded, as: UTF8.self))
         }
         let time = Date(timeIntervalSince1970: Double(entry.time) / 1000)
@@ -239,13 +266,17 @@ struct Read: AsyncParsableCommand {
     /// The terminal's width when standard output is one; otherwise no limit.
     static func terminalWidth() -> Int {
         var window = winsize()
-        guard isatty(STDOUT_FILENO) == 1, ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &window) == 0, window.ws_col > 0 else { return .max }
+        guard isatty(STDOUT_FILENO) == 1, ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &window) == 0, window.ws_col > 0 else {
+            return .max
+        }
         return Int(window.ws_col)
     }
 }
 
 struct Verify: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the safety number to compare with USER out of band.")
+    static let configuration = CommandConfiguration(
+        abstract: "Show the safety number to compare with USER out of band."
+    )
     @OptionGroup var options: ClientOptions
     @Argument var user: String
 
@@ -253,11 +284,17 @@ struct Verify: AsyncParsableCommand {
         try await options.run { client in
             let (number, changed) = try await client.verify(user)
             if changed {
-                print(TerminalText.line("WARNING: \(user)'s keys CHANGED since you last checked. "
-                    + "Do not trust new messages from \(user) until you have compared this number in person."))
+                print(
+                    TerminalText.line(
+                        "WARNING: \(user)'s keys CHANGED since you last checked. "
+                            + "Do not trust new messages from \(user) until you have compared this number in person."
+                    )
+                )
             }
             let name = TerminalText.line(user)
-            print("Safety number with \(name):\n  \(number)\nCompare it with \(name) in person or over a call; it matches only if nobody is in between.")
+            print(
+                "Safety number with \(name):\n  \(number)\nCompare it with \(name) in person or over a call; it matches only if nobody is in between."
+            )
         }
     }
 }

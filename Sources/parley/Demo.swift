@@ -5,7 +5,8 @@ import ParleyDemo
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a server and three users through the seeds' scenario, then show what the server stored.")
+        abstract: "Run a server and three users through the seeds' scenario, then show what the server stored."
+    )
 
     func run() async throws {
         print("== Parley demo: alice, bob and charlie on a fresh server ==\n")
@@ -24,11 +25,17 @@ struct Demo: AsyncParsableCommand {
             print("  \(row.group) #\(row.seq): \(row.bytes) bytes  \(row.prefix)…")
         }
         if outcome.leakedPlaintexts.isEmpty {
-            print("\nNone of the \(outcome.plaintexts.count) messages appears in plaintext in any server file: the server holds ciphertext only.")
+            print(
+                "\nNone of the \(outcome.plaintexts.count) messages appears in plaintext in any server file: the server holds ciphertext only."
+            )
         } else {
             throw Operator.Failure(description: "Plaintext found in server files: \(outcome.leakedPlaintexts)")
         }
         let charlieSaw = (outcome.views["charlie"] ?? []).contains { $0.text == DemoScenario.afterRemoval }
-        print(charlieSaw ? "charlie read a message sent after his removal — this must not happen." : "charlie, removed, never saw \"\(DemoScenario.afterRemoval)\".")
+        print(
+            charlieSaw
+                ? "charlie read a message sent after his removal — this must not happen."
+                : "charlie, removed, never saw \"\(DemoScenario.afterRemoval)\"."
+        )
     }
 }

@@ -13,7 +13,8 @@ struct Parley: AsyncParsableCommand {
             Serve.self, Admin.self, Demo.self,
             Register.self, Login.self, Logout.self, Groups.self, Create.self, Add.self, Remove.self, Leave.self,
             Destroy.self, Members.self, Send.self, Read.self, Verify.self, Chat.self,
-        ])
+        ]
+    )
 }
 
 /// Options every server-side command shares.
@@ -33,7 +34,8 @@ struct ServerOptions: ParsableArguments {
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the Parley server: HTTPS and WebSocket on one port, TLS 1.3.")
+        abstract: "Run the Parley server: HTTPS and WebSocket on one port, TLS 1.3."
+    )
 
     @OptionGroup var options: ServerOptions
 
@@ -71,12 +73,15 @@ struct Serve: AsyncParsableCommand {
 struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Manage accounts in a data directory, also while the server runs.",
-        subcommands: [AddUser.self, ListUsers.self, RemoveUser.self, ListDevices.self, RemoveDevice.self])
+        subcommands: [AddUser.self, ListUsers.self, RemoveUser.self, ListDevices.self, RemoveDevice.self]
+    )
 }
 
 struct AddUser: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "add-user", abstract: "Create an account (the seed's provisioning mode).")
+        commandName: "add-user",
+        abstract: "Create an account (the seed's provisioning mode)."
+    )
 
     @Argument(help: "Username: 3–32 characters of a-z, 0-9, '.', '_', '-'.")
     var name: String
@@ -121,7 +126,9 @@ struct ListUsers: AsyncParsableCommand {
 
 struct RemoveUser: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "remove-user", abstract: "Delete an account, its devices and sessions.")
+        commandName: "remove-user",
+        abstract: "Delete an account, its devices and sessions."
+    )
     @Argument var name: String
     @OptionGroup var options: ServerOptions
 
@@ -138,7 +145,9 @@ struct RemoveUser: AsyncParsableCommand {
 
 struct ListDevices: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "list-devices", abstract: "List a user's devices: id and signature-key fingerprint.")
+        commandName: "list-devices",
+        abstract: "List a user's devices: id and signature-key fingerprint."
+    )
     @Argument var user: String
     @OptionGroup var options: ServerOptions
 
@@ -158,7 +167,8 @@ struct RemoveDevice: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "remove-device",
         abstract: "Remove one device of a user: its key is retired, its sessions end, its connection closes.",
-        discussion: "Frees a place under max_devices_per_account. `list-devices USER` shows the ids.")
+        discussion: "Frees a place under max_devices_per_account. `list-devices USER` shows the ids."
+    )
     @Argument var user: String
     @Argument(help: "The device id, as `list-devices` shows it.") var deviceID: Int64
     @OptionGroup var options: ServerOptions

@@ -64,14 +64,27 @@ import Testing
     @Test func aMembersCommitWithAForgedConfirmationTagIsRefused() throws {
         var (alice, bob, charlie) = try threeMembers()
         let content = FramedContent(
-            groupID: bob.groupID, epoch: bob.epoch, sender: .member(bob.ownLeaf),
-            body: .commit(Commit(proposals: [.proposal(.remove(removed: charlie.ownLeaf))])))
+            groupID: bob.groupID,
+            epoch: bob.epoch,
+            sender: .member(bob.ownLeaf),
+            body: .commit(Commit(proposals: [.proposal(.remove(removed: charlie.ownLeaf))]))
+        )
         var signed = try AuthenticatedContent.sign(
-            content, wireFormat: .publicMessage, context: bob.context, signer: bob.signer, suite)
+            content,
+            wireFormat: .publicMessage,
+            context: bob.context,
+            signer: bob.signer,
+            suite
+        )
         signed.auth.confirmationTag = [UInt8](repeating: 0, count: suite.hashLength)
         let forged = MLSMessage.publicMessage(
             try PublicMessage.protect(
-                signed, membershipKey: bob.epochSecrets.membershipKey, context: bob.context, suite))
+                signed,
+                membershipKey: bob.epochSecrets.membershipKey,
+                context: bob.context,
+                suite
+            )
+        )
         #expect(throws: MLSError.self) { try alice.process(forged) }
         #expect(throws: MLSError.self) { try charlie.process(forged) }
         #expect(alice.epoch == 1 && charlie.epoch == 1 && charlie.isActive)
@@ -82,12 +95,23 @@ import Testing
     /// `claim` (the key is the claimed generation's when the ratchet reaches it,
     /// else the next one's).
     func forgePrivateMessage(
-        _ data: [UInt8], from sender: Group, claiming claim: (leaf: UInt32, generation: UInt32)
+        _ data: [UInt8],
+        from sender: Group,
+        claiming claim: (leaf: UInt32, generation: UInt32)
     ) throws -> MLSMessage {
         let content = FramedContent(
-            groupID: sender.groupID, epoch: sender.epoch, sender: .member(sender.ownLeaf), body: .application(data))
+            groupID: sender.groupID,
+            epoch: sender.epoch,
+            sender: .member(sender.ownLeaf),
+            body: .application(data)
+        )
         let signed = try AuthenticatedContent.sign(
-            content, wireFormat: .privateMessage, context: sender.context, signer: sender.signer, suite)
+            content,
+            wireFormat: .privateMessage,
+            context: sender.context,
+            signer: sender.signer,
+            suite
+        )
         var plaintext = TLSWriter()
         try FramedContent.encodeBody(content.body, to: &plaintext)
         try signed.auth.encode(to: &plaintext, contentType: .application)
@@ -98,21 +122,46 @@ import Testing
             ?? ratchet.nextKey(for: sender.ownLeaf, .application)
         let reuseGuard: [UInt8] = [0, 0, 0, 0]
         let aad = try PrivateMessage.contentAAD(
-            groupID: content.groupID, epoch: content.epoch, contentType: .application, authenticatedData: [])
+            groupID: content.groupID,
+            epoch: content.epoch,
+            contentType: .application,
+            authenticatedData: []
+        )
         let ciphertext = try suite.seal(
-            key: key.key, nonce: PrivateMessage.guarded(key.nonce, reuseGuard), aad: aad, plaintext: plaintext.bytes)
+            key: key.key,
+            nonce: PrivateMessage.guarded(key.nonce, reuseGuard),
+            aad: aad,
+            plaintext: plaintext.bytes
+        )
         let senderKey = try SenderDataKey(
-            suite, senderDataSecret: sender.epochSecrets.senderDataSecret, ciphertext: ciphertext)
+            suite,
+            senderDataSecret: sender.epochSecrets.senderDataSecret,
+            ciphertext: ciphertext
+        )
         let senderData = SenderData(
-            leafIndex: LeafIndex(claim.leaf), generation: claim.generation, reuseGuard: reuseGuard)
+            leafIndex: LeafIndex(claim.leaf),
+            generation: claim.generation,
+            reuseGuard: reuseGuard
+        )
         let encryptedSenderData = try suite.seal(
-            key: senderKey.key, nonce: senderKey.nonce,
+            key: senderKey.key,
+            nonce: senderKey.nonce,
             aad: PrivateMessage.senderDataAAD(
-                groupID: content.groupID, epoch: content.epoch, contentType: .application),
-            plaintext: senderData.tlsEncoded())
+                groupID: content.groupID,
+                epoch: content.epoch,
+                contentType: .application
+            ),
+            plaintext: senderData.tlsEncoded()
+        )
         return .privateMessage(
             PrivateMessage(
-                groupID: content.groupID, epoch: content.epoch, contentType: .application, authenticatedData: [],
-                encryptedSenderData: encryptedSenderData, ciphertext: ciphertext))
+                groupID: content.groupID,
+                epoch: content.epoch,
+                contentType: .application,
+                authenticatedData: [],
+                encryptedSenderData: encryptedSenderData,
+                ciphertext: ciphertext
+            )
+        )
     }
 }

@@ -1,8 +1,9 @@
 import Foundation
 import GRDB
 import MLS
-@testable import ParleyClient
 import Testing
+
+@testable import ParleyClient
 
 /// Finding 20: what a stolen home file shows without the password.
 @Suite(.serialized) struct AtRestTests {
@@ -14,7 +15,8 @@ import Testing
 
     static func contains(_ haystack: [UInt8], _ needle: String) -> Bool {
         let bytes = Array(needle.utf8)
-        return haystack.count >= bytes.count && (0...(haystack.count - bytes.count)).contains { haystack[$0..<($0 + bytes.count)].elementsEqual(bytes) }
+        return haystack.count >= bytes.count
+            && (0...(haystack.count - bytes.count)).contains { haystack[$0..<($0 + bytes.count)].elementsEqual(bytes) }
     }
 
     @Test func theHomeFileHoldsNoTokenGroupNameOrSenderInClear() async throws {
@@ -32,7 +34,9 @@ import Testing
         await alice.close()
 
         let bytes = try Self.homeBytes(harness.root + "/alice")
-        for secret in [token, "midnight-plans", "bartholomew", "see you there"] { #expect(!Self.contains(bytes, secret), "\(secret)") }
+        for secret in [token, "midnight-plans", "bartholomew", "see you there"] {
+            #expect(!Self.contains(bytes, secret), "\(secret)")
+        }
         let reopened = try harness.client("alice")
         await #expect(throws: ClientError.wrongPassword) { try await reopened.unlock(password: "wrong") }
         try await reopened.unlock(password: "password of alice")
@@ -59,17 +63,34 @@ import Testing
         let queue = try DatabaseQueue(path: home + "/parley-client.sqlite")
         try await queue.write { db in
             let settings: [(String, [UInt8])] = [
-                ("salt", salt), ("check", try old.seal(Array("parley".utf8), context: "check")), ("username", Array("alice".utf8)),
-                ("server", Array(harness.url.utf8)), ("token", Array("legacy-token-value".utf8)), ("updated:midnight-plans", Array("1.5".utf8)),
-                ("signature_private", try old.seal(keys.privateKey.bytes, context: "signature")), ("signature_public", keys.publicKey.bytes),
+                ("salt", salt), ("check", try old.seal(Array("parley".utf8), context: "check")),
+                ("username", Array("alice".utf8)),
+                ("server", Array(harness.url.utf8)), ("token", Array("legacy-token-value".utf8)),
+                ("updated:midnight-plans", Array("1.5".utf8)),
+                ("signature_private", try old.seal(keys.privateKey.bytes, context: "signature")),
+                ("signature_public", keys.publicKey.bytes),
             ]
-            for (key, value) in settings { try db.execute(sql: "INSERT INTO settings VALUES (?, ?)", arguments: [key, Data(value)]) }
-            try db.execute(sql: "INSERT INTO groups VALUES (?, ?, ?, 0)", arguments: [
-                "midnight-plans", Data(try old.seal(state, context: "group:midnight-plans")), 42])
-            try db.execute(sql: "INSERT INTO history (group_name, seq, time, sender, kind, sealed) VALUES (?, 41, 1000, ?, 'text', ?)",
-                           arguments: ["midnight-plans", "bartholomew", Data(try old.seal(Array("old text".utf8), context: "history:midnight-plans"))])
-            try db.execute(sql: "INSERT INTO outbox VALUES ('id-1', 'midnight-plans', ?, 5)",
-                           arguments: [Data(try old.seal(Array("queued text".utf8), context: "outbox"))])
+            for (key, value) in settings {
+                try db.execute(sql: "INSERT INTO settings VALUES (?, ?)", arguments: [key, Data(value)])
+            }
+            try db.execute(
+                sql: "INSERT INTO groups VALUES (?, ?, ?, 0)",
+                arguments: [
+                    "midnight-plans", Data(try old.seal(state, context: "group:midnight-plans")), 42,
+                ]
+            )
+            try db.execute(
+                sql:
+                    "INSERT INTO history (group_name, seq, time, sender, kind, sealed) VALUES (?, 41, 1000, ?, 'text', ?)",
+                arguments: [
+                    "midnight-plans", "bartholomew",
+                    Data(try old.seal(Array("old text".utf8), context: "history:midnight-plans")),
+                ]
+            )
+            try db.execute(
+                sql: "INSERT INTO outbox VALUES ('id-1', 'midnight-plans', ?, 5)",
+                arguments: [Data(try old.seal(Array("queued text".utf8), context: "outbox"))]
+            )
         }
         _ = store
 
@@ -82,7 +103,9 @@ import Testing
         #expect(try await client.outbox().first?.item.text == "queued text")
         #expect(try await client.signatureKeys().publicKey == keys.publicKey)
         let bytes = try Self.homeBytes(home)
-        for secret in ["legacy-token-value", "midnight-plans", "bartholomew"] { #expect(!Self.contains(bytes, secret), "\(secret)") }
+        for secret in ["legacy-token-value", "midnight-plans", "bartholomew"] {
+            #expect(!Self.contains(bytes, secret), "\(secret)")
+        }
         // Unlocks again with the new key and cost.
         let again = try ParleyClient(home: home)
         try await again.unlock(password: "pw")

@@ -1,10 +1,12 @@
 import Foundation
-@testable import ParleyClient
 import Testing
+
+@testable import ParleyClient
 
 /// Drives `parley chat` in a real pseudo-terminal (tmux) against a real server.
 @Suite(.serialized) struct ChatTerminalTests {
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
     /// Runs tmux on a private socket and returns what it printed. Uses
     /// posix_spawn and waitpid: the tmux server it may start must not inherit
@@ -16,7 +18,13 @@ import Testing
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, capture ? outputPath : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(
+            &actions,
+            1,
+            capture ? outputPath : "/dev/null",
+            O_WRONLY | O_CREAT | O_TRUNC,
+            0o600
+        )
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         let argv = ["tmux", "-L", socket] + arguments
         var cArguments = argv.map { strdup($0) } + [nil]
@@ -30,7 +38,11 @@ import Testing
     }
 
     /// Polls the pane until `condition` holds or `seconds` pass; returns the last capture.
-    static func waitForScreen(_ socket: String, seconds: Double = 15, until condition: (String) -> Bool) async throws -> String {
+    static func waitForScreen(
+        _ socket: String,
+        seconds: Double = 15,
+        until condition: (String) -> Bool
+    ) async throws -> String {
         let deadline = Date().addingTimeInterval(seconds)
         var screen = ""
         while Date() < deadline {
@@ -43,9 +55,15 @@ import Testing
 
     @Test func anArrivingMessageLeavesTheHalfTypedLineIntact() async throws {
         let binary = Self.repository.appendingPathComponent(".build/debug/parley").path
-        try #require(FileManager.default.isExecutableFile(atPath: binary), "build the executable first (`swift build`); the chat test runs \(binary)")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: binary),
+            "build the executable first (`swift build`); the chat test runs \(binary)"
+        )
         let hasTmux = (try? Self.tmux("probe", ["-V"], capture: true))?.hasPrefix("tmux") ?? false
-        try #require(hasTmux, "tmux is needed to drive the chat in a pseudo-terminal (apt-get install tmux; .ci/run installs it)")
+        try #require(
+            hasTmux,
+            "tmux is needed to drive the chat in a pseudo-terminal (apt-get install tmux; .ci/run installs it)"
+        )
 
         let harness = Harness()
         try await harness.start()
@@ -61,7 +79,9 @@ import Testing
         try Self.tmux(socket, ["new-session", "-d", "-s", "chat", "-x", "80", "-y", "24", command])
         defer { _ = try? Self.tmux(socket, ["kill-server"]) }
 
-        let ready = try await Self.waitForScreen(socket) { $0.contains("connected") && $0.contains("You joined group1") }
+        let ready = try await Self.waitForScreen(socket) {
+            $0.contains("connected") && $0.contains("You joined group1")
+        }
         #expect(ready.contains("Parley · bob · group1 · 2 members"))
 
         try Self.tmux(socket, ["send-keys", "-t", "chat", "-l", "half typed"])
@@ -69,7 +89,10 @@ import Testing
         let screen = try await Self.waitForScreen(socket) { $0.contains("[alice] hello from alice") }
         let lines = screen.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         #expect(screen.contains("[alice] hello from alice"))
-        #expect(lines.contains { $0.trimmingCharacters(in: .whitespaces) == "> half typed" }, "the input line changed:\n\(screen)")
+        #expect(
+            lines.contains { $0.trimmingCharacters(in: .whitespaces) == "> half typed" },
+            "the input line changed:\n\(screen)"
+        )
 
         // Finishing the line sends it; alice receives it.
         try Self.tmux(socket, ["send-keys", "-t", "chat", "-l", " and finished"])
@@ -77,7 +100,9 @@ import Testing
         var received = false
         for _ in 0..<50 where !received {
             try await alice.sync()
-            received = try await alice.history("group1").contains { $0.text == "half typed and finished" && $0.sender == "bob" }
+            received = try await alice.history("group1").contains {
+                $0.text == "half typed and finished" && $0.sender == "bob"
+            }
             if !received { try await Task.sleep(for: .milliseconds(200)) }
         }
         #expect(received)

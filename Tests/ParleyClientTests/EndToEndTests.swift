@@ -1,10 +1,11 @@
 import Foundation
 import Logging
-@testable import ParleyClient
 import ParleyDemo
 import ParleyProtocol
 import ParleyServer
 import Testing
+
+@testable import ParleyClient
 
 /// A real server plus several client homes, all in this process.
 final class Harness: @unchecked Sendable {
@@ -93,7 +94,9 @@ final class Harness: @unchecked Sendable {
         try await bobAgain.unlock(password: "password of bob")
         try await bobAgain.sync()
         let texts = try await bobAgain.history("g").filter { $0.kind == .text }.map(\.text)
-        #expect(texts == ["while you were away 0", "while you were away 1", "while you were away 2", "after the commit"])
+        #expect(
+            texts == ["while you were away 0", "while you were away 1", "while you were away 2", "after the commit"]
+        )
         #expect(try await bobAgain.send("back", to: "g") != .queued)
         try await alice.sync()
         #expect(try await alice.history("g").last?.text == "back")

@@ -1,8 +1,9 @@
 import Foundation
-@testable import MLS
-@testable import ParleyClient
 import ParleyProtocol
 import Testing
+
+@testable import MLS
+@testable import ParleyClient
 
 /// Attacks by members of a group (and by any registered user) on other
 /// members' clients, performed for real through the server.
@@ -59,9 +60,16 @@ import Testing
         let mallory = try await harness.registered("mallory")
         try await mallory.createGroup("trap")
         let (api, token) = try await mallory.requireAPI()
-        let claimed = try await api.call(.POST, "/v1/users/bob/keypackages/claim", token: token, as: API.ClaimedKeyPackages.self)
+        let claimed = try await api.call(
+            .POST,
+            "/v1/users/bob/keypackages/claim",
+            token: token,
+            as: API.ClaimedKeyPackages.self
+        )
         let packages = claimed.keyPackages.compactMap { entry -> KeyPackage? in
-            guard case .keyPackage(let package) = try? MLSMessage(tlsEncoded: [UInt8](entry.keyPackage)) else { return nil }
+            guard case .keyPackage(let package) = try? MLSMessage(tlsEncoded: [UInt8](entry.keyPackage)) else {
+                return nil
+            }
             return package
         }
         #expect(!packages.isEmpty)
@@ -69,8 +77,13 @@ import Testing
             let output = try group.commit(CommitOptions(add: packages, includePendingProposals: false))
             guard case .welcome(var welcome) = output.welcome else { throw ClientError.invalid("no Welcome") }
             welcome.secrets = welcome.secrets.map {
-                EncryptedGroupSecrets(newMember: $0.newMember, encryptedGroupSecrets: HPKECiphertext(
-                    kemOutput: (0..<32).map { _ in UInt8.random(in: 0...255) }, ciphertext: (0..<80).map { _ in UInt8.random(in: 0...255) }))
+                EncryptedGroupSecrets(
+                    newMember: $0.newMember,
+                    encryptedGroupSecrets: HPKECiphertext(
+                        kemOutput: (0..<32).map { _ in UInt8.random(in: 0...255) },
+                        ciphertext: (0..<80).map { _ in UInt8.random(in: 0...255) }
+                    )
+                )
             }
             return (output.message, .welcome(welcome))
         }
@@ -120,13 +133,22 @@ import Testing
         for client in [bob, charlie, alice] { try await client.sync() }
 
         try await bob.queue(OutboxItem(id: UUID().uuidString, group: "g", text: "stuck"))
-        try await bob.queue(OutboxItem(id: UUID().uuidString, group: "other", text: String(repeating: "x", count: 1_200_000)))
+        try await bob.queue(
+            OutboxItem(id: UUID().uuidString, group: "other", text: String(repeating: "x", count: 1_200_000))
+        )
         try await charlie.submit(in: "g") { group in
-            guard case .publicMessage(let message) = try group.selfUpdate().message else { throw ClientError.invalid("not public") }
+            guard case .publicMessage(let message) = try group.selfUpdate().message else {
+                throw ClientError.invalid("not public")
+            }
             var content = AuthenticatedContent(wireFormat: .publicMessage, content: message.content, auth: message.auth)
             content.auth.confirmationTag = (0..<32).map { _ in UInt8.random(in: 0...255) }
             group.discardPendingCommit()
-            let forged = try PublicMessage.protect(content, membershipKey: group.epochSecrets.membershipKey, context: group.context, group.suite)
+            let forged = try PublicMessage.protect(
+                content,
+                membershipKey: group.epochSecrets.membershipKey,
+                context: group.context,
+                group.suite
+            )
             return (.publicMessage(forged), nil)
         }
 

@@ -1,8 +1,9 @@
 import Foundation
 import MLS
-@testable import ParleyClient
 import ParleyProtocol
 import Testing
+
+@testable import ParleyClient
 
 /// Frames a hostile server could send, fed to the client's frame handler.
 @Suite(.serialized) struct HostileServerTests {
@@ -12,13 +13,19 @@ import Testing
         let (alice, bob) = try await harness.aliceAndBob()
         let max = UInt64.max
         let frames: [ServerFrame] = [
-            .message(.init(group: "g", seq: 1 << 63, time: max, sender: "\u{1b}]0;pwn\u{07}", message: Data([0, 1, 2]))),
-            .message(.init(group: "g", seq: max, time: max, sender: "x", message: Data(repeating: 0xFF, count: 1 << 20))),
+            .message(
+                .init(group: "g", seq: 1 << 63, time: max, sender: "\u{1b}]0;pwn\u{07}", message: Data([0, 1, 2]))
+            ),
+            .message(
+                .init(group: "g", seq: max, time: max, sender: "x", message: Data(repeating: 0xFF, count: 1 << 20))
+            ),
             .message(.init(group: "nowhere", seq: max, time: 0, sender: "x", message: Data())),
             .welcome(.init(group: "g", seq: max, time: max, welcome: Data([1, 2, 3]))),
             .welcome(.init(group: "junk", seq: max, time: max, welcome: Data(repeating: 7, count: 4096))),
             .groupDestroyed(.init(group: "nowhere")),
-            .error(.init(id: nil, group: nil, error: ErrorBody(.internalError, String(repeating: "\u{1b}", count: 10)))),
+            .error(
+                .init(id: nil, group: nil, error: ErrorBody(.internalError, String(repeating: "\u{1b}", count: 10)))
+            ),
         ]
         // Offline, so the seqs these frames claim are never acknowledged to the
         // real server (which is not the hostile one here).
@@ -51,12 +58,19 @@ import Testing
         try await alice.add(["carol"], to: "g")
         try await bob.sync()
         var aliceGroup = try await alice.group("g")
-        let carolLeaf = try #require(aliceGroup.members.first { ParleyGroupPolicy.username(of: $0.credential) == "carol" })
+        let carolLeaf = try #require(
+            aliceGroup.members.first { ParleyGroupPolicy.username(of: $0.credential) == "carol" }
+        )
         let removal = try aliceGroup.removeMembers([carolLeaf.index])
         await bob.close()
         let last = try #require(await bob.groupSummaries().first { $0.name == "g" }).lastSeq
         let forged = ServerFrame.Message(
-            group: "g", seq: last + 1, time: 1, sender: "mallory", message: Data(try removal.message.tlsEncoded()))
+            group: "g",
+            seq: last + 1,
+            time: 1,
+            sender: "mallory",
+            message: Data(try removal.message.tlsEncoded())
+        )
         try await bob.apply(.message(forged))
         let lines = try await bob.history("g").map(\.text)
         #expect(lines.contains("alice removed carol."))

@@ -1,7 +1,8 @@
 import Foundation
-@testable import ParleyClient
 import ParleyProtocol
 import Testing
+
+@testable import ParleyClient
 
 /// A server that sends faster than the client processes must not grow client memory, and a
 /// lost connection must not wedge the client.

@@ -1,6 +1,7 @@
 import Foundation
-@testable import ParleyClient
 import Testing
+
+@testable import ParleyClient
 
 /// Finding 9: everything printed to a terminal goes through one sanitizer.
 @Suite struct TerminalTextTests {
@@ -15,11 +16,19 @@ import Testing
     }
 
     @Test func lineBreaksBecomeMarkedContinuationLines() {
-        #expect(TerminalText.lines("one\ntwo\r\nthree\rfour\u{2028}five\u{85}six") == ["one", "two", "three", "four", "five", "six"])
+        #expect(
+            TerminalText.lines("one\ntwo\r\nthree\rfour\u{2028}five\u{85}six") == [
+                "one", "two", "three", "four", "five", "six",
+            ]
+        )
         #expect(TerminalText.line("a\nb") == "a\\u{A}b")
         let block = TerminalText.block("hi\n[00:41:00] [frank] hi")
         #expect(block == "hi\n" + TerminalText.continuation + "[00:41:00] [frank] hi")
-        let shown = TerminalText.displayLines(head: "[12:00] [bob] ", text: String(repeating: "x", count: 6) + "[00:41] [frank] hi", width: 20)
+        let shown = TerminalText.displayLines(
+            head: "[12:00] [bob] ",
+            text: String(repeating: "x", count: 6) + "[00:41] [frank] hi",
+            width: 20
+        )
         #expect(shown.first == "[12:00] [bob] xxxxxx")
         #expect(shown.dropFirst().allSatisfy { $0.hasPrefix(TerminalText.continuation) })
     }
@@ -54,7 +63,11 @@ import Testing
         #expect(!plain.unicodeScalars.contains { TerminalText.isDangerous($0) })
         #expect(plain.contains("\\u{1B}]0;pwn\\u{7}") && plain.contains("\\u{202E}olleh"))
 
-        let json = try Self.run(binary, ["read", "g", "--json", "--home", harness.root + "/bob"], password: "password of bob")
+        let json = try Self.run(
+            binary,
+            ["read", "g", "--json", "--home", harness.root + "/bob"],
+            password: "password of bob"
+        )
         #expect(!json.unicodeScalars.contains { TerminalText.isDangerous($0) })
         let texts = json.split(separator: "\n").compactMap {
             (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
@@ -77,11 +90,14 @@ import Testing
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         var cArguments = ([binary] + arguments).map { strdup($0) } + [nil]
         defer { for pointer in cArguments { free(pointer) } }
-        let variables: [String] = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" } + ["PARLEY_PASSWORD=\(password)"]
+        let variables: [String] =
+            ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" } + ["PARLEY_PASSWORD=\(password)"]
         var environment: [UnsafeMutablePointer<CChar>?] = variables.map { strdup($0) } + [nil]
         defer { for pointer in environment { free(pointer) } }
         var pid: pid_t = 0
-        guard posix_spawn(&pid, binary, &actions, nil, &cArguments, &environment) == 0 else { throw ClientError.invalid("could not run parley") }
+        guard posix_spawn(&pid, binary, &actions, nil, &cArguments, &environment) == 0 else {
+            throw ClientError.invalid("could not run parley")
+        }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
         return (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""

@@ -3,9 +3,10 @@ import Foundation
 import MLS
 import NIOCore
 import NIOHTTP1
-@testable import ParleyServer
 import ParleyProtocol
 import Testing
+
+@testable import ParleyServer
 
 /// Attacks on accounts, sessions and the KeyPackage directory, performed through the real
 /// server over loopback TLS (issue 11, findings 11, 14, 15, 16, 18, 19). Clients at distinct
@@ -38,7 +39,9 @@ import Testing
             // Mallory presents oscar's public key with her own signature: no proof, no device.
             let mallory = try await TestUser.ready("mallory", on: server)
             let oscarsKey = SignatureKeyPair(
-                privateKey: mallory.signatureKeys.privateKey, publicKey: oscar.signatureKeys.publicKey)
+                privateKey: mallory.signatureKeys.privateKey,
+                publicKey: oscar.signatureKeys.publicKey
+            )
             let forged = try await server.attemptLogin("mallory", password: mallory.password, keys: oscarsKey)
             #expect(forged == .invalidLoginProof)
             // Even holding oscar's old private key (a stolen old device), the key stays retired.
@@ -61,20 +64,29 @@ import Testing
             #expect(try await server.attemptLogin("bob", password: bob.password, keys: claimed) == .invalidLoginProof)
             // A new key bob's client does not hold (signature by another key): refused.
             let unheld = SignatureKeyPair(
-                privateKey: attacker.privateKey, publicKey: suite.generateSignatureKeyPair().publicKey)
+                privateKey: attacker.privateKey,
+                publicKey: suite.generateSignatureKeyPair().publicKey
+            )
             #expect(try await server.attemptLogin("bob", password: bob.password, keys: unheld) == .invalidLoginProof)
 
             // A challenge is single use, bound to its username and to this server's certificate.
             let certificate = server.server.certificateDER
             func bobsLogin(_ challenge: Data, certificate: [UInt8] = certificate) throws -> API.Login {
-                try API.Login(username: "bob", password: bob.password, challenge: challenge,
-                              signatureKeys: bob.signatureKeys, serverCertificate: certificate)
+                try API.Login(
+                    username: "bob",
+                    password: bob.password,
+                    challenge: challenge,
+                    signatureKeys: bob.signatureKeys,
+                    serverCertificate: certificate
+                )
             }
             let login = try bobsLogin(try await server.challenge("bob"))
             #expect(try await server.post(login) == nil)
             #expect(try await server.post(login) == .invalidLoginProof, "replayed")
-            #expect(try await server.post(try bobsLogin(try await server.challenge("alice"))) == .invalidLoginProof,
-                    "another user's challenge")
+            #expect(
+                try await server.post(try bobsLogin(try await server.challenge("alice"))) == .invalidLoginProof,
+                "another user's challenge"
+            )
             let relayed = try bobsLogin(try await server.challenge("bob"), certificate: Array("another server".utf8))
             #expect(try await server.post(relayed) == .invalidLoginProof, "signed for another server")
             let invented = try bobsLogin(Data(repeating: 7, count: 32))
@@ -86,8 +98,10 @@ import Testing
             }
             // The key already registered as bob's device cannot be claimed by another account.
             let carol = try await TestUser.ready("carol", on: server)
-            #expect(try await server.attemptLogin("carol", password: carol.password, keys: bob.signatureKeys)
-                    == .signatureKeyInUse)
+            #expect(
+                try await server.attemptLogin("carol", password: carol.password, keys: bob.signatureKeys)
+                    == .signatureKeyInUse
+            )
         }
     }
 
@@ -97,15 +111,23 @@ import Testing
         try await TestServer.with { server in
             // 40 connections at once (the default client holds 8 per host).
             let pool = HTTPClient.Configuration.ConnectionPool(
-                idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
-            let flood = HTTPClient(eventLoopGroupProvider: .singleton,
-                                   configuration: .init(tlsConfiguration: server.tls, connectionPool: pool))
+                idleTimeout: .seconds(30),
+                concurrentHTTP1ConnectionsPerHostSoftLimit: 64
+            )
+            let flood = HTTPClient(
+                eventLoopGroupProvider: .singleton,
+                configuration: .init(tlsConfiguration: server.tls, connectionPool: pool)
+            )
             let outcomes = await withTaskGroup(of: ErrorCode?.self) { group in
                 for index in 0..<40 {
                     group.addTask {
                         do {
                             try await server.register(
-                                "flood\(index)", password: "flood password", from: "127.0.0.5", client: flood)
+                                "flood\(index)",
+                                password: "flood password",
+                                from: "127.0.0.5",
+                                client: flood
+                            )
                             return nil
                         } catch let error as ErrorBody {
                             return error.code
@@ -183,12 +205,17 @@ import Testing
             var outcomes: [ErrorCode?] = []
             for _ in 0..<10 {
                 outcomes.append(
-                    try await server.attemptLogin("victim", password: "wrong guess", keys: attacker, from: "127.0.0.2"))
+                    try await server.attemptLogin("victim", password: "wrong guess", keys: attacker, from: "127.0.0.2")
+                )
             }
             #expect(outcomes == Array(repeating: .invalidPassword, count: 5) + Array(repeating: .rateLimited, count: 5))
             // The attacker's address is stopped even with the right password…
             let rightPassword = try await server.attemptLogin(
-                "victim", password: victim.password, keys: attacker, from: "127.0.0.2")
+                "victim",
+                password: victim.password,
+                keys: attacker,
+                from: "127.0.0.2"
+            )
             #expect(rightPassword == .rateLimited)
             // …while the owner logs in from elsewhere.
             #expect(try await victim.attemptLogin(from: "127.0.0.3") == nil)
@@ -204,7 +231,11 @@ import Testing
             for host in 10..<31 {
                 for _ in 0..<5 {
                     let outcome = try await server.attemptLogin(
-                        "victim", password: "wrong guess", keys: attacker, from: "127.0.1.\(host)")
+                        "victim",
+                        password: "wrong guess",
+                        keys: attacker,
+                        from: "127.0.1.\(host)"
+                    )
                     #expect(outcome == .invalidPassword || outcome == .rateLimited)
                 }
             }
@@ -240,9 +271,11 @@ import Testing
     @Test func aStrangerWithManyDevicesCannotDrainOneTimeKeyPackages() async throws {
         try await TestServer.with { server in
             let bob = try await TestUser.ready("bob", on: server, keyPackages: 30)
-            let lastResort = try #require(bob.bundles.first { entry in
-                entry.value.keyPackage.extensions.contains { $0.extensionType == .lastResort }
-            }?.key)
+            let lastResort = try #require(
+                bob.bundles.first { entry in
+                    entry.value.keyPackage.extensions.contains { $0.extensionType == .lastResort }
+                }?.key
+            )
             var claimers = [try await TestUser.ready("mallory", on: server, keyPackages: 0)]
             for _ in 0..<4 {
                 let device = TestUser("mallory", server: server)
@@ -293,13 +326,19 @@ import Testing
     @Test func metricsAreServedToLoopbackOrWithTheToken() async throws {
         // The server listens on this machine's first non-loopback IPv4 address, so the test
         // client connects from an address that is not loopback.
-        let address = try #require(try System.enumerateDevices().compactMap { device -> String? in
-            guard case .v4 = device.address, let ip = device.address?.ipAddress, !ip.hasPrefix("127.") else {
-                return nil
-            }
-            return ip
-        }.first, "this machine needs a non-loopback IPv4 address")
-        try await TestServer.with(configure: { $0.host = address; $0.metricsToken = "scrape secret" }) { server in
+        let address = try #require(
+            try System.enumerateDevices().compactMap { device -> String? in
+                guard case .v4 = device.address, let ip = device.address?.ipAddress, !ip.hasPrefix("127.") else {
+                    return nil
+                }
+                return ip
+            }.first,
+            "this machine needs a non-loopback IPv4 address"
+        )
+        try await TestServer.with(configure: {
+            $0.host = address
+            $0.metricsToken = "scrape secret"
+        }) { server in
             #expect(try await server.request(.GET, "/healthz", from: address, host: address) == Data("ok\n".utf8))
             await #expect(throws: ErrorBody(.notFound)) {
                 try await server.request(.GET, "/metrics", from: address, host: address)
@@ -308,7 +347,12 @@ import Testing
                 try await server.request(.GET, "/metrics", from: address, host: address, token: "scrape secreT")
             }
             let metrics = try await server.request(
-                .GET, "/metrics", from: address, host: address, token: "scrape secret")
+                .GET,
+                "/metrics",
+                from: address,
+                host: address,
+                token: "scrape secret"
+            )
             #expect(String(decoding: metrics, as: UTF8.self).contains("parley_"))
         }
         try await TestServer.with { server in
@@ -406,8 +450,15 @@ private final class Gate: @unchecked Sendable {
 extension TestServer {
     /// One HTTP request from the local address `address` to `host`; a non-2xx answer is thrown as its `ErrorBody`.
     @discardableResult
-    func request(_ method: HTTPMethod, _ path: String, from address: String, host: String = "127.0.0.1",
-                 token: String? = nil, body: Data? = nil, client: HTTPClient? = nil) async throws -> Data {
+    func request(
+        _ method: HTTPMethod,
+        _ path: String,
+        from address: String,
+        host: String = "127.0.0.1",
+        token: String? = nil,
+        body: Data? = nil,
+        client: HTTPClient? = nil
+    ) async throws -> Data {
         var request = HTTPClientRequest(url: "https://\(host):\(port)\(path)")
         request.method = method
         request.localAddress = address
@@ -423,19 +474,32 @@ extension TestServer {
     }
 
     func challenge(_ username: String) async throws -> Data {
-        try await request(.POST, "/v1/sessions/challenge", json: API.LoginChallengeRequest(username: username),
-                          as: API.LoginChallenge.self).challenge
+        try await request(
+            .POST,
+            "/v1/sessions/challenge",
+            json: API.LoginChallengeRequest(username: username),
+            as: API.LoginChallenge.self
+        ).challenge
     }
 
     /// A whole login from `address`: nil when it succeeds, else the error code.
-    func attemptLogin(_ username: String, password: String, keys: SignatureKeyPair,
-                      from address: String = "127.0.0.1") async throws -> ErrorCode? {
+    func attemptLogin(
+        _ username: String,
+        password: String,
+        keys: SignatureKeyPair,
+        from address: String = "127.0.0.1"
+    ) async throws -> ErrorCode? {
         do {
             let asked = try WireJSON.encode(API.LoginChallengeRequest(username: username))
             let answer = try await request(.POST, "/v1/sessions/challenge", from: address, body: asked)
             let challenge = try WireJSON.decode(API.LoginChallenge.self, from: answer)
-            let login = try API.Login(username: username, password: password, challenge: challenge.challenge,
-                                      signatureKeys: keys, serverCertificate: server.certificateDER)
+            let login = try API.Login(
+                username: username,
+                password: password,
+                challenge: challenge.challenge,
+                signatureKeys: keys,
+                serverCertificate: server.certificateDER
+            )
             return try await post(login, from: address)
         } catch let error as ErrorBody {
             return error.code
@@ -452,8 +516,12 @@ extension TestServer {
         }
     }
 
-    func register(_ username: String, password: String, from address: String = "127.0.0.1",
-                  client: HTTPClient? = nil) async throws {
+    func register(
+        _ username: String,
+        password: String,
+        from address: String = "127.0.0.1",
+        client: HTTPClient? = nil
+    ) async throws {
         let body = try WireJSON.encode(API.Register(username: username, password: password))
         try await request(.POST, "/v1/accounts", from: address, body: body, client: client)
     }

@@ -2,9 +2,10 @@ import Foundation
 import Logging
 import MLS
 import ParleyProtocol
-@testable import ParleyServer
 import Synchronization
 import Testing
+
+@testable import ParleyServer
 
 /// Variants of issue 11's findings, tried as an attacker would against a live server on loopback.
 @Suite(.serialized) struct AttackerReviewTests {
@@ -42,8 +43,12 @@ import Testing
             let alice = try await TestUser.ready("alice", on: server)
             let name = "our team \u{E9}t\u{E9} 100%"
             try await alice.createGroup(name)
-            let path = "/v1/groups/" + name.addingPercentEncoding(withAllowedCharacters: .alphanumerics.subtracting(
-                CharacterSet(charactersIn: "\u{E9}")))!
+            let path =
+                "/v1/groups/" + name.addingPercentEncoding(
+                    withAllowedCharacters: .alphanumerics.subtracting(
+                        CharacterSet(charactersIn: "\u{E9}")
+                    )
+                )!
             #expect(try await server.get(path, token: alice.token, as: API.Group.self).name == name)
             #expect(try await server.get(path + "/tree", token: alice.token, as: API.RatchetTree.self).epoch == 0)
             try await server.request(.DELETE, path, token: alice.token)
@@ -56,8 +61,10 @@ import Testing
     @Test func groupNamesWithControlsBidiOrDotSegmentsAreRefused() async throws {
         try await TestServer.with { server in
             let mallory = try await TestUser.ready("mallory", on: server)
-            let names = ["a\u{1B}]0;owned\u{7}", "line\n[00:00:00] [bob] hi", "\u{202E}txt.exe", "zero\u{200B}width",
-                         "c1\u{85}", ".", ".."]
+            let names = [
+                "a\u{1B}]0;owned\u{7}", "line\n[00:00:00] [bob] hi", "\u{202E}txt.exe", "zero\u{200B}width",
+                "c1\u{85}", ".", "..",
+            ]
             for name in names {
                 await #expect(throws: ErrorBody.self, "\(name.debugDescription)") {
                     try await mallory.createGroup(name)
@@ -98,8 +105,13 @@ import Testing
         let keys = try CipherSuite.mls128DHKEMX25519AES128GCMSHA256Ed25519.provider().generateSignatureKeyPair()
         let name = "x\u{1B}]0;owned\u{7}\n2026-01-01T00:00:00+0000 critical parley: forged"
         for _ in 0..<3 {
-            let login = API.Login(username: name, password: "whatever1", signatureKey: Data(keys.publicKey.bytes),
-                                  challenge: Data(count: 32), signature: Data(count: 64))
+            let login = API.Login(
+                username: name,
+                password: "whatever1",
+                signatureKey: Data(keys.publicKey.bytes),
+                challenge: Data(count: 32),
+                signature: Data(count: 64)
+            )
             await #expect(throws: ErrorBody.self) {
                 try await server.request(.POST, "/v1/sessions", json: login, as: API.Session.self)
             }

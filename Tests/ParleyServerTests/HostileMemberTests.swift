@@ -1,20 +1,25 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import HummingbirdWSClient
 import Logging
 import MLS
-@testable import ParleyServer
 import ParleyProtocol
 import Testing
+
+@testable import ParleyServer
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Issue 11, delivery side: each test performs the attack through the real server
 /// (loopback TLS + WebSocket) and asserts the clear outcome, then that the server
 /// still serves everyone else.
 @Suite(.serialized) struct HostileMemberTests {
     /// Alice (admin) and Bob in group "g", both connected, Bob joined.
-    static func aliceAndBob(on server: TestServer, also others: [String] = []) async throws -> (TestUser, TestUser, [TestUser]) {
+    static func aliceAndBob(
+        on server: TestServer,
+        also others: [String] = []
+    ) async throws -> (TestUser, TestUser, [TestUser]) {
         let alice = try await TestUser.ready("alice", on: server)
         let bob = try await TestUser.ready("bob", on: server)
         var rest: [TestUser] = []
@@ -76,8 +81,14 @@ import Testing
             let (alice, bob, _) = try await Self.aliceAndBob(on: server)
             let groupID = alice.groups["g"]!.groupID
             for epoch in [UInt64.max, UInt64.max - 1, 2] {
-                let forged = PrivateMessage(groupID: groupID, epoch: epoch, contentType: .application, authenticatedData: [],
-                                            encryptedSenderData: Array(repeating: 7, count: 32), ciphertext: Array(repeating: 9, count: 64))
+                let forged = PrivateMessage(
+                    groupID: groupID,
+                    epoch: epoch,
+                    contentType: .application,
+                    authenticatedData: [],
+                    encryptedSenderData: Array(repeating: 7, count: 32),
+                    ciphertext: Array(repeating: 9, count: 64)
+                )
                 let answer = try await bob.submit(.privateMessage(forged), to: "g")
                 #expect(answer.error == ErrorBody(.wrongEpoch, epoch: 1))
             }
@@ -95,7 +106,9 @@ import Testing
             let bobLeaf = bob.groups["g"]!.ownLeaf
             let wrapped = try bob.groups["g"]!.propose(.remove(removed: LeafIndex(1 << 31 + bobLeaf.rawValue)))
             #expect(try await bob.submit(wrapped, to: "g").error?.code == .invalidMessage)
-            if var copy = alice.groups["g"], let commit = try? copy.removeMembers([LeafIndex(1 << 31 + bobLeaf.rawValue)]) {
+            if var copy = alice.groups["g"],
+                let commit = try? copy.removeMembers([LeafIndex(1 << 31 + bobLeaf.rawValue)])
+            {
                 // If the library lets the admin build such a commit at all, the server still refuses it.
                 #expect(try await alice.submit(commit.message, to: "g").error?.code == .invalidMessage)
             }
@@ -122,8 +135,13 @@ import Testing
     /// A GroupInfo for a new group whose ratchet_tree has the creator's leaf and then `blanks` blank nodes.
     static func paddedGroupInfo(_ user: TestUser, blanks: Int) throws -> Data {
         let group = try Group.create(
-            user.suite, groupID: Array(UUID().uuidString.utf8), credential: user.credential, signatureKeys: user.signatureKeys,
-            extensions: [try ParleyGroupPolicy.adminsExtension([user.name])], policy: user.policy)
+            user.suite,
+            groupID: Array(UUID().uuidString.utf8),
+            credential: user.credential,
+            signatureKeys: user.signatureKeys,
+            extensions: [try ParleyGroupPolicy.adminsExtension([user.name])],
+            policy: user.policy
+        )
         var info = try group.groupInfo()
         var tree = TLSWriter()
         try tree.writeVector { inner in
@@ -148,8 +166,12 @@ import Testing
             let token = mallory.token
             @Sendable func attack(_ info: Data) async -> ErrorBody? {
                 do {
-                    _ = try await server.request(.POST, "/v1/groups", token: token,
-                                                 body: WireJSON.encode(API.CreateGroup(name: "huge", groupInfo: info)))
+                    _ = try await server.request(
+                        .POST,
+                        "/v1/groups",
+                        token: token,
+                        body: WireJSON.encode(API.CreateGroup(name: "huge", groupInfo: info))
+                    )
                     return nil
                 } catch { return error as? ErrorBody }
             }
@@ -161,14 +183,22 @@ import Testing
             // Small enough to parse, but not a one-member group: a few blank nodes after the creator.
             let padded = try Self.paddedGroupInfo(mallory, blanks: 5)
             await #expect(throws: ErrorBody.self) {
-                try await server.request(.POST, "/v1/groups", token: mallory.token,
-                                         body: WireJSON.encode(API.CreateGroup(name: "padded", groupInfo: padded)))
+                try await server.request(
+                    .POST,
+                    "/v1/groups",
+                    token: mallory.token,
+                    body: WireJSON.encode(API.CreateGroup(name: "padded", groupInfo: padded))
+                )
             }
             // Alice's two-member group's GroupInfo is not a creation.
             let grown = Data(try MLSMessage.groupInfo(alice.groups["g"]!.groupInfo()).tlsEncoded())
             await #expect(throws: ErrorBody(.invalidGroupInfo, "A new group starts at epoch 0.")) {
-                try await server.request(.POST, "/v1/groups", token: alice.token,
-                                         body: WireJSON.encode(API.CreateGroup(name: "copy", groupInfo: grown)))
+                try await server.request(
+                    .POST,
+                    "/v1/groups",
+                    token: alice.token,
+                    body: WireJSON.encode(API.CreateGroup(name: "copy", groupInfo: grown))
+                )
             }
             #expect(try server.server.storage.group(named: "huge") == nil)
             try await Self.stillDelivers(from: bob, to: alice, "still flowing")
@@ -203,7 +233,9 @@ import Testing
             try await alice.createGroup("g")
             let output = try alice.groups["g"]!.addMembers(try await alice.claim("victim"))
             let junk = Data((0..<2000).map { _ in UInt8.random(in: 0...255) })
-            try alice.socket!.send(.send(.init(id: "junk", group: "g", message: Data(try output.message.tlsEncoded()), welcome: junk)))
+            try alice.socket!.send(
+                .send(.init(id: "junk", group: "g", message: Data(try output.message.tlsEncoded()), welcome: junk))
+            )
             let refused = await Self.nextError(alice)
             #expect(refused?.id == "junk" && refused?.error.code == .invalidMessage)
             // A real Welcome, but for Carol's KeyPackage, with the Add for the victim.
@@ -211,7 +243,10 @@ import Testing
             let forCarol = try alice.groups["g"]!.addMembers(try await alice.claim("carol"))
             alice.groups["g"]!.discardPendingCommit()
             let forVictim = try alice.groups["g"]!.addMembers(try await alice.claim("victim"))
-            #expect(try await alice.submit(forVictim.message, welcome: forCarol.welcome, to: "g").error?.code == .invalidMessage)
+            #expect(
+                try await alice.submit(forVictim.message, welcome: forCarol.welcome, to: "g").error?.code
+                    == .invalidMessage
+            )
             // Nothing is stored for the victim: their replay holds no Welcome.
             #expect(await victim.connect().isEmpty)
             #expect(try server.server.storage.welcomes(forDevice: 2).isEmpty)
@@ -255,9 +290,14 @@ import Testing
         let directory = NSTemporaryDirectory() + "parley-storage-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let storage = try SQLiteStorage(path: directory + "/db.sqlite")
-        let alice = try storage.device(userID: try storage.createUser(name: "alice", passwordHash: [1], salt: [2]), signatureKey: [1])
-        let group = try storage.createGroup(GroupRecord(id: 0, name: "g", mlsGroupID: [9], state: [0], lastSeq: 0, createdAt: 0),
-                                            creatorDevice: alice)
+        let alice = try storage.device(
+            userID: try storage.createUser(name: "alice", passwordHash: [1], salt: [2]),
+            signatureKey: [1]
+        )
+        let group = try storage.createGroup(
+            GroupRecord(id: 0, name: "g", mlsGroupID: [9], state: [0], lastSeq: 0, createdAt: 0),
+            creatorDevice: alice
+        )
         _ = try storage.append(LogAppend(groupID: group, time: 1, senderDevice: alice, data: [1], newState: [1]))
         var proposal = LogAppend(groupID: group, time: 2, senderDevice: alice, data: [2])
         proposal.isProposal = true
@@ -277,7 +317,10 @@ import Testing
             let bobLeaf = bob.groups["g"]!.ownLeaf
             let padding = [UInt8](repeating: 1, count: 1500)
             for index in 0..<2 {
-                let proposal = try alice.groups["g"]!.propose(.remove(removed: bobLeaf), authenticatedData: padding + [UInt8(index)])
+                let proposal = try alice.groups["g"]!.propose(
+                    .remove(removed: bobLeaf),
+                    authenticatedData: padding + [UInt8(index)]
+                )
                 #expect(try await alice.submit(proposal, to: "g").accepted != nil)
             }
             let third = try alice.groups["g"]!.propose(.remove(removed: bobLeaf), authenticatedData: padding + [2])
@@ -371,9 +414,15 @@ import Testing
             try await alice.createGroup("secret")
             let text = try alice.groups["secret"]!.encrypt(Array("hi".utf8))
             for name in ["secret", "nothing-here"] {
-                await #expect(throws: ErrorBody(.notMember)) { try await server.get("/v1/groups/\(name)", token: mallory.token, as: API.Group.self) }
-                await #expect(throws: ErrorBody(.notMember)) { try await server.get("/v1/groups/\(name)/tree", token: mallory.token, as: API.RatchetTree.self) }
-                await #expect(throws: ErrorBody(.notMember)) { try await server.request(.DELETE, "/v1/groups/\(name)", token: mallory.token) }
+                await #expect(throws: ErrorBody(.notMember)) {
+                    try await server.get("/v1/groups/\(name)", token: mallory.token, as: API.Group.self)
+                }
+                await #expect(throws: ErrorBody(.notMember)) {
+                    try await server.get("/v1/groups/\(name)/tree", token: mallory.token, as: API.RatchetTree.self)
+                }
+                await #expect(throws: ErrorBody(.notMember)) {
+                    try await server.request(.DELETE, "/v1/groups/\(name)", token: mallory.token)
+                }
                 #expect(try await mallory.submit(text, to: name).error == ErrorBody(.notMember))
                 mallory.socket!.sendRaw(#"{"type":"ack","group":"\#(name)","seq":1}"#)
                 #expect(await Self.nextError(mallory)?.error == ErrorBody(.notMember))
@@ -390,8 +439,13 @@ final class StalledSocket: Sendable {
         task = Task {
             _ = try await WebSocketClient.connect(
                 url: "wss://127.0.0.1:\(server.port)/v1/ws",
-                configuration: .init(maxFrameSize: 8 << 20, additionalHeaders: [.authorization: "Bearer \(token)"], sniHostname: "localhost"),
-                tlsConfiguration: server.tls, logger: Logger(label: "stalled")
+                configuration: .init(
+                    maxFrameSize: 8 << 20,
+                    additionalHeaders: [.authorization: "Bearer \(token)"],
+                    sniHostname: "localhost"
+                ),
+                tlsConfiguration: server.tls,
+                logger: Logger(label: "stalled")
             ) { _, _, _ in
                 try await Task.sleep(for: .seconds(120))
             }
@@ -412,7 +466,9 @@ final class RawTCP {
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard result == 0 else { throw ErrorBody(.internalError, "connect failed") }
     }

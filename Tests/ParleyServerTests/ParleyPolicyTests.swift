@@ -1,6 +1,7 @@
-@testable import MLS
 import ParleyProtocol
 import Testing
+
+@testable import MLS
 
 /// ParleyGroupPolicy through the MLS API: the rules judge who proposed, on
 /// the server's view and on members alike (findings 3, 5, 6, 17, 21).
@@ -18,24 +19,34 @@ import Testing
 
     func keyPackage(_ member: Member, notAfter: UInt64 = .max) throws -> KeyPackageBundle {
         try KeyPackageBundle(
-            suite, credential: member.credential, signatureKeys: member.keys,
-            lifetime: Lifetime(notBefore: 0, notAfter: notAfter))
+            suite,
+            credential: member.credential,
+            signatureKeys: member.keys,
+            lifetime: Lifetime(notBefore: 0, notAfter: notAfter)
+        )
     }
 
     /// alice (admin), bob and charlie, plus the server's view, all under Parley's policy.
     func group() throws -> (alice: Group, bob: Group, charlie: Group, server: PublicGroup) {
         let admin = member("alice")
         var alice = try Group.create(
-            suite, groupID: Array("g".utf8), credential: admin.credential, signatureKeys: admin.keys,
-            extensions: [ParleyGroupPolicy.adminsExtension(["alice"])], policy: policy)
+            suite,
+            groupID: Array("g".utf8),
+            credential: admin.credential,
+            signatureKeys: admin.keys,
+            extensions: [ParleyGroupPolicy.adminsExtension(["alice"])],
+            policy: policy
+        )
         var server = try PublicGroup(groupInfo: alice.groupInfo(), policy: policy)
         let bundles = try [member("bob"), member("charlie")].map { try keyPackage($0) }
         let output = try alice.addMembers(bundles.map(\.keyPackage))
         _ = try server.process(output.message)
         _ = try alice.process(output.message)
         guard case .welcome(let welcome)? = output.welcome else { throw MLSError.invalidWelcome("none") }
-        return (alice, try Group.join(welcome: welcome, keyPackage: bundles[0], policy: policy),
-                try Group.join(welcome: welcome, keyPackage: bundles[1], policy: policy), server)
+        return (
+            alice, try Group.join(welcome: welcome, keyPackage: bundles[0], policy: policy),
+            try Group.join(welcome: welcome, keyPackage: bundles[1], policy: policy), server
+        )
     }
 
     func parleyError(_ error: MLSError?) -> ParleyPolicyError? {
@@ -45,7 +56,10 @@ import Testing
 
     /// The receipt of `message` by the server and each member fails with `expected`, and caches nothing.
     func refusedEverywhere(
-        _ message: MLSMessage, _ expected: ParleyPolicyError, server: inout PublicGroup, members: inout [Group]
+        _ message: MLSMessage,
+        _ expected: ParleyPolicyError,
+        server: inout PublicGroup,
+        members: inout [Group]
     ) {
         #expect(parleyError(#expect(throws: MLSError.self) { try server.process(message) }) == expected)
         for index in members.indices {
@@ -108,10 +122,17 @@ import Testing
         var members = [alice]
         let psk = PreSharedKeyID(kind: .external(pskID: [1, 2, 3]), pskNonce: suite.randomBytes(suite.hashLength))
         refusedEverywhere(
-            try bob.propose(.preSharedKey(psk)), .proposalNotAllowed(.psk), server: &server, members: &members)
+            try bob.propose(.preSharedKey(psk)),
+            .proposalNotAllowed(.psk),
+            server: &server,
+            members: &members
+        )
         refusedEverywhere(
-            try bob.propose(.reInit(ReInit(groupID: [9], cipherSuite: suite.suite))), .proposalNotAllowed(.reinit),
-            server: &server, members: &members)
+            try bob.propose(.reInit(ReInit(groupID: [9], cipherSuite: suite.suite))),
+            .proposalNotAllowed(.reinit),
+            server: &server,
+            members: &members
+        )
         // Even the admin may not: the admin's inline PSK is judged as proposed by the admin.
         let forged = try alice.forgedParleyCommit([.proposal(.preSharedKey(psk))])
         #expect(parleyError(#expect(throws: MLSError.self) { try server.process(forged) }) == .proposalNotAllowed(.psk))
@@ -121,12 +142,22 @@ import Testing
     /// Group extensions keep every admin and a valid admin list.
     @Test func theAdminListCanGrowButNeverLoseAnAdmin() throws {
         var (alice, _, _, server) = try group()
-        #expect(parleyError(#expect(throws: MLSError.self) {
-            try alice.commit(CommitOptions(groupContextExtensions: [ParleyGroupPolicy.adminsExtension(["bob"])]))
-        }) == .adminListChange)
-        #expect(parleyError(#expect(throws: MLSError.self) {
-            try alice.commit(CommitOptions(groupContextExtensions: []))
-        }) == .invalidAdminList)
+        #expect(
+            parleyError(
+                #expect(throws: MLSError.self) {
+                    try alice.commit(
+                        CommitOptions(groupContextExtensions: [ParleyGroupPolicy.adminsExtension(["bob"])])
+                    )
+                }
+            ) == .adminListChange
+        )
+        #expect(
+            parleyError(
+                #expect(throws: MLSError.self) {
+                    try alice.commit(CommitOptions(groupContextExtensions: []))
+                }
+            ) == .invalidAdminList
+        )
         let bothAdmins = try ParleyGroupPolicy.adminsExtension(["alice", "bob"])
         let grow = try alice.commit(CommitOptions(groupContextExtensions: [bothAdmins]))
         _ = try server.process(grow.message)
@@ -215,12 +246,27 @@ extension Group {
         provisional.treeHash = prepared.tree.treeHash
         let path = try prepared.encrypt(groupContext: provisional)
         let content = FramedContent(
-            groupID: groupID, epoch: epoch, sender: .member(ownLeaf), authenticatedData: [],
-            body: .commit(Commit(proposals: proposals, path: path)))
+            groupID: groupID,
+            epoch: epoch,
+            sender: .member(ownLeaf),
+            authenticatedData: [],
+            body: .commit(Commit(proposals: proposals, path: path))
+        )
         var signed = try AuthenticatedContent.sign(
-            content, wireFormat: .publicMessage, context: context, signer: signer, suite)
+            content,
+            wireFormat: .publicMessage,
+            context: context,
+            signer: signer,
+            suite
+        )
         signed.auth.confirmationTag = suite.randomBytes(suite.hashLength)
-        return .publicMessage(try PublicMessage.protect(
-            signed, membershipKey: epochSecrets.membershipKey, context: context, suite))
+        return .publicMessage(
+            try PublicMessage.protect(
+                signed,
+                membershipKey: epochSecrets.membershipKey,
+                context: context,
+                suite
+            )
+        )
     }
 }

@@ -1,5 +1,6 @@
-@testable import ParleyServer
 import Testing
+
+@testable import ParleyServer
 
 struct RateLimiterTests {
     /// An attacker with many addresses keeps every bucket partly spent: the

@@ -1,22 +1,39 @@
 import Foundation
 import MLS
-@testable import ParleyServer
 import ParleyProtocol
 import Testing
+
+@testable import ParleyServer
 
 /// The server over loopback with real TLS and real WebSocket clients.
 @Suite(.serialized) struct ServerTests {
     @Test func accountsRegisterLogInAndReportDistinctErrors() async throws {
         try await TestServer.with { server in
-            try await server.request(.POST, "/v1/accounts", body: WireJSON.encode(API.Register(username: "alice", password: "correct horse")))
+            try await server.request(
+                .POST,
+                "/v1/accounts",
+                body: WireJSON.encode(API.Register(username: "alice", password: "correct horse"))
+            )
             await #expect(throws: ErrorBody(.usernameTaken)) {
-                try await server.request(.POST, "/v1/accounts", body: WireJSON.encode(API.Register(username: "alice", password: "another one")))
+                try await server.request(
+                    .POST,
+                    "/v1/accounts",
+                    body: WireJSON.encode(API.Register(username: "alice", password: "another one"))
+                )
             }
             await #expect(throws: ErrorBody(.invalidUsername)) {
-                try await server.request(.POST, "/v1/accounts", body: WireJSON.encode(API.Register(username: "Bad Name!", password: "correct horse")))
+                try await server.request(
+                    .POST,
+                    "/v1/accounts",
+                    body: WireJSON.encode(API.Register(username: "Bad Name!", password: "correct horse"))
+                )
             }
             await #expect(throws: ErrorBody(.weakPassword)) {
-                try await server.request(.POST, "/v1/accounts", body: WireJSON.encode(API.Register(username: "bob", password: "short")))
+                try await server.request(
+                    .POST,
+                    "/v1/accounts",
+                    body: WireJSON.encode(API.Register(username: "bob", password: "short"))
+                )
             }
             let alice = TestUser("alice", server: server)
             try await alice.login()
@@ -24,15 +41,23 @@ import Testing
             let wrong = TestUser("alice", password: "wrong password", server: server)
             await #expect(throws: ErrorBody(.invalidPassword)) { try await wrong.login() }
             await #expect(throws: ErrorBody(.userNotFound)) { try await TestUser("nobody", server: server).login() }
-            await #expect(throws: ErrorBody(.malformedRequest)) { try await server.request(.POST, "/v1/sessions", body: Data("{not json".utf8)) }
-            await #expect(throws: ErrorBody(.unauthorized)) { try await server.request(.GET, "/v1/groups", token: "forged") }
+            await #expect(throws: ErrorBody(.malformedRequest)) {
+                try await server.request(.POST, "/v1/sessions", body: Data("{not json".utf8))
+            }
+            await #expect(throws: ErrorBody(.unauthorized)) {
+                try await server.request(.GET, "/v1/groups", token: "forged")
+            }
             // Logging out ends the session.
             try await server.request(.DELETE, "/v1/sessions", token: alice.token)
-            await #expect(throws: ErrorBody(.unauthorized)) { try await server.request(.GET, "/v1/groups", token: alice.token) }
+            await #expect(throws: ErrorBody(.unauthorized)) {
+                try await server.request(.GET, "/v1/groups", token: alice.token)
+            }
             // Failed logins are rate-limited per account.
             var limited = false
             for _ in 0..<8 {
-                do { try await wrong.login() } catch let error as ErrorBody { limited = limited || error.code == .rateLimited }
+                do { try await wrong.login() } catch let error as ErrorBody {
+                    limited = limited || error.code == .rateLimited
+                }
             }
             #expect(limited)
         }
@@ -41,17 +66,32 @@ import Testing
     @Test func registrationCanBeClosedOrByInvite() async throws {
         let closed = try await TestServer.start { $0.registration = .closed }
         await #expect(throws: ErrorBody(.registrationClosed)) {
-            try await closed.request(.POST, "/v1/accounts", body: WireJSON.encode(API.Register(username: "alice", password: "correct horse")))
+            try await closed.request(
+                .POST,
+                "/v1/accounts",
+                body: WireJSON.encode(API.Register(username: "alice", password: "correct horse"))
+            )
         }
         try closed.server.addUser(name: "alice", password: "correct horse")
         try await TestUser("alice", server: closed).login()
         try await closed.stop()
 
-        let invite = try await TestServer.start { $0.registration = .invite; $0.inviteToken = "let-me-in" }
-        await #expect(throws: ErrorBody(.invalidInvite)) {
-            try await invite.request(.POST, "/v1/accounts", body: WireJSON.encode(API.Register(username: "bob", password: "correct horse", invite: "guess")))
+        let invite = try await TestServer.start {
+            $0.registration = .invite
+            $0.inviteToken = "let-me-in"
         }
-        try await invite.request(.POST, "/v1/accounts", body: WireJSON.encode(API.Register(username: "bob", password: "correct horse", invite: "let-me-in")))
+        await #expect(throws: ErrorBody(.invalidInvite)) {
+            try await invite.request(
+                .POST,
+                "/v1/accounts",
+                body: WireJSON.encode(API.Register(username: "bob", password: "correct horse", invite: "guess"))
+            )
+        }
+        try await invite.request(
+            .POST,
+            "/v1/accounts",
+            body: WireJSON.encode(API.Register(username: "bob", password: "correct horse", invite: "let-me-in"))
+        )
         try await invite.stop()
     }
 
@@ -59,7 +99,9 @@ import Testing
         try await TestServer.with { server in
             let alice = try await TestUser.ready("alice", on: server)
             let bob = try await TestUser.ready("bob", on: server, keyPackages: 2)
-            #expect(try await server.get("/v1/keypackages", token: bob.token, as: API.KeyPackageStock.self).available == 2)
+            #expect(
+                try await server.get("/v1/keypackages", token: bob.token, as: API.KeyPackageStock.self).available == 2
+            )
             let first = try await alice.claim("bob")
             let second = try await alice.claim("bob")
             let lastResort = try await alice.claim("bob")
@@ -67,15 +109,29 @@ import Testing
             #expect(first[0] != second[0])
             #expect(!first[0].isLastResort && !second[0].isLastResort)
             #expect(lastResort[0].isLastResort && again[0] == lastResort[0])
-            #expect(try await server.get("/v1/keypackages", token: bob.token, as: API.KeyPackageStock.self).available == 0)
+            #expect(
+                try await server.get("/v1/keypackages", token: bob.token, as: API.KeyPackageStock.self).available == 0
+            )
             await #expect(throws: ErrorBody(.userNotFound)) { try await alice.claim("carol") }
             // A KeyPackage of another device is refused.
             let foreign = Data(try MLSMessage.keyPackage(alice.makeBundle().keyPackage).tlsEncoded())
             await #expect(throws: ErrorBody.self) {
-                try await server.request(.POST, "/v1/keypackages", token: bob.token, json: API.UploadKeyPackages(keyPackages: [foreign]), as: API.KeyPackageStock.self)
+                try await server.request(
+                    .POST,
+                    "/v1/keypackages",
+                    token: bob.token,
+                    json: API.UploadKeyPackages(keyPackages: [foreign]),
+                    as: API.KeyPackageStock.self
+                )
             }
             await #expect(throws: ErrorBody.self) {
-                try await server.request(.POST, "/v1/keypackages", token: bob.token, json: API.UploadKeyPackages(keyPackages: [Data([1, 2, 3])]), as: API.KeyPackageStock.self)
+                try await server.request(
+                    .POST,
+                    "/v1/keypackages",
+                    token: bob.token,
+                    json: API.UploadKeyPackages(keyPackages: [Data([1, 2, 3])]),
+                    as: API.KeyPackageStock.self
+                )
             }
         }
     }
@@ -116,7 +172,19 @@ import Testing
             #expect(try bob.apply(#require(await bob.nextMessage(in: "group1"))) == "charlie cant see this")
             #expect(await charlie.nextMessage(in: "group1", timeout: .seconds(2)) == nil)
             // And the server no longer accepts anything from charlie for the group.
-            let late = try await charlie.submit(.privateMessage(PrivateMessage(groupID: [], epoch: 0, contentType: .application, authenticatedData: [], encryptedSenderData: [], ciphertext: [])), to: "group1")
+            let late = try await charlie.submit(
+                .privateMessage(
+                    PrivateMessage(
+                        groupID: [],
+                        epoch: 0,
+                        contentType: .application,
+                        authenticatedData: [],
+                        encryptedSenderData: [],
+                        ciphertext: []
+                    )
+                ),
+                to: "group1"
+            )
             #expect(late.error?.code == .notMember)
         }
     }
@@ -161,10 +229,16 @@ import Testing
             // Mallory is not a member.
             let outsider = try await mallory.submit(sneaky.message, to: "g")
             #expect(outsider.error?.code == .notMember)
-            await #expect(throws: ErrorBody(.notMember)) { try await server.get("/v1/groups/g", token: mallory.token, as: API.Group.self) }
+            await #expect(throws: ErrorBody(.notMember)) {
+                try await server.get("/v1/groups/g", token: mallory.token, as: API.Group.self)
+            }
             // The same answer for a group that does not exist: no name oracle.
-            await #expect(throws: ErrorBody(.notMember)) { try await server.get("/v1/groups/nope", token: mallory.token, as: API.Group.self) }
-            await #expect(throws: ErrorBody(.notPermitted)) { try await server.request(.DELETE, "/v1/groups/g", token: bob.token) }
+            await #expect(throws: ErrorBody(.notMember)) {
+                try await server.get("/v1/groups/nope", token: mallory.token, as: API.Group.self)
+            }
+            await #expect(throws: ErrorBody(.notPermitted)) {
+                try await server.request(.DELETE, "/v1/groups/g", token: bob.token)
+            }
         }
     }
 
@@ -178,7 +252,10 @@ import Testing
             for index in 0..<3 { _ = try await alice.sendText("m\(index)", to: "g") }
             // Bob was offline for all of it.
             let replay = await bob.connect()
-            guard case .welcome(let welcome)? = replay.first else { Issue.record("replay must start with the Welcome"); return }
+            guard case .welcome(let welcome)? = replay.first else {
+                Issue.record("replay must start with the Welcome")
+                return
+            }
             try bob.join(welcome)
             let texts = try replay.dropFirst().compactMap { frame -> String? in
                 guard case .message(let message) = frame else { return nil }
@@ -217,7 +294,8 @@ import Testing
         #expect(await aliceAgain.connect().isEmpty)  // alice's cursor: she has everything she sent
         let replay = await bobAgain.connect()
         guard case .welcome(let welcome)? = replay.first, case .message(let message)? = replay.last else {
-            Issue.record("expected the Welcome and the message, got \(replay)"); return
+            Issue.record("expected the Welcome and the message, got \(replay)")
+            return
         }
         try bobAgain.join(welcome)
         #expect(try bobAgain.apply(message) == "before restart")
@@ -263,7 +341,9 @@ import Testing
             // Bob was offline: he is told on connect; the log and Welcome are gone.
             let replay = await bob.connect()
             #expect(replay == [.groupDestroyed(.init(group: "g"))])
-            await #expect(throws: ErrorBody(.notMember)) { try await server.get("/v1/groups/g", token: alice.token, as: API.Group.self) }
+            await #expect(throws: ErrorBody(.notMember)) {
+                try await server.get("/v1/groups/g", token: alice.token, as: API.Group.self)
+            }
         }
     }
 
@@ -278,10 +358,13 @@ import Testing
             #expect(metrics.contains("parley_messages_accepted_total 1"))
             #expect(metrics.contains("parley_connections 1"))
             // Process gauges: memory in use and at least the listening socket and this connection.
-            let gauges = Dictionary(metrics.split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap { line -> (String, Double)? in
-                let fields = line.split(separator: " ")
-                return fields.count == 2 ? (String(fields[0]), Double(fields[1]) ?? -1) : nil
-            }, uniquingKeysWith: { $1 })
+            let gauges = Dictionary(
+                metrics.split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap { line -> (String, Double)? in
+                    let fields = line.split(separator: " ")
+                    return fields.count == 2 ? (String(fields[0]), Double(fields[1]) ?? -1) : nil
+                },
+                uniquingKeysWith: { $1 }
+            )
             #expect((gauges["process_resident_memory_bytes"] ?? 0) > 1_000_000)
             #expect((gauges["process_open_fds"] ?? 0) >= 2)
         }

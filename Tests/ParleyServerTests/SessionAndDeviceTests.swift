@@ -1,8 +1,9 @@
 import Foundation
 import MLS
-@testable import ParleyServer
 import ParleyProtocol
 import Testing
+
+@testable import ParleyServer
 
 /// An open WebSocket lives no longer than its session, however the session ends; an operator
 /// can remove one device of an account.
@@ -93,8 +94,10 @@ import Testing
             // A session that expires in two seconds, made as login makes one.
             let token = SessionToken.generate()
             try server.server.storage.createSession(
-                tokenHash: SessionToken.hash(token), deviceID: bob.session.deviceID,
-                expiresAt: Clock.milliseconds() + 2000)
+                tokenHash: SessionToken.hash(token),
+                deviceID: bob.session.deviceID,
+                expiresAt: Clock.milliseconds() + 2000
+            )
             let socket = TestSocket(server: server, token: token)
             #expect(await socket.replay().isEmpty)
             let opened = ContinuousClock.now
@@ -134,11 +137,12 @@ import Testing
             await #expect(throws: ErrorBody(.signatureKeyInUse)) { try await alice.login() }
             // The freed place takes a new device, and the other device carries on.
             try await phone.login()
-            #expect(try server.server.listDevices(user: "alice")?.map(\.id)
-                == [laptop.session.deviceID, phone.session.deviceID])
+            #expect(
+                try server.server.listDevices(user: "alice")?.map(\.id)
+                    == [laptop.session.deviceID, phone.session.deviceID]
+            )
             #expect(try await bob.sendText("still here", to: "g").accepted != nil)
             _ = try await server.request(.GET, "/v1/groups", token: laptop.token)
         }
     }
 }
-

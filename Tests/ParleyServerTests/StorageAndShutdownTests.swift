@@ -1,8 +1,9 @@
 import Foundation
 import HummingbirdWSClient
-@testable import ParleyServer
 import ParleyProtocol
 import Testing
+
+@testable import ParleyServer
 
 @Suite(.serialized) struct StorageAndShutdownTests {
     @Test func shutdownClosesWebSocketsWithGoingAway() async throws {
@@ -22,10 +23,24 @@ import Testing
         let bob = try storage.createUser(name: "bob", passwordHash: [1], salt: [2])
         let aliceDevice = try storage.device(userID: alice, signatureKey: [1])
         let bobDevice = try storage.device(userID: bob, signatureKey: [2])
-        let group = try storage.createGroup(GroupRecord(id: 0, name: "g", mlsGroupID: [9], state: [0], lastSeq: 0, createdAt: 0), creatorDevice: aliceDevice)
-        _ = try storage.append(LogAppend(groupID: group, time: 1_000, senderDevice: aliceDevice, data: [1], joinedDevices: [bobDevice]))
+        let group = try storage.createGroup(
+            GroupRecord(id: 0, name: "g", mlsGroupID: [9], state: [0], lastSeq: 0, createdAt: 0),
+            creatorDevice: aliceDevice
+        )
+        _ = try storage.append(
+            LogAppend(groupID: group, time: 1_000, senderDevice: aliceDevice, data: [1], joinedDevices: [bobDevice])
+        )
         for index in 2...5 {
-            #expect(try storage.append(LogAppend(groupID: group, time: UInt64(index) * 1_000, senderDevice: aliceDevice, data: [UInt8(index)])) == UInt64(index))
+            #expect(
+                try storage.append(
+                    LogAppend(
+                        groupID: group,
+                        time: UInt64(index) * 1_000,
+                        senderDevice: aliceDevice,
+                        data: [UInt8(index)]
+                    )
+                ) == UInt64(index)
+            )
         }
         // alice has all she sent; bob joined at 1 and acknowledges up to 3.
         try storage.acknowledge(deviceID: bobDevice, groupID: group, seq: 3)
@@ -38,11 +53,21 @@ import Testing
 
     @Test func configurationComesFromFileThenEnvironment() throws {
         let file = NSTemporaryDirectory() + "parley-config-" + UUID().uuidString + ".json"
-        try Data(#"{"port": 9000, "registration": "invite", "invite_token": "abc", "data": "/srv/parley"}"#.utf8).write(to: URL(fileURLWithPath: file))
+        try Data(#"{"port": 9000, "registration": "invite", "invite_token": "abc", "data": "/srv/parley"}"#.utf8).write(
+            to: URL(fileURLWithPath: file)
+        )
         let fromFile = try ServerConfiguration.load(file: file, environment: [:])
-        #expect(fromFile.port == 9000 && fromFile.registration == .invite && fromFile.inviteToken == "abc" && fromFile.dataDirectory == "/srv/parley")
-        let overridden = try ServerConfiguration.load(file: file, environment: ["PARLEY_PORT": "9100", "PARLEY_REGISTRATION": "closed"])
+        #expect(
+            fromFile.port == 9000 && fromFile.registration == .invite && fromFile.inviteToken == "abc"
+                && fromFile.dataDirectory == "/srv/parley"
+        )
+        let overridden = try ServerConfiguration.load(
+            file: file,
+            environment: ["PARLEY_PORT": "9100", "PARLEY_REGISTRATION": "closed"]
+        )
         #expect(overridden.port == 9100 && overridden.registration == .closed && overridden.host == "127.0.0.1")
-        #expect(throws: (any Error).self) { try ServerConfiguration.load(file: file, environment: ["PARLEY_REGISTRATION": "sometimes"]) }
+        #expect(throws: (any Error).self) {
+            try ServerConfiguration.load(file: file, environment: ["PARLEY_REGISTRATION": "sometimes"])
+        }
     }
 }

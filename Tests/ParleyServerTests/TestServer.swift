@@ -1,15 +1,16 @@
 import AsyncHTTPClient
 import Foundation
-import Testing
 import HummingbirdWSClient
 import Logging
-import Synchronization
 import MLS
 import NIOCore
 import NIOHTTP1
 import NIOSSL
-@testable import ParleyServer
 import ParleyProtocol
+import Synchronization
+import Testing
+
+@testable import ParleyServer
 
 /// A real server on an ephemeral loopback port with its own data directory.
 final class TestServer: @unchecked Sendable {
@@ -19,8 +20,11 @@ final class TestServer: @unchecked Sendable {
     let client: HTTPClient
     private let task: Task<Void, Error>
 
-    static func start(directory: String? = nil, logger custom: Logger? = nil,
-                      configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestServer {
+    static func start(
+        directory: String? = nil,
+        logger custom: Logger? = nil,
+        configure: (inout ServerConfiguration) -> Void = { _ in }
+    ) async throws -> TestServer {
         var configuration = ServerConfiguration()
         configuration.dataDirectory = directory ?? NSTemporaryDirectory() + "parley-test-" + UUID().uuidString
         configuration.port = 0
@@ -36,7 +40,10 @@ final class TestServer: @unchecked Sendable {
     }
 
     /// Runs `body` against a fresh server and always stops it afterwards.
-    static func with(configure: (inout ServerConfiguration) -> Void = { _ in }, _ body: (TestServer) async throws -> Void) async throws {
+    static func with(
+        configure: (inout ServerConfiguration) -> Void = { _ in },
+        _ body: (TestServer) async throws -> Void
+    ) async throws {
         let server = try await start(configure: configure)
         do {
             try await body(server)
@@ -52,7 +59,10 @@ final class TestServer: @unchecked Sendable {
         self.port = port
         self.directory = directory
         self.task = task
-        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: Self.pinned(server.certificateDER)))
+        client = HTTPClient(
+            eventLoopGroupProvider: .singleton,
+            configuration: .init(tlsConfiguration: Self.pinned(server.certificateDER))
+        )
     }
 
     /// Trusts exactly the server's certificate: pinning, as the client does.
@@ -82,21 +92,37 @@ final class TestServer: @unchecked Sendable {
         let response = try await client.execute(request, timeout: .seconds(30))
         let data = Data(buffer: try await response.body.collect(upTo: 8 << 20))
         guard (200..<300).contains(Int(response.status.code)) else {
-            throw (try? WireJSON.decode(API.ErrorResponse.self, from: data).error) ?? ErrorBody(.internalError, "HTTP \(response.status.code)")
+            throw (try? WireJSON.decode(API.ErrorResponse.self, from: data).error)
+                ?? ErrorBody(.internalError, "HTTP \(response.status.code)")
         }
         return data
     }
 
-    func request<T: Decodable>(_ method: HTTPMethod, _ path: String, token: String? = nil, json: some Encodable, as _: T.Type) async throws -> T {
+    func request<T: Decodable>(
+        _ method: HTTPMethod,
+        _ path: String,
+        token: String? = nil,
+        json: some Encodable,
+        as _: T.Type
+    ) async throws -> T {
         try WireJSON.decode(T.self, from: try await request(method, path, token: token, body: WireJSON.encode(json)))
     }
 
     /// The login flow: a challenge for `username`, signed with `keys` (the device's signature key pair).
     func login(_ username: String, password: String, keys: SignatureKeyPair) async throws -> API.Session {
-        let challenge = try await request(.POST, "/v1/sessions/challenge", json: API.LoginChallengeRequest(username: username),
-                                          as: API.LoginChallenge.self)
-        let login = try API.Login(username: username, password: password, challenge: challenge.challenge,
-                                  signatureKeys: keys, serverCertificate: server.certificateDER)
+        let challenge = try await request(
+            .POST,
+            "/v1/sessions/challenge",
+            json: API.LoginChallengeRequest(username: username),
+            as: API.LoginChallenge.self
+        )
+        let login = try API.Login(
+            username: username,
+            password: password,
+            challenge: challenge.challenge,
+            signatureKeys: keys,
+            serverCertificate: server.certificateDER
+        )
         return try await request(.POST, "/v1/sessions", json: login, as: API.Session.self)
     }
 
@@ -124,15 +150,22 @@ final class TestSocket: Sendable {
             defer { buffer.state.withLock { $0.finished = true } }
             return try await WebSocketClient.connect(
                 url: "wss://127.0.0.1:\(server.port)/v1/ws",
-                configuration: .init(maxFrameSize: 8 << 20, additionalHeaders: [.authorization: "Bearer \(token)"], sniHostname: "localhost"),
-                tlsConfiguration: server.tls, logger: logger
+                configuration: .init(
+                    maxFrameSize: 8 << 20,
+                    additionalHeaders: [.authorization: "Bearer \(token)"],
+                    sniHostname: "localhost"
+                ),
+                tlsConfiguration: server.tls,
+                logger: logger
             ) { inbound, outbound, _ in
                 let writer = Task {
                     for await text in outgoingStream { try await outbound.write(.text(text)) }
                 }
                 defer { writer.cancel() }
                 for try await message in inbound.messages(maxSize: 8 << 20) {
-                    if case .text(let text) = message, let frame = try? WireJSON.decode(ServerFrame.self, from: Data(text.utf8)) {
+                    if case .text(let text) = message,
+                        let frame = try? WireJSON.decode(ServerFrame.self, from: Data(text.utf8))
+                    {
                         buffer.state.withLock { $0.frames.append(frame) }
                     }
                 }
@@ -174,8 +207,11 @@ final class TestSocket: Sendable {
 }
 
 /// Every frame a socket receives until it closes; fails the test if it is still open after `timeout`.
-func framesUntilClosed(_ socket: TestSocket, timeout: Duration = .seconds(15),
-                       sourceLocation: SourceLocation = #_sourceLocation) async -> [ServerFrame] {
+func framesUntilClosed(
+    _ socket: TestSocket,
+    timeout: Duration = .seconds(15),
+    sourceLocation: SourceLocation = #_sourceLocation
+) async -> [ServerFrame] {
     var frames: [ServerFrame] = []
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {

@@ -37,7 +37,11 @@ final class TestUser {
     /// Registers, logs in, uploads KeyPackages and a last-resort one.
     static func ready(_ name: String, on server: TestServer, keyPackages: Int = 3) async throws -> TestUser {
         let user = TestUser(name, server: server)
-        try await server.request(.POST, "/v1/accounts", body: WireJSON.encode(API.Register(username: name, password: user.password)))
+        try await server.request(
+            .POST,
+            "/v1/accounts",
+            body: WireJSON.encode(API.Register(username: name, password: user.password))
+        )
         try await user.login()
         _ = try await user.upload(count: keyPackages)
         return user
@@ -49,15 +53,28 @@ final class TestUser {
     }
 
     func makeBundle(lastResort: Bool = false) throws -> KeyPackageBundle {
-        let bundle = try KeyPackageBundle(suite, credential: credential, signatureKeys: signatureKeys, lifetime: Lifetime(notBefore: 0, notAfter: .max), lastResort: lastResort)
+        let bundle = try KeyPackageBundle(
+            suite,
+            credential: credential,
+            signatureKeys: signatureKeys,
+            lifetime: Lifetime(notBefore: 0, notAfter: .max),
+            lastResort: lastResort
+        )
         bundles[try bundle.keyPackage.reference(suite)] = bundle
         return bundle
     }
 
     func upload(count: Int) async throws -> API.KeyPackageStock {
-        let packages = try (0..<count).map { _ in Data(try MLSMessage.keyPackage(makeBundle().keyPackage).tlsEncoded()) }
+        let packages = try (0..<count).map { _ in Data(try MLSMessage.keyPackage(makeBundle().keyPackage).tlsEncoded())
+        }
         let lastResort = Data(try MLSMessage.keyPackage(makeBundle(lastResort: true).keyPackage).tlsEncoded())
-        return try await server.request(.POST, "/v1/keypackages", token: token, json: API.UploadKeyPackages(keyPackages: packages, lastResort: lastResort), as: API.KeyPackageStock.self)
+        return try await server.request(
+            .POST,
+            "/v1/keypackages",
+            token: token,
+            json: API.UploadKeyPackages(keyPackages: packages, lastResort: lastResort),
+            as: API.KeyPackageStock.self
+        )
     }
 
     @discardableResult
@@ -71,17 +88,37 @@ final class TestUser {
     /// Creates an MLS group with this user as admin and registers it with the server.
     func createGroup(_ groupName: String) async throws {
         let group = try Group.create(
-            suite, groupID: Array(UUID().uuidString.utf8), credential: credential, signatureKeys: signatureKeys,
-            extensions: [try ParleyGroupPolicy.adminsExtension([name])], policy: policy)
-        _ = try await server.request(.POST, "/v1/groups", token: token,
-            json: API.CreateGroup(name: groupName, groupInfo: Data(try MLSMessage.groupInfo(group.groupInfo()).tlsEncoded())), as: API.Group.self)
+            suite,
+            groupID: Array(UUID().uuidString.utf8),
+            credential: credential,
+            signatureKeys: signatureKeys,
+            extensions: [try ParleyGroupPolicy.adminsExtension([name])],
+            policy: policy
+        )
+        _ = try await server.request(
+            .POST,
+            "/v1/groups",
+            token: token,
+            json: API.CreateGroup(
+                name: groupName,
+                groupInfo: Data(try MLSMessage.groupInfo(group.groupInfo()).tlsEncoded())
+            ),
+            as: API.Group.self
+        )
         groups[groupName] = group
     }
 
     func claim(_ username: String) async throws -> [KeyPackage] {
-        let claimed = try await server.request(.POST, "/v1/users/\(username)/keypackages/claim", token: token, body: nil)
+        let claimed = try await server.request(
+            .POST,
+            "/v1/users/\(username)/keypackages/claim",
+            token: token,
+            body: nil
+        )
         return try WireJSON.decode(API.ClaimedKeyPackages.self, from: claimed).keyPackages.map { entry in
-            guard case .keyPackage(let keyPackage) = try MLSMessage(tlsEncoded: [UInt8](entry.keyPackage)) else { throw ErrorBody(.invalidKeyPackage) }
+            guard case .keyPackage(let keyPackage) = try MLSMessage(tlsEncoded: [UInt8](entry.keyPackage)) else {
+                throw ErrorBody(.invalidKeyPackage)
+            }
             return keyPackage
         }
     }
@@ -90,7 +127,16 @@ final class TestUser {
     func submit(_ message: MLSMessage, welcome: MLSMessage? = nil, to groupName: String) async throws -> ServerFrame {
         nextID += 1
         let id = "\(name)-\(nextID)"
-        try socket!.send(.send(.init(id: id, group: groupName, message: Data(try message.tlsEncoded()), welcome: try welcome.map { Data(try $0.tlsEncoded()) })))
+        try socket!.send(
+            .send(
+                .init(
+                    id: id,
+                    group: groupName,
+                    message: Data(try message.tlsEncoded()),
+                    welcome: try welcome.map { Data(try $0.tlsEncoded()) }
+                )
+            )
+        )
         var skipped: [ServerFrame] = []
         defer { inbox += skipped }
         while let frame = await socket!.next() {
@@ -122,8 +168,10 @@ final class TestUser {
     }
 
     func join(_ frame: ServerFrame.WelcomeFrame) throws {
-        guard case .welcome(let welcome) = try MLSMessage(tlsEncoded: [UInt8](frame.welcome)) else { throw ErrorBody(.invalidMessage) }
-        let reference = try welcome.secrets.compactMap { entry in bundles[entry.newMember] }.first
+        guard case .welcome(let welcome) = try MLSMessage(tlsEncoded: [UInt8](frame.welcome)) else {
+            throw ErrorBody(.invalidMessage)
+        }
+        let reference = welcome.secrets.compactMap { entry in bundles[entry.newMember] }.first
         guard let bundle = reference else { throw ErrorBody(.invalidMessage, "no bundle for this Welcome") }
         groups[frame.group] = try Group.join(welcome: welcome, keyPackage: bundle, policy: policy)
     }

@@ -90,14 +90,18 @@ enum DecoderChecks {
         let policy = ParleyGroupPolicy.groupPolicy()
         guard
             let view = Invariant.attempt(
-                "building a public view", { try PublicGroup(groupInfo: groupInfo, policy: policy) })
+                "building a public view",
+                { try PublicGroup(groupInfo: groupInfo, policy: policy) }
+            )
         else { return }
         guard let stored = Invariant.attempt("storing a public view", { try view.serialized() }) else {
             fatalError("invariant broken: a public view that was built cannot be stored")
         }
         guard
             let restored = Invariant.attempt(
-                "restoring a public view", { try PublicGroup(serialized: stored, policy: policy) })
+                "restoring a public view",
+                { try PublicGroup(serialized: stored, policy: policy) }
+            )
         else { fatalError("invariant broken: a stored public view cannot be restored") }
         Invariant.require(restored.tree.treeHash == view.tree.treeHash, "a restored view has another tree hash")
         Invariant.require(restored.context == view.context, "a restored view has another context")

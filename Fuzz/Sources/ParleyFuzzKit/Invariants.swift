@@ -56,7 +56,8 @@ enum Invariant {
             fatalError("invariant broken: a decoded \(name) does not re-encode: \(error)")
         }
         require(
-            encoded == bytes, "\(name) re-encodes to \(encoded.count) bytes that differ from the \(bytes.count) decoded"
+            encoded == bytes,
+            "\(name) re-encodes to \(encoded.count) bytes that differ from the \(bytes.count) decoded"
         )
         do {
             let again = try T(tlsEncoded: encoded)

@@ -53,11 +53,17 @@ enum JSONChecks {
         guard !key.isEmpty, key.count <= 256, login.signature.count <= 512 else { return }
         _ = Invariant.attempt("verifying a login proof") {
             let content = try API.Login.proofContent(
-                username: login.username, challenge: [UInt8](login.challenge), signatureKey: key,
-                serverCertificate: [0x30, 0x03, 0x02, 0x01, 0x01])
+                username: login.username,
+                challenge: [UInt8](login.challenge),
+                signatureKey: key,
+                serverCertificate: [0x30, 0x03, 0x02, 0x01, 0x01]
+            )
             return try API.Login.suite.verifyWithLabel(
-                SignaturePublicKey(key), label: API.Login.proofLabel, content: content,
-                signature: [UInt8](login.signature))
+                SignaturePublicKey(key),
+                label: API.Login.proofLabel,
+                content: content,
+                signature: [UInt8](login.signature)
+            )
         }
     }
 

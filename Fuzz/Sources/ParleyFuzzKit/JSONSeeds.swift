@@ -8,7 +8,8 @@ enum JSONSeeds {
         let frames: [ClientFrame] = [
             .send(.init(id: "1", group: "team", message: Data([0, 1, 0, 1, 0, 0]))),
             .send(
-                .init(id: "c-42", group: "team", message: Data(repeating: 7, count: 64), welcome: Data([0, 1, 0, 3]))),
+                .init(id: "c-42", group: "team", message: Data(repeating: 7, count: 64), welcome: Data([0, 1, 0, 3]))
+            ),
             .ack(.init(group: "team", seq: 1)),
             .ack(.init(group: "team", seq: .max)),
             .ack(.init(group: "", seq: 0)),
@@ -26,7 +27,8 @@ enum JSONSeeds {
     static var serverFrames: [[UInt8]] {
         let frames: [ServerFrame] = [
             .message(
-                .init(group: "team", seq: 1, time: 1_700_000_000_000, sender: "alice", message: Data([0, 1, 0, 2]))),
+                .init(group: "team", seq: 1, time: 1_700_000_000_000, sender: "alice", message: Data([0, 1, 0, 2]))
+            ),
             .message(.init(group: "team", seq: .max, time: .max, sender: "bob", message: Data(), id: "c-1")),
             .welcome(.init(group: "team", seq: 3, time: 0, welcome: Data([0, 1, 0, 3]))),
             .replayFinished,
@@ -49,8 +51,12 @@ enum JSONSeeds {
             (
                 1,
                 API.Login(
-                    username: "alice", password: "correct horse", signatureKey: key, challenge: key,
-                    signature: Data(repeating: 1, count: 64))
+                    username: "alice",
+                    password: "correct horse",
+                    signatureKey: key,
+                    challenge: key,
+                    signature: Data(repeating: 1, count: 64)
+                )
             ),
             (2, API.UploadKeyPackages(keyPackages: [Data([0, 1, 0, 5])], lastResort: Data([0, 1]))),
             (3, API.CreateGroup(name: "team", groupInfo: Data([0, 1, 0, 4]))),

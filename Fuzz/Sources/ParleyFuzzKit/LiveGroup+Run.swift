@@ -56,7 +56,10 @@ enum Operation {
     private static func encrypted(_ member: Int, _ body: [UInt8]) throws -> Operation {
         var reader = TLSReader(body)
         let claim = SenderData(
-            leafIndex: LeafIndex(try reader.read(UInt32.self)), generation: try reader.read(), reuseGuard: [0, 0, 0, 0])
+            leafIndex: LeafIndex(try reader.read(UInt32.self)),
+            generation: try reader.read(),
+            reuseGuard: [0, 0, 0, 0]
+        )
         let content = try reader.read(FramedContent.self)
         try reader.finish()
         return .encrypted(member: member, claim, content)
@@ -65,7 +68,11 @@ enum Operation {
     /// A Commit from `member` in the live group's epoch 1.
     static func commitContent(_ commit: Commit, _ member: Int) -> FramedContent {
         FramedContent(
-            groupID: LiveGroup.groupID, epoch: 1, sender: .member(LeafIndex(UInt32(member))), body: .commit(commit))
+            groupID: LiveGroup.groupID,
+            epoch: 1,
+            sender: .member(LeafIndex(UInt32(member))),
+            body: .commit(commit)
+        )
     }
 
     /// Encodes steps for a seed: (kind, member, body).
@@ -116,11 +123,13 @@ struct Run {
                 Invariant.require(
                     members[index].context == before.context
                         && members[index].epochAuthenticator == before.epochAuthenticator,
-                    "a message that did not commit changed a member's epoch")
+                    "a message that did not commit changed a member's epoch"
+                )
                 continue
             }
             let cached = Dictionary(before.pendingProposals.compactMap { item in item.reference.map { ($0, item) } }) {
-                first, _ in first
+                first,
+                _ in first
             }
             PolicyOracle(before: before.publicGroup, after: members[index].publicGroup, summary: summary)
                 .check(commit: content?.commit, committer: summary.committer, cached: cached)
@@ -128,10 +137,13 @@ struct Run {
         }
         for (first, second) in zip(advanced, advanced.dropFirst()) {
             Invariant.require(
-                first.context == second.context, "members that accepted one Commit disagree on the context")
+                first.context == second.context,
+                "members that accepted one Commit disagree on the context"
+            )
             Invariant.require(
                 first.epochAuthenticator == second.epochAuthenticator,
-                "members that accepted one Commit disagree on the epoch")
+                "members that accepted one Commit disagree on the epoch"
+            )
         }
     }
 }

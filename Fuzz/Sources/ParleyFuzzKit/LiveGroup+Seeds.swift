@@ -20,7 +20,11 @@ struct Seeds {
     /// in its SenderData: honest claims, and ones beyond the tree and the window.
     private func encrypted() throws -> [[Step]] {
         let hello = FramedContent(
-            groupID: LiveGroup.groupID, epoch: 1, sender: .member(LeafIndex(1)), body: .application(Array("hi".utf8)))
+            groupID: LiveGroup.groupID,
+            epoch: 1,
+            sender: .member(LeafIndex(1)),
+            body: .application(Array("hi".utf8))
+        )
         var update = members[1]
         guard case .publicMessage(let commit) = try update.selfUpdate().message else { return [] }
         let claims: [(leaf: UInt32, generation: UInt32)] = [
@@ -85,7 +89,9 @@ struct Seeds {
     private func hostile() throws -> [[Step]] {
         let bobAdmin = try ParleyGroupPolicy.adminsExtension(["bob"])
         let psk = PreSharedKeyID(
-            kind: .external(pskID: Array("nobody has it".utf8)), pskNonce: Array(repeating: 7, count: 32))
+            kind: .external(pskID: Array("nobody has it".utf8)),
+            pskNonce: Array(repeating: 7, count: 32)
+        )
         return try [
             // Finding 3: bob proposes himself sole admin and alice's removal; alice auto-commits.
             [

@@ -26,12 +26,20 @@ extension LiveGroup {
         let keys = (0..<3).map { _ in suite.generateSignatureKeyPair() }
         let bundle = { (name: String, keys: SignatureKeyPair) throws -> KeyPackageBundle in
             try KeyPackageBundle(
-                suite, credential: .basic(identity: Array(name.utf8)), signatureKeys: keys,
-                lifetime: Lifetime(notBefore: 0, notAfter: .max))
+                suite,
+                credential: .basic(identity: Array(name.utf8)),
+                signatureKeys: keys,
+                lifetime: Lifetime(notBefore: 0, notAfter: .max)
+            )
         }
         var alice = try Group.create(
-            suite, groupID: groupID, credential: .basic(identity: Array("alice".utf8)), signatureKeys: keys[0],
-            extensions: [ParleyGroupPolicy.adminsExtension(["alice"])], policy: policy)
+            suite,
+            groupID: groupID,
+            credential: .basic(identity: Array("alice".utf8)),
+            signatureKeys: keys[0],
+            extensions: [ParleyGroupPolicy.adminsExtension(["alice"])],
+            policy: policy
+        )
         var server = try PublicGroup(groupInfo: alice.groupInfo(), policy: policy)
         let joiners = try [bundle("bob", keys[1]), bundle("carol", keys[2])]
         let added = try alice.addMembers(joiners.map(\.keyPackage))
@@ -43,8 +51,12 @@ extension LiveGroup {
         let members = try [alice] + joiners.map { try Group.join(welcome: welcome, keyPackage: $0, policy: policy) }
         let dave = try bundle("dave", suite.generateSignatureKeyPair())
         return LiveGroup(
-            members: members, signers: keys.map(\.privateKey), server: server, dave: dave,
-            processSeeds: try Seeds(members: members, dave: dave).all())
+            members: members,
+            signers: keys.map(\.privateKey),
+            server: server,
+            dave: dave,
+            processSeeds: try Seeds(members: members, dave: dave).all()
+        )
     }
 
     // MARK: The fixture file
@@ -82,7 +94,8 @@ extension LiveGroup {
             keyPackage: KeyPackage(tlsEncoded: reader.readOpaque()),
             initPrivateKey: HPKEPrivateKey(reader.readOpaque()),
             encryptionPrivateKey: HPKEPrivateKey(reader.readOpaque()),
-            signaturePrivateKey: SignaturePrivateKey(reader.readOpaque()))
+            signaturePrivateKey: SignaturePrivateKey(reader.readOpaque())
+        )
         let seeds = try reader.readVector(of: { try $0.readOpaque() })
         try reader.finish()
         guard members.count == 3, signers.count == 3 else {

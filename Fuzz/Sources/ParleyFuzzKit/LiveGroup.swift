@@ -28,7 +28,10 @@ final class LiveGroup: Sendable {
     let processSeeds: [[UInt8]]
 
     init(
-        members: [Group], signers: [SignaturePrivateKey], server: PublicGroup, dave: KeyPackageBundle,
+        members: [Group],
+        signers: [SignaturePrivateKey],
+        server: PublicGroup,
+        dave: KeyPackageBundle,
         processSeeds: [[UInt8]]
     ) {
         self.members = members
@@ -83,7 +86,9 @@ final class LiveGroup: Sendable {
             case .signed(let member, let content):
                 guard
                     let message = Invariant.attempt(
-                        "signing fuzzed content", { try Forge.publicMessage(content, from: run.members[member]) })
+                        "signing fuzzed content",
+                        { try Forge.publicMessage(content, from: run.members[member]) }
+                    )
                 else { continue }
                 run.deliver(message)
             case .encrypted(let member, let claim, let content):

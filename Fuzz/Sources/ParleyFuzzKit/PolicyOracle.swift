@@ -40,7 +40,9 @@ struct PolicyOracle {
             }
         } else if after.context.extensions != before.context.extensions || !summary.added.isEmpty {
             Invariant.require(
-                isAdmin(committer, admins), "policy broken: a non-admin's Commit changed extensions or members")
+                isAdmin(committer, admins),
+                "policy broken: a non-admin's Commit changed extensions or members"
+            )
         }
         checkMembers(admins: admins)
     }
@@ -50,14 +52,16 @@ struct PolicyOracle {
         case .add, .groupContextExtensions:
             Invariant.require(
                 isAdmin(proposer, admins),
-                "policy broken: a non-admin's \(proposal.proposalType.rawValue) proposal was applied")
+                "policy broken: a non-admin's \(proposal.proposalType.rawValue) proposal was applied"
+            )
         case .remove(let removed):
             let removedUser = name(removed, in: before) ?? ""
             let ownOtherDevice = proposer != .member(removed) && senderName(proposer) == removedUser
             Invariant.require(!admins.contains(removedUser) || ownOtherDevice, "policy broken: an admin was removed")
             Invariant.require(
                 isAdmin(proposer, admins) || proposer == .member(removed),
-                "policy broken: a non-admin removed another member")
+                "policy broken: a non-admin removed another member"
+            )
         case .preSharedKey, .reInit, .externalInit:
             fatalError(
                 "policy broken: a proposal of type \(proposal.proposalType.rawValue), which Parley refuses, was applied"
@@ -78,7 +82,8 @@ struct PolicyOracle {
             guard !removed.contains(leaf) else { continue }
             Invariant.require(
                 after.tree.leafNode(at: leaf)?.credential == node.credential,
-                "policy broken: a member's credential changed without a removal (§5.3.1)")
+                "policy broken: a member's credential changed without a removal (§5.3.1)"
+            )
         }
     }
 

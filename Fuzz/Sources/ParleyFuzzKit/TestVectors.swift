@@ -38,7 +38,8 @@ struct TestVectors {
         for entry in try file("message-protection.json") {
             vectors.addMLSMessages(
                 ["proposal_pub", "proposal_priv", "commit_pub", "commit_priv", "application_priv"]
-                    .compactMap { hex(entry[$0]) })
+                    .compactMap { hex(entry[$0]) }
+            )
         }
         for (name, fields) in [
             ("tree-validation.json", ["tree"]), ("treekem.json", ["ratchet_tree"]),

@@ -16,7 +16,8 @@ public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CI
 /// The process entry: SwiftPM links an executable's `main` under this name.
 @_cdecl("fuzz_leaf_node_main")
 public func fuzzerMain(
-    _ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+    _ argc: CInt,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
 ) -> CInt {
     var count = argc
     var arguments = argv

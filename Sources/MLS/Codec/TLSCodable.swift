@@ -53,7 +53,8 @@ extension UInt64: TLSCodable {
 /// Registries that are open to extension and GREASE (extension, proposal and
 /// credential types, cipher suites) are modelled as structs instead, so that
 /// unknown values survive a round trip.
-public protocol TLSEnum: TLSCodable, RawRepresentable where RawValue: FixedWidthInteger & UnsignedInteger & TLSCodable {}
+public protocol TLSEnum: TLSCodable, RawRepresentable where RawValue: FixedWidthInteger & UnsignedInteger & TLSCodable {
+}
 
 extension TLSEnum {
     public func encode(to writer: inout TLSWriter) throws { try rawValue.encode(to: &writer) }

@@ -101,7 +101,12 @@ enum AEADAlgorithm: Sendable {
             let box = try AES.GCM.seal(plaintext, using: key, nonce: AES.GCM.Nonce(data: nonce), authenticating: aad)
             return Array(box.ciphertext) + Array(box.tag)
         case .chaCha20Poly1305:
-            let box = try ChaChaPoly.seal(plaintext, using: key, nonce: ChaChaPoly.Nonce(data: nonce), authenticating: aad)
+            let box = try ChaChaPoly.seal(
+                plaintext,
+                using: key,
+                nonce: ChaChaPoly.Nonce(data: nonce),
+                authenticating: aad
+            )
             return Array(box.ciphertext) + Array(box.tag)
         }
     }

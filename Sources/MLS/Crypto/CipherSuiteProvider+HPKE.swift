@@ -38,7 +38,12 @@ extension CipherSuiteProvider {
         case .p256, .p384, .p521:
             let bitmask: UInt8 = kem == .p521 ? 0x01 : 0xff
             for counter in 0...255 {
-                var candidate = try labeledExpand(prk: prk, label: "candidate", info: [UInt8(counter)], length: kem.privateKeyLength)
+                var candidate = try labeledExpand(
+                    prk: prk,
+                    label: "candidate",
+                    info: [UInt8(counter)],
+                    length: kem.privateKeyLength
+                )
                 candidate[0] &= bitmask
                 guard Self.isValidScalar(candidate, order: Self.curveOrder(kem)) else { continue }
                 let privateKey = HPKEPrivateKey(candidate)
@@ -53,13 +58,33 @@ extension CipherSuiteProvider {
         do {
             switch kem {
             case .x25519:
-                return .init(Array(try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: privateKey.bytes).publicKey.rawRepresentation))
+                return .init(
+                    Array(
+                        try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: privateKey.bytes).publicKey
+                            .rawRepresentation
+                    )
+                )
             case .p256:
-                return .init(Array(try P256.KeyAgreement.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 32)).publicKey.x963Representation))
+                return .init(
+                    Array(
+                        try P256.KeyAgreement.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 32))
+                            .publicKey.x963Representation
+                    )
+                )
             case .p384:
-                return .init(Array(try P384.KeyAgreement.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 48)).publicKey.x963Representation))
+                return .init(
+                    Array(
+                        try P384.KeyAgreement.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 48))
+                            .publicKey.x963Representation
+                    )
+                )
             case .p521:
-                return .init(Array(try P521.KeyAgreement.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 66)).publicKey.x963Representation))
+                return .init(
+                    Array(
+                        try P521.KeyAgreement.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 66))
+                            .publicKey.x963Representation
+                    )
+                )
             }
         } catch {
             throw MLSError.invalidKey("not a valid HPKE private key for \(suite)")
@@ -67,14 +92,24 @@ extension CipherSuiteProvider {
     }
 
     /// SealBase (RFC 9180 §6.1): returns the KEM output and the ciphertext.
-    public func hpkeSeal(publicKey: HPKEPublicKey, info: [UInt8], aad: [UInt8], plaintext: [UInt8]) throws -> HPKECiphertext {
+    public func hpkeSeal(
+        publicKey: HPKEPublicKey,
+        info: [UInt8],
+        aad: [UInt8],
+        plaintext: [UInt8]
+    ) throws -> HPKECiphertext {
         var sender = try hpkeSender(publicKey: publicKey, info: info)
         let ciphertext = try sender.seal(plaintext, authenticating: aad)
         return HPKECiphertext(kemOutput: Array(sender.encapsulatedKey), ciphertext: Array(ciphertext))
     }
 
     /// OpenBase (RFC 9180 §6.1). Any failure is ``MLSError/decryptionFailed``.
-    public func hpkeOpen(privateKey: HPKEPrivateKey, info: [UInt8], aad: [UInt8], ciphertext: HPKECiphertext) throws -> [UInt8] {
+    public func hpkeOpen(
+        privateKey: HPKEPrivateKey,
+        info: [UInt8],
+        aad: [UInt8],
+        ciphertext: HPKECiphertext
+    ) throws -> [UInt8] {
         var recipient = try hpkeRecipient(privateKey: privateKey, info: info, kemOutput: ciphertext.kemOutput)
         do {
             return Array(try recipient.open(ciphertext.ciphertext, authenticating: aad))
@@ -85,29 +120,58 @@ extension CipherSuiteProvider {
 
     /// SetupBaseS followed by Context.Export (RFC 9180 §5.3), as used by
     /// external initialisation (RFC 9420 §8.3).
-    public func hpkeExportSender(publicKey: HPKEPublicKey, info: [UInt8], exporterContext: [UInt8], length: Int) throws -> (kemOutput: [UInt8], secret: [UInt8]) {
+    public func hpkeExportSender(
+        publicKey: HPKEPublicKey,
+        info: [UInt8],
+        exporterContext: [UInt8],
+        length: Int
+    ) throws -> (kemOutput: [UInt8], secret: [UInt8]) {
         let sender = try hpkeSender(publicKey: publicKey, info: info)
         let secret = try sender.exportSecret(context: exporterContext, outputByteCount: length)
         return (Array(sender.encapsulatedKey), secret.withUnsafeBytes { Array($0) })
     }
 
     /// SetupBaseR followed by Context.Export (RFC 9180 §5.3).
-    public func hpkeExportReceiver(privateKey: HPKEPrivateKey, kemOutput: [UInt8], info: [UInt8], exporterContext: [UInt8], length: Int) throws -> [UInt8] {
+    public func hpkeExportReceiver(
+        privateKey: HPKEPrivateKey,
+        kemOutput: [UInt8],
+        info: [UInt8],
+        exporterContext: [UInt8],
+        length: Int
+    ) throws -> [UInt8] {
         let recipient = try hpkeRecipient(privateKey: privateKey, info: info, kemOutput: kemOutput)
-        return try recipient.exportSecret(context: exporterContext, outputByteCount: length).withUnsafeBytes { Array($0) }
+        return try recipient.exportSecret(context: exporterContext, outputByteCount: length).withUnsafeBytes {
+            Array($0)
+        }
     }
 
     private func hpkeSender(publicKey: HPKEPublicKey, info: [UInt8]) throws -> HPKE.Sender {
         do {
             switch kem {
             case .x25519:
-                return try HPKE.Sender(recipientKey: Curve25519.KeyAgreement.PublicKey(rawRepresentation: publicKey.bytes), ciphersuite: hpkeCiphersuite, info: Data(info))
+                return try HPKE.Sender(
+                    recipientKey: Curve25519.KeyAgreement.PublicKey(rawRepresentation: publicKey.bytes),
+                    ciphersuite: hpkeCiphersuite,
+                    info: Data(info)
+                )
             case .p256:
-                return try HPKE.Sender(recipientKey: P256.KeyAgreement.PublicKey(x963Representation: publicKey.bytes), ciphersuite: hpkeCiphersuite, info: Data(info))
+                return try HPKE.Sender(
+                    recipientKey: P256.KeyAgreement.PublicKey(x963Representation: publicKey.bytes),
+                    ciphersuite: hpkeCiphersuite,
+                    info: Data(info)
+                )
             case .p384:
-                return try HPKE.Sender(recipientKey: P384.KeyAgreement.PublicKey(x963Representation: publicKey.bytes), ciphersuite: hpkeCiphersuite, info: Data(info))
+                return try HPKE.Sender(
+                    recipientKey: P384.KeyAgreement.PublicKey(x963Representation: publicKey.bytes),
+                    ciphersuite: hpkeCiphersuite,
+                    info: Data(info)
+                )
             case .p521:
-                return try HPKE.Sender(recipientKey: P521.KeyAgreement.PublicKey(x963Representation: publicKey.bytes), ciphersuite: hpkeCiphersuite, info: Data(info))
+                return try HPKE.Sender(
+                    recipientKey: P521.KeyAgreement.PublicKey(x963Representation: publicKey.bytes),
+                    ciphersuite: hpkeCiphersuite,
+                    info: Data(info)
+                )
             }
         } catch {
             throw MLSError.invalidKey("not a valid HPKE public key for \(suite)")
@@ -118,13 +182,39 @@ extension CipherSuiteProvider {
         do {
             switch kem {
             case .x25519:
-                return try HPKE.Recipient(privateKey: Curve25519.KeyAgreement.PrivateKey(rawRepresentation: privateKey.bytes), ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
+                return try HPKE.Recipient(
+                    privateKey: Curve25519.KeyAgreement.PrivateKey(rawRepresentation: privateKey.bytes),
+                    ciphersuite: hpkeCiphersuite,
+                    info: Data(info),
+                    encapsulatedKey: Data(kemOutput)
+                )
             case .p256:
-                return try HPKE.Recipient(privateKey: P256.KeyAgreement.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 32)), ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
+                return try HPKE.Recipient(
+                    privateKey: P256.KeyAgreement.PrivateKey(
+                        rawRepresentation: Self.scalar(privateKey.bytes, length: 32)
+                    ),
+                    ciphersuite: hpkeCiphersuite,
+                    info: Data(info),
+                    encapsulatedKey: Data(kemOutput)
+                )
             case .p384:
-                return try HPKE.Recipient(privateKey: P384.KeyAgreement.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 48)), ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
+                return try HPKE.Recipient(
+                    privateKey: P384.KeyAgreement.PrivateKey(
+                        rawRepresentation: Self.scalar(privateKey.bytes, length: 48)
+                    ),
+                    ciphersuite: hpkeCiphersuite,
+                    info: Data(info),
+                    encapsulatedKey: Data(kemOutput)
+                )
             case .p521:
-                return try HPKE.Recipient(privateKey: P521.KeyAgreement.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 66)), ciphersuite: hpkeCiphersuite, info: Data(info), encapsulatedKey: Data(kemOutput))
+                return try HPKE.Recipient(
+                    privateKey: P521.KeyAgreement.PrivateKey(
+                        rawRepresentation: Self.scalar(privateKey.bytes, length: 66)
+                    ),
+                    ciphersuite: hpkeCiphersuite,
+                    info: Data(info),
+                    encapsulatedKey: Data(kemOutput)
+                )
             }
         } catch {
             // A bad private key and a bad KEM output are both "cannot decrypt".
@@ -143,7 +233,8 @@ extension CipherSuiteProvider {
     }
 
     private func labeledExpand(prk: [UInt8], label: String, info: [UInt8], length: Int) throws -> [UInt8] {
-        let labeledInfo = [UInt8(length >> 8), UInt8(length & 0xff)] + Array("HPKE-v1".utf8) + kemSuiteID + Array(label.utf8) + info
+        let labeledInfo =
+            [UInt8(length >> 8), UInt8(length & 0xff)] + Array("HPKE-v1".utf8) + kemSuiteID + Array(label.utf8) + info
         return try kem.kdf.expand(prk: prk, info: labeledInfo, length: length)
     }
 
@@ -151,8 +242,15 @@ extension CipherSuiteProvider {
     private static func curveOrder(_ kem: KEMAlgorithm) -> [UInt8] {
         switch kem {
         case .p256: hexConstant("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551")
-        case .p384: hexConstant("ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973")
-        case .p521: hexConstant("01ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff" + "fa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409")
+        case .p384:
+            hexConstant(
+                "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973"
+            )
+        case .p521:
+            hexConstant(
+                "01ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+                    + "fa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409"
+            )
         case .x25519: []
         }
     }

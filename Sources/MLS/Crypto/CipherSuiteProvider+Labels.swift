@@ -69,17 +69,42 @@ extension CipherSuiteProvider {
     }
 
     /// VerifyWithLabel (RFC 9420 §5.1.2).
-    public func verifyWithLabel(_ publicKey: SignaturePublicKey, label: String, content: [UInt8], signature: [UInt8]) throws -> Bool {
+    public func verifyWithLabel(
+        _ publicKey: SignaturePublicKey,
+        label: String,
+        content: [UInt8],
+        signature: [UInt8]
+    ) throws -> Bool {
         verify(signature, message: try labeledContent(label: label, content: content), publicKey: publicKey)
     }
 
     /// EncryptWithLabel (RFC 9420 §5.1.3): HPKE SealBase with `EncryptContext` as info and empty AAD.
-    public func encryptWithLabel(_ publicKey: HPKEPublicKey, label: String, context: [UInt8], plaintext: [UInt8]) throws -> HPKECiphertext {
-        try hpkeSeal(publicKey: publicKey, info: labeledContent(label: label, content: context), aad: [], plaintext: plaintext)
+    public func encryptWithLabel(
+        _ publicKey: HPKEPublicKey,
+        label: String,
+        context: [UInt8],
+        plaintext: [UInt8]
+    ) throws -> HPKECiphertext {
+        try hpkeSeal(
+            publicKey: publicKey,
+            info: labeledContent(label: label, content: context),
+            aad: [],
+            plaintext: plaintext
+        )
     }
 
     /// DecryptWithLabel (RFC 9420 §5.1.3).
-    public func decryptWithLabel(_ privateKey: HPKEPrivateKey, label: String, context: [UInt8], ciphertext: HPKECiphertext) throws -> [UInt8] {
-        try hpkeOpen(privateKey: privateKey, info: labeledContent(label: label, content: context), aad: [], ciphertext: ciphertext)
+    public func decryptWithLabel(
+        _ privateKey: HPKEPrivateKey,
+        label: String,
+        context: [UInt8],
+        ciphertext: HPKECiphertext
+    ) throws -> [UInt8] {
+        try hpkeOpen(
+            privateKey: privateKey,
+            info: labeledContent(label: label, content: context),
+            aad: [],
+            ciphertext: ciphertext
+        )
     }
 }

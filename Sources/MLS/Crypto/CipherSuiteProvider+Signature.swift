@@ -13,16 +13,28 @@ extension CipherSuiteProvider {
         switch signatureAlgorithm {
         case .ed25519:
             let key = Curve25519.Signing.PrivateKey()
-            return SignatureKeyPair(privateKey: .init(Array(key.rawRepresentation)), publicKey: .init(Array(key.publicKey.rawRepresentation)))
+            return SignatureKeyPair(
+                privateKey: .init(Array(key.rawRepresentation)),
+                publicKey: .init(Array(key.publicKey.rawRepresentation))
+            )
         case .p256:
             let key = P256.Signing.PrivateKey(compactRepresentable: false)
-            return SignatureKeyPair(privateKey: .init(Array(key.rawRepresentation)), publicKey: .init(Array(key.publicKey.x963Representation)))
+            return SignatureKeyPair(
+                privateKey: .init(Array(key.rawRepresentation)),
+                publicKey: .init(Array(key.publicKey.x963Representation))
+            )
         case .p384:
             let key = P384.Signing.PrivateKey(compactRepresentable: false)
-            return SignatureKeyPair(privateKey: .init(Array(key.rawRepresentation)), publicKey: .init(Array(key.publicKey.x963Representation)))
+            return SignatureKeyPair(
+                privateKey: .init(Array(key.rawRepresentation)),
+                publicKey: .init(Array(key.publicKey.x963Representation))
+            )
         case .p521:
             let key = P521.Signing.PrivateKey(compactRepresentable: false)
-            return SignatureKeyPair(privateKey: .init(Array(key.rawRepresentation)), publicKey: .init(Array(key.publicKey.x963Representation)))
+            return SignatureKeyPair(
+                privateKey: .init(Array(key.rawRepresentation)),
+                publicKey: .init(Array(key.publicKey.x963Representation))
+            )
         }
     }
 
@@ -31,13 +43,33 @@ extension CipherSuiteProvider {
         do {
             switch signatureAlgorithm {
             case .ed25519:
-                return .init(Array(try Curve25519.Signing.PrivateKey(rawRepresentation: privateKey.bytes).publicKey.rawRepresentation))
+                return .init(
+                    Array(
+                        try Curve25519.Signing.PrivateKey(rawRepresentation: privateKey.bytes).publicKey
+                            .rawRepresentation
+                    )
+                )
             case .p256:
-                return .init(Array(try P256.Signing.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 32)).publicKey.x963Representation))
+                return .init(
+                    Array(
+                        try P256.Signing.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 32))
+                            .publicKey.x963Representation
+                    )
+                )
             case .p384:
-                return .init(Array(try P384.Signing.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 48)).publicKey.x963Representation))
+                return .init(
+                    Array(
+                        try P384.Signing.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 48))
+                            .publicKey.x963Representation
+                    )
+                )
             case .p521:
-                return .init(Array(try P521.Signing.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 66)).publicKey.x963Representation))
+                return .init(
+                    Array(
+                        try P521.Signing.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 66))
+                            .publicKey.x963Representation
+                    )
+                )
             }
         } catch {
             throw MLSError.invalidKey("not a valid signature private key for \(suite)")
@@ -49,13 +81,27 @@ extension CipherSuiteProvider {
         do {
             switch signatureAlgorithm {
             case .ed25519:
-                return Array(try Curve25519.Signing.PrivateKey(rawRepresentation: privateKey.bytes).signature(for: message))
+                return Array(
+                    try Curve25519.Signing.PrivateKey(rawRepresentation: privateKey.bytes).signature(for: message)
+                )
             case .p256:
-                return Array(try P256.Signing.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 32)).signature(for: message).derRepresentation)
+                return Array(
+                    try P256.Signing.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 32)).signature(
+                        for: message
+                    ).derRepresentation
+                )
             case .p384:
-                return Array(try P384.Signing.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 48)).signature(for: message).derRepresentation)
+                return Array(
+                    try P384.Signing.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 48)).signature(
+                        for: message
+                    ).derRepresentation
+                )
             case .p521:
-                return Array(try P521.Signing.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 66)).signature(for: message).derRepresentation)
+                return Array(
+                    try P521.Signing.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 66)).signature(
+                        for: message
+                    ).derRepresentation
+                )
             }
         } catch {
             throw MLSError.invalidKey("not a valid signature private key for \(suite)")
@@ -70,15 +116,18 @@ extension CipherSuiteProvider {
             return key.isValidSignature(signature, for: message)
         case .p256:
             guard let key = try? P256.Signing.PublicKey(x963Representation: publicKey.bytes),
-                  let parsed = try? P256.Signing.ECDSASignature(derRepresentation: signature) else { return false }
+                let parsed = try? P256.Signing.ECDSASignature(derRepresentation: signature)
+            else { return false }
             return key.isValidSignature(parsed, for: message)
         case .p384:
             guard let key = try? P384.Signing.PublicKey(x963Representation: publicKey.bytes),
-                  let parsed = try? P384.Signing.ECDSASignature(derRepresentation: signature) else { return false }
+                let parsed = try? P384.Signing.ECDSASignature(derRepresentation: signature)
+            else { return false }
             return key.isValidSignature(parsed, for: message)
         case .p521:
             guard let key = try? P521.Signing.PublicKey(x963Representation: publicKey.bytes),
-                  let parsed = try? P521.Signing.ECDSASignature(derRepresentation: signature) else { return false }
+                let parsed = try? P521.Signing.ECDSASignature(derRepresentation: signature)
+            else { return false }
             return key.isValidSignature(parsed, for: message)
         }
     }

@@ -77,7 +77,9 @@ public struct CipherSuiteProvider: Sendable {
 
     private func checkAEADParameters(key: [UInt8], nonce: [UInt8]) throws {
         guard key.count == aead.keyLength else { throw MLSError.invalidKey("AEAD key must be \(aead.keyLength) bytes") }
-        guard nonce.count == aead.nonceLength else { throw MLSError.invalidKey("AEAD nonce must be \(aead.nonceLength) bytes") }
+        guard nonce.count == aead.nonceLength else {
+            throw MLSError.invalidKey("AEAD nonce must be \(aead.nonceLength) bytes")
+        }
     }
 
     /// `count` bytes from the system's cryptographically secure generator.

@@ -16,7 +16,9 @@ public struct PublicMessage: Hashable, Sendable, TLSCodable {
         try writer.write(content)
         try auth.encode(to: &writer, contentType: content.contentType)
         if case .member = content.sender {
-            guard let membershipTag else { throw EncodingError.missingField("membership_tag of a member's PublicMessage") }
+            guard let membershipTag else {
+                throw EncodingError.missingField("membership_tag of a member's PublicMessage")
+            }
             try writer.writeOpaque(membershipTag)
         }
     }
@@ -42,8 +44,12 @@ public struct PrivateMessage: Hashable, Sendable, TLSCodable {
     public var ciphertext: [UInt8]
 
     public init(
-        groupID: [UInt8], epoch: UInt64, contentType: ContentType, authenticatedData: [UInt8],
-        encryptedSenderData: [UInt8], ciphertext: [UInt8]
+        groupID: [UInt8],
+        epoch: UInt64,
+        contentType: ContentType,
+        authenticatedData: [UInt8],
+        encryptedSenderData: [UInt8],
+        ciphertext: [UInt8]
     ) {
         self.groupID = groupID
         self.epoch = epoch
@@ -159,7 +165,13 @@ public struct GroupInfo: Hashable, Sendable, TLSCodable {
     public var signer: LeafIndex
     public var signature: [UInt8]
 
-    public init(groupContext: GroupContext, extensions: [Extension], confirmationTag: [UInt8], signer: LeafIndex, signature: [UInt8] = []) {
+    public init(
+        groupContext: GroupContext,
+        extensions: [Extension],
+        confirmationTag: [UInt8],
+        signer: LeafIndex,
+        signature: [UInt8] = []
+    ) {
         self.groupContext = groupContext
         self.extensions = extensions
         self.confirmationTag = confirmationTag

@@ -21,15 +21,36 @@ extension AuthenticatedContent {
     /// Signs `content` for sending as `wireFormat` (§6.1). A commit's
     /// confirmation tag is added afterwards, as it depends on the signature.
     public static func sign(
-        _ content: FramedContent, wireFormat: WireFormat, context: GroupContext, signer: SignaturePrivateKey, _ suite: CipherSuiteProvider
+        _ content: FramedContent,
+        wireFormat: WireFormat,
+        context: GroupContext,
+        signer: SignaturePrivateKey,
+        _ suite: CipherSuiteProvider
     ) throws -> AuthenticatedContent {
-        let signature = try suite.signWithLabel(signer, label: "FramedContentTBS", content: content.toBeSigned(wireFormat: wireFormat, context: context))
-        return AuthenticatedContent(wireFormat: wireFormat, content: content, auth: FramedContentAuthData(signature: signature))
+        let signature = try suite.signWithLabel(
+            signer,
+            label: "FramedContentTBS",
+            content: content.toBeSigned(wireFormat: wireFormat, context: context)
+        )
+        return AuthenticatedContent(
+            wireFormat: wireFormat,
+            content: content,
+            auth: FramedContentAuthData(signature: signature)
+        )
     }
 
     /// Verifies the sender's signature (§6.1).
-    public func verifySignature(_ suite: CipherSuiteProvider, publicKey: SignaturePublicKey, context: GroupContext) throws -> Bool {
-        try suite.verifyWithLabel(publicKey, label: "FramedContentTBS", content: content.toBeSigned(wireFormat: wireFormat, context: context), signature: auth.signature)
+    public func verifySignature(
+        _ suite: CipherSuiteProvider,
+        publicKey: SignaturePublicKey,
+        context: GroupContext
+    ) throws -> Bool {
+        try suite.verifyWithLabel(
+            publicKey,
+            label: "FramedContentTBS",
+            content: content.toBeSigned(wireFormat: wireFormat, context: context),
+            signature: auth.signature
+        )
     }
 
     /// `AuthenticatedContentTBM` (§6.2): what the membership tag covers.
@@ -45,15 +66,22 @@ extension PublicMessage {
     /// Encodes signed content as a PublicMessage (§6.2), with a membership tag
     /// when the sender is a member. Application data may not be sent this way.
     public static func protect(
-        _ content: AuthenticatedContent, membershipKey: [UInt8]?, context: GroupContext, _ suite: CipherSuiteProvider
+        _ content: AuthenticatedContent,
+        membershipKey: [UInt8]?,
+        context: GroupContext,
+        _ suite: CipherSuiteProvider
     ) throws -> PublicMessage {
-        guard content.wireFormat == .publicMessage else { throw MLSError.invalidMessage("the content was signed for another wire format") }
+        guard content.wireFormat == .publicMessage else {
+            throw MLSError.invalidMessage("the content was signed for another wire format")
+        }
         guard content.content.contentType != .application else {
             throw MLSError.invalidMessage("application messages must be sent as PrivateMessage (RFC 9420 §6)")
         }
         var tag: [UInt8]?
         if case .member = content.content.sender {
-            guard let membershipKey else { throw MLSError.invalidMessage("a member's PublicMessage needs the membership key") }
+            guard let membershipKey else {
+                throw MLSError.invalidMessage("a member's PublicMessage needs the membership key")
+            }
             tag = suite.mac(key: membershipKey, data: try content.toBeMACed(context: context))
         }
         return PublicMessage(content: content.content, auth: content.auth, membershipTag: tag)
@@ -66,10 +94,18 @@ extension PublicMessage {
 
     /// Checks a member sender's membership tag in constant time (§6.2).
     /// Messages from non-members carry none and pass.
-    public func verifyMembershipTag(_ suite: CipherSuiteProvider, membershipKey: [UInt8], context: GroupContext) throws -> Bool {
+    public func verifyMembershipTag(
+        _ suite: CipherSuiteProvider,
+        membershipKey: [UInt8],
+        context: GroupContext
+    ) throws -> Bool {
         guard case .member = content.sender else { return membershipTag == nil }
         guard let membershipTag else { return false }
-        return suite.verifyMAC(membershipTag, key: membershipKey, data: try authenticatedContent.toBeMACed(context: context))
+        return suite.verifyMAC(
+            membershipTag,
+            key: membershipKey,
+            data: try authenticatedContent.toBeMACed(context: context)
+        )
     }
 }
 
@@ -106,10 +142,15 @@ extension PrivateMessage {
     /// - Parameter paddingBlock: the plaintext is zero-padded to a multiple of
     ///   this many bytes so lengths leak less (0 for no padding).
     public static func protect(
-        _ content: AuthenticatedContent, secretTree: inout SecretTree, senderDataSecret: [UInt8], paddingBlock: Int = 0
+        _ content: AuthenticatedContent,
+        secretTree: inout SecretTree,
+        senderDataSecret: [UInt8],
+        paddingBlock: Int = 0
     ) throws -> PrivateMessage {
         let suite = secretTree.suite
-        guard content.wireFormat == .privateMessage else { throw MLSError.invalidMessage("the content was signed for another wire format") }
+        guard content.wireFormat == .privateMessage else {
+            throw MLSError.invalidMessage("the content was signed for another wire format")
+        }
         guard case .member(let sender) = content.content.sender else {
             throw MLSError.invalidMessage("only members can send a PrivateMessage")
         }
@@ -124,25 +165,50 @@ extension PrivateMessage {
 
         let key = try secretTree.nextKey(for: sender, framed.contentType == .application ? .application : .handshake)
         let reuseGuard = suite.randomBytes(4)
-        let aad = try contentAAD(groupID: framed.groupID, epoch: framed.epoch, contentType: framed.contentType, authenticatedData: framed.authenticatedData)
-        let ciphertext = try suite.seal(key: key.key, nonce: guarded(key.nonce, reuseGuard), aad: aad, plaintext: plaintext.bytes)
+        let aad = try contentAAD(
+            groupID: framed.groupID,
+            epoch: framed.epoch,
+            contentType: framed.contentType,
+            authenticatedData: framed.authenticatedData
+        )
+        let ciphertext = try suite.seal(
+            key: key.key,
+            nonce: guarded(key.nonce, reuseGuard),
+            aad: aad,
+            plaintext: plaintext.bytes
+        )
 
         let senderKey = try SenderDataKey(suite, senderDataSecret: senderDataSecret, ciphertext: ciphertext)
-        let senderData = try SenderData(leafIndex: sender, generation: key.generation, reuseGuard: reuseGuard).tlsEncoded()
+        let senderData = try SenderData(leafIndex: sender, generation: key.generation, reuseGuard: reuseGuard)
+            .tlsEncoded()
         let encryptedSenderData = try suite.seal(
-            key: senderKey.key, nonce: senderKey.nonce,
-            aad: senderDataAAD(groupID: framed.groupID, epoch: framed.epoch, contentType: framed.contentType), plaintext: senderData)
+            key: senderKey.key,
+            nonce: senderKey.nonce,
+            aad: senderDataAAD(groupID: framed.groupID, epoch: framed.epoch, contentType: framed.contentType),
+            plaintext: senderData
+        )
         return PrivateMessage(
-            groupID: framed.groupID, epoch: framed.epoch, contentType: framed.contentType,
-            authenticatedData: framed.authenticatedData, encryptedSenderData: encryptedSenderData, ciphertext: ciphertext)
+            groupID: framed.groupID,
+            epoch: framed.epoch,
+            contentType: framed.contentType,
+            authenticatedData: framed.authenticatedData,
+            encryptedSenderData: encryptedSenderData,
+            ciphertext: ciphertext
+        )
     }
 
     /// The sender's leaf and ratchet generation, from the encrypted sender data (§6.3.2).
-    public func decryptSenderData(_ suite: CipherSuiteProvider, senderDataSecret: [UInt8]) throws -> (sender: LeafIndex, generation: UInt32, reuseGuard: [UInt8]) {
+    public func decryptSenderData(
+        _ suite: CipherSuiteProvider,
+        senderDataSecret: [UInt8]
+    ) throws -> (sender: LeafIndex, generation: UInt32, reuseGuard: [UInt8]) {
         let senderKey = try SenderDataKey(suite, senderDataSecret: senderDataSecret, ciphertext: ciphertext)
         let plaintext = try suite.open(
-            key: senderKey.key, nonce: senderKey.nonce,
-            aad: Self.senderDataAAD(groupID: groupID, epoch: epoch, contentType: contentType), ciphertext: encryptedSenderData)
+            key: senderKey.key,
+            nonce: senderKey.nonce,
+            aad: Self.senderDataAAD(groupID: groupID, epoch: epoch, contentType: contentType),
+            ciphertext: encryptedSenderData
+        )
         let data = try SenderData(tlsEncoded: plaintext)
         return (data.leafIndex, data.generation, data.reuseGuard)
     }
@@ -150,14 +216,31 @@ extension PrivateMessage {
     /// Decrypts with the sender's ratchet key (§6.3.1), consuming it, and
     /// checks that the padding is all zeros. The caller verifies the signature
     /// and that the sender's leaf is non-blank.
-    public func unprotect(secretTree: inout SecretTree, senderDataSecret: [UInt8]) throws -> (content: AuthenticatedContent, generation: UInt32) {
+    public func unprotect(
+        secretTree: inout SecretTree,
+        senderDataSecret: [UInt8]
+    ) throws -> (content: AuthenticatedContent, generation: UInt32) {
         let suite = secretTree.suite
         let (sender, generation, reuseGuard) = try decryptSenderData(suite, senderDataSecret: senderDataSecret)
         // Work on a copy so a failed decryption consumes nothing.
         var tree = secretTree
-        let key = try tree.key(for: sender, contentType == .application ? .application : .handshake, generation: generation)
-        let aad = try Self.contentAAD(groupID: groupID, epoch: epoch, contentType: contentType, authenticatedData: authenticatedData)
-        let plaintext = try suite.open(key: key.key, nonce: Self.guarded(key.nonce, reuseGuard), aad: aad, ciphertext: ciphertext)
+        let key = try tree.key(
+            for: sender,
+            contentType == .application ? .application : .handshake,
+            generation: generation
+        )
+        let aad = try Self.contentAAD(
+            groupID: groupID,
+            epoch: epoch,
+            contentType: contentType,
+            authenticatedData: authenticatedData
+        )
+        let plaintext = try suite.open(
+            key: key.key,
+            nonce: Self.guarded(key.nonce, reuseGuard),
+            aad: aad,
+            ciphertext: ciphertext
+        )
 
         var reader = TLSReader(plaintext)
         let body = try FramedContent.decodeBody(of: contentType, from: &reader)
@@ -166,12 +249,23 @@ extension PrivateMessage {
             throw MLSError.invalidMessage("the padding of a PrivateMessage is not all zeros")
         }
         secretTree = tree
-        let content = FramedContent(groupID: groupID, epoch: epoch, sender: .member(sender), authenticatedData: authenticatedData, body: body)
+        let content = FramedContent(
+            groupID: groupID,
+            epoch: epoch,
+            sender: .member(sender),
+            authenticatedData: authenticatedData,
+            body: body
+        )
         return (AuthenticatedContent(wireFormat: .privateMessage, content: content, auth: auth), generation)
     }
 
     /// `PrivateContentAAD` (§6.3.1).
-    static func contentAAD(groupID: [UInt8], epoch: UInt64, contentType: ContentType, authenticatedData: [UInt8]) throws -> [UInt8] {
+    static func contentAAD(
+        groupID: [UInt8],
+        epoch: UInt64,
+        contentType: ContentType,
+        authenticatedData: [UInt8]
+    ) throws -> [UInt8] {
         var writer = TLSWriter()
         try writer.writeOpaque(groupID)
         writer.write(epoch)

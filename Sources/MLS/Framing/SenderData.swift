@@ -8,7 +8,12 @@ public struct SenderDataKey: Hashable, Sendable, CustomStringConvertible {
     public init(_ suite: CipherSuiteProvider, senderDataSecret: [UInt8], ciphertext: [UInt8]) throws {
         let sample = Array(ciphertext.prefix(suite.hashLength))
         key = try suite.expandWithLabel(senderDataSecret, label: "key", context: sample, length: suite.aeadKeyLength)
-        nonce = try suite.expandWithLabel(senderDataSecret, label: "nonce", context: sample, length: suite.aeadNonceLength)
+        nonce = try suite.expandWithLabel(
+            senderDataSecret,
+            label: "nonce",
+            context: sample,
+            length: suite.aeadNonceLength
+        )
     }
 
     public var description: String { "SenderDataKey(redacted)" }

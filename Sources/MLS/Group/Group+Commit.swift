@@ -21,9 +21,15 @@ public struct CommitOptions: Sendable {
     public var authenticatedData: [UInt8]
 
     public init(
-        add: [KeyPackage] = [], remove: [LeafIndex] = [], groupContextExtensions: [Extension]? = nil,
-        includePendingProposals: Bool = true, forcePath: Bool = false, ratchetTreeInWelcome: Bool = true,
-        leafNode: LeafNode? = nil, authenticatedData: [UInt8] = [], onlyPendingReferences: Set<[UInt8]>? = nil
+        add: [KeyPackage] = [],
+        remove: [LeafIndex] = [],
+        groupContextExtensions: [Extension]? = nil,
+        includePendingProposals: Bool = true,
+        forcePath: Bool = false,
+        ratchetTreeInWelcome: Bool = true,
+        leafNode: LeafNode? = nil,
+        authenticatedData: [UInt8] = [],
+        onlyPendingReferences: Set<[UInt8]>? = nil
     ) {
         self.add = add
         self.remove = remove
@@ -83,7 +89,12 @@ extension Group {
         var prepared: PreparedUpdatePath?
         var commitSecret = KeySchedule.zeros(suite)
         if applied.pathRequired || options.forcePath {
-            let fresh = try applied.tree.prepareUpdatePath(from: ownLeaf, signer: signer, groupID: groupID, leafNode: options.leafNode)
+            let fresh = try applied.tree.prepareUpdatePath(
+                from: ownLeaf,
+                signer: signer,
+                groupID: groupID,
+                leafNode: options.leafNode
+            )
             applied.tree = fresh.tree
             provisional.treeHash = applied.tree.treeHash
             path = try fresh.encrypt(groupContext: provisional, excluding: addedLeaves)
@@ -93,30 +104,78 @@ extension Group {
         provisional.treeHash = applied.tree.treeHash
 
         let commit = Commit(proposals: list.map(\.item), path: path)
-        let content = FramedContent(groupID: groupID, epoch: epoch, sender: me, authenticatedData: options.authenticatedData, body: .commit(commit))
+        let content = FramedContent(
+            groupID: groupID,
+            epoch: epoch,
+            sender: me,
+            authenticatedData: options.authenticatedData,
+            body: .commit(commit)
+        )
         let wireFormat: WireFormat = policy.handshakeAsPublicMessage ? .publicMessage : .privateMessage
-        var signed = try AuthenticatedContent.sign(content, wireFormat: wireFormat, context: context, signer: signer, suite)
+        var signed = try AuthenticatedContent.sign(
+            content,
+            wireFormat: wireFormat,
+            context: context,
+            signer: signer,
+            suite
+        )
 
         var newContext = provisional
-        newContext.confirmedTranscriptHash = try TranscriptHash.confirmed(suite, interimBefore: publicGroup.interimTranscriptHash, commit: signed)
+        newContext.confirmedTranscriptHash = try TranscriptHash.confirmed(
+            suite,
+            interimBefore: publicGroup.interimTranscriptHash,
+            commit: signed
+        )
         let pskSecret = try pskSecret(for: applied.pskIDs)
-        let joinerSecret = try KeySchedule.joinerSecret(suite, initSecret: epochSecrets.initSecret, commitSecret: commitSecret, groupContext: newContext)
-        let secrets = try KeySchedule.epochSecrets(suite, joinerSecret: joinerSecret, pskSecret: pskSecret, groupContext: newContext)
-        let tag = TranscriptHash.confirmationTag(suite, confirmationKey: secrets.confirmationKey, confirmed: newContext.confirmedTranscriptHash)
+        let joinerSecret = try KeySchedule.joinerSecret(
+            suite,
+            initSecret: epochSecrets.initSecret,
+            commitSecret: commitSecret,
+            groupContext: newContext
+        )
+        let secrets = try KeySchedule.epochSecrets(
+            suite,
+            joinerSecret: joinerSecret,
+            pskSecret: pskSecret,
+            groupContext: newContext
+        )
+        let tag = TranscriptHash.confirmationTag(
+            suite,
+            confirmationKey: secrets.confirmationKey,
+            confirmed: newContext.confirmedTranscriptHash
+        )
         signed.auth.confirmationTag = tag
 
         let message: MLSMessage
         if wireFormat == .publicMessage {
-            message = .publicMessage(try PublicMessage.protect(signed, membershipKey: epochSecrets.membershipKey, context: context, suite))
+            message = .publicMessage(
+                try PublicMessage.protect(signed, membershipKey: epochSecrets.membershipKey, context: context, suite)
+            )
         } else {
-            message = .privateMessage(try PrivateMessage.protect(
-                signed, secretTree: &secretTree, senderDataSecret: epochSecrets.senderDataSecret, paddingBlock: policy.paddingBlock))
+            message = .privateMessage(
+                try PrivateMessage.protect(
+                    signed,
+                    secretTree: &secretTree,
+                    senderDataSecret: epochSecrets.senderDataSecret,
+                    paddingBlock: policy.paddingBlock
+                )
+            )
         }
 
         let staged = PublicGroup.StagedCommit(
-            content: signed, proposals: list.map(\.proposal), applied: applied, committer: ownLeaf, path: path,
-            provisionalContext: provisional, newContext: newContext,
-            interimTranscriptHash: try TranscriptHash.interim(suite, confirmed: newContext.confirmedTranscriptHash, confirmationTag: tag))
+            content: signed,
+            proposals: list.map(\.proposal),
+            applied: applied,
+            committer: ownLeaf,
+            path: path,
+            provisionalContext: provisional,
+            newContext: newContext,
+            interimTranscriptHash: try TranscriptHash.interim(
+                suite,
+                confirmed: newContext.confirmedTranscriptHash,
+                confirmationTag: tag
+            )
+        )
         var keys = prepared?.privateKeys ?? treeKeys
         keys.prune(to: applied.tree)
         let next = try advanced(to: staged, secrets: secrets, treeKeys: keys, confirmationTag: tag)
@@ -124,9 +183,16 @@ extension Group {
 
         var welcome: MLSMessage?
         if !applied.added.isEmpty {
-            welcome = .welcome(try next.welcome(
-                for: applied.added, joinerSecret: joinerSecret, pskSecret: pskSecret, pskIDs: applied.pskIDs,
-                prepared: prepared, includeTree: options.ratchetTreeInWelcome))
+            welcome = .welcome(
+                try next.welcome(
+                    for: applied.added,
+                    joinerSecret: joinerSecret,
+                    pskSecret: pskSecret,
+                    pskIDs: applied.pskIDs,
+                    prepared: prepared,
+                    includeTree: options.ratchetTreeInWelcome
+                )
+            )
         }
         pending = PendingCommit(content: signed, message: message, next: next, summary: summary)
         return CommitOutput(message: message, welcome: welcome, summary: summary)
@@ -190,22 +256,41 @@ extension Group {
     }
 
     /// The group as it is after a staged commit, with the new epoch's secrets.
-    func advanced(to staged: PublicGroup.StagedCommit, secrets: EpochSecrets, treeKeys: TreeKEMPrivateKeys, confirmationTag: [UInt8]) throws -> Group {
+    func advanced(
+        to staged: PublicGroup.StagedCommit,
+        secrets: EpochSecrets,
+        treeKeys: TreeKEMPrivateKeys,
+        confirmationTag: [UInt8]
+    ) throws -> Group {
         var next = self
         next.pending = nil
         let removed = staged.applied.removed.map(\.leaf)
         for index in next.pastEpochs.indices { next.pastEpochs[index].removedLater.formUnion(removed) }
-        next.pastEpochs.append(PastEpoch(
-            context: context, tree: tree, secretTree: secretTree, senderDataSecret: epochSecrets.senderDataSecret,
-            endedAt: policy.now(), removedLater: Set(removed)))
+        next.pastEpochs.append(
+            PastEpoch(
+                context: context,
+                tree: tree,
+                secretTree: secretTree,
+                senderDataSecret: epochSecrets.senderDataSecret,
+                endedAt: policy.now(),
+                removedLater: Set(removed)
+            )
+        )
         next.pastEpochs.removeFirst(max(0, next.pastEpochs.count - policy.retainedPastEpochs))
         next.publicGroup.adopt(staged)
         next.epochSecrets = secrets
         next.treeKeys = treeKeys
         next.confirmationTag = confirmationTag
-        next.secretTree = SecretTree(suite, encryptionSecret: secrets.encryptionSecret, leafCount: next.tree.leafCount, configuration: policy.secretTree)
+        next.secretTree = SecretTree(
+            suite,
+            encryptionSecret: secrets.encryptionSecret,
+            leafCount: next.tree.leafCount,
+            configuration: policy.secretTree
+        )
         next.resumptionPSKs[next.epoch] = secrets.resumptionPSK
-        while next.resumptionPSKs.count > max(1, policy.retainedResumptionPSKs), let oldest = next.resumptionPSKs.keys.min() {
+        while next.resumptionPSKs.count > max(1, policy.retainedResumptionPSKs),
+            let oldest = next.resumptionPSKs.keys.min()
+        {
             next.resumptionPSKs.removeValue(forKey: oldest)
         }
         if staged.applied.reInit != nil { next.isActive = false }
@@ -233,19 +318,31 @@ extension Group {
     /// secret, the path secret of its lowest common ancestor with this member,
     /// PSK ids) encrypted to its KeyPackage's init key.
     func welcome(
-        for added: [(leaf: LeafIndex, keyPackage: KeyPackage)], joinerSecret: [UInt8], pskSecret: [UInt8]?, pskIDs: [PreSharedKeyID],
-        prepared: PreparedUpdatePath?, includeTree: Bool
+        for added: [(leaf: LeafIndex, keyPackage: KeyPackage)],
+        joinerSecret: [UInt8],
+        pskSecret: [UInt8]?,
+        pskIDs: [PreSharedKeyID],
+        prepared: PreparedUpdatePath?,
+        includeTree: Bool
     ) throws -> Welcome {
         let info = try groupInfo(includeRatchetTree: includeTree)
         let welcomeSecret = try KeySchedule.welcomeSecret(suite, joinerSecret: joinerSecret, pskSecret: pskSecret)
         let (key, nonce) = try KeySchedule.welcomeKeyAndNonce(suite, welcomeSecret: welcomeSecret)
         let encryptedGroupInfo = try suite.seal(key: key, nonce: nonce, aad: [], plaintext: info.tlsEncoded())
         let secrets = try added.map { leaf, keyPackage in
-            let pathSecret = prepared.flatMap { prepared in prepared.commonAncestorNode(with: leaf).flatMap(prepared.pathSecret(for:)) }
+            let pathSecret = prepared.flatMap { prepared in
+                prepared.commonAncestorNode(with: leaf).flatMap(prepared.pathSecret(for:))
+            }
             let groupSecrets = GroupSecrets(joinerSecret: joinerSecret, pathSecret: pathSecret, psks: pskIDs)
             return EncryptedGroupSecrets(
                 newMember: try keyPackage.reference(suite),
-                encryptedGroupSecrets: try suite.encryptWithLabel(keyPackage.initKey, label: "Welcome", context: encryptedGroupInfo, plaintext: groupSecrets.tlsEncoded()))
+                encryptedGroupSecrets: try suite.encryptWithLabel(
+                    keyPackage.initKey,
+                    label: "Welcome",
+                    context: encryptedGroupInfo,
+                    plaintext: groupSecrets.tlsEncoded()
+                )
+            )
         }
         return Welcome(cipherSuite: suite.suite, secrets: secrets, encryptedGroupInfo: encryptedGroupInfo)
     }

@@ -5,7 +5,10 @@ extension Group {
     /// - Parameter ratchetTree: the group's tree when the Welcome's GroupInfo
     ///   does not carry it; either way it must match the GroupInfo's tree hash.
     public static func join(
-        welcome: Welcome, keyPackage bundle: KeyPackageBundle, ratchetTree: RatchetTree? = nil, policy: GroupPolicy = GroupPolicy()
+        welcome: Welcome,
+        keyPackage bundle: KeyPackageBundle,
+        ratchetTree: RatchetTree? = nil,
+        policy: GroupPolicy = GroupPolicy()
     ) throws -> Group {
         let suite = try welcome.cipherSuite.provider()
         guard bundle.keyPackage.cipherSuite == welcome.cipherSuite else {
@@ -17,20 +20,34 @@ extension Group {
         }
         let groupSecrets: GroupSecrets
         do {
-            groupSecrets = try GroupSecrets(tlsEncoded: suite.decryptWithLabel(
-                bundle.initPrivateKey, label: "Welcome", context: welcome.encryptedGroupInfo, ciphertext: entry.encryptedGroupSecrets))
+            groupSecrets = try GroupSecrets(
+                tlsEncoded: suite.decryptWithLabel(
+                    bundle.initPrivateKey,
+                    label: "Welcome",
+                    context: welcome.encryptedGroupInfo,
+                    ciphertext: entry.encryptedGroupSecrets
+                )
+            )
         } catch {
             throw MLSError.invalidWelcome("the group secrets cannot be decrypted with this KeyPackage's init key")
         }
 
         let pskSecret = try joinPSKSecret(groupSecrets.psks, suite, policy)
-        let welcomeSecret = try KeySchedule.welcomeSecret(suite, joinerSecret: groupSecrets.joinerSecret, pskSecret: pskSecret)
+        let welcomeSecret = try KeySchedule.welcomeSecret(
+            suite,
+            joinerSecret: groupSecrets.joinerSecret,
+            pskSecret: pskSecret
+        )
         let (key, nonce) = try KeySchedule.welcomeKeyAndNonce(suite, welcomeSecret: welcomeSecret)
         let groupInfo: GroupInfo
         do {
-            groupInfo = try GroupInfo(tlsEncoded: suite.open(key: key, nonce: nonce, aad: [], ciphertext: welcome.encryptedGroupInfo))
+            groupInfo = try GroupInfo(
+                tlsEncoded: suite.open(key: key, nonce: nonce, aad: [], ciphertext: welcome.encryptedGroupInfo)
+            )
         } catch {
-            throw MLSError.invalidWelcome("the GroupInfo cannot be decrypted: the Welcome is corrupt or the PSKs differ")
+            throw MLSError.invalidWelcome(
+                "the GroupInfo cannot be decrypted: the Welcome is corrupt or the PSKs differ"
+            )
         }
         guard groupInfo.groupContext.cipherSuite == welcome.cipherSuite else {
             throw MLSError.invalidWelcome("the GroupInfo's cipher suite differs from the Welcome's")
@@ -49,31 +66,62 @@ extension Group {
             var secret = pathSecret
             while true {
                 guard let parent = tree.parentNode(at: node),
-                      try keys.setPathSecret(secret, at: node, suite) == parent.encryptionKey else {
+                    try keys.setPathSecret(secret, at: node, suite) == parent.encryptionKey
+                else {
                     throw MLSError.invalidWelcome("the path secret does not match the tree's keys")
                 }
-                guard let up = tree.leafCount.directPath(of: node).first(where: { tree.parentNode(at: $0) != nil }) else { break }
+                guard let up = tree.leafCount.directPath(of: node).first(where: { tree.parentNode(at: $0) != nil })
+                else { break }
                 node = up
                 secret = try suite.deriveSecret(secret, label: "path")
             }
         }
 
         let context = groupInfo.groupContext
-        let secrets = try KeySchedule.epochSecrets(suite, joinerSecret: groupSecrets.joinerSecret, pskSecret: pskSecret, groupContext: context)
-        guard TranscriptHash.verifyConfirmationTag(suite, groupInfo.confirmationTag, confirmationKey: secrets.confirmationKey, confirmed: context.confirmedTranscriptHash) else {
+        let secrets = try KeySchedule.epochSecrets(
+            suite,
+            joinerSecret: groupSecrets.joinerSecret,
+            pskSecret: pskSecret,
+            groupContext: context
+        )
+        guard
+            TranscriptHash.verifyConfirmationTag(
+                suite,
+                groupInfo.confirmationTag,
+                confirmationKey: secrets.confirmationKey,
+                confirmed: context.confirmedTranscriptHash
+            )
+        else {
             throw MLSError.invalidWelcome("the GroupInfo's confirmation tag does not match the joiner secret")
         }
         return Group(
-            publicGroup: publicGroup, ownLeaf: ownLeaf, signer: bundle.signaturePrivateKey, treeKeys: keys, epochSecrets: secrets,
-            secretTree: SecretTree(suite, encryptionSecret: secrets.encryptionSecret, leafCount: tree.leafCount, configuration: policy.secretTree),
-            confirmationTag: groupInfo.confirmationTag, resumptionPSKs: [context.epoch: secrets.resumptionPSK])
+            publicGroup: publicGroup,
+            ownLeaf: ownLeaf,
+            signer: bundle.signaturePrivateKey,
+            treeKeys: keys,
+            epochSecrets: secrets,
+            secretTree: SecretTree(
+                suite,
+                encryptionSecret: secrets.encryptionSecret,
+                leafCount: tree.leafCount,
+                configuration: policy.secretTree
+            ),
+            confirmationTag: groupInfo.confirmationTag,
+            resumptionPSKs: [context.epoch: secrets.resumptionPSK]
+        )
     }
 
     /// psk_secret for a Welcome: only external PSKs can be known to a joiner.
-    private static func joinPSKSecret(_ ids: [PreSharedKeyID], _ suite: CipherSuiteProvider, _ policy: GroupPolicy) throws -> [UInt8]? {
+    private static func joinPSKSecret(
+        _ ids: [PreSharedKeyID],
+        _ suite: CipherSuiteProvider,
+        _ policy: GroupPolicy
+    ) throws -> [UInt8]? {
         guard !ids.isEmpty else { return nil }
         let psks = try ids.map { id -> (id: PreSharedKeyID, psk: [UInt8]) in
-            guard case .external(let pskID) = id.kind, let psk = policy.externalPSKs[pskID] else { throw MLSError.missingPSK }
+            guard case .external(let pskID) = id.kind, let psk = policy.externalPSKs[pskID] else {
+                throw MLSError.missingPSK
+            }
             return (id, psk)
         }
         return try KeySchedule.pskSecret(suite, psks: psks)
@@ -85,16 +133,28 @@ extension Group {
     ///
     /// - Parameter removing: this client's old leaf, to resynchronise after losing state.
     public static func joinExternally(
-        groupInfo: GroupInfo, ratchetTree: RatchetTree? = nil, credential: Credential, signatureKeys: SignatureKeyPair,
-        capabilities: Capabilities? = nil, removing oldLeaf: LeafIndex? = nil, authenticatedData: [UInt8] = [], policy: GroupPolicy = GroupPolicy()
+        groupInfo: GroupInfo,
+        ratchetTree: RatchetTree? = nil,
+        credential: Credential,
+        signatureKeys: SignatureKeyPair,
+        capabilities: Capabilities? = nil,
+        removing oldLeaf: LeafIndex? = nil,
+        authenticatedData: [UInt8] = [],
+        policy: GroupPolicy = GroupPolicy()
     ) throws -> (group: Group, commit: MLSMessage) {
         let publicGroup = try PublicGroup(groupInfo: groupInfo, tree: ratchetTree, policy: policy)
         let suite = publicGroup.suite
         guard let externalPub: HPKEPublicKey = try groupInfo.extensions.decode(.externalPub) else {
-            throw MLSError.invalidMessage("the GroupInfo has no external_pub, so the group does not accept external joins")
+            throw MLSError.invalidMessage(
+                "the GroupInfo has no external_pub, so the group does not accept external joins"
+            )
         }
         let (kemOutput, initSecret) = try suite.hpkeExportSender(
-            publicKey: externalPub, info: [], exporterContext: Array("MLS 1.0 external init secret".utf8), length: suite.hashLength)
+            publicKey: externalPub,
+            info: [],
+            exporterContext: Array("MLS 1.0 external init secret".utf8),
+            length: suite.hashLength
+        )
         var proposals: [Proposal] = [.externalInit(kemOutput: kemOutput)]
         if let oldLeaf { proposals.append(.remove(removed: oldLeaf)) }
         let list = proposals.map { ProposalWithSender(proposal: $0, sender: .newMemberCommit) }
@@ -103,11 +163,19 @@ extension Group {
         // Our leaf goes where an Add would put it; the path then replaces it.
         let placeholderKeys = try suite.generateHPKEKeyPair()
         let leaf = LeafNode(
-            encryptionKey: placeholderKeys.publicKey, signatureKey: signatureKeys.publicKey, credential: credential,
-            capabilities: capabilities ?? Capabilities(cipherSuites: [suite.suite], credentials: [credential.credentialType]),
-            source: .update)
+            encryptionKey: placeholderKeys.publicKey,
+            signatureKey: signatureKeys.publicKey,
+            credential: credential,
+            capabilities: capabilities
+                ?? Capabilities(cipherSuites: [suite.suite], credentials: [credential.credentialType]),
+            source: .update
+        )
         let ownLeaf = try applied.tree.add(leaf)
-        let prepared = try applied.tree.prepareUpdatePath(from: ownLeaf, signer: signatureKeys.privateKey, groupID: publicGroup.groupID)
+        let prepared = try applied.tree.prepareUpdatePath(
+            from: ownLeaf,
+            signer: signatureKeys.privateKey,
+            groupID: publicGroup.groupID
+        )
         applied.tree = prepared.tree
         var provisional = applied.context
         provisional.epoch = try publicGroup.nextEpoch()
@@ -115,26 +183,72 @@ extension Group {
         let path = try prepared.encrypt(groupContext: provisional)
 
         let content = FramedContent(
-            groupID: publicGroup.groupID, epoch: publicGroup.epoch, sender: .newMemberCommit, authenticatedData: authenticatedData,
-            body: .commit(Commit(proposals: proposals.map { .proposal($0) }, path: path)))
-        var signed = try AuthenticatedContent.sign(content, wireFormat: .publicMessage, context: publicGroup.context, signer: signatureKeys.privateKey, suite)
+            groupID: publicGroup.groupID,
+            epoch: publicGroup.epoch,
+            sender: .newMemberCommit,
+            authenticatedData: authenticatedData,
+            body: .commit(Commit(proposals: proposals.map { .proposal($0) }, path: path))
+        )
+        var signed = try AuthenticatedContent.sign(
+            content,
+            wireFormat: .publicMessage,
+            context: publicGroup.context,
+            signer: signatureKeys.privateKey,
+            suite
+        )
         var newContext = provisional
-        newContext.confirmedTranscriptHash = try TranscriptHash.confirmed(suite, interimBefore: publicGroup.interimTranscriptHash, commit: signed)
-        let joinerSecret = try KeySchedule.joinerSecret(suite, initSecret: initSecret, commitSecret: prepared.commitSecret, groupContext: newContext)
+        newContext.confirmedTranscriptHash = try TranscriptHash.confirmed(
+            suite,
+            interimBefore: publicGroup.interimTranscriptHash,
+            commit: signed
+        )
+        let joinerSecret = try KeySchedule.joinerSecret(
+            suite,
+            initSecret: initSecret,
+            commitSecret: prepared.commitSecret,
+            groupContext: newContext
+        )
         let secrets = try KeySchedule.epochSecrets(suite, joinerSecret: joinerSecret, groupContext: newContext)
-        let tag = TranscriptHash.confirmationTag(suite, confirmationKey: secrets.confirmationKey, confirmed: newContext.confirmedTranscriptHash)
+        let tag = TranscriptHash.confirmationTag(
+            suite,
+            confirmationKey: secrets.confirmationKey,
+            confirmed: newContext.confirmedTranscriptHash
+        )
         signed.auth.confirmationTag = tag
-        let message = MLSMessage.publicMessage(try PublicMessage.protect(signed, membershipKey: nil, context: publicGroup.context, suite))
+        let message = MLSMessage.publicMessage(
+            try PublicMessage.protect(signed, membershipKey: nil, context: publicGroup.context, suite)
+        )
 
         var group = Group(
-            publicGroup: publicGroup, ownLeaf: ownLeaf, signer: signatureKeys.privateKey, treeKeys: prepared.privateKeys,
+            publicGroup: publicGroup,
+            ownLeaf: ownLeaf,
+            signer: signatureKeys.privateKey,
+            treeKeys: prepared.privateKeys,
             epochSecrets: secrets,
-            secretTree: SecretTree(suite, encryptionSecret: secrets.encryptionSecret, leafCount: applied.tree.leafCount, configuration: policy.secretTree),
-            confirmationTag: tag)
-        group.publicGroup.adopt(PublicGroup.StagedCommit(
-            content: signed, proposals: list, applied: applied, committer: ownLeaf, path: path,
-            provisionalContext: provisional, newContext: newContext,
-            interimTranscriptHash: try TranscriptHash.interim(suite, confirmed: newContext.confirmedTranscriptHash, confirmationTag: tag)))
+            secretTree: SecretTree(
+                suite,
+                encryptionSecret: secrets.encryptionSecret,
+                leafCount: applied.tree.leafCount,
+                configuration: policy.secretTree
+            ),
+            confirmationTag: tag
+        )
+        group.publicGroup.adopt(
+            PublicGroup.StagedCommit(
+                content: signed,
+                proposals: list,
+                applied: applied,
+                committer: ownLeaf,
+                path: path,
+                provisionalContext: provisional,
+                newContext: newContext,
+                interimTranscriptHash: try TranscriptHash.interim(
+                    suite,
+                    confirmed: newContext.confirmedTranscriptHash,
+                    confirmationTag: tag
+                )
+            )
+        )
         group.resumptionPSKs = [newContext.epoch: secrets.resumptionPSK]
         return (group, message)
     }

@@ -20,14 +20,20 @@ extension Group {
         case .privateMessage(let privateMessage):
             return try processPrivate(privateMessage)
         case .welcome, .groupInfo, .keyPackage:
-            throw MLSError.invalidMessage("a \(message.wireFormat.rawValue == 3 ? "Welcome" : "GroupInfo or KeyPackage") is not a message within a group")
+            throw MLSError.invalidMessage(
+                "a \(message.wireFormat.rawValue == 3 ? "Welcome" : "GroupInfo or KeyPackage") is not a message within a group"
+            )
         }
     }
 
     private mutating func processPublic(_ message: PublicMessage) throws -> ProcessedMessage {
         let content = message.authenticatedContent
-        guard content.content.groupID == groupID else { throw MLSError.invalidMessage("the message is for another group") }
-        guard content.content.epoch == epoch else { throw MLSError.wrongEpoch(message: content.content.epoch, group: epoch) }
+        guard content.content.groupID == groupID else {
+            throw MLSError.invalidMessage("the message is for another group")
+        }
+        guard content.content.epoch == epoch else {
+            throw MLSError.wrongEpoch(message: content.content.epoch, group: epoch)
+        }
         guard try message.verifyMembershipTag(suite, membershipKey: epochSecrets.membershipKey, context: context) else {
             throw MLSError.invalidMessage("the membership tag does not verify")
         }
@@ -37,7 +43,9 @@ extension Group {
     private mutating func processPrivate(_ message: PrivateMessage) throws -> ProcessedMessage {
         guard message.groupID == groupID else { throw MLSError.invalidMessage("the message is for another group") }
         if message.epoch != epoch {
-            guard message.contentType == .application, let index = pastEpochs.firstIndex(where: { $0.context.epoch == message.epoch }) else {
+            guard message.contentType == .application,
+                let index = pastEpochs.firstIndex(where: { $0.context.epoch == message.epoch })
+            else {
                 throw MLSError.wrongEpoch(message: message.epoch, group: epoch)
             }
             return try decryptLate(message, from: index)
@@ -49,7 +57,10 @@ extension Group {
             }
             throw MLSError.ownMessage
         }
-        let (content, generation) = try message.unprotect(secretTree: &secretTree, senderDataSecret: epochSecrets.senderDataSecret)
+        let (content, generation) = try message.unprotect(
+            secretTree: &secretTree,
+            senderDataSecret: epochSecrets.senderDataSecret
+        )
         if case .application(let data) = content.content.body {
             guard isActive else { throw MLSError.groupInactive }
             try publicGroup.verify(content)
@@ -75,22 +86,35 @@ extension Group {
         let sender = try message.decryptSenderData(suite, senderDataSecret: past.senderDataSecret).sender
         if sender == ownLeaf { throw MLSError.ownMessage }
         guard !past.removedLater.contains(sender) else { throw MLSError.senderRemoved(sender) }
-        let (content, generation) = try message.unprotect(secretTree: &past.secretTree, senderDataSecret: past.senderDataSecret)
+        let (content, generation) = try message.unprotect(
+            secretTree: &past.secretTree,
+            senderDataSecret: past.senderDataSecret
+        )
         guard case .application(let data) = content.content.body, case .member(let sender) = content.content.sender,
-              let leaf = past.tree.leafNode(at: sender),
-              try content.verifySignature(suite, publicKey: leaf.signatureKey, context: past.context)
+            let leaf = past.tree.leafNode(at: sender),
+            try content.verifySignature(suite, publicKey: leaf.signatureKey, context: past.context)
         else { throw MLSError.invalidSignature }
         pastEpochs[index] = past
         return .application(try applicationMessage(data, content, generation, tree: past.tree))
     }
 
-    private func applicationMessage(_ data: [UInt8], _ content: AuthenticatedContent, _ generation: UInt32, tree: RatchetTree) throws -> ApplicationMessage {
+    private func applicationMessage(
+        _ data: [UInt8],
+        _ content: AuthenticatedContent,
+        _ generation: UInt32,
+        tree: RatchetTree
+    ) throws -> ApplicationMessage {
         guard case .member(let sender) = content.content.sender, let leaf = tree.leafNode(at: sender) else {
             throw MLSError.invalidMessage("application data must come from a member")
         }
         return ApplicationMessage(
-            data: data, sender: sender, credential: leaf.credential, authenticatedData: content.content.authenticatedData,
-            epoch: content.content.epoch, generation: generation)
+            data: data,
+            sender: sender,
+            credential: leaf.credential,
+            authenticatedData: content.content.authenticatedData,
+            epoch: content.content.epoch,
+            generation: generation
+        )
     }
 
     /// A verified-to-be-unprotected proposal or commit.
@@ -130,8 +154,12 @@ extension Group {
         var commitSecret = KeySchedule.zeros(suite)
         if let path = staged.path {
             let result = try treeKeys.applying(
-                path, from: staged.committer, in: staged.applied.tree, groupContext: staged.provisionalContext,
-                excluding: Set(staged.applied.added.map(\.leaf)))
+                path,
+                from: staged.committer,
+                in: staged.applied.tree,
+                groupContext: staged.provisionalContext,
+                excluding: Set(staged.applied.added.map(\.leaf))
+            )
             keys = result.keys
             commitSecret = result.commitSecret
         }
@@ -141,17 +169,39 @@ extension Group {
         if let kemOutput = staged.applied.externalInit {
             let external = try epochSecrets.externalKeyPair(suite)
             initSecret = try suite.hpkeExportReceiver(
-                privateKey: external.privateKey, kemOutput: kemOutput, info: [],
-                exporterContext: Array("MLS 1.0 external init secret".utf8), length: suite.hashLength)
+                privateKey: external.privateKey,
+                kemOutput: kemOutput,
+                info: [],
+                exporterContext: Array("MLS 1.0 external init secret".utf8),
+                length: suite.hashLength
+            )
         } else {
             initSecret = epochSecrets.initSecret
         }
-        let joinerSecret = try KeySchedule.joinerSecret(suite, initSecret: initSecret, commitSecret: commitSecret, groupContext: staged.newContext)
+        let joinerSecret = try KeySchedule.joinerSecret(
+            suite,
+            initSecret: initSecret,
+            commitSecret: commitSecret,
+            groupContext: staged.newContext
+        )
         let secrets = try KeySchedule.epochSecrets(
-            suite, joinerSecret: joinerSecret, pskSecret: pskSecret(for: staged.applied.pskIDs), groupContext: staged.newContext)
+            suite,
+            joinerSecret: joinerSecret,
+            pskSecret: pskSecret(for: staged.applied.pskIDs),
+            groupContext: staged.newContext
+        )
         let tag = staged.content.auth.confirmationTag ?? []
-        guard TranscriptHash.verifyConfirmationTag(suite, tag, confirmationKey: secrets.confirmationKey, confirmed: staged.newContext.confirmedTranscriptHash) else {
-            throw MLSError.invalidCommit("the confirmation tag does not match: this member and the committer disagree about the group")
+        guard
+            TranscriptHash.verifyConfirmationTag(
+                suite,
+                tag,
+                confirmationKey: secrets.confirmationKey,
+                confirmed: staged.newContext.confirmedTranscriptHash
+            )
+        else {
+            throw MLSError.invalidCommit(
+                "the confirmation tag does not match: this member and the committer disagree about the group"
+            )
         }
         self = try advanced(to: staged, secrets: secrets, treeKeys: keys, confirmationTag: tag)
         return staged.summary(isOwnCommit: false, removedSelf: false)

@@ -78,7 +78,9 @@ extension Group {
         let ownLeaf = try reader.read(LeafIndex.self)
         let signer = SignaturePrivateKey(try reader.readOpaque())
         let leafKey = HPKEPrivateKey(try reader.readOpaque())
-        let pathKeys = try reader.readVector(of: { inner in (NodeIndex(try inner.read(UInt32.self)), HPKEPrivateKey(try inner.readOpaque())) })
+        let pathKeys = try reader.readVector(of: { inner in
+            (NodeIndex(try inner.read(UInt32.self)), HPKEPrivateKey(try inner.readOpaque()))
+        })
         let secrets = try EpochSecrets(all: (0..<EpochSecrets.count).map { _ in try reader.readOpaque() })
         let secretTree = try SecretTree(decodingStateFrom: &reader, suite, configuration: policy.secretTree)
         let confirmationTag = try reader.readOpaque()
@@ -86,9 +88,11 @@ extension Group {
             let pastContext = try inner.read(GroupContext.self)
             let pastTree = try RatchetTree(suite, encoded: inner.readOpaque())
             var past = PastEpoch(
-                context: pastContext, tree: pastTree,
+                context: pastContext,
+                tree: pastTree,
                 secretTree: try SecretTree(decodingStateFrom: &inner, suite, configuration: policy.secretTree),
-                senderDataSecret: try inner.readOpaque())
+                senderDataSecret: try inner.readOpaque()
+            )
             if version >= 2 {
                 let ended = try inner.read(UInt64.self)
                 past.endedAt = ended == 0 ? nil : ended
@@ -101,15 +105,30 @@ extension Group {
         if version < 2 { pastEpochs = [] }
         let psks = try reader.readVector(of: { inner in (try inner.read(UInt64.self), try inner.readOpaque()) })
         self.init(
-            publicGroup: publicGroup, ownLeaf: ownLeaf, signer: signer,
-            treeKeys: TreeKEMPrivateKeys(leafIndex: ownLeaf, leafKey: leafKey, pathKeys: Dictionary(pathKeys, uniquingKeysWith: { $1 })),
-            epochSecrets: secrets, secretTree: secretTree, confirmationTag: confirmationTag, pastEpochs: pastEpochs,
-            resumptionPSKs: Dictionary(psks, uniquingKeysWith: { $1 }))
+            publicGroup: publicGroup,
+            ownLeaf: ownLeaf,
+            signer: signer,
+            treeKeys: TreeKEMPrivateKeys(
+                leafIndex: ownLeaf,
+                leafKey: leafKey,
+                pathKeys: Dictionary(pathKeys, uniquingKeysWith: { $1 })
+            ),
+            epochSecrets: secrets,
+            secretTree: secretTree,
+            confirmationTag: confirmationTag,
+            pastEpochs: pastEpochs,
+            resumptionPSKs: Dictionary(psks, uniquingKeysWith: { $1 })
+        )
         pending = try reader.readOptional { inner in
             let content = try inner.read(AuthenticatedContent.self)
             let message = try inner.read(MLSMessage.self)
             let next = try Group(serialized: inner.readOpaque(), policy: policy)
-            return PendingCommit(content: content, message: message, next: next, summary: try CommitSummary(from: &inner))
+            return PendingCommit(
+                content: content,
+                message: message,
+                next: next,
+                summary: try CommitSummary(from: &inner)
+            )
         }
         switch try reader.readUInt8() {
         case 0: isActive = false
@@ -158,7 +177,9 @@ extension PublicGroup {
     init(decodingStateFrom reader: inout TLSReader, policy: GroupPolicy) throws {
         let context = try reader.read(GroupContext.self)
         let tree = try RatchetTree(context.cipherSuite.provider(), encoded: reader.readOpaque())
-        guard tree.treeHash == context.treeHash else { throw MLSError.invalidState("the stored tree does not match the stored context") }
+        guard tree.treeHash == context.treeHash else {
+            throw MLSError.invalidState("the stored tree does not match the stored context")
+        }
         self.init(context: context, tree: tree, interimTranscriptHash: try reader.readOpaque(), policy: policy)
         for (reference, entry) in try reader.readVector(of: { inner -> ([UInt8], ProposalWithSender) in
             let reference = try inner.readOpaque()
@@ -176,14 +197,25 @@ extension EpochSecrets {
 
     /// The secrets in a fixed order, for storage.
     var all: [[UInt8]] {
-        [senderDataSecret, encryptionSecret, exporterSecret, externalSecret, confirmationKey, membershipKey, resumptionPSK, epochAuthenticator, initSecret]
+        [
+            senderDataSecret, encryptionSecret, exporterSecret, externalSecret, confirmationKey, membershipKey,
+            resumptionPSK, epochAuthenticator, initSecret,
+        ]
     }
 
     init(all: [[UInt8]]) throws {
         guard all.count == Self.count else { throw MLSError.invalidState("wrong number of epoch secrets") }
         self.init(
-            senderDataSecret: all[0], encryptionSecret: all[1], exporterSecret: all[2], externalSecret: all[3], confirmationKey: all[4],
-            membershipKey: all[5], resumptionPSK: all[6], epochAuthenticator: all[7], initSecret: all[8])
+            senderDataSecret: all[0],
+            encryptionSecret: all[1],
+            exporterSecret: all[2],
+            externalSecret: all[3],
+            confirmationKey: all[4],
+            membershipKey: all[5],
+            resumptionPSK: all[6],
+            epochAuthenticator: all[7],
+            initSecret: all[8]
+        )
     }
 }
 
@@ -205,16 +237,33 @@ extension SecretTree {
         }
     }
 
-    init(decodingStateFrom reader: inout TLSReader, _ suite: CipherSuiteProvider, configuration: SecretTreeConfiguration) throws {
-        guard let leafCount = LeafCount(rawValue: try reader.read()) else { throw MLSError.invalidState("a stored secret tree has an invalid size") }
-        let nodes = try reader.readVector(of: { inner in (NodeIndex(try inner.read(UInt32.self)), try inner.readOpaque()) })
+    init(
+        decodingStateFrom reader: inout TLSReader,
+        _ suite: CipherSuiteProvider,
+        configuration: SecretTreeConfiguration
+    ) throws {
+        guard let leafCount = LeafCount(rawValue: try reader.read()) else {
+            throw MLSError.invalidState("a stored secret tree has an invalid size")
+        }
+        let nodes = try reader.readVector(of: { inner in
+            (NodeIndex(try inner.read(UInt32.self)), try inner.readOpaque())
+        })
         let ratchets = try reader.readVector(of: { inner in
-            (try inner.read(LeafIndex.self), (handshake: try HashRatchet(decodingStateFrom: &inner), application: try HashRatchet(decodingStateFrom: &inner)))
+            (
+                try inner.read(LeafIndex.self),
+                (
+                    handshake: try HashRatchet(decodingStateFrom: &inner),
+                    application: try HashRatchet(decodingStateFrom: &inner)
+                )
+            )
         })
         self.init(
-            suite, leafCount: leafCount, configuration: configuration,
+            suite,
+            leafCount: leafCount,
+            configuration: configuration,
             nodeSecrets: Dictionary(nodes, uniquingKeysWith: { $1 }),
-            ratchets: Dictionary(ratchets.map { ($0.0, $0.1) }, uniquingKeysWith: { $1 }))
+            ratchets: Dictionary(ratchets.map { ($0.0, $0.1) }, uniquingKeysWith: { $1 })
+        )
     }
 }
 
@@ -236,7 +285,10 @@ extension HashRatchet {
         let next = try reader.read(UInt32.self)
         let retained = try reader.readVector(of: { inner -> (UInt32, RatchetKey) in
             let generation = try inner.read(UInt32.self)
-            return (generation, RatchetKey(generation: generation, key: try inner.readOpaque(), nonce: try inner.readOpaque()))
+            return (
+                generation,
+                RatchetKey(generation: generation, key: try inner.readOpaque(), nonce: try inner.readOpaque())
+            )
         })
         self.init(secret: secret, nextGeneration: next, retained: Dictionary(retained, uniquingKeysWith: { $1 }))
     }
@@ -264,7 +316,9 @@ extension CommitSummary {
     init(from reader: inout TLSReader) throws {
         committer = try reader.read()
         committerLeaf = try reader.read()
-        let readMembers = { (inner: inout TLSReader) in (try inner.read(LeafIndex.self), try inner.read(Credential.self)) }
+        let readMembers = { (inner: inout TLSReader) in
+            (try inner.read(LeafIndex.self), try inner.read(Credential.self))
+        }
         added = try reader.readVector(of: readMembers).map { (index: $0.0, credential: $0.1) }
         removed = try reader.readVector(of: readMembers).map { (index: $0.0, credential: $0.1) }
         updated = try reader.readVector()

@@ -73,32 +73,60 @@ public struct Group: Sendable {
 
     /// A new one-member group at epoch 0 whose only member is the caller.
     public static func create(
-        _ suite: CipherSuiteProvider, groupID: [UInt8], credential: Credential, signatureKeys: SignatureKeyPair,
-        capabilities: Capabilities? = nil, extensions: [Extension] = [], policy: GroupPolicy = GroupPolicy()
+        _ suite: CipherSuiteProvider,
+        groupID: [UInt8],
+        credential: Credential,
+        signatureKeys: SignatureKeyPair,
+        capabilities: Capabilities? = nil,
+        extensions: [Extension] = [],
+        policy: GroupPolicy = GroupPolicy()
     ) throws -> Group {
         let encryptionKeys = try suite.generateHPKEKeyPair()
         var leaf = LeafNode(
-            encryptionKey: encryptionKeys.publicKey, signatureKey: signatureKeys.publicKey, credential: credential,
-            capabilities: capabilities ?? Capabilities(cipherSuites: [suite.suite], credentials: [credential.credentialType]),
-            source: .keyPackage(Lifetime(notBefore: 0, notAfter: .max)))
+            encryptionKey: encryptionKeys.publicKey,
+            signatureKey: signatureKeys.publicKey,
+            credential: credential,
+            capabilities: capabilities
+                ?? Capabilities(cipherSuites: [suite.suite], credentials: [credential.credentialType]),
+            source: .keyPackage(Lifetime(notBefore: 0, notAfter: .max))
+        )
         try leaf.sign(suite, with: signatureKeys.privateKey, groupID: [], leafIndex: LeafIndex(0))
         let tree = try RatchetTree(suite, firstLeaf: leaf)
-        let context = GroupContext(cipherSuite: suite.suite, groupID: groupID, epoch: 0, treeHash: tree.treeHash, confirmedTranscriptHash: [], extensions: extensions)
+        let context = GroupContext(
+            cipherSuite: suite.suite,
+            groupID: groupID,
+            epoch: 0,
+            treeHash: tree.treeHash,
+            confirmedTranscriptHash: [],
+            extensions: extensions
+        )
         if let required: RequiredCapabilities = try extensions.decode(.requiredCapabilities) {
             try tree.validateLeafNode(leaf, at: LeafIndex(0), groupID: groupID, requiredCapabilities: required)
         }
         let secrets = try KeySchedule.epochSecrets(suite, epochSecret: suite.randomBytes(suite.hashLength))
         let tag = TranscriptHash.confirmationTag(suite, confirmationKey: secrets.confirmationKey, confirmed: [])
         let publicGroup = PublicGroup(
-            context: context, tree: tree,
-            interimTranscriptHash: try TranscriptHash.interim(suite, confirmed: [], confirmationTag: tag), policy: policy)
+            context: context,
+            tree: tree,
+            interimTranscriptHash: try TranscriptHash.interim(suite, confirmed: [], confirmationTag: tag),
+            policy: policy
+        )
         try PublicGroup.checkCredential(leaf, policy)
         return Group(
-            publicGroup: publicGroup, ownLeaf: LeafIndex(0), signer: signatureKeys.privateKey,
+            publicGroup: publicGroup,
+            ownLeaf: LeafIndex(0),
+            signer: signatureKeys.privateKey,
             treeKeys: TreeKEMPrivateKeys(leafIndex: LeafIndex(0), leafKey: encryptionKeys.privateKey),
             epochSecrets: secrets,
-            secretTree: SecretTree(suite, encryptionSecret: secrets.encryptionSecret, leafCount: tree.leafCount, configuration: policy.secretTree),
-            confirmationTag: tag, resumptionPSKs: [0: secrets.resumptionPSK])
+            secretTree: SecretTree(
+                suite,
+                encryptionSecret: secrets.encryptionSecret,
+                leafCount: tree.leafCount,
+                configuration: policy.secretTree
+            ),
+            confirmationTag: tag,
+            resumptionPSKs: [0: secrets.resumptionPSK]
+        )
     }
 
     // MARK: Application messages (§15)
@@ -106,10 +134,28 @@ public struct Group: Sendable {
     /// Encrypts application data as a PrivateMessage from this member.
     public mutating func encrypt(_ data: [UInt8], authenticatedData: [UInt8] = []) throws -> MLSMessage {
         guard isActive else { throw MLSError.groupInactive }
-        let content = FramedContent(groupID: groupID, epoch: epoch, sender: .member(ownLeaf), authenticatedData: authenticatedData, body: .application(data))
-        let signed = try AuthenticatedContent.sign(content, wireFormat: .privateMessage, context: context, signer: signer, suite)
-        return .privateMessage(try PrivateMessage.protect(
-            signed, secretTree: &secretTree, senderDataSecret: epochSecrets.senderDataSecret, paddingBlock: policy.paddingBlock))
+        let content = FramedContent(
+            groupID: groupID,
+            epoch: epoch,
+            sender: .member(ownLeaf),
+            authenticatedData: authenticatedData,
+            body: .application(data)
+        )
+        let signed = try AuthenticatedContent.sign(
+            content,
+            wireFormat: .privateMessage,
+            context: context,
+            signer: signer,
+            suite
+        )
+        return .privateMessage(
+            try PrivateMessage.protect(
+                signed,
+                secretTree: &secretTree,
+                senderDataSecret: epochSecrets.senderDataSecret,
+                paddingBlock: policy.paddingBlock
+            )
+        )
     }
 
     // MARK: Proposals (§12.1)
@@ -122,7 +168,13 @@ public struct Group: Sendable {
     /// A standalone proposal from this member, to be committed later by reference.
     public mutating func propose(_ proposal: Proposal, authenticatedData: [UInt8] = []) throws -> MLSMessage {
         guard isActive else { throw MLSError.groupInactive }
-        let content = FramedContent(groupID: groupID, epoch: epoch, sender: .member(ownLeaf), authenticatedData: authenticatedData, body: .proposal(proposal))
+        let content = FramedContent(
+            groupID: groupID,
+            epoch: epoch,
+            sender: .member(ownLeaf),
+            authenticatedData: authenticatedData,
+            body: .proposal(proposal)
+        )
         return try protectHandshake(content)
     }
 
@@ -130,13 +182,27 @@ public struct Group: Sendable {
     /// PublicMessage or PrivateMessage according to the policy.
     mutating func protectHandshake(_ content: FramedContent, confirmationTag: [UInt8]? = nil) throws -> MLSMessage {
         let wireFormat: WireFormat = policy.handshakeAsPublicMessage ? .publicMessage : .privateMessage
-        var signed = try AuthenticatedContent.sign(content, wireFormat: wireFormat, context: context, signer: signer, suite)
+        var signed = try AuthenticatedContent.sign(
+            content,
+            wireFormat: wireFormat,
+            context: context,
+            signer: signer,
+            suite
+        )
         signed.auth.confirmationTag = confirmationTag
         if wireFormat == .publicMessage {
-            return .publicMessage(try PublicMessage.protect(signed, membershipKey: epochSecrets.membershipKey, context: context, suite))
+            return .publicMessage(
+                try PublicMessage.protect(signed, membershipKey: epochSecrets.membershipKey, context: context, suite)
+            )
         }
-        return .privateMessage(try PrivateMessage.protect(
-            signed, secretTree: &secretTree, senderDataSecret: epochSecrets.senderDataSecret, paddingBlock: policy.paddingBlock))
+        return .privateMessage(
+            try PrivateMessage.protect(
+                signed,
+                secretTree: &secretTree,
+                senderDataSecret: epochSecrets.senderDataSecret,
+                paddingBlock: policy.paddingBlock
+            )
+        )
     }
 
     // MARK: GroupInfo (§12.4.3)
@@ -145,12 +211,19 @@ public struct Group: Sendable {
     /// service's public view or for external joiners.
     public func groupInfo(includeRatchetTree: Bool = true, includeExternalPub: Bool = false) throws -> GroupInfo {
         var extensions: [Extension] = []
-        if includeRatchetTree { extensions.append(Extension(extensionType: .ratchetTree, extensionData: try tree.encoded())) }
+        if includeRatchetTree {
+            extensions.append(Extension(extensionType: .ratchetTree, extensionData: try tree.encoded()))
+        }
         if includeExternalPub {
             let external = try epochSecrets.externalKeyPair(suite).publicKey
             extensions.append(Extension(extensionType: .externalPub, extensionData: try external.tlsEncoded()))
         }
-        var info = GroupInfo(groupContext: context, extensions: extensions, confirmationTag: confirmationTag, signer: ownLeaf)
+        var info = GroupInfo(
+            groupContext: context,
+            extensions: extensions,
+            confirmationTag: confirmationTag,
+            signer: ownLeaf
+        )
         info.signature = try suite.signWithLabel(signer, label: "GroupInfoTBS", content: info.toBeSigned())
         return info
     }

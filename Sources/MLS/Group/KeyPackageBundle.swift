@@ -14,28 +14,52 @@ public struct KeyPackageBundle: Hashable, Sendable, CustomStringConvertible {
     ///   - lifetime: seconds since the Unix epoch between which the package is valid.
     ///   - lastResort: marks the package as reusable when a user's stock runs out.
     public init(
-        _ suite: CipherSuiteProvider, credential: Credential, signatureKeys: SignatureKeyPair,
-        capabilities: Capabilities? = nil, lifetime: Lifetime, leafExtensions: [Extension] = [],
-        extensions: [Extension] = [], lastResort: Bool = false
+        _ suite: CipherSuiteProvider,
+        credential: Credential,
+        signatureKeys: SignatureKeyPair,
+        capabilities: Capabilities? = nil,
+        lifetime: Lifetime,
+        leafExtensions: [Extension] = [],
+        extensions: [Extension] = [],
+        lastResort: Bool = false
     ) throws {
         let initKeys = try suite.generateHPKEKeyPair()
         let encryptionKeys = try suite.generateHPKEKeyPair()
         var leaf = LeafNode(
-            encryptionKey: encryptionKeys.publicKey, signatureKey: signatureKeys.publicKey, credential: credential,
-            capabilities: capabilities ?? Capabilities(cipherSuites: [suite.suite], credentials: [credential.credentialType]),
-            source: .keyPackage(lifetime), extensions: leafExtensions)
+            encryptionKey: encryptionKeys.publicKey,
+            signatureKey: signatureKeys.publicKey,
+            credential: credential,
+            capabilities: capabilities
+                ?? Capabilities(cipherSuites: [suite.suite], credentials: [credential.credentialType]),
+            source: .keyPackage(lifetime),
+            extensions: leafExtensions
+        )
         try leaf.sign(suite, with: signatureKeys.privateKey, groupID: [], leafIndex: LeafIndex(0))
         var packageExtensions = extensions
         if lastResort { packageExtensions.append(Extension(extensionType: .lastResort, extensionData: [])) }
-        var keyPackage = KeyPackage(cipherSuite: suite.suite, initKey: initKeys.publicKey, leafNode: leaf, extensions: packageExtensions)
-        keyPackage.signature = try suite.signWithLabel(signatureKeys.privateKey, label: "KeyPackageTBS", content: keyPackage.toBeSigned())
+        var keyPackage = KeyPackage(
+            cipherSuite: suite.suite,
+            initKey: initKeys.publicKey,
+            leafNode: leaf,
+            extensions: packageExtensions
+        )
+        keyPackage.signature = try suite.signWithLabel(
+            signatureKeys.privateKey,
+            label: "KeyPackageTBS",
+            content: keyPackage.toBeSigned()
+        )
         self.keyPackage = keyPackage
         initPrivateKey = initKeys.privateKey
         encryptionPrivateKey = encryptionKeys.privateKey
         signaturePrivateKey = signatureKeys.privateKey
     }
 
-    public init(keyPackage: KeyPackage, initPrivateKey: HPKEPrivateKey, encryptionPrivateKey: HPKEPrivateKey, signaturePrivateKey: SignaturePrivateKey) {
+    public init(
+        keyPackage: KeyPackage,
+        initPrivateKey: HPKEPrivateKey,
+        encryptionPrivateKey: HPKEPrivateKey,
+        signaturePrivateKey: SignaturePrivateKey
+    ) {
         self.keyPackage = keyPackage
         self.initPrivateKey = initPrivateKey
         self.encryptionPrivateKey = encryptionPrivateKey

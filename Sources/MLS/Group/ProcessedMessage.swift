@@ -39,10 +39,15 @@ public struct CommitSummary: Sendable {
 extension PublicGroup.StagedCommit {
     func summary(isOwnCommit: Bool, removedSelf: Bool) -> CommitSummary {
         CommitSummary(
-            committer: content.content.sender, committerLeaf: committer,
+            committer: content.content.sender,
+            committerLeaf: committer,
             added: applied.added.map { ($0.leaf, $0.keyPackage.leafNode.credential) },
             removed: applied.removed.map { ($0.leaf, $0.leafNode.credential) },
-            updated: applied.updated, epoch: newContext.epoch,
-            isOwnCommit: isOwnCommit, removedSelf: removedSelf, reInit: applied.reInit)
+            updated: applied.updated,
+            epoch: newContext.epoch,
+            isOwnCommit: isOwnCommit,
+            removedSelf: removedSelf,
+            reInit: applied.reInit
+        )
     }
 }

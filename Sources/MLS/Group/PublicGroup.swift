@@ -41,7 +41,8 @@ public struct PublicGroup: Sendable {
     /// Cheap checks come first: the tree is decoded and the signature verified
     /// with the signer leaf's key before any tree hash or per-node validation,
     /// so an unsigned or padded GroupInfo costs its decoding and one signature.
-    public init(groupInfo: GroupInfo, tree suppliedTree: RatchetTree? = nil, policy: GroupPolicy = GroupPolicy()) throws {
+    public init(groupInfo: GroupInfo, tree suppliedTree: RatchetTree? = nil, policy: GroupPolicy = GroupPolicy()) throws
+    {
         let suite = try groupInfo.groupContext.cipherSuite.provider()
         let tree: RatchetTree
         if let suppliedTree {
@@ -60,31 +61,46 @@ public struct PublicGroup: Sendable {
         }
         try Self.checkJoinedTree(tree, context: groupInfo.groupContext, policy: policy)
         self.init(
-            context: groupInfo.groupContext, tree: tree,
-            interimTranscriptHash: try TranscriptHash.interim(suite, confirmed: groupInfo.groupContext.confirmedTranscriptHash, confirmationTag: groupInfo.confirmationTag),
-            policy: policy)
+            context: groupInfo.groupContext,
+            tree: tree,
+            interimTranscriptHash: try TranscriptHash.interim(
+                suite,
+                confirmed: groupInfo.groupContext.confirmedTranscriptHash,
+                confirmationTag: groupInfo.confirmationTag
+            ),
+            policy: policy
+        )
     }
 
     /// The GroupInfo's signature (§12.4.3) under the signer leaf's key.
     static func verifySignature(of groupInfo: GroupInfo, signer: LeafNode?, _ suite: CipherSuiteProvider) throws {
         guard let signer,
-              try suite.verifyWithLabel(
-                signer.signatureKey, label: "GroupInfoTBS", content: groupInfo.toBeSigned(),
-                signature: groupInfo.signature)
+            try suite.verifyWithLabel(
+                signer.signatureKey,
+                label: "GroupInfoTBS",
+                content: groupInfo.toBeSigned(),
+                signature: groupInfo.signature
+            )
         else { throw MLSError.invalidMessage("the GroupInfo signature does not verify") }
     }
 
     /// §12.4.3.1 "verify the integrity of the ratchet tree", plus the application's credential check.
     static func checkJoinedTree(_ tree: RatchetTree, context: GroupContext, policy: GroupPolicy) throws {
-        guard tree.suite.suite == context.cipherSuite else { throw MLSError.invalidTree("the tree is for another cipher suite") }
-        guard tree.treeHash == context.treeHash else { throw MLSError.invalidTree("the ratchet tree does not match the group's tree hash") }
+        guard tree.suite.suite == context.cipherSuite else {
+            throw MLSError.invalidTree("the tree is for another cipher suite")
+        }
+        guard tree.treeHash == context.treeHash else {
+            throw MLSError.invalidTree("the ratchet tree does not match the group's tree hash")
+        }
         // Lifetimes are checked when a KeyPackage is added (§10.1), not here:
         // a member's key_package leaf stays in the tree until it updates, and
         // refusing a tree for it would lock joiners out of any group with a
         // quiet member (§7.3 makes this check on receipt only RECOMMENDED).
         try tree.validate(
             groupID: context.groupID,
-            requiredCapabilities: try context.extensions.decode(.requiredCapabilities), now: nil)
+            requiredCapabilities: try context.extensions.decode(.requiredCapabilities),
+            now: nil
+        )
         for (_, leaf) in tree.members {
             try checkCredential(leaf, policy)
         }
@@ -115,20 +131,28 @@ public struct PublicGroup: Sendable {
     func signatureKey(for content: FramedContent) throws -> SignaturePublicKey {
         switch content.sender {
         case .member(let leaf):
-            guard let leafNode = tree.leafNode(at: leaf) else { throw MLSError.invalidMessage("the sender \(leaf) is not a member") }
+            guard let leafNode = tree.leafNode(at: leaf) else {
+                throw MLSError.invalidMessage("the sender \(leaf) is not a member")
+            }
             return leafNode.signatureKey
         case .external(let index):
             guard case .proposal(let proposal) = content.body,
-                  [.add, .remove, .psk, .reinit, .groupContextExtensions].contains(proposal.proposalType) else {
-                throw MLSError.invalidMessage("an external sender may only send add, remove, psk, reinit or group_context_extensions proposals")
+                [.add, .remove, .psk, .reinit, .groupContextExtensions].contains(proposal.proposalType)
+            else {
+                throw MLSError.invalidMessage(
+                    "an external sender may only send add, remove, psk, reinit or group_context_extensions proposals"
+                )
             }
-            let senders = try context.extensions.first(.externalSenders).map { bytes -> [ExternalSender] in
-                var reader = TLSReader(bytes)
-                let list = try reader.readVector(of: ExternalSender.self)
-                try reader.finish()
-                return list
-            } ?? []
-            guard Int(index) < senders.count else { throw MLSError.invalidMessage("external sender \(index) is not in external_senders") }
+            let senders =
+                try context.extensions.first(.externalSenders).map { bytes -> [ExternalSender] in
+                    var reader = TLSReader(bytes)
+                    let list = try reader.readVector(of: ExternalSender.self)
+                    try reader.finish()
+                    return list
+                } ?? []
+            guard Int(index) < senders.count else {
+                throw MLSError.invalidMessage("external sender \(index) is not in external_senders")
+            }
             return senders[Int(index)].signatureKey
         case .newMemberProposal:
             guard case .proposal(.add(let keyPackage)) = content.body else {
@@ -145,7 +169,9 @@ public struct PublicGroup: Sendable {
 
     /// Checks group, epoch and signature of received content.
     func verify(_ content: AuthenticatedContent) throws {
-        guard content.content.groupID == context.groupID else { throw MLSError.invalidMessage("the message is for another group") }
+        guard content.content.groupID == context.groupID else {
+            throw MLSError.invalidMessage("the message is for another group")
+        }
         guard content.content.epoch == context.epoch else {
             throw MLSError.wrongEpoch(message: content.content.epoch, group: context.epoch)
         }
@@ -160,8 +186,12 @@ public struct PublicGroup: Sendable {
     /// after the checks that need no commit (§12.1) and the application's
     /// proposal hook, and within the per-epoch bounds. On error nothing is stored.
     @discardableResult
-    mutating func cacheProposal(_ content: AuthenticatedContent) throws -> (reference: [UInt8], proposal: ProposalWithSender) {
-        guard case .proposal(let proposal) = content.content.body else { throw MLSError.invalidMessage("not a proposal") }
+    mutating func cacheProposal(
+        _ content: AuthenticatedContent
+    ) throws -> (reference: [UInt8], proposal: ProposalWithSender) {
+        guard case .proposal(let proposal) = content.content.body else {
+            throw MLSError.invalidMessage("not a proposal")
+        }
         let reference = try suite.makeProposalRef(content.tlsEncoded())
         let entry = ProposalWithSender(proposal: proposal, sender: content.content.sender, reference: reference)
         if let known = proposals[reference] { return (reference, known) }
@@ -172,7 +202,9 @@ public struct PublicGroup: Sendable {
         guard proposals.count < policy.maximumProposalsPerEpoch, !overflow, total <= policy.maximumProposalBytesPerEpoch
         else {
             throw MLSError.tooManyProposals(
-                maximumCount: policy.maximumProposalsPerEpoch, maximumBytes: policy.maximumProposalBytesPerEpoch)
+                maximumCount: policy.maximumProposalsPerEpoch,
+                maximumBytes: policy.maximumProposalBytesPerEpoch
+            )
         }
         proposals[reference] = entry
         proposalBytes = total
@@ -229,8 +261,12 @@ public struct PublicGroup: Sendable {
             case .proposal(let proposal):
                 return ProposalWithSender(proposal: proposal, sender: committer, reference: nil)
             case .reference(let reference):
-                guard case .member = committer else { throw MLSError.invalidCommit("an external commit may not include proposals by reference") }
-                guard let cached = proposals[reference] else { throw MLSError.invalidCommit("the commit references a proposal this epoch has not seen") }
+                guard case .member = committer else {
+                    throw MLSError.invalidCommit("an external commit may not include proposals by reference")
+                }
+                guard let cached = proposals[reference] else {
+                    throw MLSError.invalidCommit("the commit references a proposal this epoch has not seen")
+                }
                 return cached
             }
         }
@@ -286,16 +322,25 @@ public struct PublicGroup: Sendable {
         }
         for item in list {
             guard case .remove(let leaf) = item.proposal else { continue }
-            guard let removed = result.tree.leafNode(at: leaf) else { throw MLSError.invalidProposal("Remove names \(leaf), which is blank") }
+            guard let removed = result.tree.leafNode(at: leaf) else {
+                throw MLSError.invalidProposal("Remove names \(leaf), which is blank")
+            }
             try result.tree.remove(leaf)
             result.removed.append((leaf, removed))
         }
         let credentials = CredentialSupport(result.tree)
         for item in list {
             guard case .add(let keyPackage) = item.proposal else { continue }
-            try validateKeyPackage(keyPackage, requiredCapabilities: requiredCapabilities, now: now, credentials: credentials)
+            try validateKeyPackage(
+                keyPackage,
+                requiredCapabilities: requiredCapabilities,
+                now: now,
+                credentials: credentials
+            )
             let leaf = keyPackage.leafNode
-            if result.tree.node(withEncryptionKey: leaf.encryptionKey) != nil || result.tree.leaf(withSignatureKey: leaf.signatureKey) != nil {
+            if result.tree.node(withEncryptionKey: leaf.encryptionKey) != nil
+                || result.tree.leaf(withSignatureKey: leaf.signatureKey) != nil
+            {
                 throw MLSError.invalidProposal("Add would put a key that is already in the group into the tree")
             }
             result.added.append((try result.tree.add(leaf), keyPackage))
@@ -310,14 +355,24 @@ public struct PublicGroup: Sendable {
         }
         if let requiredCapabilities, result.context.extensions != context.extensions {
             for (index, leaf) in result.tree.members {
-                try result.tree.validateLeafNode(leaf, at: index, groupID: context.groupID, requiredCapabilities: requiredCapabilities)
+                try result.tree.validateLeafNode(
+                    leaf,
+                    at: index,
+                    groupID: context.groupID,
+                    requiredCapabilities: requiredCapabilities
+                )
             }
         }
         return result
     }
 
     /// §12.2 list rules and each proposal's own rules (§12.1).
-    private func validateList(_ list: [ProposalWithSender], committer: Sender, committerLeaf: LeafIndex?, isExternal: Bool) throws {
+    private func validateList(
+        _ list: [ProposalWithSender],
+        committer: Sender,
+        committerLeaf: LeafIndex?,
+        isExternal: Bool
+    ) throws {
         var touchedLeaves = Set<LeafIndex>()
         var addedSignatureKeys = Set<SignaturePublicKey>()
         var removedLeaves = Set<LeafIndex>()
@@ -331,24 +386,46 @@ public struct PublicGroup: Sendable {
                     throw MLSError.invalidProposal("two Adds for the same client")
                 }
             case .update:
-                guard case .member(let leaf) = item.sender else { throw MLSError.invalidProposal("an Update must come from a member") }
-                guard leaf != committerLeaf else { throw MLSError.invalidProposal("a committer may not commit its own Update; it uses the path instead") }
-                guard touchedLeaves.insert(leaf).inserted else { throw MLSError.invalidProposal("two Updates or Removes for \(leaf)") }
+                guard case .member(let leaf) = item.sender else {
+                    throw MLSError.invalidProposal("an Update must come from a member")
+                }
+                guard leaf != committerLeaf else {
+                    throw MLSError.invalidProposal(
+                        "a committer may not commit its own Update; it uses the path instead"
+                    )
+                }
+                guard touchedLeaves.insert(leaf).inserted else {
+                    throw MLSError.invalidProposal("two Updates or Removes for \(leaf)")
+                }
             case .remove(let leaf):
                 guard leaf != committerLeaf else { throw MLSError.invalidProposal("a committer may not remove itself") }
-                guard tree.leafNode(at: leaf) != nil else { throw MLSError.invalidProposal("Remove names \(leaf), which is not a member") }
-                guard touchedLeaves.insert(leaf).inserted else { throw MLSError.invalidProposal("two Updates or Removes for \(leaf)") }
+                guard tree.leafNode(at: leaf) != nil else {
+                    throw MLSError.invalidProposal("Remove names \(leaf), which is not a member")
+                }
+                guard touchedLeaves.insert(leaf).inserted else {
+                    throw MLSError.invalidProposal("two Updates or Removes for \(leaf)")
+                }
                 removedLeaves.insert(leaf)
             case .preSharedKey(let id):
-                guard id.pskNonce.count == suite.hashLength else { throw MLSError.invalidProposal("a PSK nonce must be Nh bytes long") }
-                if case .resumption(let usage, _, _) = id.kind, usage != .application {
-                    throw MLSError.invalidProposal("a resumption PSK outside reinit or branching must have usage application")
+                guard id.pskNonce.count == suite.hashLength else {
+                    throw MLSError.invalidProposal("a PSK nonce must be Nh bytes long")
                 }
-                guard pskIDs.insert(id).inserted else { throw MLSError.invalidProposal("the same PSK is proposed twice") }
+                if case .resumption(let usage, _, _) = id.kind, usage != .application {
+                    throw MLSError.invalidProposal(
+                        "a resumption PSK outside reinit or branching must have usage application"
+                    )
+                }
+                guard pskIDs.insert(id).inserted else {
+                    throw MLSError.invalidProposal("the same PSK is proposed twice")
+                }
             case .reInit(let reInit):
-                guard reInit.version.rawValue >= context.version.rawValue else { throw MLSError.invalidProposal("ReInit may not lower the protocol version") }
+                guard reInit.version.rawValue >= context.version.rawValue else {
+                    throw MLSError.invalidProposal("ReInit may not lower the protocol version")
+                }
             case .externalInit:
-                guard isExternal else { throw MLSError.invalidProposal("ExternalInit is only allowed in an external commit") }
+                guard isExternal else {
+                    throw MLSError.invalidProposal("ExternalInit is only allowed in an external commit")
+                }
             case .groupContextExtensions:
                 break
             }
@@ -360,10 +437,16 @@ public struct PublicGroup: Sendable {
             }
         }
         if isExternal {
-            let allowed: Set<UInt16> = [ProposalType.externalInit.rawValue, ProposalType.remove.rawValue, ProposalType.psk.rawValue]
-            guard counts[ProposalType.externalInit.rawValue] == 1, counts[ProposalType.remove.rawValue, default: 0] <= 1,
-                  counts.keys.allSatisfy(allowed.contains) else {
-                throw MLSError.invalidCommit("an external commit needs exactly one ExternalInit, at most one Remove and otherwise only PSKs")
+            let allowed: Set<UInt16> = [
+                ProposalType.externalInit.rawValue, ProposalType.remove.rawValue, ProposalType.psk.rawValue,
+            ]
+            guard counts[ProposalType.externalInit.rawValue] == 1,
+                counts[ProposalType.remove.rawValue, default: 0] <= 1,
+                counts.keys.allSatisfy(allowed.contains)
+            else {
+                throw MLSError.invalidCommit(
+                    "an external commit needs exactly one ExternalInit, at most one Remove and otherwise only PSKs"
+                )
             }
         } else {
             guard counts[ProposalType.groupContextExtensions.rawValue, default: 0] <= 1 else {
@@ -377,15 +460,26 @@ public struct PublicGroup: Sendable {
 
     /// §12.1.2: an Update's leaf is a valid `update` leaf with a new encryption key.
     func checkUpdate(_ leafNode: LeafNode, at leaf: LeafIndex, _ requiredCapabilities: RequiredCapabilities?) throws {
-        guard case .update = leafNode.source else { throw MLSError.invalidLeafNode("an Update's leaf must have source update") }
-        guard let current = tree.leafNode(at: leaf) else { throw MLSError.invalidProposal("Update from \(leaf), which is blank") }
-        guard leafNode.encryptionKey != current.encryptionKey, tree.node(withEncryptionKey: leafNode.encryptionKey) == nil else {
+        guard case .update = leafNode.source else {
+            throw MLSError.invalidLeafNode("an Update's leaf must have source update")
+        }
+        guard let current = tree.leafNode(at: leaf) else {
+            throw MLSError.invalidProposal("Update from \(leaf), which is blank")
+        }
+        guard leafNode.encryptionKey != current.encryptionKey,
+            tree.node(withEncryptionKey: leafNode.encryptionKey) == nil
+        else {
             throw MLSError.invalidLeafNode("an Update must bring a fresh encryption key")
         }
         if let holder = tree.leaf(withSignatureKey: leafNode.signatureKey), holder != leaf {
             throw MLSError.invalidLeafNode("an Update may not take another member's signature key")
         }
-        try tree.validateLeafNode(leafNode, at: leaf, groupID: context.groupID, requiredCapabilities: requiredCapabilities)
+        try tree.validateLeafNode(
+            leafNode,
+            at: leaf,
+            groupID: context.groupID,
+            requiredCapabilities: requiredCapabilities
+        )
         try Self.checkCredential(leafNode, policy)
         try Self.checkSuccessor(leafNode, replacing: current, policy)
     }
@@ -405,17 +499,28 @@ public struct PublicGroup: Sendable {
 
     /// KeyPackage validation (§10.1) against this group.
     func validateKeyPackage(
-        _ keyPackage: KeyPackage, requiredCapabilities: RequiredCapabilities? = nil, now: UInt64? = nil, credentials: CredentialSupport? = nil
+        _ keyPackage: KeyPackage,
+        requiredCapabilities: RequiredCapabilities? = nil,
+        now: UInt64? = nil,
+        credentials: CredentialSupport? = nil
     ) throws {
         guard keyPackage.version == context.version, keyPackage.cipherSuite == context.cipherSuite else {
             throw MLSError.invalidKeyPackage("the KeyPackage is for another protocol version or cipher suite")
         }
         try Self.validateKeyPackageAlone(keyPackage, suite)
         let leaf = keyPackage.leafNode
-        try tree.validateLeafNode(leaf, at: LeafIndex(0), groupID: context.groupID, requiredCapabilities: requiredCapabilities, now: now)
+        try tree.validateLeafNode(
+            leaf,
+            at: LeafIndex(0),
+            groupID: context.groupID,
+            requiredCapabilities: requiredCapabilities,
+            now: now
+        )
         let credentials = credentials ?? CredentialSupport(tree)
         for type in credentials.inUse where !leaf.capabilities.credentials.contains(type) {
-            throw MLSError.invalidKeyPackage("the new member does not support credential type \(type.rawValue), which a member uses")
+            throw MLSError.invalidKeyPackage(
+                "the new member does not support credential type \(type.rawValue), which a member uses"
+            )
         }
         if let supported = credentials.supportedByAll, !supported.contains(leaf.credential.credentialType) {
             throw MLSError.invalidKeyPackage("a member does not support the new member's credential type")
@@ -425,8 +530,17 @@ public struct PublicGroup: Sendable {
 
     /// The checks of §10.1 that need no group: signature, leaf source, distinct keys.
     static func validateKeyPackageAlone(_ keyPackage: KeyPackage, _ suite: CipherSuiteProvider) throws {
-        guard case .keyPackage = keyPackage.leafNode.source else { throw MLSError.invalidKeyPackage("its leaf node must have source key_package") }
-        guard try suite.verifyWithLabel(keyPackage.leafNode.signatureKey, label: "KeyPackageTBS", content: keyPackage.toBeSigned(), signature: keyPackage.signature) else {
+        guard case .keyPackage = keyPackage.leafNode.source else {
+            throw MLSError.invalidKeyPackage("its leaf node must have source key_package")
+        }
+        guard
+            try suite.verifyWithLabel(
+                keyPackage.leafNode.signatureKey,
+                label: "KeyPackageTBS",
+                content: keyPackage.toBeSigned(),
+                signature: keyPackage.signature
+            )
+        else {
             throw MLSError.invalidKeyPackage("the KeyPackage signature does not verify")
         }
         guard try keyPackage.leafNode.verifySignature(suite, groupID: [], leafIndex: LeafIndex(0)) else {
@@ -437,7 +551,9 @@ public struct PublicGroup: Sendable {
         }
         for extensionType in keyPackage.extensions.map(\.extensionType)
         where !keyPackage.leafNode.capabilities.supports(extensionType) && extensionType != .lastResort {
-            throw MLSError.invalidKeyPackage("the KeyPackage carries extension \(extensionType.rawValue) its capabilities do not list")
+            throw MLSError.invalidKeyPackage(
+                "the KeyPackage carries extension \(extensionType.rawValue) its capabilities do not list"
+            )
         }
     }
 
@@ -480,31 +596,64 @@ public struct PublicGroup: Sendable {
                 try applied.tree.merge(path, from: leaf, groupID: context.groupID, requiredCapabilities: required)
             }
         case .newMemberCommit:
-            guard let path = commit.path else { throw MLSError.invalidCommit("an external commit must carry an UpdatePath") }
+            guard let path = commit.path else {
+                throw MLSError.invalidCommit("an external commit must carry an UpdatePath")
+            }
             try Self.checkCredential(path.leafNode, policy)
             committer = try applied.tree.add(path.leafNode)
             try applied.tree.merge(
-                path, from: committer, groupID: context.groupID, isNewLeaf: true, requiredCapabilities: required)
+                path,
+                from: committer,
+                groupID: context.groupID,
+                isNewLeaf: true,
+                requiredCapabilities: required
+            )
         default:
             throw MLSError.invalidMessage("a commit must come from a member or a new member")
         }
-        return try finishStaging(content, proposals: proposals, applied: applied, committer: committer, path: commit.path)
+        return try finishStaging(
+            content,
+            proposals: proposals,
+            applied: applied,
+            committer: committer,
+            path: commit.path
+        )
     }
 
     /// The transcript and context of the epoch a commit creates (§8.2).
     func finishStaging(
-        _ content: AuthenticatedContent, proposals: [ProposalWithSender], applied: AppliedProposals, committer: LeafIndex, path: UpdatePath?
+        _ content: AuthenticatedContent,
+        proposals: [ProposalWithSender],
+        applied: AppliedProposals,
+        committer: LeafIndex,
+        path: UpdatePath?
     ) throws -> StagedCommit {
         var provisional = applied.context
         provisional.epoch = try nextEpoch()
         provisional.treeHash = applied.tree.treeHash
-        guard let tag = content.auth.confirmationTag else { throw MLSError.invalidCommit("a commit needs a confirmation tag") }
+        guard let tag = content.auth.confirmationTag else {
+            throw MLSError.invalidCommit("a commit needs a confirmation tag")
+        }
         var newContext = provisional
-        newContext.confirmedTranscriptHash = try TranscriptHash.confirmed(suite, interimBefore: interimTranscriptHash, commit: content)
+        newContext.confirmedTranscriptHash = try TranscriptHash.confirmed(
+            suite,
+            interimBefore: interimTranscriptHash,
+            commit: content
+        )
         return StagedCommit(
-            content: content, proposals: proposals, applied: applied, committer: committer, path: path,
-            provisionalContext: provisional, newContext: newContext,
-            interimTranscriptHash: try TranscriptHash.interim(suite, confirmed: newContext.confirmedTranscriptHash, confirmationTag: tag))
+            content: content,
+            proposals: proposals,
+            applied: applied,
+            committer: committer,
+            path: path,
+            provisionalContext: provisional,
+            newContext: newContext,
+            interimTranscriptHash: try TranscriptHash.interim(
+                suite,
+                confirmed: newContext.confirmedTranscriptHash,
+                confirmationTag: tag
+            )
+        )
     }
 
     /// The epoch a commit creates. A GroupInfo or Welcome may start a view at

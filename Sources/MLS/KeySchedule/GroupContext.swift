@@ -8,7 +8,9 @@ public struct ProtocolVersion: OpenRegistryValue {
     /// Reads a version field that must be MLS 1.0.
     static func readMLS10(from reader: inout TLSReader) throws -> ProtocolVersion {
         let version = try ProtocolVersion(from: &reader)
-        guard version == .mls10 else { throw DecodingError.invalidValue("protocol version \(version.rawValue) is not MLS 1.0") }
+        guard version == .mls10 else {
+            throw DecodingError.invalidValue("protocol version \(version.rawValue) is not MLS 1.0")
+        }
         return version
     }
 }
@@ -25,8 +27,13 @@ public struct GroupContext: Hashable, Sendable, TLSCodable {
     public var extensions: [Extension]
 
     public init(
-        version: ProtocolVersion = .mls10, cipherSuite: CipherSuite, groupID: [UInt8], epoch: UInt64,
-        treeHash: [UInt8], confirmedTranscriptHash: [UInt8], extensions: [Extension] = []
+        version: ProtocolVersion = .mls10,
+        cipherSuite: CipherSuite,
+        groupID: [UInt8],
+        epoch: UInt64,
+        treeHash: [UInt8],
+        confirmedTranscriptHash: [UInt8],
+        extensions: [Extension] = []
     ) {
         self.version = version
         self.cipherSuite = cipherSuite

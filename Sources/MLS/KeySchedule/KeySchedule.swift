@@ -21,31 +21,56 @@ public struct EpochSecrets: Hashable, Sendable, CustomStringConvertible {
 public enum KeySchedule {
     /// joiner_secret = ExpandWithLabel(Extract(init_secret_[n-1], commit_secret), "joiner", GroupContext_[n], Nh).
     public static func joinerSecret(
-        _ suite: CipherSuiteProvider, initSecret: [UInt8], commitSecret: [UInt8], groupContext: GroupContext
+        _ suite: CipherSuiteProvider,
+        initSecret: [UInt8],
+        commitSecret: [UInt8],
+        groupContext: GroupContext
     ) throws -> [UInt8] {
         let extracted = suite.extract(salt: initSecret, ikm: commitSecret)
-        return try suite.expandWithLabel(extracted, label: "joiner", context: groupContext.tlsEncoded(), length: suite.hashLength)
+        return try suite.expandWithLabel(
+            extracted,
+            label: "joiner",
+            context: groupContext.tlsEncoded(),
+            length: suite.hashLength
+        )
     }
 
     /// welcome_secret = DeriveSecret(Extract(joiner_secret, psk_secret), "welcome").
-    public static func welcomeSecret(_ suite: CipherSuiteProvider, joinerSecret: [UInt8], pskSecret: [UInt8]? = nil) throws -> [UInt8] {
+    public static func welcomeSecret(
+        _ suite: CipherSuiteProvider,
+        joinerSecret: [UInt8],
+        pskSecret: [UInt8]? = nil
+    ) throws -> [UInt8] {
         let member = suite.extract(salt: joinerSecret, ikm: pskSecret ?? zeros(suite))
         return try suite.deriveSecret(member, label: "welcome")
     }
 
     /// The AEAD key and nonce that protect a Welcome's GroupInfo (§12.4.3.1).
-    static func welcomeKeyAndNonce(_ suite: CipherSuiteProvider, welcomeSecret: [UInt8]) throws -> (key: [UInt8], nonce: [UInt8]) {
-        (try suite.expandWithLabel(welcomeSecret, label: "key", context: [], length: suite.aeadKeyLength),
-         try suite.expandWithLabel(welcomeSecret, label: "nonce", context: [], length: suite.aeadNonceLength))
+    static func welcomeKeyAndNonce(
+        _ suite: CipherSuiteProvider,
+        welcomeSecret: [UInt8]
+    ) throws -> (key: [UInt8], nonce: [UInt8]) {
+        (
+            try suite.expandWithLabel(welcomeSecret, label: "key", context: [], length: suite.aeadKeyLength),
+            try suite.expandWithLabel(welcomeSecret, label: "nonce", context: [], length: suite.aeadNonceLength)
+        )
     }
 
     /// The epoch's secrets from its joiner secret, PSK secret (all-zero when
     /// there are no PSKs) and GroupContext.
     public static func epochSecrets(
-        _ suite: CipherSuiteProvider, joinerSecret: [UInt8], pskSecret: [UInt8]? = nil, groupContext: GroupContext
+        _ suite: CipherSuiteProvider,
+        joinerSecret: [UInt8],
+        pskSecret: [UInt8]? = nil,
+        groupContext: GroupContext
     ) throws -> EpochSecrets {
         let member = suite.extract(salt: joinerSecret, ikm: pskSecret ?? zeros(suite))
-        let epochSecret = try suite.expandWithLabel(member, label: "epoch", context: groupContext.tlsEncoded(), length: suite.hashLength)
+        let epochSecret = try suite.expandWithLabel(
+            member,
+            label: "epoch",
+            context: groupContext.tlsEncoded(),
+            length: suite.hashLength
+        )
         return try epochSecrets(suite, epochSecret: epochSecret)
     }
 
@@ -73,7 +98,8 @@ public enum KeySchedule {
 
 extension EpochSecrets {
     /// MLS-Exporter (RFC 9420 §8.5).
-    public func exporter(_ suite: CipherSuiteProvider, label: [UInt8], context: [UInt8], length: Int) throws -> [UInt8] {
+    public func exporter(_ suite: CipherSuiteProvider, label: [UInt8], context: [UInt8], length: Int) throws -> [UInt8]
+    {
         let derived = try suite.deriveSecret(exporterSecret, label: label)
         return try suite.expandWithLabel(derived, label: "exported", context: suite.hash(context), length: length)
     }

@@ -56,7 +56,10 @@ extension KeySchedule {
     /// psk_secret over an ordered list of PSKs (RFC 9420 §8.4): each PSK is
     /// extracted, expanded with its `PSKLabel` and chained into the next Extract.
     /// An empty list gives the all-zero vector.
-    public static func pskSecret(_ suite: CipherSuiteProvider, psks: [(id: PreSharedKeyID, psk: [UInt8])]) throws -> [UInt8] {
+    public static func pskSecret(
+        _ suite: CipherSuiteProvider,
+        psks: [(id: PreSharedKeyID, psk: [UInt8])]
+    ) throws -> [UInt8] {
         guard let count = UInt16(exactly: psks.count) else { throw MLSError.invalidLength(psks.count) }
         var secret = zeros(suite)
         for (index, entry) in psks.enumerated() {
@@ -65,7 +68,12 @@ extension KeySchedule {
             label.write(UInt16(index))
             label.write(count)
             let extracted = suite.extract(salt: zeros(suite), ikm: entry.psk)
-            let input = try suite.expandWithLabel(extracted, label: "derived psk", context: label.bytes, length: suite.hashLength)
+            let input = try suite.expandWithLabel(
+                extracted,
+                label: "derived psk",
+                context: label.bytes,
+                length: suite.hashLength
+            )
             secret = suite.extract(salt: input, ikm: secret)
         }
         return secret

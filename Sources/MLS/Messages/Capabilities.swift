@@ -7,8 +7,11 @@ public struct Capabilities: Hashable, Sendable, TLSCodable {
     public var credentials: [CredentialType]
 
     public init(
-        versions: [ProtocolVersion] = [.mls10], cipherSuites: [CipherSuite], extensions: [ExtensionType] = [],
-        proposals: [ProposalType] = [], credentials: [CredentialType] = [.basic]
+        versions: [ProtocolVersion] = [.mls10],
+        cipherSuites: [CipherSuite],
+        extensions: [ExtensionType] = [],
+        proposals: [ProposalType] = [],
+        credentials: [CredentialType] = [.basic]
     ) {
         self.versions = versions
         self.cipherSuites = cipherSuites

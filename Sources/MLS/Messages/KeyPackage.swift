@@ -9,8 +9,12 @@ public struct KeyPackage: Hashable, Sendable, TLSCodable {
     public var signature: [UInt8]
 
     public init(
-        version: ProtocolVersion = .mls10, cipherSuite: CipherSuite, initKey: HPKEPublicKey, leafNode: LeafNode,
-        extensions: [Extension] = [], signature: [UInt8] = []
+        version: ProtocolVersion = .mls10,
+        cipherSuite: CipherSuite,
+        initKey: HPKEPublicKey,
+        leafNode: LeafNode,
+        extensions: [Extension] = [],
+        signature: [UInt8] = []
     ) {
         self.version = version
         self.cipherSuite = cipherSuite

@@ -32,8 +32,13 @@ public struct LeafNode: Hashable, Sendable, TLSCodable {
     public var signature: [UInt8]
 
     public init(
-        encryptionKey: HPKEPublicKey, signatureKey: SignaturePublicKey, credential: Credential,
-        capabilities: Capabilities, source: Source, extensions: [Extension] = [], signature: [UInt8] = []
+        encryptionKey: HPKEPublicKey,
+        signatureKey: SignaturePublicKey,
+        credential: Credential,
+        capabilities: Capabilities,
+        source: Source,
+        extensions: [Extension] = [],
+        signature: [UInt8] = []
     ) {
         self.encryptionKey = encryptionKey
         self.signatureKey = signatureKey
@@ -93,12 +98,26 @@ public struct LeafNode: Hashable, Sendable, TLSCodable {
     }
 
     /// Replaces the signature with one over `LeafNodeTBS` by `signer`.
-    public mutating func sign(_ suite: CipherSuiteProvider, with signer: SignaturePrivateKey, groupID: [UInt8], leafIndex: LeafIndex) throws {
-        signature = try suite.signWithLabel(signer, label: "LeafNodeTBS", content: toBeSigned(groupID: groupID, leafIndex: leafIndex))
+    public mutating func sign(
+        _ suite: CipherSuiteProvider,
+        with signer: SignaturePrivateKey,
+        groupID: [UInt8],
+        leafIndex: LeafIndex
+    ) throws {
+        signature = try suite.signWithLabel(
+            signer,
+            label: "LeafNodeTBS",
+            content: toBeSigned(groupID: groupID, leafIndex: leafIndex)
+        )
     }
 
     /// Checks the signature against the leaf's own signature key.
     public func verifySignature(_ suite: CipherSuiteProvider, groupID: [UInt8], leafIndex: LeafIndex) throws -> Bool {
-        try suite.verifyWithLabel(signatureKey, label: "LeafNodeTBS", content: toBeSigned(groupID: groupID, leafIndex: leafIndex), signature: signature)
+        try suite.verifyWithLabel(
+            signatureKey,
+            label: "LeafNodeTBS",
+            content: toBeSigned(groupID: groupID, leafIndex: leafIndex),
+            signature: signature
+        )
     }
 }

@@ -19,7 +19,12 @@ public struct ReInit: Hashable, Sendable {
     public var cipherSuite: CipherSuite
     public var extensions: [Extension]
 
-    public init(groupID: [UInt8], version: ProtocolVersion = .mls10, cipherSuite: CipherSuite, extensions: [Extension] = []) {
+    public init(
+        groupID: [UInt8],
+        version: ProtocolVersion = .mls10,
+        cipherSuite: CipherSuite,
+        extensions: [Extension] = []
+    ) {
         self.groupID = groupID
         self.version = version
         self.cipherSuite = cipherSuite
@@ -81,9 +86,14 @@ public enum Proposal: Hashable, Sendable, TLSCodable {
         case .remove: self = .remove(removed: try reader.read())
         case .psk: self = .preSharedKey(try reader.read())
         case .reinit:
-            self = .reInit(ReInit(
-                groupID: try reader.readOpaque(), version: try reader.read(),
-                cipherSuite: try reader.read(), extensions: try reader.readVector()))
+            self = .reInit(
+                ReInit(
+                    groupID: try reader.readOpaque(),
+                    version: try reader.read(),
+                    cipherSuite: try reader.read(),
+                    extensions: try reader.readVector()
+                )
+            )
         case .externalInit: self = .externalInit(kemOutput: try reader.readOpaque())
         case .groupContextExtensions: self = .groupContextExtensions(try reader.readVector())
         default:

@@ -5,7 +5,11 @@ public struct RequiredCapabilities: Hashable, Sendable, TLSCodable {
     public var proposalTypes: [ProposalType]
     public var credentialTypes: [CredentialType]
 
-    public init(extensionTypes: [ExtensionType] = [], proposalTypes: [ProposalType] = [], credentialTypes: [CredentialType] = []) {
+    public init(
+        extensionTypes: [ExtensionType] = [],
+        proposalTypes: [ProposalType] = [],
+        credentialTypes: [CredentialType] = []
+    ) {
         self.extensionTypes = extensionTypes
         self.proposalTypes = proposalTypes
         self.credentialTypes = credentialTypes

@@ -5,7 +5,9 @@ extension RatchetTree {
     /// `ParentHashInput`, using the sibling's tree hash as it was before
     /// `parent`'s unmerged leaves joined.
     func parentHash(of parent: NodeIndex, copathChild sibling: NodeIndex) throws -> [UInt8] {
-        guard let node = parentNode(at: parent) else { throw MLSError.invalidTree("\(parent) is blank and has no parent hash") }
+        guard let node = parentNode(at: parent) else {
+            throw MLSError.invalidTree("\(parent) is blank and has no parent hash")
+        }
         var input = TLSWriter()
         try input.write(node.encryptionKey)
         try input.writeOpaque(node.parentHash)
@@ -18,7 +20,9 @@ extension RatchetTree {
     mutating func setParentHashes(along filteredPath: [NodeIndex], below leaf: LeafIndex) throws -> [UInt8] {
         var next: [UInt8] = []
         for node in filteredPath.reversed() {
-            guard var parent = parentNode(at: node) else { throw MLSError.invalidTree("\(node) on the filtered direct path is blank") }
+            guard var parent = parentNode(at: node) else {
+                throw MLSError.invalidTree("\(node) on the filtered direct path is blank")
+            }
             parent.parentHash = next
             set(node, .parent(parent))
             next = try parentHash(of: node, copathChild: copathChild(of: node, toward: leaf.nodeIndex))
@@ -55,7 +59,9 @@ extension RatchetTree {
                 }
             }
             guard validDescendants == 1 else {
-                throw MLSError.invalidTree("\(parent) is not parent-hash valid (\(validDescendants) matching descendants)")
+                throw MLSError.invalidTree(
+                    "\(parent) is not parent-hash valid (\(validDescendants) matching descendants)"
+                )
             }
         }
     }

@@ -9,16 +9,25 @@ extension RatchetTree {
     ///   - requiredCapabilities: the group's `required_capabilities`, if any.
     ///   - now: seconds since the Unix epoch; when given, KeyPackage-sourced
     ///     leaves must be within their lifetime (RECOMMENDED, not required, on receipt).
-    public func validate(groupID: [UInt8], requiredCapabilities: RequiredCapabilities? = nil, now: UInt64? = nil) throws {
+    public func validate(groupID: [UInt8], requiredCapabilities: RequiredCapabilities? = nil, now: UInt64? = nil) throws
+    {
         try verifyParentHashes()
         try verifyUnmergedLeaves()
         try verifyUniqueKeys()
         let members = self.members
         let credentialTypesInUse = Set(members.map { $0.leaf.credential.credentialType })
         for (index, leaf) in members {
-            try validateLeafNode(leaf, at: index, groupID: groupID, requiredCapabilities: requiredCapabilities, now: now)
+            try validateLeafNode(
+                leaf,
+                at: index,
+                groupID: groupID,
+                requiredCapabilities: requiredCapabilities,
+                now: now
+            )
             for type in credentialTypesInUse where !leaf.capabilities.credentials.contains(type) {
-                throw MLSError.invalidLeafNode("\(index) does not support credential type \(type.rawValue), which a member uses")
+                throw MLSError.invalidLeafNode(
+                    "\(index) does not support credential type \(type.rawValue), which a member uses"
+                )
             }
         }
     }
@@ -28,7 +37,11 @@ extension RatchetTree {
     /// the group's requirements, and (when `now` is given) its lifetime.
     /// Whether the credential itself is acceptable is the application's call.
     public func validateLeafNode(
-        _ leaf: LeafNode, at index: LeafIndex, groupID: [UInt8], requiredCapabilities: RequiredCapabilities? = nil, now: UInt64? = nil
+        _ leaf: LeafNode,
+        at index: LeafIndex,
+        groupID: [UInt8],
+        requiredCapabilities: RequiredCapabilities? = nil,
+        now: UInt64? = nil
     ) throws {
         guard try leaf.verifySignature(suite, groupID: groupID, leafIndex: index) else {
             throw MLSError.invalidLeafNode("the signature of \(index) does not verify")
@@ -38,12 +51,14 @@ extension RatchetTree {
             throw MLSError.invalidLeafNode("\(index) uses a credential type its capabilities do not list")
         }
         for extensionType in leaf.extensions.map(\.extensionType) where !capabilities.supports(extensionType) {
-            throw MLSError.invalidLeafNode("\(index) carries extension \(extensionType.rawValue) its capabilities do not list")
+            throw MLSError.invalidLeafNode(
+                "\(index) carries extension \(extensionType.rawValue) its capabilities do not list"
+            )
         }
         if let required = requiredCapabilities {
             guard required.extensionTypes.allSatisfy(capabilities.supports),
-                  required.proposalTypes.allSatisfy(capabilities.supports),
-                  required.credentialTypes.allSatisfy(capabilities.credentials.contains)
+                required.proposalTypes.allSatisfy(capabilities.supports),
+                required.credentialTypes.allSatisfy(capabilities.credentials.contains)
             else { throw MLSError.invalidLeafNode("\(index) lacks a capability the group requires") }
         }
         if let now, case .keyPackage(let lifetime) = leaf.source {

@@ -62,7 +62,9 @@ public struct RatchetTree: Sendable {
             for position in stride(from: (1 << level) - 1, to: nodes.count, by: 1 << (level + 1)) {
                 let node = NodeIndex(UInt32(position))
                 var count: UInt32 = nodes[position] == nil ? 0 : 1
-                if let left = node.left, let right = node.right { count += nonBlankBelow[Int(left.rawValue)] + nonBlankBelow[Int(right.rawValue)] }
+                if let left = node.left, let right = node.right {
+                    count += nonBlankBelow[Int(left.rawValue)] + nonBlankBelow[Int(right.rawValue)]
+                }
                 nonBlankBelow[position] = count
             }
         }
@@ -218,7 +220,9 @@ public struct RatchetTree: Sendable {
 
     /// Replaces a member's leaf and blanks its direct path (§12.1.2).
     public mutating func update(_ leaf: LeafIndex, with leafNode: LeafNode) throws {
-        guard self.leafNode(at: leaf) != nil else { throw MLSError.invalidTree("\(leaf) is blank and cannot be updated") }
+        guard self.leafNode(at: leaf) != nil else {
+            throw MLSError.invalidTree("\(leaf) is blank and cannot be updated")
+        }
         set(leaf.nodeIndex, .leaf(leafNode))
         blankDirectPath(of: leaf)
         try rehash()
@@ -240,10 +244,16 @@ public struct RatchetTree: Sendable {
         if let old { unindex(old, at: node) }
         if (old == nil) != (value == nil) {
             for counted in [node] + leafCount.directPath(of: node) {
-                if value == nil { nonBlankBelow[Int(counted.rawValue)] -= 1 } else { nonBlankBelow[Int(counted.rawValue)] += 1 }
+                if value == nil {
+                    nonBlankBelow[Int(counted.rawValue)] -= 1
+                } else {
+                    nonBlankBelow[Int(counted.rawValue)] += 1
+                }
             }
         }
-        if value == nil, let leaf = node.leafIndex { firstBlankLeafCandidate = min(firstBlankLeafCandidate, Int(leaf.rawValue)) }
+        if value == nil, let leaf = node.leafIndex {
+            firstBlankLeafCandidate = min(firstBlankLeafCandidate, Int(leaf.rawValue))
+        }
         nodes[Int(node.rawValue)] = value
         index(value, at: node)
         markDirty(node)
@@ -269,7 +279,9 @@ public struct RatchetTree: Sendable {
     private mutating func countCredentials(of leaf: LeafNode, by change: Int) {
         memberCount += change
         credentialTypeUse[leaf.credential.credentialType, default: 0] += change
-        if credentialTypeUse[leaf.credential.credentialType] == 0 { credentialTypeUse[leaf.credential.credentialType] = nil }
+        if credentialTypeUse[leaf.credential.credentialType] == 0 {
+            credentialTypeUse[leaf.credential.credentialType] = nil
+        }
         for type in Set(leaf.capabilities.credentials) {
             credentialTypeSupport[type, default: 0] += change
             if credentialTypeSupport[type] == 0 { credentialTypeSupport[type] = nil }
@@ -299,7 +311,9 @@ public struct RatchetTree: Sendable {
     /// Doubles the tree: the old tree becomes the left subtree of a new blank
     /// root and a blank right subtree is added (§7.7).
     private mutating func extend() throws {
-        guard leafCount.rawValue < LeafCount.maximum.rawValue else { throw MLSError.invalidTree("the tree cannot grow beyond 2^31 leaves") }
+        guard leafCount.rawValue < LeafCount.maximum.rawValue else {
+            throw MLSError.invalidTree("the tree cannot grow beyond 2^31 leaves")
+        }
         let oldCount = nodes.count
         let oldRoot = leafCount.root
         leafCount = LeafCount(rawValue: leafCount.rawValue * 2)!

@@ -24,7 +24,11 @@ public struct TreeKEMPrivateKeys: Hashable, Sendable, CustomStringConvertible {
     /// Stores the key pair derived from `pathSecret` at `node` (§7.4:
     /// node_secret = DeriveSecret(path_secret, "node")) and returns its public key.
     @discardableResult
-    public mutating func setPathSecret(_ pathSecret: [UInt8], at node: NodeIndex, _ suite: CipherSuiteProvider) throws -> HPKEPublicKey {
+    public mutating func setPathSecret(
+        _ pathSecret: [UInt8],
+        at node: NodeIndex,
+        _ suite: CipherSuiteProvider
+    ) throws -> HPKEPublicKey {
         let pair = try suite.deriveHPKEKeyPair(ikm: suite.deriveSecret(pathSecret, label: "node"))
         pathKeys[node] = pair.privateKey
         return pair.publicKey
@@ -33,9 +37,11 @@ public struct TreeKEMPrivateKeys: Hashable, Sendable, CustomStringConvertible {
     /// Whether every held key matches the public key at its node in `tree`.
     public func isConsistent(with tree: RatchetTree) throws -> Bool {
         guard let leaf = tree.leafNode(at: leafIndex),
-              try tree.suite.hpkePublicKey(for: leafKey) == leaf.encryptionKey else { return false }
+            try tree.suite.hpkePublicKey(for: leafKey) == leaf.encryptionKey
+        else { return false }
         for (node, key) in pathKeys {
-            guard let parent = tree.parentNode(at: node), try tree.suite.hpkePublicKey(for: key) == parent.encryptionKey else { return false }
+            guard let parent = tree.parentNode(at: node), try tree.suite.hpkePublicKey(for: key) == parent.encryptionKey
+            else { return false }
         }
         return true
     }
@@ -57,29 +63,52 @@ public struct TreeKEMPrivateKeys: Hashable, Sendable, CustomStringConvertible {
     ///   - groupContext: the provisional GroupContext (new epoch, tree hash of `tree`).
     ///   - excluding: leaves added by the same Commit, which the sender did not encrypt to.
     public func applying(
-        _ path: UpdatePath, from sender: LeafIndex, in tree: RatchetTree, groupContext: GroupContext, excluding newLeaves: Set<LeafIndex> = []
+        _ path: UpdatePath,
+        from sender: LeafIndex,
+        in tree: RatchetTree,
+        groupContext: GroupContext,
+        excluding newLeaves: Set<LeafIndex> = []
     ) throws -> (keys: TreeKEMPrivateKeys, pathSecret: [UInt8], commitSecret: [UInt8]) {
         let suite = tree.suite
-        guard sender != leafIndex else { throw MLSError.invalidUpdatePath("a member cannot process its own UpdatePath; it keeps the secrets it generated") }
+        guard sender != leafIndex else {
+            throw MLSError.invalidUpdatePath(
+                "a member cannot process its own UpdatePath; it keeps the secrets it generated"
+            )
+        }
         let filtered = tree.filteredDirectPath(of: sender)
         guard path.nodes.count == filtered.count else {
-            throw MLSError.invalidUpdatePath("the path has \(path.nodes.count) nodes but the sender's filtered direct path has \(filtered.count)")
+            throw MLSError.invalidUpdatePath(
+                "the path has \(path.nodes.count) nodes but the sender's filtered direct path has \(filtered.count)"
+            )
         }
         let me = leafIndex.nodeIndex
-        guard let start = filtered.firstIndex(where: { tree.isInSubtree(me, of: tree.copathChild(of: $0, toward: sender.nodeIndex)) }) else {
+        guard
+            let start = filtered.firstIndex(where: {
+                tree.isInSubtree(me, of: tree.copathChild(of: $0, toward: sender.nodeIndex))
+            })
+        else {
             throw MLSError.invalidUpdatePath("\(leafIndex) is not below any node of the sender's path")
         }
-        let resolution = tree.excludingLeaves(tree.resolution(of: tree.copathChild(of: filtered[start], toward: sender.nodeIndex)), newLeaves)
+        let resolution = tree.excludingLeaves(
+            tree.resolution(of: tree.copathChild(of: filtered[start], toward: sender.nodeIndex)),
+            newLeaves
+        )
         let ciphertexts = path.nodes[start].encryptedPathSecret
         guard ciphertexts.count == resolution.count else {
-            throw MLSError.invalidUpdatePath("\(ciphertexts.count) ciphertexts for a resolution of \(resolution.count) nodes")
+            throw MLSError.invalidUpdatePath(
+                "\(ciphertexts.count) ciphertexts for a resolution of \(resolution.count) nodes"
+            )
         }
         guard let position = resolution.firstIndex(where: { privateKey(for: $0) != nil }) else {
             throw MLSError.invalidUpdatePath("no key to decrypt the path secret")
         }
         let context = try groupContext.tlsEncoded()
         let pathSecret = try suite.decryptWithLabel(
-            privateKey(for: resolution[position])!, label: "UpdatePathNode", context: context, ciphertext: ciphertexts[position])
+            privateKey(for: resolution[position])!,
+            label: "UpdatePathNode",
+            context: context,
+            ciphertext: ciphertexts[position]
+        )
 
         var keys = self
         keys.pathKeys = keys.pathKeys.filter { !tree.isInSubtreeAbove($0.key, leaf: sender) }
@@ -132,17 +161,30 @@ public struct PreparedUpdatePath: Sendable {
         let recipients = zip(filteredPath, pathSecrets).map { node, _ in
             tree.excludingLeaves(tree.resolution(of: tree.copathChild(of: node, toward: sender.nodeIndex)), newLeaves)
         }
-        let jobs = recipients.enumerated().flatMap { index, nodes in nodes.map { (path: index, key: tree[$0]!.encryptionKey) } }
-        let ciphertexts = try Self.encryptAll(jobs.map { ($0.key, pathSecrets[$0.path]) }, suite: suite, context: context)
+        let jobs = recipients.enumerated().flatMap { index, nodes in
+            nodes.map { (path: index, key: tree[$0]!.encryptionKey) }
+        }
+        let ciphertexts = try Self.encryptAll(
+            jobs.map { ($0.key, pathSecrets[$0.path]) },
+            suite: suite,
+            context: context
+        )
         var next = ciphertexts.makeIterator()
         let nodes = zip(filteredPath, recipients).map { node, resolution in
-            UpdatePathNode(encryptionKey: tree[node]!.encryptionKey, encryptedPathSecret: resolution.map { _ in next.next()! })
+            UpdatePathNode(
+                encryptionKey: tree[node]!.encryptionKey,
+                encryptedPathSecret: resolution.map { _ in next.next()! }
+            )
         }
         return UpdatePath(leafNode: leafNode, nodes: nodes)
     }
 
     /// EncryptWithLabel("UpdatePathNode") for each (key, secret), in order; concurrently when there are many.
-    private static func encryptAll(_ jobs: [(HPKEPublicKey, [UInt8])], suite: CipherSuiteProvider, context: [UInt8]) throws -> [HPKECiphertext] {
+    private static func encryptAll(
+        _ jobs: [(HPKEPublicKey, [UInt8])],
+        suite: CipherSuiteProvider,
+        context: [UInt8]
+    ) throws -> [HPKECiphertext] {
         @Sendable func seal(_ job: (HPKEPublicKey, [UInt8])) throws -> HPKECiphertext {
             try suite.encryptWithLabel(job.0, label: "UpdatePathNode", context: context, plaintext: job.1)
         }
@@ -182,7 +224,10 @@ extension RatchetTree {
     ///   capabilities, extensions, signature key); its encryption key, source
     ///   and signature are replaced. Defaults to the current leaf.
     public func prepareUpdatePath(
-        from sender: LeafIndex, signer: SignaturePrivateKey, groupID: [UInt8], leafNode template: LeafNode? = nil
+        from sender: LeafIndex,
+        signer: SignaturePrivateKey,
+        groupID: [UInt8],
+        leafNode template: LeafNode? = nil
     ) throws -> PreparedUpdatePath {
         guard let current = leafNode(at: sender) else { throw MLSError.invalidUpdatePath("\(sender) is blank") }
         let filtered = filteredDirectPath(of: sender)
@@ -207,8 +252,14 @@ extension RatchetTree {
         tree.set(sender.nodeIndex, .leaf(leaf))
         try tree.rehash()
         return PreparedUpdatePath(
-            tree: tree, sender: sender, leafNode: leaf, privateKeys: privateKeys,
-            commitSecret: secret, filteredPath: filtered, pathSecrets: secrets)
+            tree: tree,
+            sender: sender,
+            leafNode: leaf,
+            privateKeys: privateKeys,
+            commitSecret: secret,
+            filteredPath: filtered,
+            pathSecrets: secrets
+        )
     }
 
     /// Merges a received UpdatePath (§7.5 "merge UpdatePath into the tree"):
@@ -220,13 +271,20 @@ extension RatchetTree {
     /// - Parameter requiredCapabilities: the group's `required_capabilities`
     ///   after the commit; the new leaf must meet them (§7.3).
     public mutating func merge(
-        _ path: UpdatePath, from sender: LeafIndex, groupID: [UInt8], isNewLeaf: Bool = false,
+        _ path: UpdatePath,
+        from sender: LeafIndex,
+        groupID: [UInt8],
+        isNewLeaf: Bool = false,
         requiredCapabilities: RequiredCapabilities? = nil
     ) throws {
-        guard let current = leafNode(at: sender) else { throw MLSError.invalidUpdatePath("the sender \(sender) is blank") }
+        guard let current = leafNode(at: sender) else {
+            throw MLSError.invalidUpdatePath("the sender \(sender) is blank")
+        }
         let filtered = filteredDirectPath(of: sender)
         guard path.nodes.count == filtered.count else {
-            throw MLSError.invalidUpdatePath("the path has \(path.nodes.count) nodes but the sender's filtered direct path has \(filtered.count)")
+            throw MLSError.invalidUpdatePath(
+                "the path has \(path.nodes.count) nodes but the sender's filtered direct path has \(filtered.count)"
+            )
         }
         guard case .commit(let claimedParentHash) = path.leafNode.source else {
             throw MLSError.invalidLeafNode("the leaf node of an UpdatePath must have source commit")
@@ -235,7 +293,8 @@ extension RatchetTree {
             throw MLSError.invalidLeafNode("the UpdatePath leaf reuses the sender's old encryption key")
         }
         // §12.4.2: no key of the path may already be in the tree.
-        for key in path.nodes.map(\.encryptionKey) + (isNewLeaf ? [] : [path.leafNode.encryptionKey]) where node(withEncryptionKey: key) != nil {
+        for key in path.nodes.map(\.encryptionKey) + (isNewLeaf ? [] : [path.leafNode.encryptionKey])
+        where node(withEncryptionKey: key) != nil {
             throw MLSError.invalidUpdatePath("the UpdatePath reuses an encryption key already in the tree")
         }
         if let holder = leaf(withSignatureKey: path.leafNode.signatureKey), holder != sender {

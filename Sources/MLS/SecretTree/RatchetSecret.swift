@@ -57,7 +57,11 @@ struct HashRatchet: Hashable, Sendable {
 
     /// The key for `generation`, for receiving. A generation is handed out at
     /// most once; asking again is a replay.
-    mutating func key(for generation: UInt32, _ suite: CipherSuiteProvider, _ configuration: SecretTreeConfiguration) throws -> RatchetKey {
+    mutating func key(
+        for generation: UInt32,
+        _ suite: CipherSuiteProvider,
+        _ configuration: SecretTreeConfiguration
+    ) throws -> RatchetKey {
         if generation < nextGeneration {
             guard let key = retained.removeValue(forKey: generation) else {
                 throw MLSError.generationAlreadyUsed(generation)
@@ -83,7 +87,12 @@ struct HashRatchet: Hashable, Sendable {
         let key = RatchetKey(
             generation: generation,
             key: try suite.deriveTreeSecret(secret, label: "key", generation: generation, length: suite.aeadKeyLength),
-            nonce: try suite.deriveTreeSecret(secret, label: "nonce", generation: generation, length: suite.aeadNonceLength)
+            nonce: try suite.deriveTreeSecret(
+                secret,
+                label: "nonce",
+                generation: generation,
+                length: suite.aeadNonceLength
+            )
         )
         secret = try suite.deriveTreeSecret(secret, label: "secret", generation: generation, length: suite.hashLength)
         nextGeneration += 1

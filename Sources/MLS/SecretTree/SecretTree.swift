@@ -16,7 +16,9 @@ public struct SecretTree: Sendable {
     private(set) var ratchets: [LeafIndex: (handshake: HashRatchet, application: HashRatchet)] = [:]
 
     public init(
-        _ suite: CipherSuiteProvider, encryptionSecret: [UInt8], leafCount: LeafCount,
+        _ suite: CipherSuiteProvider,
+        encryptionSecret: [UInt8],
+        leafCount: LeafCount,
         configuration: SecretTreeConfiguration = .default
     ) {
         self.suite = suite
@@ -27,8 +29,11 @@ public struct SecretTree: Sendable {
 
     /// Rebuilds a tree from stored state.
     init(
-        _ suite: CipherSuiteProvider, leafCount: LeafCount, configuration: SecretTreeConfiguration,
-        nodeSecrets: [NodeIndex: [UInt8]], ratchets: [LeafIndex: (handshake: HashRatchet, application: HashRatchet)]
+        _ suite: CipherSuiteProvider,
+        leafCount: LeafCount,
+        configuration: SecretTreeConfiguration,
+        nodeSecrets: [NodeIndex: [UInt8]],
+        ratchets: [LeafIndex: (handshake: HashRatchet, application: HashRatchet)]
     ) {
         self.suite = suite
         self.leafCount = leafCount
@@ -55,7 +60,9 @@ public struct SecretTree: Sendable {
     }
 
     private mutating func withRatchet(
-        _ leaf: LeafIndex, _ type: RatchetType, _ body: (inout HashRatchet, CipherSuiteProvider) throws -> RatchetKey
+        _ leaf: LeafIndex,
+        _ type: RatchetType,
+        _ body: (inout HashRatchet, CipherSuiteProvider) throws -> RatchetKey
     ) throws -> RatchetKey {
         var pair = try ratchetPair(for: leaf)
         defer { ratchets[leaf] = pair }
@@ -65,7 +72,8 @@ public struct SecretTree: Sendable {
         }
     }
 
-    private mutating func ratchetPair(for leaf: LeafIndex) throws -> (handshake: HashRatchet, application: HashRatchet) {
+    private mutating func ratchetPair(for leaf: LeafIndex) throws -> (handshake: HashRatchet, application: HashRatchet)
+    {
         if let existing = ratchets[leaf] { return existing }
         guard leafCount.contains(leaf) else { throw MLSError.invalidTreeIndex(leaf.rawValue) }
         let target = leaf.nodeIndex
@@ -75,15 +83,38 @@ public struct SecretTree: Sendable {
             guard let parent = leafCount.parent(of: node) else { throw MLSError.invalidTreeIndex(leaf.rawValue) }
             node = parent
         }
-        while node != target, let secret = nodeSecrets.removeValue(forKey: node), let left = node.left, let right = node.right {
-            nodeSecrets[left] = try suite.expandWithLabel(secret, label: "tree", context: Array("left".utf8), length: suite.hashLength)
-            nodeSecrets[right] = try suite.expandWithLabel(secret, label: "tree", context: Array("right".utf8), length: suite.hashLength)
+        while node != target, let secret = nodeSecrets.removeValue(forKey: node), let left = node.left,
+            let right = node.right
+        {
+            nodeSecrets[left] = try suite.expandWithLabel(
+                secret,
+                label: "tree",
+                context: Array("left".utf8),
+                length: suite.hashLength
+            )
+            nodeSecrets[right] = try suite.expandWithLabel(
+                secret,
+                label: "tree",
+                context: Array("right".utf8),
+                length: suite.hashLength
+            )
             node = target < node ? left : right
         }
-        guard let leafSecret = nodeSecrets.removeValue(forKey: target) else { throw MLSError.invalidTreeIndex(leaf.rawValue) }
+        guard let leafSecret = nodeSecrets.removeValue(forKey: target) else {
+            throw MLSError.invalidTreeIndex(leaf.rawValue)
+        }
         let pair = (
-            handshake: HashRatchet(secret: try suite.expandWithLabel(leafSecret, label: "handshake", context: [], length: suite.hashLength)),
-            application: HashRatchet(secret: try suite.expandWithLabel(leafSecret, label: "application", context: [], length: suite.hashLength))
+            handshake: HashRatchet(
+                secret: try suite.expandWithLabel(leafSecret, label: "handshake", context: [], length: suite.hashLength)
+            ),
+            application: HashRatchet(
+                secret: try suite.expandWithLabel(
+                    leafSecret,
+                    label: "application",
+                    context: [],
+                    length: suite.hashLength
+                )
+            )
         )
         ratchets[leaf] = pair
         return pair

@@ -42,7 +42,13 @@ extension ParleyClient {
     }
 
     func systemLine(_ name: String, _ text: String, seq: UInt64? = nil, time: UInt64? = nil) -> HistoryEntry {
-        HistoryEntry(seq: seq ?? records[name]?.lastSeq ?? 0, time: time ?? Self.nowMilliseconds(), sender: "", kind: .system, text: text)
+        HistoryEntry(
+            seq: seq ?? records[name]?.lastSeq ?? 0,
+            time: time ?? Self.nowMilliseconds(),
+            sender: "",
+            kind: .system,
+            text: text
+        )
     }
 
     /// Marks a group this member can no longer follow: said once, never retried.
@@ -75,13 +81,21 @@ extension ParleyClient {
         var lines: [HistoryEntry] = []
         // frame.seq > lastSeq, so lastSeq + 1 and frame.seq - 1 cannot overflow.
         if frame.seq - record.lastSeq > 1 {
-            lines.append(systemLine(frame.group, "Messages \(record.lastSeq + 1) to \(frame.seq - 1) were not delivered by the server.",
-                                    seq: frame.seq, time: frame.time))
+            lines.append(
+                systemLine(
+                    frame.group,
+                    "Messages \(record.lastSeq + 1) to \(frame.seq - 1) were not delivered by the server.",
+                    seq: frame.seq,
+                    time: frame.time
+                )
+            )
         }
         record.lastSeq = frame.seq
         records[frame.group] = record
         // A group this member cannot follow: the frame is acknowledged, nothing else.
-        guard record.problem == nil, var group = groups[frame.group] else { return try persist(frame.group, lines: lines) }
+        guard record.problem == nil, var group = groups[frame.group] else {
+            return try persist(frame.group, lines: lines)
+        }
         var sentOutboxID: Int64?
         let message = try? MLSMessage(tlsEncoded: [UInt8](frame.message))
         do {
@@ -91,15 +105,38 @@ extension ParleyClient {
         } catch MLSError.ownMessage {
             // Our own application message, echoed: the outbox has its text.
             if let id = frame.id, let queued = try outbox().first(where: { $0.item.id == id }) {
-                lines.append(HistoryEntry(seq: frame.seq, time: frame.time, sender: username ?? frame.sender, kind: .text, text: queued.item.text))
+                lines.append(
+                    HistoryEntry(
+                        seq: frame.seq,
+                        time: frame.time,
+                        sender: username ?? frame.sender,
+                        kind: .text,
+                        text: queued.item.text
+                    )
+                )
                 sentOutboxID = queued.row
             }
         } catch {
-            lines.append(systemLine(frame.group, "A message from \(frame.sender) could not be decrypted: \(error).", seq: frame.seq, time: frame.time))
+            lines.append(
+                systemLine(
+                    frame.group,
+                    "A message from \(frame.sender) could not be decrypted: \(error).",
+                    seq: frame.seq,
+                    time: frame.time
+                )
+            )
             if let message, Self.movesEpoch(message, from: group.epoch) {
-                records[frame.group]?.problem = "a change to the group by \(frame.sender) could not be processed (\(error))."
-                lines.append(systemLine(frame.group, "You can no longer follow this group: \(records[frame.group]?.problem ?? "") "
-                    + "Ask an admin to remove you and add you again.", seq: frame.seq, time: frame.time))
+                records[frame.group]?.problem =
+                    "a change to the group by \(frame.sender) could not be processed (\(error))."
+                lines.append(
+                    systemLine(
+                        frame.group,
+                        "You can no longer follow this group: \(records[frame.group]?.problem ?? "") "
+                            + "Ask an admin to remove you and add you again.",
+                        seq: frame.seq,
+                        time: frame.time
+                    )
+                )
             }
         }
         groups[frame.group] = group
@@ -125,17 +162,36 @@ extension ParleyClient {
     /// History lines for what a message did. Who did it comes from the MLS
     /// credential of the leaf that signed it, never from the frame's `sender`,
     /// which the server writes and could forge.
-    private func describe(_ processed: ProcessedMessage, in group: Group, _ frame: ServerFrame.Message) -> [HistoryEntry] {
+    private func describe(
+        _ processed: ProcessedMessage,
+        in group: Group,
+        _ frame: ServerFrame.Message
+    ) -> [HistoryEntry] {
         let actor = { (leaf: LeafIndex) in
             group.tree.leafNode(at: leaf).flatMap { ParleyGroupPolicy.username(of: $0.credential) } ?? "a member"
         }
         switch processed {
         case .application(let message):
             let sender = ParleyGroupPolicy.username(of: message.credential) ?? frame.sender
-            return [HistoryEntry(seq: frame.seq, time: frame.time, sender: sender, kind: .text, text: String(decoding: message.data, as: UTF8.self))]
+            return [
+                HistoryEntry(
+                    seq: frame.seq,
+                    time: frame.time,
+                    sender: sender,
+                    kind: .text,
+                    text: String(decoding: message.data, as: UTF8.self)
+                )
+            ]
         case .proposal(_, let proposal):
             if case .remove(let leaf) = proposal.proposal, proposal.sender == .member(leaf) {
-                return [systemLine(frame.group, "\(actor(leaf)) asked to leave the group.", seq: frame.seq, time: frame.time)]
+                return [
+                    systemLine(
+                        frame.group,
+                        "\(actor(leaf)) asked to leave the group.",
+                        seq: frame.seq,
+                        time: frame.time
+                    )
+                ]
             }
             return []
         case .commit(let summary):
@@ -143,15 +199,26 @@ extension ParleyClient {
         }
     }
 
-    private func describe(_ summary: CommitSummary, by committer: String, _ frame: ServerFrame.Message) -> [HistoryEntry] {
+    private func describe(
+        _ summary: CommitSummary,
+        by committer: String,
+        _ frame: ServerFrame.Message
+    ) -> [HistoryEntry] {
         var lines: [HistoryEntry] = []
         let names = { (members: [(index: LeafIndex, credential: Credential)]) in
-            Array(Set(members.compactMap { ParleyGroupPolicy.username(of: $0.credential) })).sorted().joined(separator: ", ")
+            Array(Set(members.compactMap { ParleyGroupPolicy.username(of: $0.credential) })).sorted().joined(
+                separator: ", "
+            )
         }
         let line = { (text: String) in self.systemLine(frame.group, text, seq: frame.seq, time: frame.time) }
         if !summary.added.isEmpty { lines.append(line("\(committer) added \(names(summary.added)).")) }
         if !summary.removed.isEmpty {
-            lines.append(line(summary.removedSelf ? "You were removed from the group." : "\(committer) removed \(names(summary.removed))."))
+            lines.append(
+                line(
+                    summary.removedSelf
+                        ? "You were removed from the group." : "\(committer) removed \(names(summary.removed))."
+                )
+            )
         }
         return lines
     }
@@ -171,7 +238,8 @@ extension ParleyClient {
         }
         let key = try sealingKey()
         guard let entry = try welcome.secrets.first(where: { try store.keyPackage(reference: $0.newMember) != nil }),
-              let sealed = try store.keyPackage(reference: entry.newMember) else {
+            let sealed = try store.keyPackage(reference: entry.newMember)
+        else {
             throw ClientError.invalid("it names none of this device's key packages")
         }
         let bundle = try decodeBundle(try key.open(sealed, context: "keypackage"))
@@ -181,15 +249,24 @@ extension ParleyClient {
         } catch let first as MLSError {
             // Other clients may leave the tree out of the Welcome; the server keeps it.
             let (api, token) = try await requireAPI()
-            let response = try await api.call(.GET, "/v1/groups/\(Self.pathComponent(frame.group))/tree", token: token, as: API.RatchetTree.self)
+            let response = try await api.call(
+                .GET,
+                "/v1/groups/\(Self.pathComponent(frame.group))/tree",
+                token: token,
+                as: API.RatchetTree.self
+            )
             guard let tree = try? RatchetTree(suite, encoded: [UInt8](response.tree)),
-                  let joined = try? Group.join(welcome: welcome, keyPackage: bundle, ratchetTree: tree, policy: policy) else { throw first }
+                let joined = try? Group.join(welcome: welcome, keyPackage: bundle, ratchetTree: tree, policy: policy)
+            else { throw first }
             group = joined
         }
         groups[frame.group] = group
         records[frame.group] = GroupRecord(name: frame.group, lastSeq: frame.seq, needsUpdate: true)
         if !bundle.keyPackage.isLastResort { try store.deleteKeyPackage(reference: entry.newMember) }
-        try persist(frame.group, lines: [systemLine(frame.group, "You joined \(frame.group).", seq: frame.seq, time: frame.time)])
+        try persist(
+            frame.group,
+            lines: [systemLine(frame.group, "You joined \(frame.group).", seq: frame.seq, time: frame.time)]
+        )
         try socket?.send(.ack(.init(group: frame.group, seq: frame.seq)))
     }
 
@@ -201,12 +278,16 @@ extension ParleyClient {
         records[frame.group]?.lastSeq = frame.seq
         let problem = "an invitation to it could not be opened (\(reason))."
         if groups[frame.group] == nil { records[frame.group]?.problem = problem }
-        try report(frame.group, "You were invited to \(frame.group), but the invitation could not be opened: \(reason). It was ignored.")
+        try report(
+            frame.group,
+            "You were invited to \(frame.group), but the invitation could not be opened: \(reason). It was ignored."
+        )
         try socket?.send(.ack(.init(group: frame.group, seq: frame.seq)))
     }
 
     /// A group or user name as one URL path segment, whatever it contains.
     static func pathComponent(_ name: String) -> String {
-        name.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? ""
+        name.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~")))
+            ?? ""
     }
 }

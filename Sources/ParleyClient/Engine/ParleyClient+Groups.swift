@@ -45,10 +45,15 @@ extension ParleyClient {
 
     func decodeBundle(_ bytes: [UInt8]) throws -> KeyPackageBundle {
         var reader = TLSReader(bytes)
-        guard case .keyPackage(let keyPackage) = try reader.read(MLSMessage.self) else { throw ClientError.invalid("a stored key package is corrupt") }
+        guard case .keyPackage(let keyPackage) = try reader.read(MLSMessage.self) else {
+            throw ClientError.invalid("a stored key package is corrupt")
+        }
         let bundle = KeyPackageBundle(
-            keyPackage: keyPackage, initPrivateKey: HPKEPrivateKey(try reader.readOpaque()),
-            encryptionPrivateKey: HPKEPrivateKey(try reader.readOpaque()), signaturePrivateKey: SignaturePrivateKey(try reader.readOpaque()))
+            keyPackage: keyPackage,
+            initPrivateKey: HPKEPrivateKey(try reader.readOpaque()),
+            encryptionPrivateKey: HPKEPrivateKey(try reader.readOpaque()),
+            signaturePrivateKey: SignaturePrivateKey(try reader.readOpaque())
+        )
         try reader.finish()
         return bundle
     }
@@ -60,13 +65,26 @@ extension ParleyClient {
     /// `wrongEpoch` another commit won: by then it has been processed, so the
     /// message is rebuilt on the new epoch and sent again.
     @discardableResult
-    func submit(in name: String, id: String = UUID().uuidString, _ build: (inout Group) throws -> (MLSMessage, MLSMessage?)) async throws -> ServerFrame.Message {
+    func submit(
+        in name: String,
+        id: String = UUID().uuidString,
+        _ build: (inout Group) throws -> (MLSMessage, MLSMessage?)
+    ) async throws -> ServerFrame.Message {
         try await connect()
         for _ in 0..<5 {
             var group = try usableGroup(name)
             let (message, welcome) = try build(&group)
             groups[name] = group
-            try socket!.send(.send(.init(id: id, group: name, message: Data(try message.tlsEncoded()), welcome: try welcome.map { Data(try $0.tlsEncoded()) })))
+            try socket!.send(
+                .send(
+                    .init(
+                        id: id,
+                        group: name,
+                        message: Data(try message.tlsEncoded()),
+                        welcome: try welcome.map { Data(try $0.tlsEncoded()) }
+                    )
+                )
+            )
             while true {
                 guard let frame = try await socket!.next(timeout: timeout) else { throw ClientError.timedOut }
                 switch frame {
@@ -104,7 +122,8 @@ extension ParleyClient {
                 continue
             }
             do {
-                try await submit(in: item.group, id: item.id) { group in (try group.encrypt(Array(item.text.utf8)), nil) }
+                try await submit(in: item.group, id: item.id) { group in (try group.encrypt(Array(item.text.utf8)), nil)
+                }
             } catch let error as ClientError where error.isConnectionLoss {
                 throw error
             } catch {
@@ -140,11 +159,26 @@ extension ParleyClient {
     public func groupSummaries() -> [GroupSummary] {
         groups.sorted { $0.key < $1.key }.map { name, group in
             GroupSummary(
-                name: name, members: memberNames(group), admins: (try? ParleyGroupPolicy.admins(in: group.context.extensions)) ?? [],
-                epoch: group.epoch, lastSeq: records[name]?.lastSeq ?? 0, active: group.isActive, problem: records[name]?.problem)
-        } + records.values.filter { groups[$0.name] == nil }.sorted { $0.name < $1.name }.map {
-            GroupSummary(name: $0.name, members: [], admins: [], epoch: 0, lastSeq: $0.lastSeq, active: false, problem: $0.problem)
+                name: name,
+                members: memberNames(group),
+                admins: (try? ParleyGroupPolicy.admins(in: group.context.extensions)) ?? [],
+                epoch: group.epoch,
+                lastSeq: records[name]?.lastSeq ?? 0,
+                active: group.isActive,
+                problem: records[name]?.problem
+            )
         }
+            + records.values.filter { groups[$0.name] == nil }.sorted { $0.name < $1.name }.map {
+                GroupSummary(
+                    name: $0.name,
+                    members: [],
+                    admins: [],
+                    epoch: 0,
+                    lastSeq: $0.lastSeq,
+                    active: false,
+                    problem: $0.problem
+                )
+            }
     }
 
     func memberNames(_ group: Group) -> [String] {
@@ -170,10 +204,23 @@ extension ParleyClient {
         let (api, token) = try await requireAPI()
         guard let username else { throw ClientError.notLoggedIn }
         let group = try Group.create(
-            suite, groupID: suite.randomBytes(32), credential: credential, signatureKeys: try signatureKeys(),
-            extensions: [try ParleyGroupPolicy.adminsExtension([username])], policy: policy)
-        _ = try await api.call(.POST, "/v1/groups", token: token,
-            json: API.CreateGroup(name: name, groupInfo: Data(try MLSMessage.groupInfo(group.groupInfo()).tlsEncoded())), as: API.Group.self)
+            suite,
+            groupID: suite.randomBytes(32),
+            credential: credential,
+            signatureKeys: try signatureKeys(),
+            extensions: [try ParleyGroupPolicy.adminsExtension([username])],
+            policy: policy
+        )
+        _ = try await api.call(
+            .POST,
+            "/v1/groups",
+            token: token,
+            json: API.CreateGroup(
+                name: name,
+                groupInfo: Data(try MLSMessage.groupInfo(group.groupInfo()).tlsEncoded())
+            ),
+            as: API.Group.self
+        )
         groups[name] = group
         records[name] = GroupRecord(name: name, updated: Date().timeIntervalSince1970)
         try persist(name, lines: [systemLine(name, "You created \(name).", seq: 0)])
@@ -186,10 +233,16 @@ extension ParleyClient {
         let (api, token) = try await requireAPI()
         var keyPackages: [KeyPackage] = []
         for user in users {
-            let claimed = try await api.call(.POST, "/v1/users/\(Self.pathComponent(user))/keypackages/claim", token: token, as: API.ClaimedKeyPackages.self)
+            let claimed = try await api.call(
+                .POST,
+                "/v1/users/\(Self.pathComponent(user))/keypackages/claim",
+                token: token,
+                as: API.ClaimedKeyPackages.self
+            )
             for entry in claimed.keyPackages {
                 guard case .keyPackage(let package) = try MLSMessage(tlsEncoded: [UInt8](entry.keyPackage)),
-                      ParleyGroupPolicy.username(of: package.leafNode.credential) == user else {
+                    ParleyGroupPolicy.username(of: package.leafNode.credential) == user
+                else {
                     throw ClientError.invalid("The server handed out a key package that is not \(user)'s.")
                 }
                 keyPackages.append(package)
@@ -201,7 +254,9 @@ extension ParleyClient {
     /// Removes every device of `user`.
     public func remove(_ user: String, from name: String) async throws {
         try await sync()
-        let leaves = try usableGroup(name).members.filter { ParleyGroupPolicy.username(of: $0.credential) == user }.map(\.index)
+        let leaves = try usableGroup(name).members.filter { ParleyGroupPolicy.username(of: $0.credential) == user }.map(
+            \.index
+        )
         guard !leaves.isEmpty else { throw ClientError.noSuchMember(user, group: name) }
         try await commit(in: name) { try $0.commit(CommitOptions(remove: leaves, includePendingProposals: false)) }
     }
@@ -281,7 +336,11 @@ extension ParleyClient {
 
     /// Keeps processing frames as they arrive and hands each new history
     /// entry of `name` to `onEntry`, until `stop` returns true.
-    public func follow(_ name: String, until stop: @escaping @Sendable () -> Bool = { false }, onEntry: @Sendable (HistoryEntry) async -> Void) async throws {
+    public func follow(
+        _ name: String,
+        until stop: @escaping @Sendable () -> Bool = { false },
+        onEntry: @Sendable (HistoryEntry) async -> Void
+    ) async throws {
         try await connect()
         var seen = try history(name).count
         while !stop() {
@@ -309,10 +368,15 @@ extension ParleyClient {
         }
         if theirKeys.isEmpty {
             let (api, token) = try await requireAPI()
-            theirKeys = Set(try await api.call(.GET, "/v1/users/\(Self.pathComponent(user))", token: token, as: API.User.self).signatureKeys.map { [UInt8]($0) })
+            theirKeys = Set(
+                try await api.call(.GET, "/v1/users/\(Self.pathComponent(user))", token: token, as: API.User.self)
+                    .signatureKeys.map { [UInt8]($0) }
+            )
         }
         let mine = try signatureKeys().publicKey.bytes
-        let halves = [(me, [mine]), (user, theirKeys.sorted { $0.lexicographicallyPrecedes($1) })].sorted { $0.0 < $1.0 }
+        let halves = [(me, [mine]), (user, theirKeys.sorted { $0.lexicographicallyPrecedes($1) })].sorted {
+            $0.0 < $1.0
+        }
         let number = halves.map { Self.fingerprintDigits(name: $0.0, keys: $0.1) }.joined()
         let digest = Array(SHA256.hash(data: theirKeys.sorted { $0.lexicographicallyPrecedes($1) }.flatMap { $0 }))
         let userID = try sealingKey().identifier("user", user)

@@ -42,7 +42,9 @@ extension ParleyClient {
     func sealRecord(_ name: String) throws -> (id: [UInt8], sealed: [UInt8]) {
         guard let record = records[name] else { throw ClientError.noSuchGroup(name) }
         let meta = try JSONEncoder().encode(record)
-        guard let length = UInt32(exactly: meta.count) else { throw ClientError.invalid("A group record is too large.") }
+        guard let length = UInt32(exactly: meta.count) else {
+            throw ClientError.invalid("A group record is too large.")
+        }
         let state = try groups[name]?.serialized() ?? []
         let plain = withUnsafeBytes(of: length.bigEndian) { Array($0) } + Array(meta) + state
         let id = try rowID(name)
@@ -69,7 +71,12 @@ extension ParleyClient {
     /// Saves `name`'s record and state with the history lines its change produced.
     func persist(_ name: String, lines: [HistoryEntry] = [], sentOutboxID: Int64? = nil) throws {
         let (id, sealed) = try sealRecord(name)
-        try store.save(group: id, sealed: sealed, lines: try lines.map { try seal($0, group: name) }, sentOutboxID: sentOutboxID)
+        try store.save(
+            group: id,
+            sealed: sealed,
+            lines: try lines.map { try seal($0, group: name) },
+            sentOutboxID: sentOutboxID
+        )
     }
 
     func forget(_ name: String) throws {
@@ -81,7 +88,10 @@ extension ParleyClient {
     // MARK: History
 
     func seal(_ entry: HistoryEntry, group: String) throws -> [UInt8] {
-        try sealingKey().seal(Array(try JSONEncoder().encode(entry)), context: "history:" + Self.hexString(try rowID(group)))
+        try sealingKey().seal(
+            Array(try JSONEncoder().encode(entry)),
+            context: "history:" + Self.hexString(try rowID(group))
+        )
     }
 
     func addHistory(_ entry: HistoryEntry, group: String) throws {
@@ -90,9 +100,13 @@ extension ParleyClient {
 
     /// The group's history, oldest first (the order it was applied in).
     public func history(_ name: String) throws -> [HistoryEntry] {
-        let id = try rowID(name), key = try sealingKey()
+        let id = try rowID(name)
+        let key = try sealingKey()
         return try store.history(group: id).map {
-            try JSONDecoder().decode(HistoryEntry.self, from: Data(try key.open($0, context: "history:" + Self.hexString(id))))
+            try JSONDecoder().decode(
+                HistoryEntry.self,
+                from: Data(try key.open($0, context: "history:" + Self.hexString(id)))
+            )
         }
     }
 
@@ -100,7 +114,13 @@ extension ParleyClient {
 
     func queue(_ item: OutboxItem) throws {
         let id = try rowID(item.group)
-        try store.enqueue(group: id, sealed: try sealingKey().seal(Array(try JSONEncoder().encode(item)), context: "outbox:" + Self.hexString(id)))
+        try store.enqueue(
+            group: id,
+            sealed: try sealingKey().seal(
+                Array(try JSONEncoder().encode(item)),
+                context: "outbox:" + Self.hexString(id)
+            )
+        )
     }
 
     /// Queued messages, oldest first, with their row ids.
@@ -114,21 +134,32 @@ extension ParleyClient {
 
     func updateQueued(_ row: Int64, _ item: OutboxItem) throws {
         let id = try rowID(item.group)
-        try store.updateOutbox(row, sealed: try sealingKey().seal(Array(try JSONEncoder().encode(item)), context: "outbox:" + Self.hexString(id)))
+        try store.updateOutbox(
+            row,
+            sealed: try sealingKey().seal(
+                Array(try JSONEncoder().encode(item)),
+                context: "outbox:" + Self.hexString(id)
+            )
+        )
     }
 
     /// Gives up on a queued message, saying so in its group's history.
     func park(_ row: Int64, _ item: OutboxItem, because reason: String) throws {
         let line = HistoryEntry(
-            seq: records[item.group]?.lastSeq ?? 0, time: Self.nowMilliseconds(), sender: "", kind: .system,
-            text: "Your message \u{201C}\(item.text)\u{201D} was not sent: \(reason)")
+            seq: records[item.group]?.lastSeq ?? 0,
+            time: Self.nowMilliseconds(),
+            sender: "",
+            kind: .system,
+            text: "Your message \u{201C}\(item.text)\u{201D} was not sent: \(reason)"
+        )
         try store.park(row, group: try rowID(item.group), line: try seal(line, group: item.group))
     }
 
     // MARK: Session token
 
     var sessionToken: String? {
-        guard let key, let sealed = try? store.setting("token"), let plain = try? key.open(sealed, context: "token") else { return nil }
+        guard let key, let sealed = try? store.setting("token"), let plain = try? key.open(sealed, context: "token")
+        else { return nil }
         return String(decoding: plain, as: UTF8.self)
     }
 

@@ -40,7 +40,8 @@ public actor ParleyClient {
 
     /// `$XDG_DATA_HOME/parley`, else `~/.local/share/parley`.
     public static func defaultHome(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        let base = environment["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+        let base =
+            environment["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 }
             ?? ((environment["HOME"] ?? NSHomeDirectory()) as NSString).appendingPathComponent(".local/share")
         return (base as NSString).appendingPathComponent("parley")
     }
@@ -56,15 +57,26 @@ public actor ParleyClient {
     /// Creates the account, then logs this home in as its first device.
     public func register(server: String, username: String, password: String, invite: String? = nil) async throws {
         let api = try await connectAPI(server: server, acceptNewCertificate: false)
-        try await api.request(.POST, "/v1/accounts", body: WireJSON.encode(API.Register(username: username, password: password, invite: invite)))
+        try await api.request(
+            .POST,
+            "/v1/accounts",
+            body: WireJSON.encode(API.Register(username: username, password: password, invite: invite))
+        )
         try await login(server: server, username: username, password: password)
     }
 
     /// Logs this home in: pins the server certificate on first use, creates
     /// this device's keys if the home has none (a new home is a new device),
     /// opens a session and publishes KeyPackages.
-    public func login(server: String? = nil, username: String, password: String, acceptNewCertificate: Bool = false) async throws {
-        guard let server = server ?? serverURL else { throw ClientError.invalid("Give the server with --server https://host:port.") }
+    public func login(
+        server: String? = nil,
+        username: String,
+        password: String,
+        acceptNewCertificate: Bool = false
+    ) async throws {
+        guard let server = server ?? serverURL else {
+            throw ClientError.invalid("Give the server with --server https://host:port.")
+        }
         if let existing = self.username, existing != username {
             throw ClientError.invalid("This home belongs to \(existing); use another --home for \(username).")
         }
@@ -76,7 +88,11 @@ public actor ParleyClient {
             try store.set("signature_public", pair.publicKey.bytes)
         }
         let session = try await Self.openSession(
-            api: api, username: username, password: password, keys: try signatureKeys())
+            api: api,
+            username: username,
+            password: password,
+            keys: try signatureKeys()
+        )
         try store.set("server", string: server)
         try store.set("username", string: username)
         try setSessionToken(session.token)
@@ -86,13 +102,25 @@ public actor ParleyClient {
 
     /// Proves possession of the device's signature key: signs a fresh server challenge,
     /// bound to the username and to the pinned server certificate (`API.Login`).
-    package static func openSession(api: ServerAPI, username: String, password: String,
-                                    keys: SignatureKeyPair) async throws -> API.Session {
+    package static func openSession(
+        api: ServerAPI,
+        username: String,
+        password: String,
+        keys: SignatureKeyPair
+    ) async throws -> API.Session {
         let challenge = try await api.call(
-            .POST, "/v1/sessions/challenge", json: API.LoginChallengeRequest(username: username),
-            as: API.LoginChallenge.self)
-        let login = try API.Login(username: username, password: password, challenge: challenge.challenge,
-                                  signatureKeys: keys, serverCertificate: api.certificate)
+            .POST,
+            "/v1/sessions/challenge",
+            json: API.LoginChallengeRequest(username: username),
+            as: API.LoginChallenge.self
+        )
+        let login = try API.Login(
+            username: username,
+            password: password,
+            challenge: challenge.challenge,
+            signatureKeys: keys,
+            serverCertificate: api.certificate
+        )
         return try await api.call(.POST, "/v1/sessions", json: login, as: API.Session.self)
     }
 
@@ -117,8 +145,12 @@ public actor ParleyClient {
     }
 
     func signatureKeys() throws -> SignatureKeyPair {
-        guard let sealed = try store.setting("signature_private"), let publicKey = try store.setting("signature_public") else { throw ClientError.notLoggedIn }
-        return SignatureKeyPair(privateKey: SignaturePrivateKey(try sealingKey().open(sealed, context: "signature")), publicKey: SignaturePublicKey(publicKey))
+        guard let sealed = try store.setting("signature_private"), let publicKey = try store.setting("signature_public")
+        else { throw ClientError.notLoggedIn }
+        return SignatureKeyPair(
+            privateKey: SignaturePrivateKey(try sealingKey().open(sealed, context: "signature")),
+            publicKey: SignaturePublicKey(publicKey)
+        )
     }
 
     var credential: Credential { .basic(identity: Array((username ?? "").utf8)) }
@@ -141,7 +173,10 @@ public actor ParleyClient {
         }
         if let current = pinned, current != presented {
             guard acceptNewCertificate else {
-                throw ClientError.certificateChanged(pinned: CertificatePin.fingerprint(current), presented: CertificatePin.fingerprint(presented))
+                throw ClientError.certificateChanged(
+                    pinned: CertificatePin.fingerprint(current),
+                    presented: CertificatePin.fingerprint(presented)
+                )
             }
             pinned = nil
         }
@@ -170,7 +205,9 @@ public actor ParleyClient {
         while true {
             guard let frame = try await socket.next(timeout: timeout) else { throw ClientError.timedOut }
             if frame == .replayFinished { return touched }
-            if case .error(let error) = frame, error.error.code == .unauthorized { throw ClientError.server(error.error) }
+            if case .error(let error) = frame, error.error.code == .unauthorized {
+                throw ClientError.server(error.error)
+            }
             if let name = frame.changedGroup { touched.insert(name) }
             try await apply(frame)
         }
@@ -190,7 +227,8 @@ public actor ParleyClient {
         let now = Date().timeIntervalSince1970
         for (name, group) in groups.sorted(by: { $0.key < $1.key }) where group.isActive {
             guard let record = records[name], record.problem == nil,
-                  record.needsUpdate || now - record.updated >= selfUpdateInterval else { continue }
+                record.needsUpdate || now - record.updated >= selfUpdateInterval
+            else { continue }
             try await isolated(name, "Refreshing your keys") {
                 try await commit(in: name) { try $0.selfUpdate() }
                 records[name]?.needsUpdate = false
@@ -203,7 +241,9 @@ public actor ParleyClient {
             let leaving = Self.leaveRequests(in: group)
             guard !leaving.isEmpty, records[name]?.problem == nil else { continue }
             try await isolated(name, "Completing a member's leave") {
-                try await commit(in: name) { try $0.commit(CommitOptions(remove: leaving, includePendingProposals: false)) }
+                try await commit(in: name) {
+                    try $0.commit(CommitOptions(remove: leaving, includePendingProposals: false))
+                }
             }
         }
         try await flushOutbox()
@@ -233,7 +273,9 @@ public actor ParleyClient {
 
     func acknowledgeAll() throws {
         guard let socket else { return }
-        for (name, record) in records where record.lastSeq > 0 { try socket.send(.ack(.init(group: name, seq: record.lastSeq))) }
+        for (name, record) in records where record.lastSeq > 0 {
+            try socket.send(.ack(.init(group: name, seq: record.lastSeq)))
+        }
     }
 
     /// The most KeyPackages this device keeps on the server, whatever it asks.
@@ -254,13 +296,26 @@ public actor ParleyClient {
         var packages: [Data] = []
         for index in 0...count {
             let bundle = try KeyPackageBundle(
-                suite, credential: credential, signatureKeys: signature,
-                lifetime: Lifetime(notBefore: 0, notAfter: Self.nowMilliseconds() / 1000 + 90 * 86400), lastResort: index == count)
-            try store.storeKeyPackage(reference: try bundle.keyPackage.reference(suite), sealed: try key.seal(try encode(bundle), context: "keypackage"))
+                suite,
+                credential: credential,
+                signatureKeys: signature,
+                lifetime: Lifetime(notBefore: 0, notAfter: Self.nowMilliseconds() / 1000 + 90 * 86400),
+                lastResort: index == count
+            )
+            try store.storeKeyPackage(
+                reference: try bundle.keyPackage.reference(suite),
+                sealed: try key.seal(try encode(bundle), context: "keypackage")
+            )
             packages.append(Data(try MLSMessage.keyPackage(bundle.keyPackage).tlsEncoded()))
         }
         let lastResort = packages.removeLast()
-        _ = try await api.call(.POST, "/v1/keypackages", token: token, json: API.UploadKeyPackages(keyPackages: packages, lastResort: lastResort), as: API.KeyPackageStock.self)
+        _ = try await api.call(
+            .POST,
+            "/v1/keypackages",
+            token: token,
+            json: API.UploadKeyPackages(keyPackages: packages, lastResort: lastResort),
+            as: API.KeyPackageStock.self
+        )
     }
 
     /// The members asking to leave: Remove proposals whose sender is the
@@ -278,14 +333,17 @@ public actor ParleyClient {
         let members = Set(group.members.map(\.index))
         let leaving = group.pendingProposals.compactMap { cached -> LeafIndex? in
             guard case .remove(let leaf) = cached.proposal, cached.sender == .member(leaf),
-                  leaf != group.ownLeaf, members.contains(leaf) else { return nil }
+                leaf != group.ownLeaf, members.contains(leaf)
+            else { return nil }
             return leaf
         }
         return Array(Set(leaving)).sorted { $0.rawValue < $1.rawValue }
     }
 
     func isAdmin(_ group: Group) -> Bool {
-        guard let username, let admins = try? ParleyGroupPolicy.admins(in: group.context.extensions) else { return false }
+        guard let username, let admins = try? ParleyGroupPolicy.admins(in: group.context.extensions) else {
+            return false
+        }
         return admins.contains(username)
     }
 }

@@ -11,37 +11,48 @@ final class ClientStore: Sendable {
     private let queue: DatabaseQueue
 
     init(directory: String) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: directory,
+            withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700]
+        )
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             // secure_delete: deleted rows are overwritten, not left in free pages.
             try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA secure_delete = ON")
         }
         configuration.busyMode = .timeout(10)
-        queue = try DatabaseQueue(path: (directory as NSString).appendingPathComponent("parley-client.sqlite"), configuration: configuration)
+        queue = try DatabaseQueue(
+            path: (directory as NSString).appendingPathComponent("parley-client.sqlite"),
+            configuration: configuration
+        )
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE settings (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-                CREATE TABLE key_packages (reference BLOB PRIMARY KEY, sealed BLOB NOT NULL);
-                CREATE TABLE groups (name TEXT PRIMARY KEY, sealed BLOB NOT NULL, last_seq INTEGER NOT NULL, needs_update INTEGER NOT NULL DEFAULT 0);
-                CREATE TABLE history (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT, group_name TEXT NOT NULL, seq INTEGER NOT NULL,
-                    time INTEGER NOT NULL, sender TEXT NOT NULL, kind TEXT NOT NULL, sealed BLOB NOT NULL);
-                CREATE INDEX history_by_group ON history (group_name, seq);
-                CREATE TABLE outbox (id TEXT PRIMARY KEY, group_name TEXT NOT NULL, sealed BLOB NOT NULL, created INTEGER NOT NULL);
-                CREATE TABLE known_keys (username TEXT PRIMARY KEY, keys BLOB NOT NULL);
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE settings (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+                    CREATE TABLE key_packages (reference BLOB PRIMARY KEY, sealed BLOB NOT NULL);
+                    CREATE TABLE groups (name TEXT PRIMARY KEY, sealed BLOB NOT NULL, last_seq INTEGER NOT NULL, needs_update INTEGER NOT NULL DEFAULT 0);
+                    CREATE TABLE history (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT, group_name TEXT NOT NULL, seq INTEGER NOT NULL,
+                        time INTEGER NOT NULL, sender TEXT NOT NULL, kind TEXT NOT NULL, sealed BLOB NOT NULL);
+                    CREATE INDEX history_by_group ON history (group_name, seq);
+                    CREATE TABLE outbox (id TEXT PRIMARY KEY, group_name TEXT NOT NULL, sealed BLOB NOT NULL, created INTEGER NOT NULL);
+                    CREATE TABLE known_keys (username TEXT PRIMARY KEY, keys BLOB NOT NULL);
+                    """
+            )
         }
         migrator.registerMigration("v2") { db in
             // Sealed rows named by keyed hashes; the v1 tables are emptied when
             // the home is next unlocked (the migration needs the password).
-            try db.execute(sql: """
-                CREATE TABLE group_records (id BLOB PRIMARY KEY, sealed BLOB NOT NULL);
-                CREATE TABLE entries (id INTEGER PRIMARY KEY AUTOINCREMENT, group_id BLOB NOT NULL, sealed BLOB NOT NULL);
-                CREATE INDEX entries_by_group ON entries (group_id, id);
-                CREATE TABLE queue (id INTEGER PRIMARY KEY AUTOINCREMENT, group_id BLOB NOT NULL, sealed BLOB NOT NULL);
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE group_records (id BLOB PRIMARY KEY, sealed BLOB NOT NULL);
+                    CREATE TABLE entries (id INTEGER PRIMARY KEY AUTOINCREMENT, group_id BLOB NOT NULL, sealed BLOB NOT NULL);
+                    CREATE INDEX entries_by_group ON entries (group_id, id);
+                    CREATE TABLE queue (id INTEGER PRIMARY KEY AUTOINCREMENT, group_id BLOB NOT NULL, sealed BLOB NOT NULL);
+                    """
+            )
         }
         try migrator.migrate(queue)
     }
@@ -49,7 +60,9 @@ final class ClientStore: Sendable {
     // MARK: Settings
 
     func setting(_ key: String) throws -> [UInt8]? {
-        try queue.read { db in try Data.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key]).map { [UInt8]($0) } }
+        try queue.read { db in
+            try Data.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key]).map { [UInt8]($0) }
+        }
     }
 
     func string(_ key: String) throws -> String? { try setting(key).map { String(decoding: $0, as: UTF8.self) } }
@@ -57,7 +70,11 @@ final class ClientStore: Sendable {
     func set(_ key: String, _ value: [UInt8]?) throws {
         try queue.write { db in
             if let value {
-                try db.execute(sql: "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", arguments: [key, Data(value)])
+                try db.execute(
+                    sql:
+                        "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    arguments: [key, Data(value)]
+                )
             } else {
                 try db.execute(sql: "DELETE FROM settings WHERE key = ?", arguments: [key])
             }
@@ -69,15 +86,28 @@ final class ClientStore: Sendable {
     // MARK: KeyPackages
 
     func storeKeyPackage(reference: [UInt8], sealed: [UInt8]) throws {
-        try queue.write { db in try db.execute(sql: "INSERT OR REPLACE INTO key_packages (reference, sealed) VALUES (?, ?)", arguments: [Data(reference), Data(sealed)]) }
+        try queue.write { db in
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO key_packages (reference, sealed) VALUES (?, ?)",
+                arguments: [Data(reference), Data(sealed)]
+            )
+        }
     }
 
     func keyPackage(reference: [UInt8]) throws -> [UInt8]? {
-        try queue.read { db in try Data.fetchOne(db, sql: "SELECT sealed FROM key_packages WHERE reference = ?", arguments: [Data(reference)]).map { [UInt8]($0) } }
+        try queue.read { db in
+            try Data.fetchOne(
+                db,
+                sql: "SELECT sealed FROM key_packages WHERE reference = ?",
+                arguments: [Data(reference)]
+            ).map { [UInt8]($0) }
+        }
     }
 
     func deleteKeyPackage(reference: [UInt8]) throws {
-        try queue.write { db in try db.execute(sql: "DELETE FROM key_packages WHERE reference = ?", arguments: [Data(reference)]) }
+        try queue.write { db in
+            try db.execute(sql: "DELETE FROM key_packages WHERE reference = ?", arguments: [Data(reference)])
+        }
     }
 
     // MARK: Groups, history, outbox (v2: names and metadata sealed)
@@ -90,16 +120,24 @@ final class ClientStore: Sendable {
 
     func groupRecords() throws -> [(id: [UInt8], sealed: [UInt8])] {
         try queue.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, sealed FROM group_records").map { ([UInt8]($0["id"] as Data), [UInt8]($0["sealed"] as Data)) }
+            try Row.fetchAll(db, sql: "SELECT id, sealed FROM group_records").map {
+                ([UInt8]($0["id"] as Data), [UInt8]($0["sealed"] as Data))
+            }
         }
     }
 
     /// Saves a group's record together with what its processing produced.
     func save(group id: [UInt8], sealed: [UInt8], lines: [[UInt8]] = [], sentOutboxID: Int64? = nil) throws {
         try queue.write { db in
-            try db.execute(sql: "INSERT OR REPLACE INTO group_records (id, sealed) VALUES (?, ?)", arguments: [Data(id), Data(sealed)])
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO group_records (id, sealed) VALUES (?, ?)",
+                arguments: [Data(id), Data(sealed)]
+            )
             for line in lines {
-                try db.execute(sql: "INSERT INTO entries (group_id, sealed) VALUES (?, ?)", arguments: [Data(id), Data(line)])
+                try db.execute(
+                    sql: "INSERT INTO entries (group_id, sealed) VALUES (?, ?)",
+                    arguments: [Data(id), Data(line)]
+                )
             }
             if let sentOutboxID { try db.execute(sql: "DELETE FROM queue WHERE id = ?", arguments: [sentOutboxID]) }
         }
@@ -115,20 +153,30 @@ final class ClientStore: Sendable {
 
     func addHistory(group id: [UInt8], _ sealed: [UInt8]) throws {
         try queue.write { db in
-            try db.execute(sql: "INSERT INTO entries (group_id, sealed) VALUES (?, ?)", arguments: [Data(id), Data(sealed)])
+            try db.execute(
+                sql: "INSERT INTO entries (group_id, sealed) VALUES (?, ?)",
+                arguments: [Data(id), Data(sealed)]
+            )
         }
     }
 
     func history(group id: [UInt8]) throws -> [[UInt8]] {
         try queue.read { db in
-            try Data.fetchAll(db, sql: "SELECT sealed FROM entries WHERE group_id = ? ORDER BY id", arguments: [Data(id)]).map { [UInt8]($0) }
+            try Data.fetchAll(
+                db,
+                sql: "SELECT sealed FROM entries WHERE group_id = ? ORDER BY id",
+                arguments: [Data(id)]
+            ).map { [UInt8]($0) }
         }
     }
 
     @discardableResult
     func enqueue(group id: [UInt8], sealed: [UInt8]) throws -> Int64 {
         try queue.write { db in
-            try db.execute(sql: "INSERT INTO queue (group_id, sealed) VALUES (?, ?)", arguments: [Data(id), Data(sealed)])
+            try db.execute(
+                sql: "INSERT INTO queue (group_id, sealed) VALUES (?, ?)",
+                arguments: [Data(id), Data(sealed)]
+            )
             return db.lastInsertedRowID
         }
     }
@@ -143,14 +191,19 @@ final class ClientStore: Sendable {
     }
 
     func updateOutbox(_ id: Int64, sealed: [UInt8]) throws {
-        try queue.write { db in try db.execute(sql: "UPDATE queue SET sealed = ? WHERE id = ?", arguments: [Data(sealed), id]) }
+        try queue.write { db in
+            try db.execute(sql: "UPDATE queue SET sealed = ? WHERE id = ?", arguments: [Data(sealed), id])
+        }
     }
 
     /// Removes a queued message (parked) and records why in its group's history.
     func park(_ id: Int64, group: [UInt8], line: [UInt8]) throws {
         try queue.write { db in
             try db.execute(sql: "DELETE FROM queue WHERE id = ?", arguments: [id])
-            try db.execute(sql: "INSERT INTO entries (group_id, sealed) VALUES (?, ?)", arguments: [Data(group), Data(line)])
+            try db.execute(
+                sql: "INSERT INTO entries (group_id, sealed) VALUES (?, ?)",
+                arguments: [Data(group), Data(line)]
+            )
         }
     }
 
@@ -170,20 +223,30 @@ final class ClientStore: Sendable {
         try queue.read { db in
             var legacy = Legacy()
             legacy.groups = try Row.fetchAll(db, sql: "SELECT * FROM groups").map {
-                ($0["name"], [UInt8]($0["sealed"] as Data), UInt64(clamping: $0["last_seq"] as Int64), ($0["needs_update"] as Int64) == 1)
+                (
+                    $0["name"], [UInt8]($0["sealed"] as Data), UInt64(clamping: $0["last_seq"] as Int64),
+                    ($0["needs_update"] as Int64) == 1
+                )
             }
             legacy.history = try Row.fetchAll(db, sql: "SELECT * FROM history ORDER BY id").map {
-                ($0["group_name"], UInt64(clamping: $0["seq"] as Int64), UInt64(clamping: $0["time"] as Int64), $0["sender"], $0["kind"],
-                 [UInt8]($0["sealed"] as Data))
+                (
+                    $0["group_name"], UInt64(clamping: $0["seq"] as Int64), UInt64(clamping: $0["time"] as Int64),
+                    $0["sender"], $0["kind"],
+                    [UInt8]($0["sealed"] as Data)
+                )
             }
             legacy.outbox = try Row.fetchAll(db, sql: "SELECT * FROM outbox ORDER BY created").map {
                 ($0["id"], $0["group_name"], [UInt8]($0["sealed"] as Data))
             }
-            legacy.knownKeys = try Row.fetchAll(db, sql: "SELECT * FROM known_keys").map { ($0["username"], [UInt8]($0["keys"] as Data)) }
+            legacy.knownKeys = try Row.fetchAll(db, sql: "SELECT * FROM known_keys").map {
+                ($0["username"], [UInt8]($0["keys"] as Data))
+            }
             legacy.keyPackages = try Row.fetchAll(db, sql: "SELECT * FROM key_packages").map {
                 ([UInt8]($0["reference"] as Data), [UInt8]($0["sealed"] as Data))
             }
-            for row in try Row.fetchAll(db, sql: "SELECT key, value FROM settings") { legacy.settings[row["key"]] = [UInt8](row["value"] as Data) }
+            for row in try Row.fetchAll(db, sql: "SELECT key, value FROM settings") {
+                legacy.settings[row["key"]] = [UInt8](row["value"] as Data)
+            }
             return legacy
         }
     }
@@ -203,25 +266,45 @@ final class ClientStore: Sendable {
     /// compacts the file so the old clear-text rows leave no trace in it.
     func replaceLegacy(with migrated: Migrated) throws {
         try queue.write { db in
-            for table in ["groups", "history", "outbox", "known_keys", "key_packages"] { try db.execute(sql: "DELETE FROM \(table)") }
+            for table in ["groups", "history", "outbox", "known_keys", "key_packages"] {
+                try db.execute(sql: "DELETE FROM \(table)")
+            }
             for row in migrated.groups {
-                try db.execute(sql: "INSERT INTO group_records (id, sealed) VALUES (?, ?)", arguments: [Data(row.id), Data(row.sealed)])
+                try db.execute(
+                    sql: "INSERT INTO group_records (id, sealed) VALUES (?, ?)",
+                    arguments: [Data(row.id), Data(row.sealed)]
+                )
             }
             for row in migrated.history {
-                try db.execute(sql: "INSERT INTO entries (group_id, sealed) VALUES (?, ?)", arguments: [Data(row.group), Data(row.sealed)])
+                try db.execute(
+                    sql: "INSERT INTO entries (group_id, sealed) VALUES (?, ?)",
+                    arguments: [Data(row.group), Data(row.sealed)]
+                )
             }
             for row in migrated.outbox {
-                try db.execute(sql: "INSERT INTO queue (group_id, sealed) VALUES (?, ?)", arguments: [Data(row.group), Data(row.sealed)])
+                try db.execute(
+                    sql: "INSERT INTO queue (group_id, sealed) VALUES (?, ?)",
+                    arguments: [Data(row.group), Data(row.sealed)]
+                )
             }
             for row in migrated.knownKeys {
-                try db.execute(sql: "INSERT INTO known_keys (username, keys) VALUES (?, ?)", arguments: [Data(row.id), Data(row.keys)])
+                try db.execute(
+                    sql: "INSERT INTO known_keys (username, keys) VALUES (?, ?)",
+                    arguments: [Data(row.id), Data(row.keys)]
+                )
             }
             for row in migrated.keyPackages {
-                try db.execute(sql: "INSERT INTO key_packages (reference, sealed) VALUES (?, ?)", arguments: [Data(row.reference), Data(row.sealed)])
+                try db.execute(
+                    sql: "INSERT INTO key_packages (reference, sealed) VALUES (?, ?)",
+                    arguments: [Data(row.reference), Data(row.sealed)]
+                )
             }
             for (key, value) in migrated.settings {
                 if let value {
-                    try db.execute(sql: "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", arguments: [key, Data(value)])
+                    try db.execute(
+                        sql: "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
+                        arguments: [key, Data(value)]
+                    )
                 } else {
                     try db.execute(sql: "DELETE FROM settings WHERE key = ?", arguments: [key])
                 }
@@ -235,13 +318,18 @@ final class ClientStore: Sendable {
     /// `user` is the row identifier of the user's name (v2), never the name.
     func knownKeys(_ user: [UInt8]) throws -> [UInt8]? {
         try queue.read { db in
-            try Data.fetchOne(db, sql: "SELECT keys FROM known_keys WHERE username = ?", arguments: [Data(user)]).map { [UInt8]($0) }
+            try Data.fetchOne(db, sql: "SELECT keys FROM known_keys WHERE username = ?", arguments: [Data(user)]).map {
+                [UInt8]($0)
+            }
         }
     }
 
     func setKnownKeys(_ user: [UInt8], _ keys: [UInt8]) throws {
         try queue.write { db in
-            try db.execute(sql: "INSERT OR REPLACE INTO known_keys (username, keys) VALUES (?, ?)", arguments: [Data(user), Data(keys)])
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO known_keys (username, keys) VALUES (?, ?)",
+                arguments: [Data(user), Data(keys)]
+            )
         }
     }
 }

@@ -41,31 +41,58 @@ extension ParleyClient {
         let new = try SealingKey(password: password, salt: salt, cost: cost)
         key = new
         var migrated = ClientStore.Migrated()
-        migrated.settings = ["salt": salt, "kdf": [UInt8(cost)], "check": try new.seal(Array("parley".utf8), context: "check")]
+        migrated.settings = [
+            "salt": salt, "kdf": [UInt8(cost)], "check": try new.seal(Array("parley".utf8), context: "check"),
+        ]
         if let token = legacy.settings["token"] { migrated.settings["token"] = try new.seal(token, context: "token") }
         if let signature = legacy.settings["signature_private"] {
-            migrated.settings["signature_private"] = try new.seal(try old.open(signature, context: "signature"), context: "signature")
+            migrated.settings["signature_private"] = try new.seal(
+                try old.open(signature, context: "signature"),
+                context: "signature"
+            )
         }
         migrated.keyPackages = try legacy.keyPackages.map {
             ($0.reference, try new.seal(try old.open($0.sealed, context: "keypackage"), context: "keypackage"))
         }
         for group in legacy.groups {
-            let updated = legacy.settings["updated:" + group.name].flatMap { Double(String(decoding: $0, as: UTF8.self)) } ?? 0
-            records[group.name] = GroupRecord(name: group.name, lastSeq: group.lastSeq, needsUpdate: group.needsUpdate, updated: updated)
-            groups[group.name] = try Group(serialized: try old.open(group.sealed, context: "group:" + group.name), policy: policy)
+            let updated =
+                legacy.settings["updated:" + group.name].flatMap { Double(String(decoding: $0, as: UTF8.self)) } ?? 0
+            records[group.name] = GroupRecord(
+                name: group.name,
+                lastSeq: group.lastSeq,
+                needsUpdate: group.needsUpdate,
+                updated: updated
+            )
+            groups[group.name] = try Group(
+                serialized: try old.open(group.sealed, context: "group:" + group.name),
+                policy: policy
+            )
             migrated.groups.append(try sealRecord(group.name))
         }
-        for setting in legacy.settings.keys where setting.hasPrefix("updated:") { migrated.settings[setting] = .some(nil) }
+        for setting in legacy.settings.keys where setting.hasPrefix("updated:") {
+            migrated.settings[setting] = .some(nil)
+        }
         for line in legacy.history {
             let text = String(decoding: try old.open(line.sealed, context: "history:" + line.group), as: UTF8.self)
             let entry = HistoryEntry(
-                seq: line.seq, time: line.time, sender: line.sender, kind: HistoryEntry.Kind(rawValue: line.kind) ?? .system, text: text)
+                seq: line.seq,
+                time: line.time,
+                sender: line.sender,
+                kind: HistoryEntry.Kind(rawValue: line.kind) ?? .system,
+                text: text
+            )
             migrated.history.append((try rowID(line.group), try seal(entry, group: line.group)))
         }
         for entry in legacy.outbox {
-            let item = OutboxItem(id: entry.id, group: entry.group, text: String(decoding: try old.open(entry.sealed, context: "outbox"), as: UTF8.self))
+            let item = OutboxItem(
+                id: entry.id,
+                group: entry.group,
+                text: String(decoding: try old.open(entry.sealed, context: "outbox"), as: UTF8.self)
+            )
             let id = try rowID(entry.group)
-            migrated.outbox.append((id, try new.seal(Array(try JSONEncoder().encode(item)), context: "outbox:" + Self.hexString(id))))
+            migrated.outbox.append(
+                (id, try new.seal(Array(try JSONEncoder().encode(item)), context: "outbox:" + Self.hexString(id)))
+            )
         }
         migrated.knownKeys = legacy.knownKeys.map { (new.identifier("user", $0.user), $0.keys) }
         try store.replaceLegacy(with: migrated)

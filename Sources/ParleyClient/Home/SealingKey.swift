@@ -1,6 +1,6 @@
 import Crypto
-import _CryptoExtras
 import Synchronization
+import _CryptoExtras
 
 /// The key that protects a home's secrets at rest: scrypt over the user's
 /// password with the home's random salt, used with AES-256-GCM. The seed
@@ -27,11 +27,22 @@ struct SealingKey: Sendable {
     static var costForNewHomes: Int { testCost.withLock { $0 } ?? defaultCost }
 
     init(password: String, salt: [UInt8], cost: Int) throws {
-        guard Self.acceptedCosts.contains(cost) else { throw ClientError.invalid("The home's key-derivation cost is corrupt.") }
+        guard Self.acceptedCosts.contains(cost) else {
+            throw ClientError.invalid("The home's key-derivation cost is corrupt.")
+        }
         key = try KDF.Scrypt.deriveKey(
-            from: Array(password.utf8), salt: salt, outputByteCount: 32, rounds: 1 << cost, blockSize: 8, parallelism: 1)
+            from: Array(password.utf8),
+            salt: salt,
+            outputByteCount: 32,
+            rounds: 1 << cost,
+            blockSize: 8,
+            parallelism: 1
+        )
         indexKey = HKDF<SHA256>.deriveKey(
-            inputKeyMaterial: key, info: Array("parley home row identifiers".utf8), outputByteCount: 32)
+            inputKeyMaterial: key,
+            info: Array("parley home row identifiers".utf8),
+            outputByteCount: 32
+        )
     }
 
     /// AES-GCM with a random nonce; `context` is bound as associated data so a
@@ -44,7 +55,9 @@ struct SealingKey: Sendable {
 
     func open(_ sealed: [UInt8], context: String) throws -> [UInt8] {
         do {
-            return Array(try AES.GCM.open(AES.GCM.SealedBox(combined: sealed), using: key, authenticating: Array(context.utf8)))
+            return Array(
+                try AES.GCM.open(AES.GCM.SealedBox(combined: sealed), using: key, authenticating: Array(context.utf8))
+            )
         } catch {
             throw ClientError.wrongPassword
         }

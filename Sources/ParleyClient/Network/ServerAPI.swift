@@ -15,7 +15,8 @@ package final class ServerAPI: Sendable {
     private let client: HTTPClient
 
     package init(url: String, certificate: [UInt8]) throws {
-        guard let components = URLComponents(string: url), components.scheme == "https", let host = components.host else {
+        guard let components = URLComponents(string: url), components.scheme == "https", let host = components.host
+        else {
             throw ClientError.invalid("The server URL must look like https://host:port.")
         }
         baseURL = url.hasSuffix("/") ? String(url.dropLast()) : url
@@ -36,14 +37,20 @@ package final class ServerAPI: Sendable {
     }
 
     package static func hostAndPort(_ url: String) throws -> (String, Int) {
-        guard let components = URLComponents(string: url), components.scheme == "https", let host = components.host else {
+        guard let components = URLComponents(string: url), components.scheme == "https", let host = components.host
+        else {
             throw ClientError.invalid("The server URL must look like https://host:port.")
         }
         return (host, components.port ?? 443)
     }
 
     @discardableResult
-    package func request(_ method: HTTPMethod, _ path: String, token: String? = nil, body: Data? = nil) async throws -> Data {
+    package func request(
+        _ method: HTTPMethod,
+        _ path: String,
+        token: String? = nil,
+        body: Data? = nil
+    ) async throws -> Data {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         request.headers.add(name: "Content-Type", value: "application/json")
@@ -59,12 +66,24 @@ package final class ServerAPI: Sendable {
         }
         let data = Data(buffer: try await response.body.collect(upTo: 16 << 20))
         guard (200..<300).contains(Int(response.status.code)) else {
-            throw ClientError.server((try? WireJSON.decode(API.ErrorResponse.self, from: data).error) ?? ErrorBody(.internalError, "HTTP \(response.status.code)"))
+            throw ClientError.server(
+                (try? WireJSON.decode(API.ErrorResponse.self, from: data).error)
+                    ?? ErrorBody(.internalError, "HTTP \(response.status.code)")
+            )
         }
         return data
     }
 
-    package func call<T: Decodable>(_ method: HTTPMethod, _ path: String, token: String? = nil, json: (some Encodable)? = Optional<Data>.none, as _: T.Type) async throws -> T {
-        try WireJSON.decode(T.self, from: try await request(method, path, token: token, body: json.map { try WireJSON.encode($0) }))
+    package func call<T: Decodable>(
+        _ method: HTTPMethod,
+        _ path: String,
+        token: String? = nil,
+        json: (some Encodable)? = Optional<Data>.none,
+        as _: T.Type
+    ) async throws -> T {
+        try WireJSON.decode(
+            T.self,
+            from: try await request(method, path, token: token, body: json.map { try WireJSON.encode($0) })
+        )
     }
 }

@@ -24,12 +24,18 @@ final class ServerSocket: Sendable {
         logger.logLevel = .critical
         // One frame is at most `maxFrameBytes` (the WebSocket layer refuses a longer one and closes).
         let configuration = WebSocketClientConfiguration(
-            maxFrameSize: FrameInbox.maxFrameBytes, additionalHeaders: [.authorization: "Bearer \(token)"],
-            autoPing: .enabled(timePeriod: .seconds(30)), sniHostname: sni)
+            maxFrameSize: FrameInbox.maxFrameBytes,
+            additionalHeaders: [.authorization: "Bearer \(token)"],
+            autoPing: .enabled(timePeriod: .seconds(30)),
+            sniHostname: sni
+        )
         task = Task {
             do {
                 let closing = try await WebSocketClient.connect(
-                    url: url, configuration: configuration, tlsConfiguration: tls, logger: logger
+                    url: url,
+                    configuration: configuration,
+                    tlsConfiguration: tls,
+                    logger: logger
                 ) { inbound, outbound, _ in
                     let writer = Task {
                         for await text in stream { try await outbound.write(.text(text)) }
@@ -38,7 +44,7 @@ final class ServerSocket: Sendable {
                     defer { writer.cancel() }
                     for try await message in inbound.messages(maxSize: FrameInbox.maxFrameBytes) {
                         guard case .text(let text) = message,
-                              let frame = try? WireJSON.decode(ServerFrame.self, from: Data(text.utf8))
+                            let frame = try? WireJSON.decode(ServerFrame.self, from: Data(text.utf8))
                         else { continue }
                         // Waits while the inbox is full: the socket is not read meanwhile, so
                         // TCP flow control holds a flooding server back, not client memory.
@@ -46,10 +52,12 @@ final class ServerSocket: Sendable {
                     }
                 }
                 // The server's close reason says why (session ended, replaced, shutting down).
-                inbox.close(error: closing.map {
-                    let reason = TerminalText.line($0.reason ?? "\($0.closeCode)")
-                    return .unreachable("the server closed the connection: \(reason)")
-                })
+                inbox.close(
+                    error: closing.map {
+                        let reason = TerminalText.line($0.reason ?? "\($0.closeCode)")
+                        return .unreachable("the server closed the connection: \(reason)")
+                    }
+                )
             } catch let error as WebSocketClientError where error == .serverSentMessageTooLarge {
                 inbox.close(error: .frameTooLarge(limit: FrameInbox.maxFrameBytes))
             } catch {
@@ -97,7 +105,8 @@ final class FrameInbox: Sendable {
     let maxFrames: Int
     let maxBytes: Int
     private let state = Mutex<(frames: [(ServerFrame, Int)], bytes: Int, peak: Int, closed: Bool, error: ClientError?)>(
-        ([], 0, 0, false, nil))
+        ([], 0, 0, false, nil)
+    )
 
     init(maxFrames: Int? = nil, maxBytes: Int? = nil) {
         let defaults = Self.defaultBounds.withLock { $0 }

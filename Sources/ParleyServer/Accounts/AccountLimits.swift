@@ -17,11 +17,14 @@ struct AccountLimits: Sendable {
     let failuresPerAccount = RateLimiter(capacity: 100, perHour: 100)
 
     init(_ configuration: ServerConfiguration) {
-        let perHour = configuration.registrationsPerHourPerAddress, perMinute = configuration.registrationsPerMinute
+        let perHour = configuration.registrationsPerHourPerAddress
+        let perMinute = configuration.registrationsPerMinute
         registrationsPerAddress = RateLimiter(capacity: perHour, perHour: perHour)
         registrationsServerWide = RateLimiter(capacity: perMinute, perMinute: perMinute)
-        loginsPerAddress = RateLimiter(capacity: configuration.loginsPerMinutePerAddress,
-                                       perMinute: configuration.loginsPerMinutePerAddress)
+        loginsPerAddress = RateLimiter(
+            capacity: configuration.loginsPerMinutePerAddress,
+            perMinute: configuration.loginsPerMinutePerAddress
+        )
     }
 
     /// Whether the failures recorded so far refuse this attempt.

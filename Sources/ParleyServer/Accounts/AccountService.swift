@@ -22,8 +22,13 @@ final class AccountService: Sendable {
     private let work = PasswordWork(threads: 2, waiting: 8)
     private let limits: AccountLimits
 
-    init(storage: any ServerStorage, configuration: ServerConfiguration, hub: ConnectionHub,
-         certificateDER: [UInt8], logger: Logger) {
+    init(
+        storage: any ServerStorage,
+        configuration: ServerConfiguration,
+        hub: ConnectionHub,
+        certificateDER: [UInt8],
+        logger: Logger
+    ) {
         self.storage = storage
         self.configuration = configuration
         self.hub = hub
@@ -62,7 +67,8 @@ final class AccountService: Sendable {
         case .closed: throw ErrorBody(.registrationClosed)
         case .invite:
             guard let expected = configuration.inviteToken, let given = request.invite,
-                  constantTimeEquals(Array(given.utf8), Array(expected.utf8)) else { throw ErrorBody(.invalidInvite) }
+                constantTimeEquals(Array(given.utf8), Array(expected.utf8))
+            else { throw ErrorBody(.invalidInvite) }
         }
     }
 
@@ -138,22 +144,32 @@ final class AccountService: Sendable {
     private func checkProof(_ request: API.Login) throws {
         let key = [UInt8](request.signatureKey)
         guard !key.isEmpty, key.count <= 256, request.signature.count <= 512,
-              challenges.redeem([UInt8](request.challenge), for: request.username) else {
+            challenges.redeem([UInt8](request.challenge), for: request.username)
+        else {
             throw ErrorBody(.invalidLoginProof)
         }
         let content = try API.Login.proofContent(
-            username: request.username, challenge: [UInt8](request.challenge), signatureKey: key,
-            serverCertificate: certificateDER)
+            username: request.username,
+            challenge: [UInt8](request.challenge),
+            signatureKey: key,
+            serverCertificate: certificateDER
+        )
         let verified = try? API.Login.suite.verifyWithLabel(
-            SignaturePublicKey(key), label: API.Login.proofLabel, content: content,
-            signature: [UInt8](request.signature))
+            SignaturePublicKey(key),
+            label: API.Login.proofLabel,
+            content: content,
+            signature: [UInt8](request.signature)
+        )
         guard verified == true else { throw ErrorBody(.invalidLoginProof) }
     }
 
     private func registerDevice(of user: UserRecord, key: [UInt8]) throws -> Int64 {
         do {
             return try storage.registerDevice(
-                userID: user.id, signatureKey: key, maxDevices: configuration.maxDevicesPerAccount)
+                userID: user.id,
+                signatureKey: key,
+                maxDevices: configuration.maxDevicesPerAccount
+            )
         } catch StorageError.conflict, StorageError.retired {
             throw ErrorBody(.signatureKeyInUse)
         } catch StorageError.limitReached {
@@ -196,7 +212,8 @@ final class AccountService: Sendable {
     /// The device behind a bearer token, or `unauthorized`.
     func authenticate(token: String?) throws -> DeviceRecord {
         guard let token, token.utf8.count <= 128,
-              let session = try storage.session(tokenHash: SessionToken.hash(token), now: Clock.milliseconds()) else {
+            let session = try storage.session(tokenHash: SessionToken.hash(token), now: Clock.milliseconds())
+        else {
             throw ErrorBody(.unauthorized)
         }
         return session.device

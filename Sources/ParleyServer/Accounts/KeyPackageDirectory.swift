@@ -26,14 +26,18 @@ final class KeyPackageDirectory: Sendable {
     /// Validates each KeyPackage (signature, suite, credential naming this
     /// device's user, signature key of this device) before storing it.
     func upload(_ request: API.UploadKeyPackages, from device: DeviceRecord) throws -> API.KeyPackageStock {
-        guard request.keyPackages.count <= 100 else { throw ErrorBody(.tooLarge, "Upload at most 100 key packages at a time.") }
+        guard request.keyPackages.count <= 100 else {
+            throw ErrorBody(.tooLarge, "Upload at most 100 key packages at a time.")
+        }
         // Unclaimed packages are bounded per device too, so uploads cannot fill the disk.
         let unclaimed = try storage.availableKeyPackages(deviceID: device.id)
         guard unclaimed + request.keyPackages.count <= Self.maxStockPerDevice else {
             throw ErrorBody(.tooLarge, "A device may keep at most \(Self.maxStockPerDevice) unclaimed key packages.")
         }
         var stored: [StoredKeyPackage] = []
-        for (data, lastResort) in request.keyPackages.map({ ($0, false) }) + (request.lastResort.map { [($0, true)] } ?? []) {
+        for (data, lastResort) in request.keyPackages.map({ ($0, false) })
+            + (request.lastResort.map { [($0, true)] } ?? [])
+        {
             guard case .keyPackage(let keyPackage) = try? MLSMessage(tlsEncoded: [UInt8](data)) else {
                 throw ErrorBody(.invalidKeyPackage, "A key package could not be decoded.")
             }
@@ -43,10 +47,17 @@ final class KeyPackageDirectory: Sendable {
                 throw ErrorBody(.invalidKeyPackage, "A key package is invalid: \(error).")
             }
             guard keyPackage.leafNode.signatureKey.bytes == device.signatureKey,
-                  ParleyGroupPolicy.username(of: keyPackage.leafNode.credential) == device.userName else {
+                ParleyGroupPolicy.username(of: keyPackage.leafNode.credential) == device.userName
+            else {
                 throw ErrorBody(.invalidKeyPackage, "A key package does not belong to this device.")
             }
-            stored.append(StoredKeyPackage(reference: try keyPackage.reference(keyPackage.cipherSuite.provider()), data: [UInt8](data), lastResort: lastResort))
+            stored.append(
+                StoredKeyPackage(
+                    reference: try keyPackage.reference(keyPackage.cipherSuite.provider()),
+                    data: [UInt8](data),
+                    lastResort: lastResort
+                )
+            )
         }
         do {
             try storage.addKeyPackages(deviceID: device.id, stored)
@@ -57,7 +68,10 @@ final class KeyPackageDirectory: Sendable {
     }
 
     func stock(of device: DeviceRecord) throws -> API.KeyPackageStock {
-        API.KeyPackageStock(available: try storage.availableKeyPackages(deviceID: device.id), lowWatermark: configuration.keyPackageLowWatermark)
+        API.KeyPackageStock(
+            available: try storage.availableKeyPackages(deviceID: device.id),
+            lowWatermark: configuration.keyPackageLowWatermark
+        )
     }
 
     /// One KeyPackage for every device of `username`: one-time ones within the target's
@@ -69,7 +83,8 @@ final class KeyPackageDirectory: Sendable {
         guard let user = try storage.user(named: username) else { throw ErrorBody(.userNotFound) }
         let oneTime = oneTimeClaimsPerTarget.allow("target:\(user.id)")
         let entries = try storage.devices(ofUser: user.id).compactMap { device in
-            let package = oneTime
+            let package =
+                oneTime
                 ? try storage.claimKeyPackage(deviceID: device.id)
                 : try storage.lastResortKeyPackage(deviceID: device.id)
             return package.map { API.ClaimedKeyPackages.Entry(deviceID: device.id, keyPackage: Data($0.data)) }

@@ -13,8 +13,13 @@ struct PasswordHasher: Sendable {
 
     func hash(_ password: String, salt: [UInt8]) throws -> [UInt8] {
         let key = try KDF.Scrypt.deriveKey(
-            from: Array(password.utf8), salt: salt, outputByteCount: Self.hashLength,
-            rounds: rounds, blockSize: blockSize, parallelism: parallelism)
+            from: Array(password.utf8),
+            salt: salt,
+            outputByteCount: Self.hashLength,
+            rounds: rounds,
+            blockSize: blockSize,
+            parallelism: parallelism
+        )
         return key.withUnsafeBytes { Array($0) }
     }
 

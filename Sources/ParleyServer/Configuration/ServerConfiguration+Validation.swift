@@ -28,19 +28,28 @@ extension ServerConfiguration {
         Bound(key: "max_proposal_bytes_per_epoch", value: \.maxProposalBytesPerEpoch, range: 1024...(1 << 30)),
         Bound(key: "max_stored_bytes_per_group", value: \.maxStoredBytesPerGroup, range: 1024...(1 << 44)),
         Bound(key: "max_stored_bytes_per_user", value: \.maxStoredBytesPerUser, range: 1024...(1 << 44)),
-        Bound(key: "max_queued_bytes_per_connection", value: \.maxQueuedBytesPerConnection,
-              range: (64 << 10)...(1 << 34)),
+        Bound(
+            key: "max_queued_bytes_per_connection",
+            value: \.maxQueuedBytesPerConnection,
+            range: (64 << 10)...(1 << 34)
+        ),
         Bound(key: "handshake_timeout_seconds", value: \.handshakeTimeoutSeconds, range: 1...3600),
         Bound(key: "idle_timeout_seconds", value: \.idleTimeoutSeconds, range: 1...86_400),
         Bound(key: "ping_interval_seconds", value: \.pingIntervalSeconds, range: 1...3600),
         Bound(key: "session_check_seconds", value: \.sessionCheckSeconds, range: 1...3600),
         Bound(key: "max_devices_per_account", value: \.maxDevicesPerAccount, range: 1...1000),
-        Bound(key: "registrations_per_hour_per_address", value: \.registrationsPerHourPerAddress,
-              range: 1...1_000_000),
+        Bound(
+            key: "registrations_per_hour_per_address",
+            value: \.registrationsPerHourPerAddress,
+            range: 1...1_000_000
+        ),
         Bound(key: "registrations_per_minute", value: \.registrationsPerMinute, range: 1...1_000_000),
         Bound(key: "logins_per_minute_per_address", value: \.loginsPerMinutePerAddress, range: 1...1_000_000),
-        Bound(key: "key_package_claims_per_hour_per_target", value: \.keyPackageClaimsPerHourPerTarget,
-              range: 1...1_000_000),
+        Bound(
+            key: "key_package_claims_per_hour_per_target",
+            value: \.keyPackageClaimsPerHourPerTarget,
+            range: 1...1_000_000
+        ),
     ]
 
     /// Keys whose values are text: an all-digit token or host stays a string.
@@ -54,8 +63,10 @@ extension ServerConfiguration {
         for bound in Self.bounds {
             let value = self[keyPath: bound.value]
             guard bound.range.contains(value) else {
-                throw ServerError.configuration("\(bound.key) is \(value); it must be between "
-                    + "\(bound.range.lowerBound) and \(bound.range.upperBound).")
+                throw ServerError.configuration(
+                    "\(bound.key) is \(value); it must be between "
+                        + "\(bound.range.lowerBound) and \(bound.range.upperBound)."
+                )
             }
         }
         guard (tlsCertificate == nil) == (tlsPrivateKey == nil) else {
@@ -74,24 +85,28 @@ extension ServerConfiguration {
             let range = bounds.first { $0.key == key }
                 .map { " between \($0.range.lowerBound) and \($0.range.upperBound)" }
             throw ServerError.configuration(
-                "PARLEY_\(key.uppercased()) is \"\(text)\"; it must be a whole number\(range ?? "").")
+                "PARLEY_\(key.uppercased()) is \"\(text)\"; it must be a whole number\(range ?? "")."
+            )
         }
         return number
     }
 
     /// A decoding failure as a sentence naming the key, not a Swift type dump.
     static func describe(_ error: DecodingError, source: String) -> ServerError {
-        let (path, detail): ([any CodingKey], String) = switch error {
-        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
-            (context.codingPath, context.debugDescription)
-        case .keyNotFound(let key, let context): (context.codingPath + [key], "missing")
-        @unknown default: ([], "\(error)")
-        }
+        let (path, detail): ([any CodingKey], String) =
+            switch error {
+            case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+                (context.codingPath, context.debugDescription)
+            case .keyNotFound(let key, let context): (context.codingPath + [key], "missing")
+            @unknown default: ([], "\(error)")
+            }
         let key = path.map(\.stringValue).joined(separator: ".")
         guard !key.isEmpty else { return .configuration("\(source) is not a valid JSON object (\(detail)).") }
         let range = bounds.first { $0.key == key }
             .map { " between \($0.range.lowerBound) and \($0.range.upperBound)" }
-        let kind = key == "registration" ? "one of open, closed or invite"
+        let kind =
+            key == "registration"
+            ? "one of open, closed or invite"
             : stringKeys.contains(key) ? "text" : "a whole number" + (range ?? "")
         return .configuration("\(key) in \(source) is not valid (\(detail)); it must be \(kind).")
     }

@@ -68,18 +68,32 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
 
     /// Keys of the config file and the environment, for documentation.
     enum CodingKeys: String, CodingKey {
-        case dataDirectory = "data", host, port, tlsCertificate = "tls_certificate", tlsPrivateKey = "tls_private_key"
-        case registration, inviteToken = "invite_token", sessionLifetimeHours = "session_lifetime_hours"
-        case maxFrameBytes = "max_frame_bytes", maxMembers = "max_members", retentionDays = "retention_days"
-        case messagesPerSecond = "messages_per_second", keyPackageLowWatermark = "key_package_low_watermark"
+        case dataDirectory = "data"
+        case host, port
+        case tlsCertificate = "tls_certificate"
+        case tlsPrivateKey = "tls_private_key"
+        case registration
+        case inviteToken = "invite_token"
+        case sessionLifetimeHours = "session_lifetime_hours"
+        case maxFrameBytes = "max_frame_bytes"
+        case maxMembers = "max_members"
+        case retentionDays = "retention_days"
+        case messagesPerSecond = "messages_per_second"
+        case keyPackageLowWatermark = "key_package_low_watermark"
         case epochGraceSeconds = "epoch_grace_seconds"
-        case maxGroupInfoBytes = "max_group_info_bytes", groupCreationsPerHour = "group_creations_per_hour"
-        case maxProposalsPerEpoch = "max_proposals_per_epoch", maxProposalBytesPerEpoch = "max_proposal_bytes_per_epoch"
-        case maxStoredBytesPerGroup = "max_stored_bytes_per_group", maxStoredBytesPerUser = "max_stored_bytes_per_user"
+        case maxGroupInfoBytes = "max_group_info_bytes"
+        case groupCreationsPerHour = "group_creations_per_hour"
+        case maxProposalsPerEpoch = "max_proposals_per_epoch"
+        case maxProposalBytesPerEpoch = "max_proposal_bytes_per_epoch"
+        case maxStoredBytesPerGroup = "max_stored_bytes_per_group"
+        case maxStoredBytesPerUser = "max_stored_bytes_per_user"
         case maxQueuedBytesPerConnection = "max_queued_bytes_per_connection"
-        case handshakeTimeoutSeconds = "handshake_timeout_seconds", idleTimeoutSeconds = "idle_timeout_seconds"
-        case pingIntervalSeconds = "ping_interval_seconds", sessionCheckSeconds = "session_check_seconds"
-        case maxDevicesPerAccount = "max_devices_per_account", metricsToken = "metrics_token"
+        case handshakeTimeoutSeconds = "handshake_timeout_seconds"
+        case idleTimeoutSeconds = "idle_timeout_seconds"
+        case pingIntervalSeconds = "ping_interval_seconds"
+        case sessionCheckSeconds = "session_check_seconds"
+        case maxDevicesPerAccount = "max_devices_per_account"
+        case metricsToken = "metrics_token"
         case registrationsPerHourPerAddress = "registrations_per_hour_per_address"
         case registrationsPerMinute = "registrations_per_minute"
         case loginsPerMinutePerAddress = "logins_per_minute_per_address"
@@ -96,16 +110,20 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
         tlsPrivateKey = try container.decodeIfPresent(String.self, forKey: .tlsPrivateKey)
         registration = try container.decodeIfPresent(Registration.self, forKey: .registration) ?? defaults.registration
         inviteToken = try container.decodeIfPresent(String.self, forKey: .inviteToken)
-        sessionLifetimeHours = try container.decodeIfPresent(Int.self, forKey: .sessionLifetimeHours)
+        sessionLifetimeHours =
+            try container.decodeIfPresent(Int.self, forKey: .sessionLifetimeHours)
             ?? defaults.sessionLifetimeHours
         maxFrameBytes = try container.decodeIfPresent(Int.self, forKey: .maxFrameBytes) ?? defaults.maxFrameBytes
         maxMembers = try container.decodeIfPresent(Int.self, forKey: .maxMembers) ?? defaults.maxMembers
         retentionDays = try container.decodeIfPresent(Int.self, forKey: .retentionDays) ?? defaults.retentionDays
-        messagesPerSecond = try container.decodeIfPresent(Int.self, forKey: .messagesPerSecond)
+        messagesPerSecond =
+            try container.decodeIfPresent(Int.self, forKey: .messagesPerSecond)
             ?? defaults.messagesPerSecond
-        keyPackageLowWatermark = try container.decodeIfPresent(Int.self, forKey: .keyPackageLowWatermark)
+        keyPackageLowWatermark =
+            try container.decodeIfPresent(Int.self, forKey: .keyPackageLowWatermark)
             ?? defaults.keyPackageLowWatermark
-        epochGraceSeconds = try container.decodeIfPresent(Int.self, forKey: .epochGraceSeconds)
+        epochGraceSeconds =
+            try container.decodeIfPresent(Int.self, forKey: .epochGraceSeconds)
             ?? defaults.epochGraceSeconds
         func limit(_ key: CodingKeys, _ fallback: Int) throws -> Int {
             try container.decodeIfPresent(Int.self, forKey: key) ?? fallback
@@ -128,7 +146,8 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
     /// A value of the wrong kind is refused with a sentence naming its key; ranges are checked
     /// by ``validate()``.
     public static func load(
-        file: String?, environment: [String: String] = ProcessInfo.processInfo.environment
+        file: String?,
+        environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws -> ServerConfiguration {
         var configuration = ServerConfiguration()
         if let file {
@@ -171,11 +190,15 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
         maxDevicesPerAccount = try value(.maxDevicesPerAccount, defaults.maxDevicesPerAccount)
         metricsToken = try container.decodeIfPresent(String.self, forKey: .metricsToken)
         registrationsPerHourPerAddress = try value(
-            .registrationsPerHourPerAddress, defaults.registrationsPerHourPerAddress)
+            .registrationsPerHourPerAddress,
+            defaults.registrationsPerHourPerAddress
+        )
         registrationsPerMinute = try value(.registrationsPerMinute, defaults.registrationsPerMinute)
         loginsPerMinutePerAddress = try value(.loginsPerMinutePerAddress, defaults.loginsPerMinutePerAddress)
         keyPackageClaimsPerHourPerTarget = try value(
-            .keyPackageClaimsPerHourPerTarget, defaults.keyPackageClaimsPerHourPerTarget)
+            .keyPackageClaimsPerHourPerTarget,
+            defaults.keyPackageClaimsPerHourPerTarget
+        )
     }
 
     var databasePath: String { (dataDirectory as NSString).appendingPathComponent("parley.sqlite") }

@@ -1,5 +1,5 @@
-import Synchronization
 import ParleyProtocol
+import Synchronization
 
 /// What a connected device's writer is told to send.
 enum Outbound: Sendable {
@@ -87,8 +87,12 @@ final class ConnectionHub: Sendable {
 
     /// Registers a device's connection; an older connection of the device is told to close.
     /// `onOverflow` is called once if the connection's queue passes the limit; the stream then ends.
-    func connect(deviceID: Int64, onOverflow: @escaping @Sendable () -> Void = {})
-        -> (id: UInt64, stream: AsyncStream<Outbound>, queue: OutboundQueue) {
+    func connect(
+        deviceID: Int64,
+        onOverflow: @escaping @Sendable () -> Void = {}
+    )
+        -> (id: UInt64, stream: AsyncStream<Outbound>, queue: OutboundQueue)
+    {
         let (stream, continuation) = AsyncStream<Outbound>.makeStream()
         let queue = OutboundQueue(limit: maxQueuedBytes, onOverflow: onOverflow)
         let (id, previous) = connections.withLock { state -> (UInt64, Entry?) in

@@ -50,13 +50,22 @@ actor DeliveryService {
     private let parsing = ConcurrencyLimit(permits: 2, maxWaiting: 32)
     private let graceMilliseconds: UInt64
 
-    init(storage: any ServerStorage, hub: ConnectionHub, configuration: ServerConfiguration, metrics: ServerMetrics, logger: Logger) {
+    init(
+        storage: any ServerStorage,
+        hub: ConnectionHub,
+        configuration: ServerConfiguration,
+        metrics: ServerMetrics,
+        logger: Logger
+    ) {
         self.storage = storage
         self.hub = hub
         self.configuration = configuration
         self.metrics = metrics
         self.logger = logger
-        sendLimiter = RateLimiter(capacity: configuration.messagesPerSecond * 4, perMinute: configuration.messagesPerSecond * 60)
+        sendLimiter = RateLimiter(
+            capacity: configuration.messagesPerSecond * 4,
+            perMinute: configuration.messagesPerSecond * 60
+        )
         let creations = max(1, configuration.groupCreationsPerHour)
         creationLimiter = RateLimiter(capacity: creations, perHour: creations)
         let (grace, overflow) = UInt64(max(0, configuration.epochGraceSeconds)).multipliedReportingOverflow(by: 1000)
@@ -74,8 +83,12 @@ actor DeliveryService {
         func validate(_ credential: Credential, signatureKey: SignaturePublicKey) throws {
             try ParleyGroupPolicy.CredentialRule().validate(credential, signatureKey: signatureKey)
             guard let device = try storage.device(withSignatureKey: signatureKey.bytes),
-                  device.userName == ParleyGroupPolicy.username(of: credential) else {
-                throw ErrorBody(.invalidMessage, "a member's signature key is not a registered device of the user it names")
+                device.userName == ParleyGroupPolicy.username(of: credential)
+            else {
+                throw ErrorBody(
+                    .invalidMessage,
+                    "a member's signature key is not a registered device of the user it names"
+                )
             }
         }
     }
@@ -87,8 +100,11 @@ actor DeliveryService {
     /// creation costs little and never stalls delivery.
     nonisolated func createGroup(_ request: API.CreateGroup, by device: DeviceRecord) async throws -> API.Group {
         guard GroupName.isValid(request.name) else {
-            throw ErrorBody(.malformedRequest, "Group names are 1 to 64 bytes of printable text in Unicode NFC, "
-                + "without '/', and not '.' or '..'.")
+            throw ErrorBody(
+                .malformedRequest,
+                "Group names are 1 to 64 bytes of printable text in Unicode NFC, "
+                    + "without '/', and not '.' or '..'."
+            )
         }
         guard request.groupInfo.count <= configuration.maxGroupInfoBytes else {
             let limit = configuration.maxGroupInfoBytes
@@ -104,7 +120,9 @@ actor DeliveryService {
 
     /// The public view of a new group: it must be epoch 0 with the creator alone, as its one admin.
     private static func creationView(
-        _ bytes: [UInt8], creator device: DeviceRecord, policy: GroupPolicy
+        _ bytes: [UInt8],
+        creator device: DeviceRecord,
+        policy: GroupPolicy
     ) throws -> PublicGroup {
         guard case .groupInfo(let info) = try? MLSMessage(tlsEncoded: bytes) else {
             throw ErrorBody(.invalidGroupInfo, "The group info could not be decoded.")
@@ -120,16 +138,23 @@ actor DeliveryService {
         }
         let admins = (try? ParleyGroupPolicy.admins(in: view.context.extensions)) ?? []
         guard view.tree.leafCount.rawValue == 1, view.members.count == 1,
-              let creator = view.tree.leafNode(at: LeafIndex(0)),
-              creator.signatureKey.bytes == device.signatureKey, admins == [device.userName] else {
+            let creator = view.tree.leafNode(at: LeafIndex(0)),
+            creator.signatureKey.bytes == device.signatureKey, admins == [device.userName]
+        else {
             throw ErrorBody(.invalidGroupInfo, "A new group must have only its creator, at epoch 0, as its one admin.")
         }
         return view
     }
 
     private func register(_ view: PublicGroup, name: String, creator device: DeviceRecord) throws -> API.Group {
-        let record = GroupRecord(id: 0, name: name, mlsGroupID: view.groupID, state: try view.serialized(), lastSeq: 0,
-                                 createdAt: Clock.milliseconds())
+        let record = GroupRecord(
+            id: 0,
+            name: name,
+            mlsGroupID: view.groupID,
+            state: try view.serialized(),
+            lastSeq: 0,
+            createdAt: Clock.milliseconds()
+        )
         let id: Int64
         do {
             id = try storage.createGroup(record, creatorDevice: device.id)
@@ -189,11 +214,16 @@ actor DeliveryService {
         var cursor = group.record.stateSeq
         while true {
             let page = try storage.messages(
-                groupID: group.record.id, after: cursor, through: group.record.lastSeq, limit: 500)
+                groupID: group.record.id,
+                after: cursor,
+                through: group.record.lastSeq,
+                limit: 500
+            )
             for entry in page {
                 guard case .publicMessage(let message)? = try? MLSMessage(tlsEncoded: entry.data),
-                      case .proposal = message.content.body,
-                      (try? group.view.process(.publicMessage(message))) != nil else { continue }
+                    case .proposal = message.content.body,
+                    (try? group.view.process(.publicMessage(message))) != nil
+                else { continue }
                 group.pendingProposals += 1
                 group.pendingProposalBytes += entry.data.count
             }
@@ -212,9 +242,13 @@ actor DeliveryService {
 
     func describe(_ group: CachedGroup) throws -> API.Group {
         API.Group(
-            name: group.record.name, epoch: group.view.epoch,
-            members: Array(Set(group.view.members.compactMap { ParleyGroupPolicy.username(of: $0.credential) })).sorted(),
-            admins: try ParleyGroupPolicy.admins(in: group.view.context.extensions), lastSeq: group.record.lastSeq)
+            name: group.record.name,
+            epoch: group.view.epoch,
+            members: Array(Set(group.view.members.compactMap { ParleyGroupPolicy.username(of: $0.credential) }))
+                .sorted(),
+            admins: try ParleyGroupPolicy.admins(in: group.view.context.extensions),
+            lastSeq: group.record.lastSeq
+        )
     }
 
     func groups(of device: DeviceRecord) throws -> [API.Group] {
@@ -223,7 +257,8 @@ actor DeliveryService {
 
     func ratchetTree(of name: String, for device: DeviceRecord) throws -> API.RatchetTree {
         guard let group = try lookup(name),
-              group.memberDevices.contains(device.id) || isInvited(device, to: group) else {
+            group.memberDevices.contains(device.id) || isInvited(device, to: group)
+        else {
             throw ErrorBody(.notMember)
         }
         return API.RatchetTree(epoch: group.view.epoch, tree: Data(try group.view.tree.encoded()))
@@ -271,7 +306,9 @@ actor DeliveryService {
 
     private func accept(_ send: ClientFrame.Send, from device: DeviceRecord) throws -> UInt64 {
         guard sendLimiter.allow("device:\(device.id)") else { throw ErrorBody(.rateLimited) }
-        guard send.message.count <= configuration.maxFrameBytes, (send.welcome?.count ?? 0) <= configuration.maxFrameBytes else {
+        guard send.message.count <= configuration.maxFrameBytes,
+            (send.welcome?.count ?? 0) <= configuration.maxFrameBytes
+        else {
             throw ErrorBody(.tooLarge)
         }
         var group = try group(named: send.group, for: device)
@@ -287,7 +324,12 @@ actor DeliveryService {
         let size = Int64(send.message.count)  // Int is 64 bits on every platform Parley serves from
         let userTotal = try checkQuota(group, user: device.userID, adding: size)
         let now = Clock.milliseconds()
-        var append = LogAppend(groupID: group.record.id, time: now, senderDevice: device.id, data: [UInt8](send.message))
+        var append = LogAppend(
+            groupID: group.record.id,
+            time: now,
+            senderDevice: device.id,
+            data: [UInt8](send.message)
+        )
         let recipients = group.memberDevices
 
         switch message {
@@ -306,10 +348,13 @@ actor DeliveryService {
         userBytes[device.userID] = userTotal
         cache[group.record.id] = group
         metrics.accepted.increment()
-        logger.debug("message accepted", metadata: [
-            "group": "\(group.record.name)", "seq": "\(seq)", "size": "\(send.message.count)",
-            "kind": "\(append.newState == nil ? "application or proposal" : "commit")",
-        ])
+        logger.debug(
+            "message accepted",
+            metadata: [
+                "group": "\(group.record.name)", "seq": "\(seq)", "size": "\(send.message.count)",
+                "kind": "\(append.newState == nil ? "application or proposal" : "commit")",
+            ]
+        )
         fanOut(append, seq: seq, group: group, id: send.id, sender: device, to: recipients)
         return seq
     }
@@ -326,12 +371,16 @@ actor DeliveryService {
         let (userTotal, userOverflow) = current.addingReportingOverflow(size)
         let (groupTotal, groupOverflow) = group.storedBytes.addingReportingOverflow(size)
         guard !userOverflow, userTotal <= Int64(configuration.maxStoredBytesPerUser) else {
-            throw ErrorBody(.quotaExceeded,
-                            "Your account stores as much as this server allows; wait until your messages are read.")
+            throw ErrorBody(
+                .quotaExceeded,
+                "Your account stores as much as this server allows; wait until your messages are read."
+            )
         }
         guard !groupOverflow, groupTotal <= Int64(configuration.maxStoredBytesPerGroup) else {
-            throw ErrorBody(.quotaExceeded,
-                            "This group stores as much as this server allows; wait until members catch up.")
+            throw ErrorBody(
+                .quotaExceeded,
+                "This group stores as much as this server allows; wait until members catch up."
+            )
         }
         return userTotal
     }
@@ -340,8 +389,10 @@ actor DeliveryService {
     /// (or the previous epoch, briefly after a commit).
     private func checkApplication(_ message: PrivateMessage, in group: CachedGroup, now: UInt64) throws {
         guard message.contentType == .application else {
-            throw ErrorBody(.invalidMessage,
-                            "Proposals and commits must be sent as PublicMessage so the server can check them.")
+            throw ErrorBody(
+                .invalidMessage,
+                "Proposals and commits must be sent as PublicMessage so the server can check them."
+            )
         }
         guard message.groupID == group.view.groupID else {
             throw ErrorBody(.invalidMessage, "The message is for another group.")
@@ -354,8 +405,12 @@ actor DeliveryService {
 
     /// A proposal or commit, checked by the public view; a commit moves the group to its next epoch.
     private func acceptHandshake(
-        _ message: PublicMessage, _ send: ClientFrame.Send, leaf senderLeaf: LeafIndex,
-        group: inout CachedGroup, append: inout LogAppend, now: UInt64
+        _ message: PublicMessage,
+        _ send: ClientFrame.Send,
+        leaf senderLeaf: LeafIndex,
+        group: inout CachedGroup,
+        append: inout LogAppend,
+        now: UInt64
     ) throws {
         guard case .member(let leaf) = message.content.sender, leaf == senderLeaf else {
             throw ErrorBody(.invalidMessage, "A device may only submit handshake messages it signed itself.")
@@ -364,7 +419,8 @@ actor DeliveryService {
         if case .proposal = message.content.body {
             // The server's own bound, before the view does any work (finding 8).
             guard group.pendingProposals < configuration.maxProposalsPerEpoch,
-                  group.pendingProposalBytes + send.message.count <= configuration.maxProposalBytesPerEpoch else {
+                group.pendingProposalBytes + send.message.count <= configuration.maxProposalBytesPerEpoch
+            else {
                 throw ErrorBody(.tooManyProposals)
             }
         }
@@ -380,7 +436,8 @@ actor DeliveryService {
             let newDevices = try deviceMap(view)
             // Who joined and who left comes from the rosters before and after, never from
             // indices in the message (finding 10): a removed device always stops receiving.
-            let before = group.memberDevices, after = Set(newDevices.values)
+            let before = group.memberDevices
+            let after = Set(newDevices.values)
             let joined = after.subtracting(before)
             append.leftDevices = before.subtracting(after).sorted()
             append.joinedDevices = joined.sorted()
@@ -413,12 +470,13 @@ actor DeliveryService {
     /// Leaf indices a proposal or commit names must lie inside the group's tree; they are never
     /// wrapped onto a real leaf (finding 10). Proposals by reference were checked on arrival.
     private func checkLeafIndices(_ body: FramedContent.Body, in view: PublicGroup) throws {
-        let proposals: [Proposal] = switch body {
-        case .proposal(let proposal): [proposal]
-        case .commit(let commit):
-            commit.proposals.compactMap { if case .proposal(let proposal) = $0 { proposal } else { nil } }
-        case .application: []
-        }
+        let proposals: [Proposal] =
+            switch body {
+            case .proposal(let proposal): [proposal]
+            case .commit(let commit):
+                commit.proposals.compactMap { if case .proposal(let proposal) = $0 { proposal } else { nil } }
+            case .application: []
+            }
         for case .remove(let leaf) in proposals where leaf.rawValue >= view.tree.leafCount.rawValue {
             throw ErrorBody(.invalidMessage, "A Remove names \(leaf), outside the group's tree.")
         }
@@ -434,17 +492,25 @@ actor DeliveryService {
     /// KeyPackage out once (the accounts service limits claims per target). No further
     /// consent is asked: uploading KeyPackages is the user's consent to be added by someone
     /// who can claim one; a user leaves a group they do not want by proposing their own Remove.
-    private func welcomes(_ data: Data?, for joined: Set<Int64>, commit: FramedContent.Body, suite: CipherSuiteProvider)
-        throws -> [(deviceID: Int64, data: [UInt8])] {
+    private func welcomes(
+        _ data: Data?,
+        for joined: Set<Int64>,
+        commit: FramedContent.Body,
+        suite: CipherSuiteProvider
+    )
+        throws -> [(deviceID: Int64, data: [UInt8])]
+    {
         guard !joined.isEmpty else { return [] }
         guard let data, data.count <= configuration.maxFrameBytes,
-              case .welcome(let welcome) = try? MLSMessage(tlsEncoded: [UInt8](data)) else {
+            case .welcome(let welcome) = try? MLSMessage(tlsEncoded: [UInt8](data))
+        else {
             throw ErrorBody(.invalidMessage, "A commit that adds members must come with their Welcome.")
         }
         if case .commit(let body) = commit {
             for case .proposal(.add(let keyPackage)) in body.proposals {
                 guard let owner = try storage.keyPackageOwner(reference: keyPackage.reference(suite)),
-                      joined.contains(owner) else {
+                    joined.contains(owner)
+                else {
                     throw ErrorBody(.invalidMessage, "An Add carries a KeyPackage the added device did not upload.")
                 }
             }
@@ -452,7 +518,8 @@ actor DeliveryService {
         var recipients = Set<Int64>()
         for entry in welcome.secrets {
             guard let owner = try storage.keyPackageOwner(reference: entry.newMember), joined.contains(owner),
-                  recipients.insert(owner).inserted else {
+                recipients.insert(owner).inserted
+            else {
                 throw ErrorBody(.invalidMessage, "The Welcome is addressed to a key package of no added device.")
             }
         }
@@ -465,11 +532,21 @@ actor DeliveryService {
     /// Enqueues the accepted message for every member device (the sender's copy carries its id)
     /// and the Welcome for every added one.
     private func fanOut(
-        _ append: LogAppend, seq: UInt64, group: CachedGroup, id: String, sender: DeviceRecord, to recipients: Set<Int64>
+        _ append: LogAppend,
+        seq: UInt64,
+        group: CachedGroup,
+        id: String,
+        sender: DeviceRecord,
+        to recipients: Set<Int64>
     ) {
         let name = group.record.name
         let frame = ServerFrame.Message(
-            group: name, seq: seq, time: append.time, sender: sender.userName, message: Data(append.data))
+            group: name,
+            seq: seq,
+            time: append.time,
+            sender: sender.userName,
+            message: Data(append.data)
+        )
         for recipient in recipients {
             var copy = frame
             if recipient == sender.id { copy.id = id }
@@ -478,7 +555,11 @@ actor DeliveryService {
         }
         for welcome in append.welcomes {
             let welcomeFrame = ServerFrame.WelcomeFrame(
-                group: name, seq: seq, time: append.time, welcome: Data(welcome.data))
+                group: name,
+                seq: seq,
+                time: append.time,
+                welcome: Data(welcome.data)
+            )
             hub.send(.welcome(groupID: group.record.id, welcomeFrame), to: welcome.deviceID)
         }
         for added in append.joinedDevices {
@@ -493,13 +574,16 @@ actor DeliveryService {
     /// and only up to the last message meant for it; anything else is refused, not stored.
     func acknowledge(_ ack: ClientFrame.Ack, from device: DeviceRecord) throws {
         guard let group = try lookup(ack.group),
-              let membership = try storage.membership(groupID: group.record.id, deviceID: device.id) else {
+            let membership = try storage.membership(groupID: group.record.id, deviceID: device.id)
+        else {
             throw ErrorBody(.notMember)
         }
         let last = membership.leftSeq ?? group.record.lastSeq
         guard ack.seq <= last else {
-            throw ErrorBody(.malformedRequest,
-                            "The acknowledgement names seq \(ack.seq), beyond the last message (\(last)) for this device.")
+            throw ErrorBody(
+                .malformedRequest,
+                "The acknowledgement names seq \(ack.seq), beyond the last message (\(last)) for this device."
+            )
         }
         try storage.acknowledge(deviceID: device.id, groupID: group.record.id, seq: ack.seq)
     }

@@ -133,7 +133,9 @@ struct WebSocketSession {
     // MARK: Writing
 
     private func write(
-        _ stream: AsyncStream<Outbound>, queue: OutboundQueue, to outbound: WebSocketOutboundWriter
+        _ stream: AsyncStream<Outbound>,
+        queue: OutboundQueue,
+        to outbound: WebSocketOutboundWriter
     ) async {
         var writer = FrameWriter(outbound: outbound)
         do {
@@ -157,7 +159,12 @@ struct WebSocketSession {
                     if frame.seq - last > 1 {
                         // Something was queued out of order or dropped: fill the gap from storage.
                         try await sendLog(
-                            groupID: groupID, name: frame.group, after: last, through: frame.seq - 1, &writer)
+                            groupID: groupID,
+                            name: frame.group,
+                            after: last,
+                            through: frame.seq - 1,
+                            &writer
+                        )
                     }
                     try await writer.send(.message(frame))
                     lastSent[groupID] = frame.seq
@@ -193,30 +200,56 @@ struct WebSocketSession {
         }
         try storage.clearNotices(forDevice: device.id)
         for welcome in try storage.welcomes(forDevice: device.id) {
-            try await writer.send(.welcome(.init(
-                group: welcome.groupName, seq: welcome.seq, time: welcome.time, welcome: Data(welcome.data))))
+            try await writer.send(
+                .welcome(
+                    .init(
+                        group: welcome.groupName,
+                        seq: welcome.seq,
+                        time: welcome.time,
+                        welcome: Data(welcome.data)
+                    )
+                )
+            )
             lastSent[welcome.groupID] = welcome.seq
         }
         for membership in try storage.memberships(ofDevice: device.id) {
             let from = max(membership.ackedSeq, membership.joinedSeq, lastSent[membership.groupID] ?? 0)
-            lastSent[membership.groupID] = try await sendLog(
-                groupID: membership.groupID, name: membership.groupName, after: from, through: membership.leftSeq,
-                &writer) ?? from
+            lastSent[membership.groupID] =
+                try await sendLog(
+                    groupID: membership.groupID,
+                    name: membership.groupName,
+                    after: from,
+                    through: membership.leftSeq,
+                    &writer
+                ) ?? from
         }
         return lastSent
     }
 
     @discardableResult
     private func sendLog(
-        groupID: Int64, name: String, after: UInt64, through: UInt64?, _ writer: inout FrameWriter
+        groupID: Int64,
+        name: String,
+        after: UInt64,
+        through: UInt64?,
+        _ writer: inout FrameWriter
     ) async throws -> UInt64? {
         var cursor = after
         var last: UInt64?
         while true {
             let page = try storage.messages(groupID: groupID, after: cursor, through: through, limit: 500)
             for entry in page {
-                try await writer.send(.message(.init(
-                    group: name, seq: entry.seq, time: entry.time, sender: entry.sender, message: Data(entry.data))))
+                try await writer.send(
+                    .message(
+                        .init(
+                            group: name,
+                            seq: entry.seq,
+                            time: entry.time,
+                            sender: entry.sender,
+                            message: Data(entry.data)
+                        )
+                    )
+                )
                 last = entry.seq
             }
             guard page.count == 500, let next = page.last?.seq else { return last }
@@ -233,7 +266,8 @@ final class SessionCheck: Sendable {
     private let storage: any ServerStorage
     private let tokenHash: [UInt8]
     private let state = Mutex<(checked: ContinuousClock.Instant, valid: Bool, ended: Bool)>(
-        (ContinuousClock.now, true, false))
+        (ContinuousClock.now, true, false)
+    )
 
     init(storage: any ServerStorage, tokenHash: [UInt8]) {
         self.storage = storage

@@ -6,19 +6,24 @@ import ParleyProtocol
 /// Turns every error into `{"error": {"code", "message"}}` with a fitting status,
 /// so clients see one shape whatever failed.
 struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let error as ErrorBody {
             return try Self.response(error)
         } catch let error as HTTPError {
-            let code: ErrorCode = switch error.status.code {
-            case 413: .tooLarge
-            case 404: .notFound
-            case 401: .unauthorized
-            case 400..<500: .malformedRequest
-            default: .internalError
-            }
+            let code: ErrorCode =
+                switch error.status.code {
+                case 413: .tooLarge
+                case 404: .notFound
+                case 401: .unauthorized
+                case 400..<500: .malformedRequest
+                default: .internalError
+                }
             return try Self.response(ErrorBody(code), status: error.status)
         } catch is NIOTooManyBytesError {
             // A body over the request context's upload limit, found while it is collected.
@@ -35,7 +40,8 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         Response(
             status: status ?? Self.status(for: error.code),
             headers: [.contentType: "application/json"],
-            body: .init(byteBuffer: ByteBuffer(bytes: try WireJSON.encode(API.ErrorResponse(error: error)))))
+            body: .init(byteBuffer: ByteBuffer(bytes: try WireJSON.encode(API.ErrorResponse(error: error))))
+        )
     }
 
     static func status(for code: ErrorCode) -> HTTPResponse.Status {
@@ -51,7 +57,8 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         case .tooManyProposals: .conflict
         case .tooLarge: .contentTooLarge
         case .internalError: .internalServerError
-        case .invalidUsername, .weakPassword, .invalidMessage, .invalidGroupInfo, .invalidKeyPackage, .malformedRequest: .badRequest
+        case .invalidUsername, .weakPassword, .invalidMessage, .invalidGroupInfo, .invalidKeyPackage, .malformedRequest:
+            .badRequest
         }
     }
 }

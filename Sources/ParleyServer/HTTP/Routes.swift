@@ -40,7 +40,12 @@ struct Routes {
         }
         v1.post("keypackages") { request, context in
             let device = try authenticate(request)
-            return try json(try directory.upload(try await request.decode(as: API.UploadKeyPackages.self, context: context), from: device))
+            return try json(
+                try directory.upload(
+                    try await request.decode(as: API.UploadKeyPackages.self, context: context),
+                    from: device
+                )
+            )
         }
         v1.get("keypackages") { request, _ in
             try json(try directory.stock(of: try authenticate(request)))
@@ -53,11 +58,22 @@ struct Routes {
             _ = try authenticate(request)
             let name = try Self.name(context)
             guard let user = try accounts.storage.user(named: name) else { throw ErrorBody(.userNotFound) }
-            return try json(API.User(username: name, signatureKeys: try accounts.storage.devices(ofUser: user.id).map { Data($0.signatureKey) }))
+            return try json(
+                API.User(
+                    username: name,
+                    signatureKeys: try accounts.storage.devices(ofUser: user.id).map { Data($0.signatureKey) }
+                )
+            )
         }
         v1.post("groups") { request, context in
             let device = try authenticate(request)
-            return try json(try await delivery.createGroup(try await request.decode(as: API.CreateGroup.self, context: context), by: device), status: .created)
+            return try json(
+                try await delivery.createGroup(
+                    try await request.decode(as: API.CreateGroup.self, context: context),
+                    by: device
+                ),
+                status: .created
+            )
         }
         v1.get("groups") { request, _ in
             try json(API.Groups(groups: try await delivery.groups(of: try authenticate(request))))
@@ -81,7 +97,8 @@ struct Routes {
     private func metricsAllowed(_ request: Request, _ context: ParleyRequestContext) -> Bool {
         if context.isLoopback { return true }
         guard let expected = configuration.metricsToken, !expected.isEmpty,
-              let given = Self.token(from: request.headers[.authorization]) else { return false }
+            let given = Self.token(from: request.headers[.authorization])
+        else { return false }
         return constantTimeEquals(Array(given.utf8), Array(expected.utf8))
     }
 
@@ -105,6 +122,10 @@ struct Routes {
     }
 
     private func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
-        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try WireJSON.encode(value))))
+        Response(
+            status: status,
+            headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: try WireJSON.encode(value)))
+        )
     }
 }

@@ -14,9 +14,18 @@ public enum LogInspection {
     public static func messages(dataDirectory: String) throws -> [Row] {
         let queue = try DatabaseQueue(path: (dataDirectory as NSString).appendingPathComponent("parley.sqlite"))
         return try queue.read { db in
-            try GRDB.Row.fetchAll(db, sql: "SELECT g.name, m.seq, m.data FROM messages m JOIN groups g ON g.id = m.group_id ORDER BY g.name, m.seq").map { row in
+            try GRDB.Row.fetchAll(
+                db,
+                sql:
+                    "SELECT g.name, m.seq, m.data FROM messages m JOIN groups g ON g.id = m.group_id ORDER BY g.name, m.seq"
+            ).map { row in
                 let data = row["data"] as Data
-                return Row(group: row["name"], seq: row["seq"], bytes: data.count, prefix: data.prefix(24).map { String(format: "%02x", $0) }.joined())
+                return Row(
+                    group: row["name"],
+                    seq: row["seq"],
+                    bytes: data.count,
+                    prefix: data.prefix(24).map { String(format: "%02x", $0) }.joined()
+                )
             }
         }
     }

@@ -1,9 +1,10 @@
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Foundation
 
 /// The operating-system resources a server process lives within: every
 /// connection is a file descriptor, so the soft limit (often 1,024) is what
@@ -25,7 +26,8 @@ public enum ProcessResources {
     /// Resident memory in bytes (Linux /proc/self/statm), or nil elsewhere.
     public static func residentMemoryBytes() -> Int? {
         guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
-              let pages = statm.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return nil }
+            let pages = statm.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
+        else { return nil }
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 

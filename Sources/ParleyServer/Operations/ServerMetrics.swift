@@ -1,6 +1,6 @@
 import CoreMetrics
-import Prometheus
 import ParleyProtocol
+import Prometheus
 
 /// The server's counters (swift-metrics API, Prometheus exposition at `/metrics`).
 /// Each server owns its registry, so several servers (tests) can run in one process.
@@ -26,7 +26,11 @@ final class ServerMetrics: Sendable {
     }
 
     func rejected(_ reason: ErrorCode) {
-        CoreMetrics.Counter(label: "parley_messages_rejected_total", dimensions: [("reason", reason.rawValue)], factory: factory).increment()
+        CoreMetrics.Counter(
+            label: "parley_messages_rejected_total",
+            dimensions: [("reason", reason.rawValue)],
+            factory: factory
+        ).increment()
     }
 
     func connections(_ count: Int) { connectionsGauge.record(count) }

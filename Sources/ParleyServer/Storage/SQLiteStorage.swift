@@ -21,66 +21,72 @@ public final class SQLiteStorage: ServerStorage {
     private static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE users (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,
-                    password_hash BLOB NOT NULL, salt BLOB NOT NULL, created_at INTEGER NOT NULL);
-                CREATE TABLE devices (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-                    signature_key BLOB NOT NULL UNIQUE);
-                CREATE TABLE sessions (
-                    token_hash BLOB PRIMARY KEY,
-                    device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
-                    expires_at INTEGER NOT NULL);
-                CREATE TABLE key_packages (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
-                    reference BLOB NOT NULL UNIQUE, data BLOB NOT NULL,
-                    last_resort INTEGER NOT NULL, claimed INTEGER NOT NULL DEFAULT 0);
-                CREATE TABLE groups (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,
-                    mls_group_id BLOB NOT NULL UNIQUE, state BLOB NOT NULL,
-                    last_seq INTEGER NOT NULL, created_at INTEGER NOT NULL);
-                CREATE TABLE messages (
-                    group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
-                    seq INTEGER NOT NULL, time INTEGER NOT NULL,
-                    sender_device INTEGER NOT NULL, data BLOB NOT NULL,
-                    PRIMARY KEY (group_id, seq));
-                CREATE TABLE memberships (
-                    group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
-                    device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
-                    joined_seq INTEGER NOT NULL, left_seq INTEGER, acked_seq INTEGER NOT NULL,
-                    PRIMARY KEY (group_id, device_id));
-                CREATE TABLE welcomes (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
-                    device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
-                    seq INTEGER NOT NULL, time INTEGER NOT NULL, data BLOB NOT NULL);
-                CREATE TABLE notices (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
-                    group_name TEXT NOT NULL);
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE users (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,
+                        password_hash BLOB NOT NULL, salt BLOB NOT NULL, created_at INTEGER NOT NULL);
+                    CREATE TABLE devices (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                        signature_key BLOB NOT NULL UNIQUE);
+                    CREATE TABLE sessions (
+                        token_hash BLOB PRIMARY KEY,
+                        device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+                        expires_at INTEGER NOT NULL);
+                    CREATE TABLE key_packages (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+                        reference BLOB NOT NULL UNIQUE, data BLOB NOT NULL,
+                        last_resort INTEGER NOT NULL, claimed INTEGER NOT NULL DEFAULT 0);
+                    CREATE TABLE groups (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,
+                        mls_group_id BLOB NOT NULL UNIQUE, state BLOB NOT NULL,
+                        last_seq INTEGER NOT NULL, created_at INTEGER NOT NULL);
+                    CREATE TABLE messages (
+                        group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+                        seq INTEGER NOT NULL, time INTEGER NOT NULL,
+                        sender_device INTEGER NOT NULL, data BLOB NOT NULL,
+                        PRIMARY KEY (group_id, seq));
+                    CREATE TABLE memberships (
+                        group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+                        device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+                        joined_seq INTEGER NOT NULL, left_seq INTEGER, acked_seq INTEGER NOT NULL,
+                        PRIMARY KEY (group_id, device_id));
+                    CREATE TABLE welcomes (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+                        device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+                        seq INTEGER NOT NULL, time INTEGER NOT NULL, data BLOB NOT NULL);
+                    CREATE TABLE notices (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+                        group_name TEXT NOT NULL);
+                    """
+            )
         }
         // The stored group state is written on commits only (finding 8): remember which seq it
         // reflects, so proposals sent after it are re-derived from the log. Older rows were
         // written on every handshake message, so their state reflects last_seq.
         migrator.registerMigration("v2") { db in
-            try db.execute(sql: """
-                ALTER TABLE groups ADD COLUMN state_seq INTEGER NOT NULL DEFAULT 0;
-                UPDATE groups SET state_seq = last_seq;
-                ALTER TABLE messages ADD COLUMN is_proposal INTEGER NOT NULL DEFAULT 0;
-                CREATE INDEX messages_sender ON messages(sender_device);
-                """)
+            try db.execute(
+                sql: """
+                    ALTER TABLE groups ADD COLUMN state_seq INTEGER NOT NULL DEFAULT 0;
+                    UPDATE groups SET state_seq = last_seq;
+                    ALTER TABLE messages ADD COLUMN is_proposal INTEGER NOT NULL DEFAULT 0;
+                    CREATE INDEX messages_sender ON messages(sender_device);
+                    """
+            )
         }
         migrator.registerMigration("accounts-tombstones") { db in
             // A removed account's name and device keys stay here forever (finding 16): a
             // newcomer can never take over the name, nor log in with the old devices' keys.
-            try db.execute(sql: """
-                CREATE TABLE retired_names (name TEXT PRIMARY KEY, removed_at INTEGER NOT NULL);
-                CREATE TABLE retired_keys (signature_key BLOB PRIMARY KEY, removed_at INTEGER NOT NULL);
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE retired_names (name TEXT PRIMARY KEY, removed_at INTEGER NOT NULL);
+                    CREATE TABLE retired_keys (signature_key BLOB PRIMARY KEY, removed_at INTEGER NOT NULL);
+                    """
+            )
         }
         return migrator
     }
@@ -104,8 +110,10 @@ public final class SQLiteStorage: ServerStorage {
             if try Row.fetchOne(db, sql: "SELECT 1 FROM retired_names WHERE name = ?", arguments: [name]) != nil {
                 throw StorageError.retired
             }
-            try db.execute(sql: "INSERT INTO users (name, password_hash, salt, created_at) VALUES (?, ?, ?, ?)",
-                           arguments: [name, Data(passwordHash), Data(salt), Int64(Clock.milliseconds())])
+            try db.execute(
+                sql: "INSERT INTO users (name, password_hash, salt, created_at) VALUES (?, ?, ?, ?)",
+                arguments: [name, Data(passwordHash), Data(salt), Int64(Clock.milliseconds())]
+            )
             return db.lastInsertedRowID
         }
     }
@@ -122,20 +130,33 @@ public final class SQLiteStorage: ServerStorage {
 
     public func removeUser(named name: String) throws -> Bool {
         try pool.write { db in
-            guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM users WHERE name = ?", arguments: [name]) else { return false }
+            guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM users WHERE name = ?", arguments: [name]) else {
+                return false
+            }
             let now = Int64(clamping: Clock.milliseconds())
-            try db.execute(sql: "INSERT OR IGNORE INTO retired_names (name, removed_at) VALUES (?, ?)", arguments: [name, now])
-            try db.execute(sql: """
-                INSERT OR IGNORE INTO retired_keys (signature_key, removed_at) SELECT signature_key, ? FROM devices WHERE user_id = ?
-                """, arguments: [now, id])
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO retired_names (name, removed_at) VALUES (?, ?)",
+                arguments: [name, now]
+            )
+            try db.execute(
+                sql: """
+                    INSERT OR IGNORE INTO retired_keys (signature_key, removed_at) SELECT signature_key, ? FROM devices WHERE user_id = ?
+                    """,
+                arguments: [now, id]
+            )
             try db.execute(sql: "DELETE FROM users WHERE id = ?", arguments: [id])
             return db.changesCount > 0
         }
     }
 
     private static func user(_ row: Row) -> UserRecord {
-        UserRecord(id: row["id"], name: row["name"], passwordHash: [UInt8](row["password_hash"] as Data),
-                   salt: [UInt8](row["salt"] as Data), createdAt: UInt64(row["created_at"] as Int64))
+        UserRecord(
+            id: row["id"],
+            name: row["name"],
+            passwordHash: [UInt8](row["password_hash"] as Data),
+            salt: [UInt8](row["salt"] as Data),
+            createdAt: UInt64(row["created_at"] as Int64)
+        )
     }
 
     // MARK: Devices and sessions
@@ -143,14 +164,22 @@ public final class SQLiteStorage: ServerStorage {
     public func registerDevice(userID: Int64, signatureKey: [UInt8], maxDevices: Int) throws -> Int64 {
         try pool.write { db in
             let key = Data(signatureKey)
-            if let row = try Row.fetchOne(db, sql: "SELECT id, user_id FROM devices WHERE signature_key = ?", arguments: [key]) {
-                guard row["user_id"] as Int64 == userID else { throw StorageError.conflict("key belongs to another user") }
+            if let row = try Row.fetchOne(
+                db,
+                sql: "SELECT id, user_id FROM devices WHERE signature_key = ?",
+                arguments: [key]
+            ) {
+                guard row["user_id"] as Int64 == userID else {
+                    throw StorageError.conflict("key belongs to another user")
+                }
                 return row["id"]
             }
-            if try Row.fetchOne(db, sql: "SELECT 1 FROM retired_keys WHERE signature_key = ?", arguments: [key]) != nil {
+            if try Row.fetchOne(db, sql: "SELECT 1 FROM retired_keys WHERE signature_key = ?", arguments: [key]) != nil
+            {
                 throw StorageError.retired
             }
-            let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM devices WHERE user_id = ?", arguments: [userID]) ?? 0
+            let count =
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM devices WHERE user_id = ?", arguments: [userID]) ?? 0
             guard count < maxDevices else { throw StorageError.limitReached }
             try db.execute(sql: "INSERT INTO devices (user_id, signature_key) VALUES (?, ?)", arguments: [userID, key])
             return db.lastInsertedRowID
@@ -161,10 +190,13 @@ public final class SQLiteStorage: ServerStorage {
         try pool.write { db in
             let now = Int64(clamping: Clock.milliseconds())
             // The tombstone first, in the same transaction: the key can never log in again.
-            try db.execute(sql: """
-                INSERT OR IGNORE INTO retired_keys (signature_key, removed_at)
-                SELECT signature_key, ? FROM devices WHERE id = ? AND user_id = ?
-                """, arguments: [now, deviceID, userID])
+            try db.execute(
+                sql: """
+                    INSERT OR IGNORE INTO retired_keys (signature_key, removed_at)
+                    SELECT signature_key, ? FROM devices WHERE id = ? AND user_id = ?
+                    """,
+                arguments: [now, deviceID, userID]
+            )
             // Sessions, KeyPackages, memberships and Welcomes go with it (ON DELETE CASCADE).
             try db.execute(sql: "DELETE FROM devices WHERE id = ? AND user_id = ?", arguments: [deviceID, userID])
             return db.changesCount > 0
@@ -177,41 +209,63 @@ public final class SQLiteStorage: ServerStorage {
 
     public func devices(ofUser userID: Int64) throws -> [DeviceRecord] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT d.*, u.name FROM devices d JOIN users u ON u.id = d.user_id WHERE d.user_id = ? ORDER BY d.id",
-                             arguments: [userID]).map(Self.device)
+            try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT d.*, u.name FROM devices d JOIN users u ON u.id = d.user_id WHERE d.user_id = ? ORDER BY d.id",
+                arguments: [userID]
+            ).map(Self.device)
         }
     }
 
     public func device(withSignatureKey key: [UInt8]) throws -> DeviceRecord? {
         try pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT d.*, u.name FROM devices d JOIN users u ON u.id = d.user_id WHERE d.signature_key = ?",
-                             arguments: [Data(key)]).map(Self.device)
+            try Row.fetchOne(
+                db,
+                sql: "SELECT d.*, u.name FROM devices d JOIN users u ON u.id = d.user_id WHERE d.signature_key = ?",
+                arguments: [Data(key)]
+            ).map(Self.device)
         }
     }
 
     private static func device(_ row: Row) -> DeviceRecord {
-        DeviceRecord(id: row["id"], userID: row["user_id"], userName: row["name"], signatureKey: [UInt8](row["signature_key"] as Data))
+        DeviceRecord(
+            id: row["id"],
+            userID: row["user_id"],
+            userName: row["name"],
+            signatureKey: [UInt8](row["signature_key"] as Data)
+        )
     }
 
     public func createSession(tokenHash: [UInt8], deviceID: Int64, expiresAt: UInt64) throws {
         try pool.write { db in
-            try db.execute(sql: "INSERT INTO sessions (token_hash, device_id, expires_at) VALUES (?, ?, ?)",
-                           arguments: [Data(tokenHash), deviceID, Int64(expiresAt)])
+            try db.execute(
+                sql: "INSERT INTO sessions (token_hash, device_id, expires_at) VALUES (?, ?, ?)",
+                arguments: [Data(tokenHash), deviceID, Int64(expiresAt)]
+            )
         }
     }
 
     public func session(tokenHash: [UInt8], now: UInt64) throws -> SessionRecord? {
         try pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: """
-                SELECT s.expires_at, d.*, u.name FROM sessions s JOIN devices d ON d.id = s.device_id
-                JOIN users u ON u.id = d.user_id WHERE s.token_hash = ? AND s.expires_at > ?
-                """, arguments: [Data(tokenHash), Int64(now)]) else { return nil }
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT s.expires_at, d.*, u.name FROM sessions s JOIN devices d ON d.id = s.device_id
+                        JOIN users u ON u.id = d.user_id WHERE s.token_hash = ? AND s.expires_at > ?
+                        """,
+                    arguments: [Data(tokenHash), Int64(now)]
+                )
+            else { return nil }
             return SessionRecord(device: Self.device(row), expiresAt: UInt64(row["expires_at"] as Int64))
         }
     }
 
     public func deleteSession(tokenHash: [UInt8]) throws {
-        try pool.write { db in try db.execute(sql: "DELETE FROM sessions WHERE token_hash = ?", arguments: [Data(tokenHash)]) }
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM sessions WHERE token_hash = ?", arguments: [Data(tokenHash)])
+        }
     }
 
     // MARK: KeyPackages
@@ -220,184 +274,295 @@ public final class SQLiteStorage: ServerStorage {
         try pool.write { db in
             for package in packages {
                 if package.lastResort {
-                    try db.execute(sql: "DELETE FROM key_packages WHERE device_id = ? AND last_resort = 1", arguments: [deviceID])
+                    try db.execute(
+                        sql: "DELETE FROM key_packages WHERE device_id = ? AND last_resort = 1",
+                        arguments: [deviceID]
+                    )
                 }
-                try db.execute(sql: "INSERT INTO key_packages (device_id, reference, data, last_resort) VALUES (?, ?, ?, ?)",
-                               arguments: [deviceID, Data(package.reference), Data(package.data), package.lastResort ? 1 : 0])
+                try db.execute(
+                    sql: "INSERT INTO key_packages (device_id, reference, data, last_resort) VALUES (?, ?, ?, ?)",
+                    arguments: [deviceID, Data(package.reference), Data(package.data), package.lastResort ? 1 : 0]
+                )
             }
         }
     }
 
     public func availableKeyPackages(deviceID: Int64) throws -> Int {
         try pool.read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM key_packages WHERE device_id = ? AND last_resort = 0 AND claimed = 0",
-                             arguments: [deviceID]) ?? 0
+            try Int.fetchOne(
+                db,
+                sql: "SELECT COUNT(*) FROM key_packages WHERE device_id = ? AND last_resort = 0 AND claimed = 0",
+                arguments: [deviceID]
+            ) ?? 0
         }
     }
 
     public func claimKeyPackage(deviceID: Int64) throws -> StoredKeyPackage? {
         try pool.write { db in
-            let row = try Row.fetchOne(db, sql: """
-                SELECT id, reference, data, last_resort FROM key_packages
-                WHERE device_id = ? AND claimed = 0 ORDER BY last_resort, id LIMIT 1
-                """, arguments: [deviceID])
+            let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT id, reference, data, last_resort FROM key_packages
+                    WHERE device_id = ? AND claimed = 0 ORDER BY last_resort, id LIMIT 1
+                    """,
+                arguments: [deviceID]
+            )
             guard let row else { return nil }
             let lastResort = (row["last_resort"] as Int64) == 1
-            if !lastResort { try db.execute(sql: "UPDATE key_packages SET claimed = 1 WHERE id = ?", arguments: [row["id"] as Int64]) }
-            return StoredKeyPackage(reference: [UInt8](row["reference"] as Data), data: [UInt8](row["data"] as Data), lastResort: lastResort)
+            if !lastResort {
+                try db.execute(sql: "UPDATE key_packages SET claimed = 1 WHERE id = ?", arguments: [row["id"] as Int64])
+            }
+            return StoredKeyPackage(
+                reference: [UInt8](row["reference"] as Data),
+                data: [UInt8](row["data"] as Data),
+                lastResort: lastResort
+            )
         }
     }
 
     public func lastResortKeyPackage(deviceID: Int64) throws -> StoredKeyPackage? {
         try pool.read { db in
-            try Row.fetchOne(db, sql: """
-                SELECT reference, data FROM key_packages WHERE device_id = ? AND last_resort = 1 ORDER BY id DESC LIMIT 1
-                """, arguments: [deviceID]).map { row in
-                StoredKeyPackage(reference: [UInt8](row["reference"] as Data), data: [UInt8](row["data"] as Data), lastResort: true)
+            try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT reference, data FROM key_packages WHERE device_id = ? AND last_resort = 1 ORDER BY id DESC LIMIT 1
+                    """,
+                arguments: [deviceID]
+            ).map { row in
+                StoredKeyPackage(
+                    reference: [UInt8](row["reference"] as Data),
+                    data: [UInt8](row["data"] as Data),
+                    lastResort: true
+                )
             }
         }
     }
 
     public func keyPackageOwner(reference: [UInt8]) throws -> Int64? {
-        try pool.read { db in try Int64.fetchOne(db, sql: "SELECT device_id FROM key_packages WHERE reference = ?", arguments: [Data(reference)]) }
+        try pool.read { db in
+            try Int64.fetchOne(
+                db,
+                sql: "SELECT device_id FROM key_packages WHERE reference = ?",
+                arguments: [Data(reference)]
+            )
+        }
     }
 
     // MARK: Groups
 
     public func createGroup(_ group: GroupRecord, creatorDevice: Int64) throws -> Int64 {
         try pool.write { db in
-            if try Row.fetchOne(db, sql: "SELECT 1 FROM groups WHERE name = ? OR mls_group_id = ?", arguments: [group.name, Data(group.mlsGroupID)]) != nil {
+            if try Row.fetchOne(
+                db,
+                sql: "SELECT 1 FROM groups WHERE name = ? OR mls_group_id = ?",
+                arguments: [group.name, Data(group.mlsGroupID)]
+            ) != nil {
                 throw StorageError.conflict("group exists")
             }
-            try db.execute(sql: "INSERT INTO groups (name, mls_group_id, state, last_seq, created_at) VALUES (?, ?, ?, 0, ?)",
-                           arguments: [group.name, Data(group.mlsGroupID), Data(group.state), Self.bound(group.createdAt)])
+            try db.execute(
+                sql: "INSERT INTO groups (name, mls_group_id, state, last_seq, created_at) VALUES (?, ?, ?, 0, ?)",
+                arguments: [group.name, Data(group.mlsGroupID), Data(group.state), Self.bound(group.createdAt)]
+            )
             let id = db.lastInsertedRowID
-            try db.execute(sql: "INSERT INTO memberships (group_id, device_id, joined_seq, acked_seq) VALUES (?, ?, 0, 0)", arguments: [id, creatorDevice])
+            try db.execute(
+                sql: "INSERT INTO memberships (group_id, device_id, joined_seq, acked_seq) VALUES (?, ?, 0, 0)",
+                arguments: [id, creatorDevice]
+            )
             return id
         }
     }
 
     public func group(named name: String) throws -> GroupRecord? {
-        try pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM groups WHERE name = ?", arguments: [name]).map(Self.group) }
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM groups WHERE name = ?", arguments: [name]).map(Self.group)
+        }
     }
 
     public func group(id: Int64) throws -> GroupRecord? {
-        try pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM groups WHERE id = ?", arguments: [id]).map(Self.group) }
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM groups WHERE id = ?", arguments: [id]).map(Self.group)
+        }
     }
 
     public func groups(ofDevice deviceID: Int64) throws -> [GroupRecord] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT g.* FROM groups g JOIN memberships m ON m.group_id = g.id
-                WHERE m.device_id = ? AND m.left_seq IS NULL ORDER BY g.name
-                """, arguments: [deviceID]).map(Self.group)
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT g.* FROM groups g JOIN memberships m ON m.group_id = g.id
+                    WHERE m.device_id = ? AND m.left_seq IS NULL ORDER BY g.name
+                    """,
+                arguments: [deviceID]
+            ).map(Self.group)
         }
     }
 
     private static func group(_ row: Row) throws -> GroupRecord {
-        GroupRecord(id: row["id"], name: row["name"], mlsGroupID: [UInt8](row["mls_group_id"] as Data), state: [UInt8](row["state"] as Data),
-                    lastSeq: try unsigned(row, "last_seq"), createdAt: try unsigned(row, "created_at"),
-                    stateSeq: try unsigned(row, "state_seq"))
+        GroupRecord(
+            id: row["id"],
+            name: row["name"],
+            mlsGroupID: [UInt8](row["mls_group_id"] as Data),
+            state: [UInt8](row["state"] as Data),
+            lastSeq: try unsigned(row, "last_seq"),
+            createdAt: try unsigned(row, "created_at"),
+            stateSeq: try unsigned(row, "state_seq")
+        )
     }
 
     public func append(_ entry: LogAppend) throws -> UInt64 {
         try pool.write { db in
-            let last = try Int64.fetchOne(db, sql: "SELECT last_seq FROM groups WHERE id = ?", arguments: [entry.groupID]) ?? 0
+            let last =
+                try Int64.fetchOne(db, sql: "SELECT last_seq FROM groups WHERE id = ?", arguments: [entry.groupID]) ?? 0
             let (seq, overflow) = last.addingReportingOverflow(1)
             guard !overflow, last >= 0 else { throw StorageError.corrupt("last_seq") }
-            try db.execute(sql: """
-                INSERT INTO messages (group_id, seq, time, sender_device, data, is_proposal) VALUES (?, ?, ?, ?, ?, ?)
-                """, arguments: [entry.groupID, seq, Self.bound(entry.time), entry.senderDevice, Data(entry.data),
-                                       entry.isProposal ? 1 : 0])
+            try db.execute(
+                sql: """
+                    INSERT INTO messages (group_id, seq, time, sender_device, data, is_proposal) VALUES (?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    entry.groupID, seq, Self.bound(entry.time), entry.senderDevice, Data(entry.data),
+                    entry.isProposal ? 1 : 0,
+                ]
+            )
             if let state = entry.newState {
-                try db.execute(sql: "UPDATE groups SET last_seq = ?, state = ?, state_seq = ? WHERE id = ?",
-                               arguments: [seq, Data(state), seq, entry.groupID])
+                try db.execute(
+                    sql: "UPDATE groups SET last_seq = ?, state = ?, state_seq = ? WHERE id = ?",
+                    arguments: [seq, Data(state), seq, entry.groupID]
+                )
             } else {
                 try db.execute(sql: "UPDATE groups SET last_seq = ? WHERE id = ?", arguments: [seq, entry.groupID])
             }
             for device in entry.leftDevices {
-                try db.execute(sql: "UPDATE memberships SET left_seq = ? WHERE group_id = ? AND device_id = ? AND left_seq IS NULL",
-                               arguments: [seq, entry.groupID, device])
+                try db.execute(
+                    sql:
+                        "UPDATE memberships SET left_seq = ? WHERE group_id = ? AND device_id = ? AND left_seq IS NULL",
+                    arguments: [seq, entry.groupID, device]
+                )
             }
             for device in entry.joinedDevices {
-                try db.execute(sql: """
-                    INSERT INTO memberships (group_id, device_id, joined_seq, acked_seq) VALUES (?, ?, ?, ?)
-                    ON CONFLICT (group_id, device_id) DO UPDATE SET joined_seq = excluded.joined_seq, left_seq = NULL, acked_seq = excluded.acked_seq
-                    """, arguments: [entry.groupID, device, seq, seq])
+                try db.execute(
+                    sql: """
+                        INSERT INTO memberships (group_id, device_id, joined_seq, acked_seq) VALUES (?, ?, ?, ?)
+                        ON CONFLICT (group_id, device_id) DO UPDATE SET joined_seq = excluded.joined_seq, left_seq = NULL, acked_seq = excluded.acked_seq
+                        """,
+                    arguments: [entry.groupID, device, seq, seq]
+                )
             }
             for welcome in entry.welcomes {
-                try db.execute(sql: "INSERT INTO welcomes (group_id, device_id, seq, time, data) VALUES (?, ?, ?, ?, ?)",
-                               arguments: [entry.groupID, welcome.deviceID, seq, Self.bound(entry.time), Data(welcome.data)])
+                try db.execute(
+                    sql: "INSERT INTO welcomes (group_id, device_id, seq, time, data) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [entry.groupID, welcome.deviceID, seq, Self.bound(entry.time), Data(welcome.data)]
+                )
             }
             // The sender has its own message.
-            try db.execute(sql: "UPDATE memberships SET acked_seq = MAX(acked_seq, ?) WHERE group_id = ? AND device_id = ? AND acked_seq = ?",
-                           arguments: [seq, entry.groupID, entry.senderDevice, last])
+            try db.execute(
+                sql:
+                    "UPDATE memberships SET acked_seq = MAX(acked_seq, ?) WHERE group_id = ? AND device_id = ? AND acked_seq = ?",
+                arguments: [seq, entry.groupID, entry.senderDevice, last]
+            )
             return UInt64(seq)  // seq > last >= 0, so exact
         }
     }
 
     public func messages(groupID: Int64, after seq: UInt64, through last: UInt64?, limit: Int) throws -> [LogEntry] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT m.seq, m.time, m.sender_device, m.data, u.name FROM messages m
-                LEFT JOIN devices d ON d.id = m.sender_device LEFT JOIN users u ON u.id = d.user_id
-                WHERE m.group_id = ? AND m.seq > ? AND m.seq <= ? ORDER BY m.seq LIMIT ?
-                """, arguments: [groupID, Self.bound(seq), Self.bound(last ?? UInt64(Int64.max)), limit]).map { row in
-                LogEntry(seq: try Self.unsigned(row, "seq"), time: try Self.unsigned(row, "time"),
-                         sender: row["name"] ?? "(deleted)",
-                         senderDevice: row["sender_device"], data: [UInt8](row["data"] as Data))
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT m.seq, m.time, m.sender_device, m.data, u.name FROM messages m
+                    LEFT JOIN devices d ON d.id = m.sender_device LEFT JOIN users u ON u.id = d.user_id
+                    WHERE m.group_id = ? AND m.seq > ? AND m.seq <= ? ORDER BY m.seq LIMIT ?
+                    """,
+                arguments: [groupID, Self.bound(seq), Self.bound(last ?? UInt64(Int64.max)), limit]
+            ).map { row in
+                LogEntry(
+                    seq: try Self.unsigned(row, "seq"),
+                    time: try Self.unsigned(row, "time"),
+                    sender: row["name"] ?? "(deleted)",
+                    senderDevice: row["sender_device"],
+                    data: [UInt8](row["data"] as Data)
+                )
             }
         }
     }
 
     public func memberships(ofDevice deviceID: Int64) throws -> [MembershipRecord] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT m.*, g.name FROM memberships m JOIN groups g ON g.id = m.group_id
-                WHERE m.device_id = ? AND (m.left_seq IS NULL OR m.acked_seq < m.left_seq) ORDER BY g.name
-                """, arguments: [deviceID]).map(Self.membership)
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT m.*, g.name FROM memberships m JOIN groups g ON g.id = m.group_id
+                    WHERE m.device_id = ? AND (m.left_seq IS NULL OR m.acked_seq < m.left_seq) ORDER BY g.name
+                    """,
+                arguments: [deviceID]
+            ).map(Self.membership)
         }
     }
 
     public func membership(groupID: Int64, deviceID: Int64) throws -> MembershipRecord? {
         try pool.read { db in
-            try Row.fetchOne(db, sql: """
-                SELECT m.*, g.name FROM memberships m JOIN groups g ON g.id = m.group_id
-                WHERE m.group_id = ? AND m.device_id = ?
-                """, arguments: [groupID, deviceID]).map(Self.membership)
+            try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT m.*, g.name FROM memberships m JOIN groups g ON g.id = m.group_id
+                    WHERE m.group_id = ? AND m.device_id = ?
+                    """,
+                arguments: [groupID, deviceID]
+            ).map(Self.membership)
         }
     }
 
     private static func membership(_ row: Row) throws -> MembershipRecord {
         let left: UInt64? = if row["left_seq"] as Int64? != nil { try unsigned(row, "left_seq") } else { nil }
-        return MembershipRecord(groupID: row["group_id"], groupName: row["name"], deviceID: row["device_id"],
-                                joinedSeq: try unsigned(row, "joined_seq"), leftSeq: left,
-                                ackedSeq: try unsigned(row, "acked_seq"))
+        return MembershipRecord(
+            groupID: row["group_id"],
+            groupName: row["name"],
+            deviceID: row["device_id"],
+            joinedSeq: try unsigned(row, "joined_seq"),
+            leftSeq: left,
+            ackedSeq: try unsigned(row, "acked_seq")
+        )
     }
 
     public func storedBytes(groupID: Int64) throws -> Int64 {
         try pool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(LENGTH(data)), 0) FROM messages WHERE group_id = ?",
-                               arguments: [groupID]) ?? 0
+            try Int64.fetchOne(
+                db,
+                sql: "SELECT COALESCE(SUM(LENGTH(data)), 0) FROM messages WHERE group_id = ?",
+                arguments: [groupID]
+            ) ?? 0
         }
     }
 
     public func storedBytes(userID: Int64) throws -> Int64 {
         try pool.read { db in
-            try Int64.fetchOne(db, sql: """
-                SELECT COALESCE(SUM(LENGTH(m.data)), 0) FROM messages m
-                JOIN devices d ON d.id = m.sender_device WHERE d.user_id = ?
-                """, arguments: [userID]) ?? 0
+            try Int64.fetchOne(
+                db,
+                sql: """
+                    SELECT COALESCE(SUM(LENGTH(m.data)), 0) FROM messages m
+                    JOIN devices d ON d.id = m.sender_device WHERE d.user_id = ?
+                    """,
+                arguments: [userID]
+            ) ?? 0
         }
     }
 
     public func welcomes(forDevice deviceID: Int64) throws -> [WelcomeRecord] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT w.*, g.name FROM welcomes w JOIN groups g ON g.id = w.group_id WHERE w.device_id = ? ORDER BY w.id
-                """, arguments: [deviceID]).map { row in
-                WelcomeRecord(groupID: row["group_id"], groupName: row["name"], seq: try Self.unsigned(row, "seq"),
-                              time: try Self.unsigned(row, "time"), data: [UInt8](row["data"] as Data))
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT w.*, g.name FROM welcomes w JOIN groups g ON g.id = w.group_id WHERE w.device_id = ? ORDER BY w.id
+                    """,
+                arguments: [deviceID]
+            ).map { row in
+                WelcomeRecord(
+                    groupID: row["group_id"],
+                    groupName: row["name"],
+                    seq: try Self.unsigned(row, "seq"),
+                    time: try Self.unsigned(row, "time"),
+                    data: [UInt8](row["data"] as Data)
+                )
             }
         }
     }
@@ -406,25 +571,39 @@ public final class SQLiteStorage: ServerStorage {
         // The service range-checks seq against the group's log; a value no log can reach is refused here too.
         guard let seq = Int64(exactly: seq) else { throw StorageError.outOfRange("seq") }
         try pool.write { db in
-            try db.execute(sql: "UPDATE memberships SET acked_seq = ? WHERE group_id = ? AND device_id = ? AND acked_seq < ?",
-                           arguments: [seq, groupID, deviceID, seq])
-            try db.execute(sql: "DELETE FROM welcomes WHERE group_id = ? AND device_id = ? AND seq <= ?",
-                           arguments: [groupID, deviceID, seq])
+            try db.execute(
+                sql: "UPDATE memberships SET acked_seq = ? WHERE group_id = ? AND device_id = ? AND acked_seq < ?",
+                arguments: [seq, groupID, deviceID, seq]
+            )
+            try db.execute(
+                sql: "DELETE FROM welcomes WHERE group_id = ? AND device_id = ? AND seq <= ?",
+                arguments: [groupID, deviceID, seq]
+            )
         }
     }
 
     public func destroyGroup(id: Int64, notify devices: [Int64]) throws {
         try pool.write { db in
-            guard let name = try String.fetchOne(db, sql: "SELECT name FROM groups WHERE id = ?", arguments: [id]) else { return }
+            guard let name = try String.fetchOne(db, sql: "SELECT name FROM groups WHERE id = ?", arguments: [id])
+            else { return }
             for device in devices {
-                try db.execute(sql: "INSERT INTO notices (device_id, group_name) VALUES (?, ?)", arguments: [device, name])
+                try db.execute(
+                    sql: "INSERT INTO notices (device_id, group_name) VALUES (?, ?)",
+                    arguments: [device, name]
+                )
             }
             try db.execute(sql: "DELETE FROM groups WHERE id = ?", arguments: [id])
         }
     }
 
     public func notices(forDevice deviceID: Int64) throws -> [String] {
-        try pool.read { db in try String.fetchAll(db, sql: "SELECT group_name FROM notices WHERE device_id = ? ORDER BY id", arguments: [deviceID]) }
+        try pool.read { db in
+            try String.fetchAll(
+                db,
+                sql: "SELECT group_name FROM notices WHERE device_id = ? ORDER BY id",
+                arguments: [deviceID]
+            )
+        }
     }
 
     public func clearNotices(forDevice deviceID: Int64) throws {
@@ -433,13 +612,16 @@ public final class SQLiteStorage: ServerStorage {
 
     public func prune(olderThan cutoff: UInt64) throws -> Int {
         try pool.write { db in
-            try db.execute(sql: """
-                DELETE FROM messages WHERE time < ? OR (seq <= (
-                    SELECT COALESCE(MIN(CASE WHEN ms.left_seq IS NULL THEN ms.acked_seq ELSE MIN(ms.acked_seq, ms.left_seq) END), 0)
-                    FROM memberships ms WHERE ms.group_id = messages.group_id AND (ms.left_seq IS NULL OR ms.acked_seq < ms.left_seq))
-                  -- Proposals after the stored state are re-derived from the log on restart: keep them.
-                  AND (is_proposal = 0 OR seq <= (SELECT g.state_seq FROM groups g WHERE g.id = messages.group_id)))
-                """, arguments: [Self.bound(cutoff)])
+            try db.execute(
+                sql: """
+                    DELETE FROM messages WHERE time < ? OR (seq <= (
+                        SELECT COALESCE(MIN(CASE WHEN ms.left_seq IS NULL THEN ms.acked_seq ELSE MIN(ms.acked_seq, ms.left_seq) END), 0)
+                        FROM memberships ms WHERE ms.group_id = messages.group_id AND (ms.left_seq IS NULL OR ms.acked_seq < ms.left_seq))
+                      -- Proposals after the stored state are re-derived from the log on restart: keep them.
+                      AND (is_proposal = 0 OR seq <= (SELECT g.state_seq FROM groups g WHERE g.id = messages.group_id)))
+                    """,
+                arguments: [Self.bound(cutoff)]
+            )
             return db.changesCount
         }
     }

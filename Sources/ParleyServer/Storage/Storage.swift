@@ -146,8 +146,16 @@ public struct LogAppend: Sendable {
     public var joinedDevices: [Int64]
     public var leftDevices: [Int64]
 
-    public init(groupID: Int64, time: UInt64, senderDevice: Int64, data: [UInt8], newState: [UInt8]? = nil,
-                welcomes: [(deviceID: Int64, data: [UInt8])] = [], joinedDevices: [Int64] = [], leftDevices: [Int64] = []) {
+    public init(
+        groupID: Int64,
+        time: UInt64,
+        senderDevice: Int64,
+        data: [UInt8],
+        newState: [UInt8]? = nil,
+        welcomes: [(deviceID: Int64, data: [UInt8])] = [],
+        joinedDevices: [Int64] = [],
+        leftDevices: [Int64] = []
+    ) {
         self.groupID = groupID
         self.time = time
         self.senderDevice = senderDevice

@@ -22,7 +22,8 @@ struct ServerIdentity: Sendable {
     func tlsConfiguration() throws -> TLSConfiguration {
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: [.certificate(try NIOSSLCertificate(bytes: certificateDER, format: .der))],
-            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(privateKeyPEM.utf8), format: .pem)))
+            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(privateKeyPEM.utf8), format: .pem))
+        )
         configuration.minimumTLSVersion = .tlsv13
         return configuration
     }
@@ -31,8 +32,15 @@ struct ServerIdentity: Sendable {
     static func load(configuration: ServerConfiguration) throws -> (identity: ServerIdentity, created: Bool) {
         if let certificatePath = configuration.tlsCertificate, let keyPath = configuration.tlsPrivateKey {
             let certificate = try NIOSSLCertificate.fromPEMFile(certificatePath)
-            guard let first = certificate.first else { throw ServerError.configuration("no certificate in \(certificatePath)") }
-            return (ServerIdentity(certificateDER: try first.toDERBytes(), privateKeyPEM: try String(contentsOfFile: keyPath, encoding: .utf8)), false)
+            guard let first = certificate.first else {
+                throw ServerError.configuration("no certificate in \(certificatePath)")
+            }
+            return (
+                ServerIdentity(
+                    certificateDER: try first.toDERBytes(),
+                    privateKeyPEM: try String(contentsOfFile: keyPath, encoding: .utf8)
+                ), false
+            )
         }
         let directory = configuration.dataDirectory
         let certificatePath = (directory as NSString).appendingPathComponent("tls-certificate.pem")
@@ -41,11 +49,22 @@ struct ServerIdentity: Sendable {
             let certificate = try Certificate(pemEncoded: try String(contentsOfFile: certificatePath, encoding: .utf8))
             var serializer = DER.Serializer()
             try serializer.serialize(certificate)
-            return (ServerIdentity(certificateDER: serializer.serializedBytes, privateKeyPEM: try String(contentsOfFile: keyPath, encoding: .utf8)), false)
+            return (
+                ServerIdentity(
+                    certificateDER: serializer.serializedBytes,
+                    privateKeyPEM: try String(contentsOfFile: keyPath, encoding: .utf8)
+                ), false
+            )
         }
         let (identity, certificatePEM) = try generate(host: configuration.host)
         try certificatePEM.write(toFile: certificatePath, atomically: true, encoding: .utf8)
-        FileManager.default.createFile(atPath: keyPath, contents: Data(identity.privateKeyPEM.utf8), attributes: [.posixPermissions: 0o600])
+        // The key is written owner-only from the start, never chmod-ed after the fact.
+        let written = FileManager.default.createFile(
+            atPath: keyPath,
+            contents: Data(identity.privateKeyPEM.utf8),
+            attributes: [.posixPermissions: 0o600]
+        )
+        guard written else { throw ServerError.configuration("cannot write the TLS key to \(keyPath)") }
         return (identity, true)
     }
 
@@ -57,20 +76,31 @@ struct ServerIdentity: Sendable {
         var names: [GeneralName] = [.dnsName("localhost"), .ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1]))]
         if host != "localhost", host != "127.0.0.1" {
             let octets = host.split(separator: ".").compactMap { UInt8($0) }
-            names.append(octets.count == 4 ? .ipAddress(ASN1OctetString(contentBytes: ArraySlice(octets))) : .dnsName(host))
+            names.append(
+                octets.count == 4 ? .ipAddress(ASN1OctetString(contentBytes: ArraySlice(octets))) : .dnsName(host)
+            )
         }
         let certificate = try Certificate(
-            version: .v3, serialNumber: Certificate.SerialNumber(),
-            publicKey: .init(key.publicKey), notValidBefore: now.addingTimeInterval(-3600), notValidAfter: now.addingTimeInterval(10 * 365 * 86400),
-            issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256,
+            version: .v3,
+            serialNumber: Certificate.SerialNumber(),
+            publicKey: .init(key.publicKey),
+            notValidBefore: now.addingTimeInterval(-3600),
+            notValidAfter: now.addingTimeInterval(10 * 365 * 86400),
+            issuer: name,
+            subject: name,
+            signatureAlgorithm: .ecdsaWithSHA256,
             extensions: try Certificate.Extensions {
                 Critical(BasicConstraints.notCertificateAuthority)
                 SubjectAlternativeNames(names)
             },
-            issuerPrivateKey: .init(key))
+            issuerPrivateKey: .init(key)
+        )
         var serializer = DER.Serializer()
         try serializer.serialize(certificate)
-        return (ServerIdentity(certificateDER: serializer.serializedBytes, privateKeyPEM: key.pemRepresentation), try certificate.serializeAsPEM().pemString)
+        return (
+            ServerIdentity(certificateDER: serializer.serializedBytes, privateKeyPEM: key.pemRepresentation),
+            try certificate.serializeAsPEM().pemString
+        )
     }
 }
 

@@ -5,13 +5,16 @@ import ParleyClient
 /// `parley chat [GROUP]`: the full-screen client.
 struct Chat: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Full-screen chat: message pane, status line, an input line that arriving messages never disturb.")
+        abstract: "Full-screen chat: message pane, status line, an input line that arriving messages never disturb."
+    )
     @OptionGroup var options: ClientOptions
     @Argument(help: "Open this group; without it the chat starts on the list of groups.") var group: String?
 
     func run() async throws {
         let client = try options.client()
-        guard let username = await client.username else { throw Operator.Failure(description: "\(ClientError.notLoggedIn)") }
+        guard let username = await client.username else {
+            throw Operator.Failure(description: "\(ClientError.notLoggedIn)")
+        }
         do {
             try await client.unlock(password: options.password(for: username))
         } catch {
@@ -97,7 +100,9 @@ struct ChatApp {
         screen.history = (try? await client.history(group)) ?? []
         if screen.scroll > 0, !all, changed.contains(group) {
             // Keep the view where the reader left it; count what is below.
-            let added = ChatScreen(username: "", history: Array(screen.history.dropFirst(old))).messageLines(width: terminal.size.columns).count
+            let added = ChatScreen(username: "", history: Array(screen.history.dropFirst(old))).messageLines(
+                width: terminal.size.columns
+            ).count
             screen.scroll += added
             screen.unseenBelow += added
         }
@@ -117,7 +122,10 @@ struct ChatApp {
         case .escape: screen.notice = ""
         case .pageUp, .up:
             let page = key == .up ? 1 : max(1, terminal.size.rows - 4)
-            screen.scroll = min(screen.scroll + page, max(0, screen.messageLines(width: terminal.size.columns).count - 1))
+            screen.scroll = min(
+                screen.scroll + page,
+                max(0, screen.messageLines(width: terminal.size.columns).count - 1)
+            )
         case .pageDown, .down:
             let page = key == .down ? 1 : max(1, terminal.size.rows - 4)
             screen.scroll = max(0, screen.scroll - page)
@@ -156,7 +164,8 @@ struct ChatApp {
             return
         }
         let words = line.split(separator: " ").map(String.init)
-        let command = words[0], arguments = Array(words.dropFirst())
+        let command = words[0]
+        let arguments = Array(words.dropFirst())
         let group = screen.group
         func needGroup() -> String? {
             if group == nil { screen.notice = "Open a group first: /switch NAME." }
@@ -164,7 +173,8 @@ struct ChatApp {
         }
         func needAdmin(_ name: String) async -> Bool {
             guard await client.isAdmin(of: name) else {
-                screen.notice = "Only a group admin may do that; the admin of \(name) is \(screen.groups.first { $0.name == name }?.admins.joined(separator: ", ") ?? "someone else")."
+                screen.notice =
+                    "Only a group admin may do that; the admin of \(name) is \(screen.groups.first { $0.name == name }?.admins.joined(separator: ", ") ?? "someone else")."
                 return false
             }
             return true
@@ -174,33 +184,66 @@ struct ChatApp {
         case "/help": screen.notice = "Commands: " + ChatScreen.help.joined(separator: " | ")
         case "/groups": await open(nil)
         case "/switch":
-            guard let name = arguments.first else { screen.notice = "Usage: /switch GROUP"; return }
-            guard screen.groups.contains(where: { $0.name == name }) else { screen.notice = "You are not in a group called \(name)."; return }
+            guard let name = arguments.first else {
+                screen.notice = "Usage: /switch GROUP"
+                return
+            }
+            guard screen.groups.contains(where: { $0.name == name }) else {
+                screen.notice = "You are not in a group called \(name)."
+                return
+            }
             await open(name)
         case "/create":
-            guard let name = arguments.first else { screen.notice = "Usage: /create GROUP"; return }
-            await attempt { try await $0.createGroup(name); return "Created \(name)." }
+            guard let name = arguments.first else {
+                screen.notice = "Usage: /create GROUP"
+                return
+            }
+            await attempt {
+                try await $0.createGroup(name)
+                return "Created \(name)."
+            }
             await open(name)
         case "/members":
             guard let name = needGroup() else { return }
             await attempt { "Members: " + (try await $0.members(name)).joined(separator: ", ") }
         case "/add":
             guard let name = needGroup(), await needAdmin(name) else { return }
-            guard !arguments.isEmpty else { screen.notice = "Usage: /add USER..."; return }
-            await attempt { try await $0.add(arguments, to: name); return "Added \(arguments.joined(separator: ", "))." }
+            guard !arguments.isEmpty else {
+                screen.notice = "Usage: /add USER..."
+                return
+            }
+            await attempt {
+                try await $0.add(arguments, to: name)
+                return "Added \(arguments.joined(separator: ", "))."
+            }
         case "/remove":
             guard let name = needGroup(), await needAdmin(name) else { return }
-            guard let user = arguments.first else { screen.notice = "Usage: /remove USER"; return }
-            await attempt { try await $0.remove(user, from: name); return "Removed \(user)." }
+            guard let user = arguments.first else {
+                screen.notice = "Usage: /remove USER"
+                return
+            }
+            await attempt {
+                try await $0.remove(user, from: name)
+                return "Removed \(user)."
+            }
         case "/destroy":
             guard let name = needGroup(), await needAdmin(name) else { return }
-            await attempt { try await $0.destroy(name); return "Destroyed \(name)." }
+            await attempt {
+                try await $0.destroy(name)
+                return "Destroyed \(name)."
+            }
             await open(nil)
         case "/leave":
             guard let name = needGroup() else { return }
-            await attempt { try await $0.leave(name); return "Asked to leave \(name); an admin's client completes it." }
+            await attempt {
+                try await $0.leave(name)
+                return "Asked to leave \(name); an admin's client completes it."
+            }
         case "/verify":
-            guard let user = arguments.first else { screen.notice = "Usage: /verify USER"; return }
+            guard let user = arguments.first else {
+                screen.notice = "Usage: /verify USER"
+                return
+            }
             await attempt {
                 let (number, changed) = try await $0.verify(user)
                 return (changed ? "WARNING: \(user)'s keys CHANGED. " : "") + "Safety number with \(user): \(number)"

@@ -44,8 +44,11 @@ struct ChatScreen {
             let badge = unreadCount > 0 ? "  (\(unreadCount) unread)" : ""
             let state = summary.problem.map { "  (cannot be followed: \($0))" } ?? (summary.active ? "" : "  (removed)")
             let admins = summary.admins.joined(separator: ", ")
-            lines.append(TerminalText.line(
-                "  \(index + 1). \(summary.name) — \(summary.members.count) members, admin \(admins)\(badge)\(state)"))
+            lines.append(
+                TerminalText.line(
+                    "  \(index + 1). \(summary.name) — \(summary.members.count) members, admin \(admins)\(badge)\(state)"
+                )
+            )
         }
         lines += ["", "Invitations are accepted automatically: a group you were added to appears here."]
         return lines
@@ -53,7 +56,8 @@ struct ChatScreen {
 
     /// The full screen for `rows` × `columns`, as terminal output.
     func render(rows: Int, columns: Int) -> String {
-        let rows = max(rows, 5), width = max(columns, 20)
+        let rows = max(rows, 5)
+        let width = max(columns, 20)
         var out = "\u{1B}[?25l\u{1B}[H"
         func line(_ row: Int, _ text: String, inverse: Bool = false) {
             // Names, notices and server sentences are not ours: sanitized here, once for every row.
@@ -63,7 +67,11 @@ struct ChatScreen {
         }
         let current = groups.first { $0.name == group }
         let status = group.map { "\($0) · \(current?.members.count ?? 0) members" } ?? "groups"
-        line(1, " Parley · \(username) · \(status) · \(connected ? "connected" : "offline — reconnecting")", inverse: true)
+        line(
+            1,
+            " Parley · \(username) · \(status) · \(connected ? "connected" : "offline — reconnecting")",
+            inverse: true
+        )
 
         let paneHeight = rows - 3
         let pane: [String]
@@ -76,7 +84,9 @@ struct ChatScreen {
         }
         for row in 0..<paneHeight { line(row + 2, row < pane.count ? pane[row] : "") }
 
-        let hint = unseenBelow > 0 ? "-- \(unseenBelow) new message line(s) below: PgDn --"
+        let hint =
+            unseenBelow > 0
+            ? "-- \(unseenBelow) new message line(s) below: PgDn --"
             : notice.isEmpty ? "Enter sends · /help · PgUp/PgDn scroll · Alt+1..9 switch groups" : notice
         line(rows - 1, hint, inverse: unseenBelow > 0)
         let prompt = "> "

@@ -27,7 +27,9 @@ final class Terminal {
     /// Rows and columns; 24×80 when the size cannot be read.
     var size: (rows: Int, columns: Int) {
         var window = winsize()
-        guard ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &window) == 0, window.ws_row > 0, window.ws_col > 0 else { return (24, 80) }
+        guard ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &window) == 0, window.ws_row > 0, window.ws_col > 0 else {
+            return (24, 80)
+        }
         return (Int(window.ws_row), Int(window.ws_col))
     }
 
@@ -35,7 +37,9 @@ final class Terminal {
         var bytes = Array(text.utf8)
         var offset = 0
         while offset < bytes.count {
-            let written = bytes.withUnsafeMutableBytes { Foundation.write(STDOUT_FILENO, $0.baseAddress! + offset, $0.count - offset) }
+            let written = bytes.withUnsafeMutableBytes {
+                Foundation.write(STDOUT_FILENO, $0.baseAddress! + offset, $0.count - offset)
+            }
             if written <= 0 { return }
             offset += written
         }
@@ -72,21 +76,49 @@ enum Key: Equatable {
         while index < bytes.count {
             let byte = bytes[index]
             switch byte {
-            case 0x0D, 0x0A: flushText(); keys.append(.enter); index += 1
-            case 0x7F, 0x08: flushText(); keys.append(.backspace); index += 1
-            case 0x03, 0x04: flushText(); keys.append(.interrupt); index += 1
+            case 0x0D, 0x0A:
+                flushText()
+                keys.append(.enter)
+                index += 1
+            case 0x7F, 0x08:
+                flushText()
+                keys.append(.backspace)
+                index += 1
+            case 0x03, 0x04:
+                flushText()
+                keys.append(.interrupt)
+                index += 1
             case 0x1B:
                 flushText()
                 let rest = Array(bytes[(index + 1)...].prefix(3))
-                if rest.starts(with: Array("[5~".utf8)) { keys.append(.pageUp); index += 4 }
-                else if rest.starts(with: Array("[6~".utf8)) { keys.append(.pageDown); index += 4 }
-                else if rest.starts(with: Array("[A".utf8)) { keys.append(.up); index += 3 }
-                else if rest.starts(with: Array("[B".utf8)) { keys.append(.down); index += 3 }
-                else if let first = rest.first, (0x31...0x39).contains(first) { keys.append(.altDigit(Int(first - 0x30))); index += 2 }
-                else if rest.first == UInt8(ascii: "[") || rest.first == UInt8(ascii: "O") { index += 3 }  // other escapes: ignore
-                else { keys.append(.escape); index += 1 }
-            case 0x00..<0x20: flushText(); index += 1
-            default: text.append(byte); index += 1
+                if rest.starts(with: Array("[5~".utf8)) {
+                    keys.append(.pageUp)
+                    index += 4
+                } else if rest.starts(with: Array("[6~".utf8)) {
+                    keys.append(.pageDown)
+                    index += 4
+                } else if rest.starts(with: Array("[A".utf8)) {
+                    keys.append(.up)
+                    index += 3
+                } else if rest.starts(with: Array("[B".utf8)) {
+                    keys.append(.down)
+                    index += 3
+                } else if let first = rest.first, (0x31...0x39).contains(first) {
+                    keys.append(.altDigit(Int(first - 0x30)))
+                    index += 2
+                } else if rest.first == UInt8(ascii: "[") || rest.first == UInt8(ascii: "O") {
+                    index += 3
+                }  // other escapes: ignore
+                else {
+                    keys.append(.escape)
+                    index += 1
+                }
+            case 0x00..<0x20:
+                flushText()
+                index += 1
+            default:
+                text.append(byte)
+                index += 1
             }
         }
         flushText()

@@ -1,5 +1,6 @@
-@testable import MLS
 import Testing
+
+@testable import MLS
 
 /// RFC 9420 §2.1: the decoder rejects every malformed input with a typed error.
 @Suite struct TLSCodecTests {
@@ -35,7 +36,9 @@ import Testing
 
     @Test func rejectsLengthsAboveTheMaximum() {
         var header: [UInt8] = []
-        #expect(throws: EncodingError.vectorTooLong(1 << 30)) { try VariableLengthInteger.encode(1 << 30, into: &header) }
+        #expect(throws: EncodingError.vectorTooLong(1 << 30)) {
+            try VariableLengthInteger.encode(1 << 30, into: &header)
+        }
     }
 
     @Test func rejectsNonMinimalHeaders() {
@@ -65,7 +68,9 @@ import Testing
 
     @Test func aHugeDeclaredLengthAllocatesNothing() {
         // A 4-byte header claiming ~1 GiB over a 4-byte input: rejected before any allocation.
-        #expect(throws: DecodingError.truncated(needed: (1 << 30) - 1, remaining: 0)) { try decodeOpaque([0xbf, 0xff, 0xff, 0xff]) }
+        #expect(throws: DecodingError.truncated(needed: (1 << 30) - 1, remaining: 0)) {
+            try decodeOpaque([0xbf, 0xff, 0xff, 0xff])
+        }
     }
 
     @Test func vectorElementsMustFillTheVectorExactly() throws {
@@ -86,8 +91,12 @@ import Testing
     }
 
     @Test func closedEnumsRejectUnknownValues() {
-        #expect(throws: DecodingError.unknownEnumValue(type: "ContentType", value: 4)) { try ContentType(tlsEncoded: [4]) }
-        #expect(throws: DecodingError.unknownEnumValue(type: "SenderType", value: 0)) { try SenderType(tlsEncoded: [0]) }
+        #expect(throws: DecodingError.unknownEnumValue(type: "ContentType", value: 4)) {
+            try ContentType(tlsEncoded: [4])
+        }
+        #expect(throws: DecodingError.unknownEnumValue(type: "SenderType", value: 0)) {
+            try SenderType(tlsEncoded: [0])
+        }
     }
 
     @Test func openRegistriesKeepUnknownValues() throws {
@@ -129,10 +138,14 @@ import Testing
 
     @Test func mlsMessageRejectsOtherVersionsAndWireFormats() {
         #expect(throws: DecodingError.self) { try MLSMessage(tlsEncoded: [0x00, 0x02, 0x00, 0x05]) }
-        #expect(throws: DecodingError.unknownEnumValue(type: "WireFormat", value: 9)) { try MLSMessage(tlsEncoded: [0x00, 0x01, 0x00, 0x09]) }
+        #expect(throws: DecodingError.unknownEnumValue(type: "WireFormat", value: 9)) {
+            try MLSMessage(tlsEncoded: [0x00, 0x01, 0x00, 0x09])
+        }
     }
 
     @Test func credentialOfUnknownTypeIsRejected() {
-        #expect(throws: DecodingError.unknownEnumValue(type: "CredentialType", value: 7)) { try Credential(tlsEncoded: [0x00, 0x07, 0x00]) }
+        #expect(throws: DecodingError.unknownEnumValue(type: "CredentialType", value: 7)) {
+            try Credential(tlsEncoded: [0x00, 0x07, 0x00])
+        }
     }
 }

@@ -1,5 +1,6 @@
-@testable import MLS
 import Testing
+
+@testable import MLS
 
 /// Each supported suite signs, verifies and HPKE-encrypts end to end, and the
 /// unsupported ones fail with a clear error instead of crashing.
@@ -25,12 +26,16 @@ import Testing
         #expect(try provider.verifyWithLabel(pair.publicKey, label: "Test", content: content, signature: signature))
         // Another label, other content, a flipped bit or a stranger's key: all rejected.
         #expect(try !provider.verifyWithLabel(pair.publicKey, label: "Other", content: content, signature: signature))
-        #expect(try !provider.verifyWithLabel(pair.publicKey, label: "Test", content: content + [0], signature: signature))
+        #expect(
+            try !provider.verifyWithLabel(pair.publicKey, label: "Test", content: content + [0], signature: signature)
+        )
         var flipped = signature
         flipped[flipped.count / 2] ^= 0x01
         #expect(try !provider.verifyWithLabel(pair.publicKey, label: "Test", content: content, signature: flipped))
         let stranger = provider.generateSignatureKeyPair()
-        #expect(try !provider.verifyWithLabel(stranger.publicKey, label: "Test", content: content, signature: signature))
+        #expect(
+            try !provider.verifyWithLabel(stranger.publicKey, label: "Test", content: content, signature: signature)
+        )
         // Garbage keys and signatures do not verify and do not crash.
         #expect(!provider.verify([1, 2, 3], message: content, publicKey: SignaturePublicKey([4, 5])))
     }
@@ -41,8 +46,16 @@ import Testing
         let recipient = try provider.generateHPKEKeyPair()
         #expect(try provider.hpkePublicKey(for: recipient.privateKey) == recipient.publicKey)
         let plaintext = provider.randomBytes(100)
-        let sealed = try provider.encryptWithLabel(recipient.publicKey, label: "Test", context: [1, 2], plaintext: plaintext)
-        #expect(try provider.decryptWithLabel(recipient.privateKey, label: "Test", context: [1, 2], ciphertext: sealed) == plaintext)
+        let sealed = try provider.encryptWithLabel(
+            recipient.publicKey,
+            label: "Test",
+            context: [1, 2],
+            plaintext: plaintext
+        )
+        #expect(
+            try provider.decryptWithLabel(recipient.privateKey, label: "Test", context: [1, 2], ciphertext: sealed)
+                == plaintext
+        )
         // A different context, a different key or a modified ciphertext all fail to open.
         #expect(throws: MLSError.decryptionFailed) {
             try provider.decryptWithLabel(recipient.privateKey, label: "Test", context: [1, 3], ciphertext: sealed)
@@ -67,9 +80,19 @@ import Testing
         let provider = try suite.provider()
         let recipient = try provider.generateHPKEKeyPair()
         let label = Array("MLS 1.0 external init secret".utf8)
-        let sent = try provider.hpkeExportSender(publicKey: recipient.publicKey, info: [], exporterContext: label, length: provider.hashLength)
+        let sent = try provider.hpkeExportSender(
+            publicKey: recipient.publicKey,
+            info: [],
+            exporterContext: label,
+            length: provider.hashLength
+        )
         let received = try provider.hpkeExportReceiver(
-            privateKey: recipient.privateKey, kemOutput: sent.kemOutput, info: [], exporterContext: label, length: provider.hashLength)
+            privateKey: recipient.privateKey,
+            kemOutput: sent.kemOutput,
+            info: [],
+            exporterContext: label,
+            length: provider.hashLength
+        )
         #expect(sent.secret == received)
         #expect(sent.secret.count == provider.hashLength)
     }
@@ -90,8 +113,12 @@ import Testing
         let nonce = provider.randomBytes(provider.aeadNonceLength)
         let sealed = try provider.seal(key: key, nonce: nonce, aad: [1], plaintext: [1, 2, 3])
         #expect(try provider.open(key: key, nonce: nonce, aad: [1], ciphertext: sealed) == [1, 2, 3])
-        #expect(throws: MLSError.decryptionFailed) { try provider.open(key: key, nonce: nonce, aad: [2], ciphertext: sealed) }
-        #expect(throws: MLSError.decryptionFailed) { try provider.open(key: key, nonce: nonce, aad: [1], ciphertext: [1, 2]) }
+        #expect(throws: MLSError.decryptionFailed) {
+            try provider.open(key: key, nonce: nonce, aad: [2], ciphertext: sealed)
+        }
+        #expect(throws: MLSError.decryptionFailed) {
+            try provider.open(key: key, nonce: nonce, aad: [1], ciphertext: [1, 2])
+        }
         #expect(throws: MLSError.self) { try provider.seal(key: [1], nonce: nonce, aad: [], plaintext: []) }
     }
 

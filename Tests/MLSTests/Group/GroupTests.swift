@@ -1,5 +1,6 @@
-@testable import MLS
 import Testing
+
+@testable import MLS
 
 /// Whole groups of real members: the API an application uses.
 @Suite struct GroupTests {
@@ -11,16 +12,30 @@ import Testing
     func threeMembers(policy: GroupPolicy = GroupPolicy()) throws -> (alice: Group, bob: Group, charlie: Group) {
         var alice = try TestClient("alice", suite).createGroup(policy: policy)
         var nobody: [Group] = []
-        let joined = try add([TestClient("bob", suite), TestClient("charlie", suite)], to: &alice, others: &nobody, policy: policy)
+        let joined = try add(
+            [TestClient("bob", suite), TestClient("charlie", suite)],
+            to: &alice,
+            others: &nobody,
+            policy: policy
+        )
         return (alice, joined[0], joined[1])
     }
 
     @Test func membersTalkAndAgreeOnTheEpoch() throws {
         var (alice, bob, charlie) = try threeMembers()
         #expect(alice.epoch == 1 && bob.epoch == 1 && charlie.epoch == 1)
-        #expect(alice.epochAuthenticator == bob.epochAuthenticator && bob.epochAuthenticator == charlie.epochAuthenticator)
-        #expect(try alice.export(label: "parley", context: [1], length: 32) == bob.export(label: "parley", context: [1], length: 32))
-        #expect(bob.members.map(\.credential) == [.basic(identity: text("alice")), .basic(identity: text("bob")), .basic(identity: text("charlie"))])
+        #expect(
+            alice.epochAuthenticator == bob.epochAuthenticator && bob.epochAuthenticator == charlie.epochAuthenticator
+        )
+        #expect(
+            try alice.export(label: "parley", context: [1], length: 32)
+                == bob.export(label: "parley", context: [1], length: 32)
+        )
+        #expect(
+            bob.members.map(\.credential) == [
+                .basic(identity: text("alice")), .basic(identity: text("bob")), .basic(identity: text("charlie")),
+            ]
+        )
 
         let hello = try alice.encrypt(text("hello"), authenticatedData: [9])
         let fromBob = try bob.process(hello)
@@ -42,7 +57,11 @@ import Testing
         #expect(alice.epoch == 1)  // nothing changes until the echo (RFC 9420 §14)
         #expect(try alice.process(removal.message).commitSummary?.isOwnCommit == true)
         #expect(alice.epoch == 2)
-        #expect(try bob.process(removal.message).commitSummary?.removed.map(\.credential) == [.basic(identity: text("charlie"))])
+        #expect(
+            try bob.process(removal.message).commitSummary?.removed.map(\.credential) == [
+                .basic(identity: text("charlie"))
+            ]
+        )
         let charlieSees = try #require(try charlie.process(removal.message).commitSummary)
         #expect(charlieSees.removedSelf)
         #expect(!charlie.isActive)
@@ -62,7 +81,9 @@ import Testing
         _ = try alice.process(update.message)
         _ = try charlie.process(update.message)
         #expect(bob.tree.leafNode(at: bob.ownLeaf)!.encryptionKey != before)
-        #expect(alice.epochAuthenticator == bob.epochAuthenticator && charlie.epochAuthenticator == bob.epochAuthenticator)
+        #expect(
+            alice.epochAuthenticator == bob.epochAuthenticator && charlie.epochAuthenticator == bob.epochAuthenticator
+        )
         #expect(try charlie.process(alice.encrypt(text("after update"))).applicationText == "after update")
     }
 
@@ -71,7 +92,10 @@ import Testing
         let leave = try bob.proposeLeave()
         for index in 0..<2 {
             var member = index == 0 ? alice : charlie
-            guard case .proposal = try member.process(leave) else { Issue.record("not a proposal"); return }
+            guard case .proposal = try member.process(leave) else {
+                Issue.record("not a proposal")
+                return
+            }
             if index == 0 { alice = member } else { charlie = member }
         }
         _ = try bob.process(leave)
@@ -79,7 +103,9 @@ import Testing
         _ = try alice.process(commit.message)
         _ = try charlie.process(commit.message)
         #expect(try bob.process(commit.message).commitSummary?.removedSelf == true)
-        #expect(alice.members.map(\.credential) == [.basic(identity: text("alice")), .basic(identity: text("charlie"))])
+        #expect(
+            alice.members.map(\.credential) == [.basic(identity: text("alice")), .basic(identity: text("charlie"))]
+        )
         #expect(alice.epochAuthenticator == charlie.epochAuthenticator)
     }
 
@@ -123,23 +149,34 @@ import Testing
         _ = try bob.process(retried.message)
         _ = try alice.process(retried.message)
         _ = try charlie.process(retried.message)
-        #expect(alice.epoch == 3 && alice.epochAuthenticator == bob.epochAuthenticator && bob.epochAuthenticator == charlie.epochAuthenticator)
+        #expect(
+            alice.epoch == 3 && alice.epochAuthenticator == bob.epochAuthenticator
+                && bob.epochAuthenticator == charlie.epochAuthenticator
+        )
     }
 
     @Test func tamperedMessagesAreRejectedAndChangeNothing() throws {
         var (alice, bob, _) = try threeMembers()
         let commit = try alice.selfUpdate()
-        guard case .publicMessage(var forged) = commit.message else { Issue.record("expected a PublicMessage"); return }
+        guard case .publicMessage(var forged) = commit.message else {
+            Issue.record("expected a PublicMessage")
+            return
+        }
         forged.auth.signature[0] ^= 1
         let epochBefore = bob.epoch
         #expect(throws: MLSError.self) { try bob.process(.publicMessage(forged)) }
         #expect(bob.epoch == epochBefore)
         _ = try bob.process(commit.message)
 
-        guard case .privateMessage(var garbled) = try alice.encrypt(text("x")) else { Issue.record("expected a PrivateMessage"); return }
+        guard case .privateMessage(var garbled) = try alice.encrypt(text("x")) else {
+            Issue.record("expected a PrivateMessage")
+            return
+        }
         _ = try alice.process(commit.message)
         garbled = try { () throws -> PrivateMessage in
-            guard case .privateMessage(var message) = try alice.encrypt(text("y")) else { throw MLSError.invalidMessage("") }
+            guard case .privateMessage(var message) = try alice.encrypt(text("y")) else {
+                throw MLSError.invalidMessage("")
+            }
             message.ciphertext[message.ciphertext.count - 1] ^= 1
             return message
         }()
@@ -152,26 +189,41 @@ import Testing
         let bob = try TestClient("bob", suite).keyPackage()
         let output = try alice.commit(CommitOptions(add: [bob.keyPackage], ratchetTreeInWelcome: false))
         _ = try alice.process(output.message)
-        guard case .welcome(let welcome)? = output.welcome else { Issue.record("no Welcome"); return }
+        guard case .welcome(let welcome)? = output.welcome else {
+            Issue.record("no Welcome")
+            return
+        }
         #expect(throws: MLSError.self) { try Group.join(welcome: welcome, keyPackage: bob) }
         var joined = try Group.join(welcome: welcome, keyPackage: bob, ratchetTree: alice.tree)
-        #expect(try joined.process(alice.encrypt(text("tree by side channel"))).applicationText == "tree by side channel")
+        #expect(
+            try joined.process(alice.encrypt(text("tree by side channel"))).applicationText == "tree by side channel"
+        )
         // A Welcome is useless to anyone else.
-        #expect(throws: MLSError.self) { try Group.join(welcome: welcome, keyPackage: TestClient("eve", suite).keyPackage(), ratchetTree: alice.tree) }
+        #expect(throws: MLSError.self) {
+            try Group.join(welcome: welcome, keyPackage: TestClient("eve", suite).keyPackage(), ratchetTree: alice.tree)
+        }
     }
 
     @Test func externalJoinAddsTheJoinerForEveryone() throws {
         var (alice, bob, _) = try threeMembers()
         let info = try alice.groupInfo(includeExternalPub: true)
         let dave = TestClient("dave", suite)
-        var (daveGroup, commit) = try Group.joinExternally(groupInfo: info, credential: dave.credential, signatureKeys: dave.signatureKeys)
+        var (daveGroup, commit) = try Group.joinExternally(
+            groupInfo: info,
+            credential: dave.credential,
+            signatureKeys: dave.signatureKeys
+        )
         #expect(try alice.process(commit).commitSummary?.committer == .newMemberCommit)
         _ = try bob.process(commit)
         #expect(daveGroup.epochAuthenticator == alice.epochAuthenticator)
         #expect(try daveGroup.process(alice.encrypt(text("welcome dave"))).applicationText == "welcome dave")
         #expect(try bob.process(daveGroup.encrypt(text("thanks"))).applicationText == "thanks")
         #expect(throws: MLSError.self) {
-            try Group.joinExternally(groupInfo: try alice.groupInfo(), credential: dave.credential, signatureKeys: dave.signatureKeys)
+            try Group.joinExternally(
+                groupInfo: try alice.groupInfo(),
+                credential: dave.credential,
+                signatureKeys: dave.signatureKeys
+            )
         }
     }
 
@@ -186,7 +238,9 @@ import Testing
         _ = try restoredBob.process(pending.message)
         _ = try charlie.process(pending.message)
         #expect(restoredAlice.epochAuthenticator == restoredBob.epochAuthenticator)
-        #expect(try restoredBob.process(restoredAlice.encrypt(text("after restore"))).applicationText == "after restore")
+        #expect(
+            try restoredBob.process(restoredAlice.encrypt(text("after restore"))).applicationText == "after restore"
+        )
         let commit = try restoredBob.removeMembers([charlie.ownLeaf])
         _ = try restoredBob.process(commit.message)
         _ = try restoredAlice.process(commit.message)
@@ -198,14 +252,20 @@ import Testing
     @Test func handshakesSentAsPrivateMessagesWorkIncludingTheOwnEcho() throws {
         var (alice, bob, charlie) = try threeMembers(policy: GroupPolicy(handshakeAsPublicMessage: false))
         let update = try alice.selfUpdate()
-        guard case .privateMessage = update.message else { Issue.record("expected a PrivateMessage commit"); return }
+        guard case .privateMessage = update.message else {
+            Issue.record("expected a PrivateMessage commit")
+            return
+        }
         // The echo is recognised by its bytes, also after a save and restore.
         var restored = try Group(serialized: alice.serialized(), policy: GroupPolicy(handshakeAsPublicMessage: false))
         #expect(try restored.process(update.message).commitSummary?.isOwnCommit == true)
         #expect(try alice.process(update.message).commitSummary?.isOwnCommit == true)
         _ = try bob.process(update.message)
         _ = try charlie.process(update.message)
-        #expect(alice.epochAuthenticator == bob.epochAuthenticator && restored.epochAuthenticator == charlie.epochAuthenticator)
+        #expect(
+            alice.epochAuthenticator == bob.epochAuthenticator
+                && restored.epochAuthenticator == charlie.epochAuthenticator
+        )
         // An older message of alice's own is still refused as her own.
         let stale = try alice.encrypt(text("x"))
         #expect(throws: MLSError.ownMessage) { try alice.process(stale) }

@@ -1,5 +1,6 @@
-@testable import MLS
 import Testing
+
+@testable import MLS
 
 /// Wire values that name things outside the group: every one is a typed
 /// error, nothing traps, nothing wraps around to a real member, nothing changes.
@@ -14,8 +15,10 @@ import Testing
         _ = try server.process(output.message)
         _ = try alice.process(output.message)
         guard case .welcome(let welcome)? = output.welcome else { throw MLSError.invalidWelcome("none") }
-        return (alice, try Group.join(welcome: welcome, keyPackage: bundles[0]),
-                try Group.join(welcome: welcome, keyPackage: bundles[1]), server)
+        return (
+            alice, try Group.join(welcome: welcome, keyPackage: bundles[0]),
+            try Group.join(welcome: welcome, keyPackage: bundles[1]), server
+        )
     }
 
     /// Finding 10: leaf 2^31 + k used to wrap to node 2k, i.e. to leaf k.

@@ -1,5 +1,6 @@
-@testable import MLS
 import Testing
+
+@testable import MLS
 
 /// Findings 17 and 21: a member replacing its own leaf keeps its identity
 /// (RFC 9420 §5.3.1) and meets the group's required_capabilities (§7.3).
@@ -7,24 +8,36 @@ import Testing
     let suite = try! CipherSuite.mls128DHKEMX25519AES128GCMSHA256Ed25519.provider()
 
     func group(
-        capabilities: Capabilities? = nil, extensions: [Extension] = []
+        capabilities: Capabilities? = nil,
+        extensions: [Extension] = []
     ) throws -> (alice: Group, bob: Group, charlie: Group, server: PublicGroup) {
         let aliceClient = TestClient("alice", suite)
         var alice = try Group.create(
-            suite, groupID: Array("group".utf8), credential: aliceClient.credential,
-            signatureKeys: aliceClient.signatureKeys, capabilities: capabilities, extensions: extensions)
+            suite,
+            groupID: Array("group".utf8),
+            credential: aliceClient.credential,
+            signatureKeys: aliceClient.signatureKeys,
+            capabilities: capabilities,
+            extensions: extensions
+        )
         var server = try PublicGroup(groupInfo: alice.groupInfo())
         let bundles = try [TestClient("bob", suite), TestClient("charlie", suite)].map { client in
             try KeyPackageBundle(
-                suite, credential: client.credential, signatureKeys: client.signatureKeys, capabilities: capabilities,
-                lifetime: Lifetime(notBefore: 0, notAfter: .max))
+                suite,
+                credential: client.credential,
+                signatureKeys: client.signatureKeys,
+                capabilities: capabilities,
+                lifetime: Lifetime(notBefore: 0, notAfter: .max)
+            )
         }
         let output = try alice.addMembers(bundles.map(\.keyPackage))
         _ = try server.process(output.message)
         _ = try alice.process(output.message)
         guard case .welcome(let welcome)? = output.welcome else { throw MLSError.invalidWelcome("none") }
-        return (alice, try Group.join(welcome: welcome, keyPackage: bundles[0]),
-                try Group.join(welcome: welcome, keyPackage: bundles[1]), server)
+        return (
+            alice, try Group.join(welcome: welcome, keyPackage: bundles[0]),
+            try Group.join(welcome: welcome, keyPackage: bundles[1]), server
+        )
     }
 
     /// Bob's own leaf for an Update proposal, naming `identity`.
@@ -82,7 +95,10 @@ import Testing
         _ = try server.process(bob.propose(.update(updateLeaf(bob, identity: "bobby"))))
         let renamed = try bob.propose(.update(updateLeaf(bob, identity: "carol")))
         let error = #expect(throws: MLSError.self) { try server.process(renamed) }
-        guard case .rejectedByPolicy(let rejection)? = error else { Issue.record("not a policy refusal"); return }
+        guard case .rejectedByPolicy(let rejection)? = error else {
+            Issue.record("not a policy refusal")
+            return
+        }
         #expect(rejection.subject == .credential && rejection.error is SameFirstLetter.Refused)
     }
 
@@ -91,7 +107,8 @@ import Testing
         let custom = ExtensionType(rawValue: 0xF0B0)
         let required = Extension(
             extensionType: .requiredCapabilities,
-            extensionData: try RequiredCapabilities(extensionTypes: [custom]).tlsEncoded())
+            extensionData: try RequiredCapabilities(extensionTypes: [custom]).tlsEncoded()
+        )
         let capabilities = Capabilities(cipherSuites: [suite.suite], extensions: [custom])
         var (alice, bob, charlie, server) = try group(capabilities: capabilities, extensions: [required])
         var template = try #require(bob.tree.leafNode(at: bob.ownLeaf))

@@ -1,6 +1,7 @@
 import Foundation
-@testable import MLS
 import Testing
+
+@testable import MLS
 
 /// Finding 21 (library part): past epochs' keys serve late messages only
 /// from members still in the group, and only for a grace period.

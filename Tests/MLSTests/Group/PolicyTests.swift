@@ -1,5 +1,6 @@
-@testable import MLS
 import Testing
+
+@testable import MLS
 
 /// The application's hooks, applied identically by members and by the
 /// delivery service's public view.
@@ -45,7 +46,10 @@ import Testing
         var (alice, bob, charlie, server) = try group(policy: GroupPolicy())
         #expect(server.epoch == 1 && server.members.map(\.credential) == alice.members.map(\.credential))
         let update = try bob.selfUpdate()
-        guard case .commit(let summary) = try server.process(update.message) else { Issue.record("not a commit"); return }
+        guard case .commit(let summary) = try server.process(update.message) else {
+            Issue.record("not a commit")
+            return
+        }
         #expect(summary.committerLeaf == bob.ownLeaf && summary.epoch == 2)
         for index in 0..<3 {
             switch index {

@@ -1,5 +1,6 @@
-@testable import MLS
 import Testing
+
+@testable import MLS
 
 /// Findings 3, 6 and 8 at the library level: proposals are judged by who
 /// proposed them, when they arrive and again when a commit covers them,
@@ -169,7 +170,8 @@ import Testing
         for message in [leave, extensionsChange] {
             _ = try server.process(message)
             if case .proposal(let reference, let proposal) = try alice.process(message),
-               proposal.sender == .member(charlie.ownLeaf) {
+                proposal.sender == .member(charlie.ownLeaf)
+            {
                 leaveReference = reference
             }
         }

@@ -51,7 +51,9 @@ final class MLSRsBridge {
     }
 
     private static func python() throws -> String {
-        if let explicit = ProcessInfo.processInfo.environment["PARLEY_INTEROP_PYTHON"], !explicit.isEmpty { return explicit }
+        if let explicit = ProcessInfo.processInfo.environment["PARLEY_INTEROP_PYTHON"], !explicit.isEmpty {
+            return explicit
+        }
         let venv = repositoryRoot.appendingPathComponent(".build/interop-venv")
         let python = venv.appendingPathComponent("bin/python3").path
         if !FileManager.default.fileExists(atPath: python) {
@@ -68,8 +70,11 @@ final class MLSRsBridge {
         try process.run()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw BridgeError(description: "could not prepare the mls-rs Python bindings (\(executable) \(arguments.joined(separator: " ")) failed); "
-                + "install them with `python3 -m venv .build/interop-venv && .build/interop-venv/bin/pip install agentvault-mls-rs-uniffi`")
+            throw BridgeError(
+                description:
+                    "could not prepare the mls-rs Python bindings (\(executable) \(arguments.joined(separator: " ")) failed); "
+                    + "install them with `python3 -m venv .build/interop-venv && .build/interop-venv/bin/pip install agentvault-mls-rs-uniffi`"
+            )
         }
     }
 }

@@ -1,5 +1,6 @@
-@testable import MLS
 import Testing
+
+@testable import MLS
 
 /// The chunked storage behind `RatchetTree` must behave exactly like the flat
 /// array and dictionary it replaced; these tests run the same random
@@ -87,7 +88,9 @@ import Testing
             if members.count > 1, Int.random(in: 0..<3, using: &random) == 0 {
                 try tree.remove(members[Int.random(in: 1..<members.count, using: &random)].index)
             } else {
-                let expected = (0..<tree.leafCount.rawValue).first { tree.leafNode(at: LeafIndex($0)) == nil } ?? tree.leafCount.rawValue
+                let expected =
+                    (0..<tree.leafCount.rawValue).first { tree.leafNode(at: LeafIndex($0)) == nil }
+                    ?? tree.leafCount.rawValue
                 var leaf = TestMember.placeholderLeaf(next)
                 if next % 5 == 0 { leaf.capabilities.credentials = [.basic, CredentialType(rawValue: 0xF000)] }
                 next += 1
@@ -96,7 +99,9 @@ import Testing
             let leaves = tree.members.map(\.leaf)
             #expect(tree.memberCount == leaves.count)
             #expect(tree.credentialTypesInUse == Set(leaves.map(\.credential.credentialType)))
-            let supportedByAll = leaves.map { Set($0.capabilities.credentials) }.reduce(nil) { (all: Set<CredentialType>?, these) in all.map { $0.intersection(these) } ?? these }
+            let supportedByAll = leaves.map { Set($0.capabilities.credentials) }.reduce(nil) {
+                (all: Set<CredentialType>?, these) in all.map { $0.intersection(these) } ?? these
+            }
             #expect(tree.credentialTypesSupportedByAll == supportedByAll)
         }
     }
@@ -129,7 +134,15 @@ extension ChunkedStorageTests {
                 let path = tree.leafCount.directPath(of: leaf.nodeIndex)
                 if !path.isEmpty {
                     let node = path[Int.random(in: 0..<path.count, using: &random)]
-                    tree.set(node, .parent(ParentNode(encryptionKey: HPKEPublicKey([3] + withUnsafeBytes(of: UInt64(step), Array.init)), parentHash: [])))
+                    tree.set(
+                        node,
+                        .parent(
+                            ParentNode(
+                                encryptionKey: HPKEPublicKey([3] + withUnsafeBytes(of: UInt64(step), Array.init)),
+                                parentHash: []
+                            )
+                        )
+                    )
                 }
             default:
                 try tree.add(TestMember.placeholderLeaf(next))

@@ -1,5 +1,6 @@
-@testable import MLS
 import Testing
+
+@testable import MLS
 
 @Suite struct RatchetTreeTests {
     let suite = try! CipherSuite.mls128DHKEMX25519AES128GCMSHA256Ed25519.provider()
@@ -37,11 +38,18 @@ import Testing
         let committer = try TestMember(suite, "committer")
         try tree.update(LeafIndex(77), with: committer.leafNode)
         before = tree.treeHashComputations
-        let prepared = try tree.prepareUpdatePath(from: LeafIndex(77), signer: committer.signature.privateKey, groupID: [9])
+        let prepared = try tree.prepareUpdatePath(
+            from: LeafIndex(77),
+            signer: committer.signature.privateKey,
+            groupID: [9]
+        )
         #expect(prepared.tree.treeHashComputations - before == depth + 1)
         let path = UpdatePath(
             leafNode: prepared.leafNode,
-            nodes: prepared.filteredPath.map { UpdatePathNode(encryptionKey: prepared.tree[$0]!.encryptionKey, encryptedPathSecret: []) })
+            nodes: prepared.filteredPath.map {
+                UpdatePathNode(encryptionKey: prepared.tree[$0]!.encryptionKey, encryptedPathSecret: [])
+            }
+        )
         var receiver = tree
         try receiver.merge(path, from: LeafIndex(77), groupID: [9])
         #expect(receiver.treeHashComputations - before == depth + 1)
@@ -113,7 +121,8 @@ import Testing
         var tree = try RatchetTree(suite, firstLeaf: members[0].leafNode)
         try tree.add(members[1].leafNode)
         try tree.add(members[2].leafNode)
-        tree = try tree.prepareUpdatePath(from: LeafIndex(0), signer: members[0].signature.privateKey, groupID: [1]).tree
+        tree = try tree.prepareUpdatePath(from: LeafIndex(0), signer: members[0].signature.privateKey, groupID: [1])
+            .tree
         try tree.validate(groupID: [1])
         return (tree, members)
     }
@@ -128,7 +137,9 @@ import Testing
         // In the tree, the edit also breaks the parent-hash chain over it.
         tree.set(LeafIndex(1).nodeIndex, .leaf(forged))
         try tree.rehash()
-        #expect(throws: MLSError.invalidTree("node 1 is not parent-hash valid (0 matching descendants)")) { try tree.validate(groupID: [1]) }
+        #expect(throws: MLSError.invalidTree("node 1 is not parent-hash valid (0 matching descendants)")) {
+            try tree.validate(groupID: [1])
+        }
     }
 
     @Test func validationRejectsLeafSignaturesForAnotherGroup() throws {
@@ -152,7 +163,9 @@ import Testing
         try tree.add(member.leafNode)
         try tree.validate(groupID: [1])
         try tree.add(member.leafNode)
-        #expect(throws: MLSError.invalidTree("node 4 repeats an encryption key used elsewhere in the tree")) { try tree.validate(groupID: [1]) }
+        #expect(throws: MLSError.invalidTree("node 4 repeats an encryption key used elsewhere in the tree")) {
+            try tree.validate(groupID: [1])
+        }
     }
 
     @Test func validationRejectsBogusUnmergedLeaves() throws {

@@ -1,5 +1,6 @@
-@testable import MLS
 import Testing
+
+@testable import MLS
 
 /// TreeKEM (RFC 9420 §7.4–7.6) among real members: every member follows every
 /// path, new members are left out of the encryption, removed members learn nothing.
@@ -14,7 +15,13 @@ import Testing
     }
 
     func context(_ tree: RatchetTree, epoch: UInt64) -> GroupContext {
-        GroupContext(cipherSuite: suite.suite, groupID: groupID, epoch: epoch, treeHash: tree.treeHash, confirmedTranscriptHash: [])
+        GroupContext(
+            cipherSuite: suite.suite,
+            groupID: groupID,
+            epoch: epoch,
+            treeHash: tree.treeHash,
+            confirmedTranscriptHash: []
+        )
     }
 
     func makeGroup(size: Int) throws -> Group {
@@ -32,14 +39,24 @@ import Testing
     @discardableResult
     func commit(_ group: inout Group, from committer: LeafIndex, newLeaves: Set<LeafIndex> = []) throws -> [UInt8] {
         let (member, _) = group.members[committer]!
-        let prepared = try group.tree.prepareUpdatePath(from: committer, signer: member.signature.privateKey, groupID: groupID)
+        let prepared = try group.tree.prepareUpdatePath(
+            from: committer,
+            signer: member.signature.privateKey,
+            groupID: groupID
+        )
         let provisional = context(prepared.tree, epoch: group.epoch + 1)
         let path = try prepared.encrypt(groupContext: provisional, excluding: newLeaves)
         var receivedTree = group.tree
         try receivedTree.merge(path, from: committer, groupID: groupID)
         #expect(receivedTree.treeHash == prepared.tree.treeHash)
         for (leaf, entry) in group.members where leaf != committer && !newLeaves.contains(leaf) {
-            let result = try entry.keys.applying(path, from: committer, in: receivedTree, groupContext: provisional, excluding: newLeaves)
+            let result = try entry.keys.applying(
+                path,
+                from: committer,
+                in: receivedTree,
+                groupContext: provisional,
+                excluding: newLeaves
+            )
             #expect(result.commitSecret == prepared.commitSecret, "\(leaf) derived a different commit secret")
             #expect(try result.keys.isConsistent(with: receivedTree))
             group.members[leaf]!.keys = result.keys
@@ -66,7 +83,11 @@ import Testing
         // No parent keys yet, so the copath resolutions hold all 39 other
         // leaves: enough encryptions to take the concurrent path.
         var group = try makeGroup(size: 40)
-        let prepared = try group.tree.prepareUpdatePath(from: LeafIndex(0), signer: group.members[LeafIndex(0)]!.member.signature.privateKey, groupID: groupID)
+        let prepared = try group.tree.prepareUpdatePath(
+            from: LeafIndex(0),
+            signer: group.members[LeafIndex(0)]!.member.signature.privateKey,
+            groupID: groupID
+        )
         let path = try prepared.encrypt(groupContext: context(prepared.tree, epoch: 1))
         #expect(path.nodes.map(\.encryptedPathSecret.count).reduce(0, +) == 39)
         try commit(&group, from: LeafIndex(0))
@@ -79,10 +100,16 @@ import Testing
         let newcomer = try TestMember(suite, "new")
         let leaf = try group.tree.add(newcomer.leafNode)
         group.members[leaf] = (newcomer, newcomer.privateKeys(at: leaf))
-        let prepared = try group.tree.prepareUpdatePath(from: LeafIndex(1), signer: group.members[LeafIndex(1)]!.member.signature.privateKey, groupID: groupID)
+        let prepared = try group.tree.prepareUpdatePath(
+            from: LeafIndex(1),
+            signer: group.members[LeafIndex(1)]!.member.signature.privateKey,
+            groupID: groupID
+        )
         let path = try prepared.encrypt(groupContext: context(prepared.tree, epoch: 2), excluding: [leaf])
         let allCiphertexts = path.nodes.map(\.encryptedPathSecret.count).reduce(0, +)
-        let withNewcomer = try prepared.encrypt(groupContext: context(prepared.tree, epoch: 2)).nodes.map(\.encryptedPathSecret.count).reduce(0, +)
+        let withNewcomer = try prepared.encrypt(groupContext: context(prepared.tree, epoch: 2)).nodes.map(
+            \.encryptedPathSecret.count
+        ).reduce(0, +)
         #expect(withNewcomer == allCiphertexts + 1)
         // The newcomer gets the secret of the lowest path node above it (in its Welcome).
         let ancestor = try #require(prepared.commonAncestorNode(with: leaf))
@@ -96,7 +123,11 @@ import Testing
         let removed = group.members.removeValue(forKey: LeafIndex(2))!
         try group.tree.remove(LeafIndex(2))
         let committer = group.members[LeafIndex(0)]!
-        let prepared = try group.tree.prepareUpdatePath(from: LeafIndex(0), signer: committer.member.signature.privateKey, groupID: groupID)
+        let prepared = try group.tree.prepareUpdatePath(
+            from: LeafIndex(0),
+            signer: committer.member.signature.privateKey,
+            groupID: groupID
+        )
         let provisional = context(prepared.tree, epoch: 2)
         let path = try prepared.encrypt(groupContext: provisional)
         var theirTree = group.tree
@@ -109,7 +140,12 @@ import Testing
         for ciphertext in path.nodes.flatMap(\.encryptedPathSecret) {
             for key in oldKeys {
                 #expect(throws: MLSError.decryptionFailed) {
-                    try suite.decryptWithLabel(key, label: "UpdatePathNode", context: provisional.tlsEncoded(), ciphertext: ciphertext)
+                    try suite.decryptWithLabel(
+                        key,
+                        label: "UpdatePathNode",
+                        context: provisional.tlsEncoded(),
+                        ciphertext: ciphertext
+                    )
                 }
             }
         }
@@ -119,7 +155,11 @@ import Testing
         var group = try makeGroup(size: 4)
         try commit(&group, from: LeafIndex(0))
         let committer = group.members[LeafIndex(1)]!
-        let prepared = try group.tree.prepareUpdatePath(from: LeafIndex(1), signer: committer.member.signature.privateKey, groupID: groupID)
+        let prepared = try group.tree.prepareUpdatePath(
+            from: LeafIndex(1),
+            signer: committer.member.signature.privateKey,
+            groupID: groupID
+        )
         let provisional = context(prepared.tree, epoch: 2)
         let path = try prepared.encrypt(groupContext: provisional)
 
@@ -136,7 +176,12 @@ import Testing
         #expect(throws: MLSError.self) { try tree.merge(short, from: LeafIndex(1), groupID: groupID) }
         // A leaf re-signed by someone else.
         var forgedLeaf = path
-        try forgedLeaf.leafNode.sign(suite, with: group.members[LeafIndex(2)]!.member.signature.privateKey, groupID: groupID, leafIndex: LeafIndex(1))
+        try forgedLeaf.leafNode.sign(
+            suite,
+            with: group.members[LeafIndex(2)]!.member.signature.privateKey,
+            groupID: groupID,
+            leafIndex: LeafIndex(1)
+        )
         #expect(throws: MLSError.self) { try tree.merge(forgedLeaf, from: LeafIndex(1), groupID: groupID) }
 
         // A corrupted ciphertext fails to decrypt; a wrong group context too.
@@ -162,11 +207,26 @@ import Testing
         var tree = try RatchetTree(provider, firstLeaf: people[0].leafNode)
         try tree.add(people[1].leafNode)
         try tree.add(people[2].leafNode)
-        let prepared = try tree.prepareUpdatePath(from: LeafIndex(2), signer: people[2].signature.privateKey, groupID: groupID)
-        let groupContext = GroupContext(cipherSuite: suite, groupID: groupID, epoch: 1, treeHash: prepared.tree.treeHash, confirmedTranscriptHash: [])
+        let prepared = try tree.prepareUpdatePath(
+            from: LeafIndex(2),
+            signer: people[2].signature.privateKey,
+            groupID: groupID
+        )
+        let groupContext = GroupContext(
+            cipherSuite: suite,
+            groupID: groupID,
+            epoch: 1,
+            treeHash: prepared.tree.treeHash,
+            confirmedTranscriptHash: []
+        )
         let path = try prepared.encrypt(groupContext: groupContext)
         try tree.merge(path, from: LeafIndex(2), groupID: groupID)
-        let result = try people[0].privateKeys(at: LeafIndex(0)).applying(path, from: LeafIndex(2), in: tree, groupContext: groupContext)
+        let result = try people[0].privateKeys(at: LeafIndex(0)).applying(
+            path,
+            from: LeafIndex(2),
+            in: tree,
+            groupContext: groupContext
+        )
         #expect(result.commitSecret == prepared.commitSecret)
     }
 }

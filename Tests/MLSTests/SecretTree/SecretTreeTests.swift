@@ -1,12 +1,18 @@
-@testable import MLS
 import Testing
+
+@testable import MLS
 
 /// RFC 9420 §9: the secret tree's ratchets, out-of-order bounds and deletion.
 @Suite struct SecretTreeTests {
     let suite = try! CipherSuite.mls128DHKEMX25519AES128GCMSHA256Ed25519.provider()
 
     func tree(leaves: UInt32 = 8, _ configuration: SecretTreeConfiguration = .default) -> SecretTree {
-        SecretTree(suite, encryptionSecret: [UInt8](repeating: 7, count: 32), leafCount: LeafCount(rawValue: leaves)!, configuration: configuration)
+        SecretTree(
+            suite,
+            encryptionSecret: [UInt8](repeating: 7, count: 32),
+            leafCount: LeafCount(rawValue: leaves)!,
+            configuration: configuration
+        )
     }
 
     @Test func senderAndReceiverDeriveTheSameKeys() throws {
@@ -24,7 +30,9 @@ import Testing
     @Test func aReplayedGenerationIsRejected() throws {
         var receiver = tree()
         _ = try receiver.key(for: LeafIndex(1), .application, generation: 0)
-        #expect(throws: MLSError.generationAlreadyUsed(0)) { try receiver.key(for: LeafIndex(1), .application, generation: 0) }
+        #expect(throws: MLSError.generationAlreadyUsed(0)) {
+            try receiver.key(for: LeafIndex(1), .application, generation: 0)
+        }
     }
 
     @Test func lateMessagesWithinTheWindowDecryptOnce() throws {
@@ -34,7 +42,9 @@ import Testing
         #expect(try receiver.key(for: LeafIndex(2), .application, generation: 5) == keys[5])
         #expect(try receiver.key(for: LeafIndex(2), .application, generation: 1) == keys[1])
         #expect(try receiver.key(for: LeafIndex(2), .application, generation: 4) == keys[4])
-        #expect(throws: MLSError.generationAlreadyUsed(1)) { try receiver.key(for: LeafIndex(2), .application, generation: 1) }
+        #expect(throws: MLSError.generationAlreadyUsed(1)) {
+            try receiver.key(for: LeafIndex(2), .application, generation: 1)
+        }
     }
 
     @Test func generationsTooFarAheadAreRejectedWithoutDerivingThem() throws {
@@ -52,7 +62,9 @@ import Testing
         var receiver = tree(.init(maximumForwardDistance: 100, maximumRetainedKeys: 3))
         _ = try receiver.key(for: LeafIndex(0), .application, generation: 10)
         // Skipped 0...9; only 7, 8, 9 remain.
-        #expect(throws: MLSError.generationAlreadyUsed(6)) { try receiver.key(for: LeafIndex(0), .application, generation: 6) }
+        #expect(throws: MLSError.generationAlreadyUsed(6)) {
+            try receiver.key(for: LeafIndex(0), .application, generation: 6)
+        }
         for kept in [7, 8, 9] as [UInt32] {
             #expect(try receiver.key(for: LeafIndex(0), .application, generation: kept).generation == kept)
         }
@@ -70,7 +82,9 @@ import Testing
 
     @Test func leavesOutsideTheTreeAreRejected() {
         var receiver = tree(leaves: 4)
-        #expect(throws: MLSError.invalidTreeIndex(4)) { try receiver.key(for: LeafIndex(4), .application, generation: 0) }
+        #expect(throws: MLSError.invalidTreeIndex(4)) {
+            try receiver.key(for: LeafIndex(4), .application, generation: 0)
+        }
     }
 
     @Test func keysAreNotPrinted() throws {

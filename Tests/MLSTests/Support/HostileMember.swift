@@ -5,16 +5,33 @@
 /// checks `Group.commit` and `Group.propose` make.
 extension Group {
     func forgedCommit(
-        _ proposals: [ProposalOrRef], path: UpdatePath? = nil, confirmationTag: [UInt8]? = nil
+        _ proposals: [ProposalOrRef],
+        path: UpdatePath? = nil,
+        confirmationTag: [UInt8]? = nil
     ) throws -> MLSMessage {
         let content = FramedContent(
-            groupID: groupID, epoch: epoch, sender: .member(ownLeaf), authenticatedData: [],
-            body: .commit(Commit(proposals: proposals, path: path)))
+            groupID: groupID,
+            epoch: epoch,
+            sender: .member(ownLeaf),
+            authenticatedData: [],
+            body: .commit(Commit(proposals: proposals, path: path))
+        )
         var signed = try AuthenticatedContent.sign(
-            content, wireFormat: .publicMessage, context: context, signer: signer, suite)
+            content,
+            wireFormat: .publicMessage,
+            context: context,
+            signer: signer,
+            suite
+        )
         signed.auth.confirmationTag = confirmationTag ?? suite.randomBytes(suite.hashLength)
-        return .publicMessage(try PublicMessage.protect(
-            signed, membershipKey: epochSecrets.membershipKey, context: context, suite))
+        return .publicMessage(
+            try PublicMessage.protect(
+                signed,
+                membershipKey: epochSecrets.membershipKey,
+                context: context,
+                suite
+            )
+        )
     }
 
     /// A fresh UpdatePath for this member, with `leafNode` as its new leaf content.

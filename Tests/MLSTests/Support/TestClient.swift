@@ -15,11 +15,27 @@ struct TestClient {
     var credential: Credential { .basic(identity: Array(name.utf8)) }
 
     func keyPackage() throws -> KeyPackageBundle {
-        try KeyPackageBundle(suite, credential: credential, signatureKeys: signatureKeys, lifetime: Lifetime(notBefore: 0, notAfter: .max))
+        try KeyPackageBundle(
+            suite,
+            credential: credential,
+            signatureKeys: signatureKeys,
+            lifetime: Lifetime(notBefore: 0, notAfter: .max)
+        )
     }
 
-    func createGroup(_ id: String = "group", policy: GroupPolicy = GroupPolicy(), extensions: [Extension] = []) throws -> Group {
-        try Group.create(suite, groupID: Array(id.utf8), credential: credential, signatureKeys: signatureKeys, extensions: extensions, policy: policy)
+    func createGroup(
+        _ id: String = "group",
+        policy: GroupPolicy = GroupPolicy(),
+        extensions: [Extension] = []
+    ) throws -> Group {
+        try Group.create(
+            suite,
+            groupID: Array(id.utf8),
+            credential: credential,
+            signatureKeys: signatureKeys,
+            extensions: extensions,
+            policy: policy
+        )
     }
 }
 
@@ -37,7 +53,12 @@ extension ProcessedMessage {
 
 /// Adds `clients` to `group` with one commit; returns their joined groups
 /// after every existing member in `others` has processed the commit.
-func add(_ clients: [TestClient], to committer: inout Group, others: inout [Group], policy: GroupPolicy = GroupPolicy()) throws -> [Group] {
+func add(
+    _ clients: [TestClient],
+    to committer: inout Group,
+    others: inout [Group],
+    policy: GroupPolicy = GroupPolicy()
+) throws -> [Group] {
     let bundles = try clients.map { try $0.keyPackage() }
     let output = try committer.addMembers(bundles.map(\.keyPackage))
     _ = try committer.process(output.message)
@@ -50,7 +71,8 @@ extension TestClient {
     /// alice (the creator), bob and charlie in one group at epoch 1, and the
     /// server's secret-free view of it.
     static func threeMemberGroup(
-        _ suite: CipherSuiteProvider, policy: GroupPolicy
+        _ suite: CipherSuiteProvider,
+        policy: GroupPolicy
     ) throws -> (alice: Group, bob: Group, charlie: Group, server: PublicGroup) {
         var alice = try TestClient("alice", suite).createGroup(policy: policy)
         var server = try PublicGroup(groupInfo: alice.groupInfo(), policy: policy)
@@ -59,7 +81,9 @@ extension TestClient {
         _ = try server.process(output.message)
         _ = try alice.process(output.message)
         guard case .welcome(let welcome)? = output.welcome else { throw MLSError.invalidWelcome("none") }
-        return (alice, try Group.join(welcome: welcome, keyPackage: bundles[0], policy: policy),
-                try Group.join(welcome: welcome, keyPackage: bundles[1], policy: policy), server)
+        return (
+            alice, try Group.join(welcome: welcome, keyPackage: bundles[0], policy: policy),
+            try Group.join(welcome: welcome, keyPackage: bundles[1], policy: policy), server
+        )
     }
 }

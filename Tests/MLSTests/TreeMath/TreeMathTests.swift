@@ -1,5 +1,6 @@
-@testable import MLS
 import Testing
+
+@testable import MLS
 
 /// Appendix C tree math beyond the vectors: the 2^31-leaf extreme and the
 /// helpers the vectors do not cover.
@@ -40,7 +41,8 @@ import Testing
         let n = LeafCount(rawValue: 16)!
         for a in 0..<n.nodeCount {
             for b in 0..<n.nodeCount {
-                let x = NodeIndex(a), y = NodeIndex(b)
+                let x = NodeIndex(a)
+                let y = NodeIndex(b)
                 let ancestorsOfX = [x] + n.directPath(of: x)
                 let ancestorsOfY = Set([y] + n.directPath(of: y))
                 let expected = ancestorsOfX.first { ancestorsOfY.contains($0) }

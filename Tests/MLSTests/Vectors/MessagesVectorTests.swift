@@ -1,6 +1,7 @@
 import Foundation
-@testable import MLS
 import Testing
+
+@testable import MLS
 
 /// messages.json: every structure decodes and re-encodes to the same bytes.
 /// An entry passes when all seventeen of its structures round-trip.
@@ -13,7 +14,12 @@ import Testing
     }
 
     /// Decodes `bytes` with `decode`, re-encodes with `encode` and compares.
-    static func roundTrip<T>(_ name: String, _ bytes: Hex, decode: (inout TLSReader) throws -> T, encode: (T, inout TLSWriter) throws -> Void) throws {
+    static func roundTrip<T>(
+        _ name: String,
+        _ bytes: Hex,
+        decode: (inout TLSReader) throws -> T,
+        encode: (T, inout TLSWriter) throws -> Void
+    ) throws {
         var reader = TLSReader(bytes.bytes)
         let value = try decode(&reader)
         try reader.finish()
@@ -29,30 +35,44 @@ import Testing
     static func checks(_ e: Entry) -> [(String, () throws -> Void)] {
         func proposalBody(_ name: String, _ bytes: Hex, _ type: ProposalType) -> (String, () throws -> Void) {
             // The proposal fields hold the bare body (Add, Update, ...), so prefix the type to reuse Proposal's codec.
-            (name, {
-                var prefixed = TLSWriter()
-                try prefixed.write(type)
-                prefixed.writeRaw(bytes.bytes)
-                let proposal = try Proposal(tlsEncoded: prefixed.bytes)
-                try check(try proposal.tlsEncoded(), prefixed.bytes, "\(name) re-encodes")
-            })
+            (
+                name,
+                {
+                    var prefixed = TLSWriter()
+                    try prefixed.write(type)
+                    prefixed.writeRaw(bytes.bytes)
+                    let proposal = try Proposal(tlsEncoded: prefixed.bytes)
+                    try check(try proposal.tlsEncoded(), prefixed.bytes, "\(name) re-encodes")
+                }
+            )
         }
         func message(_ name: String, _ bytes: Hex, _ wireFormat: WireFormat) -> (String, () throws -> Void) {
-            (name, {
-                let decoded = try MLSMessage(tlsEncoded: bytes.bytes)
-                try check(decoded.wireFormat, wireFormat, "\(name) wire format")
-                try check(try decoded.tlsEncoded(), bytes.bytes, "\(name) re-encodes")
-            })
+            (
+                name,
+                {
+                    let decoded = try MLSMessage(tlsEncoded: bytes.bytes)
+                    try check(decoded.wireFormat, wireFormat, "\(name) wire format")
+                    try check(try decoded.tlsEncoded(), bytes.bytes, "\(name) re-encodes")
+                }
+            )
         }
         return [
             message("mls_welcome", e.mlsWelcome, .welcome),
             message("mls_group_info", e.mlsGroupInfo, .groupInfo),
             message("mls_key_package", e.mlsKeyPackage, .keyPackage),
-            ("ratchet_tree", {
-                try roundTrip("ratchet_tree", e.ratchetTree,
-                    decode: { try $0.readVector(of: { try $0.readOptional(Node.self) }) },
-                    encode: { nodes, writer in try writer.writeVector { inner in for node in nodes { try inner.writeOptional(node) } } })
-            }),
+            (
+                "ratchet_tree",
+                {
+                    try roundTrip(
+                        "ratchet_tree",
+                        e.ratchetTree,
+                        decode: { try $0.readVector(of: { try $0.readOptional(Node.self) }) },
+                        encode: { nodes, writer in
+                            try writer.writeVector { inner in for node in nodes { try inner.writeOptional(node) } }
+                        }
+                    )
+                }
+            ),
             ("group_secrets", { try roundTrip("group_secrets", e.groupSecrets, as: GroupSecrets.self) }),
             proposalBody("add_proposal", e.addProposal, .add),
             proposalBody("update_proposal", e.updateProposal, .update),
@@ -60,7 +80,11 @@ import Testing
             proposalBody("pre_shared_key_proposal", e.preSharedKeyProposal, .psk),
             proposalBody("re_init_proposal", e.reInitProposal, .reinit),
             proposalBody("external_init_proposal", e.externalInitProposal, .externalInit),
-            proposalBody("group_context_extensions_proposal", e.groupContextExtensionsProposal, .groupContextExtensions),
+            proposalBody(
+                "group_context_extensions_proposal",
+                e.groupContextExtensionsProposal,
+                .groupContextExtensions
+            ),
             ("commit", { try roundTrip("commit", e.commit, as: Commit.self) }),
             message("public_message_application", e.publicMessageApplication, .publicMessage),
             message("public_message_proposal", e.publicMessageProposal, .publicMessage),
@@ -71,7 +95,10 @@ import Testing
 
     static let messages = VectorFile<Entry>(name: "messages.json") { entry in
         let failures = checks(entry).compactMap { name, run -> String? in
-            do { try run(); return nil } catch { return "\(name): \(error)" }
+            do {
+                try run()
+                return nil
+            } catch { return "\(name): \(error)" }
         }
         guard failures.isEmpty else { throw VectorError.failed(failures.joined(separator: "; ")) }
     }

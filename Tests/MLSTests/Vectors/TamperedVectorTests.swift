@@ -38,7 +38,8 @@ import Testing
 
     @Test func keySchedule() throws {
         let fields = [
-            "group_context", "joiner_secret", "welcome_secret", "init_secret", "sender_data_secret", "encryption_secret",
+            "group_context", "joiner_secret", "welcome_secret", "init_secret", "sender_data_secret",
+            "encryption_secret",
             "exporter_secret", "epoch_authenticator", "external_secret", "confirmation_key", "membership_key",
             "resumption_psk", "external_pub",
         ]
@@ -99,7 +100,10 @@ extension TamperedVectorTests {
 
 extension TamperedVectorTests {
     @Test func messageProtection() throws {
-        for field in ["proposal_pub", "commit_pub", "proposal_priv", "commit_priv", "application_priv", "membership_key", "signature_pub"] {
+        for field in [
+            "proposal_pub", "commit_pub", "proposal_priv", "commit_priv", "application_priv", "membership_key",
+            "signature_pub",
+        ] {
             try expectCaught(GroupVectorTests.messageProtection, entry: 1, [field])
         }
     }

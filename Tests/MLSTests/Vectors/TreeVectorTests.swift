@@ -1,6 +1,7 @@
 import Foundation
-@testable import MLS
 import Testing
+
+@testable import MLS
 
 /// The official vectors for the ratchet tree and TreeKEM (RFC 9420 §4–7, §12.1).
 @Suite struct TreeVectorTests {
@@ -14,7 +15,10 @@ import Testing
         let treeHashes: [Hex]
     }
 
-    static let treeValidation = VectorFile<TreeValidation>(name: "tree-validation.json", cipherSuite: { $0.cipherSuite }) { entry in
+    static let treeValidation = VectorFile<TreeValidation>(
+        name: "tree-validation.json",
+        cipherSuite: { $0.cipherSuite }
+    ) { entry in
         let suite = try CipherSuite(rawValue: entry.cipherSuite).provider()
         let tree = try RatchetTree(suite, encoded: entry.tree.bytes)
         try check(try tree.encoded(), entry.tree.bytes, "tree re-encodes")
@@ -44,7 +48,8 @@ import Testing
         let treeHashAfter: Hex
     }
 
-    static let treeOperations = VectorFile<TreeOperation>(name: "tree-operations.json", cipherSuite: { $0.cipherSuite }) { entry in
+    static let treeOperations = VectorFile<TreeOperation>(name: "tree-operations.json", cipherSuite: { $0.cipherSuite })
+    { entry in
         let suite = try CipherSuite(rawValue: entry.cipherSuite).provider()
         var tree = try RatchetTree(suite, encoded: entry.treeBefore.bytes)
         try check(tree.treeHash, entry.treeHashBefore.bytes, "tree_hash_before")
@@ -66,9 +71,23 @@ import Testing
     // MARK: treekem.json
 
     struct TreeKEM: Decodable {
-        struct PathSecret: Decodable { let node: UInt32; let pathSecret: Hex }
-        struct LeafPrivate: Decodable { let index: UInt32; let encryptionPriv: Hex; let signaturePriv: Hex; let pathSecrets: [PathSecret] }
-        struct Path: Decodable { let sender: UInt32; let updatePath: Hex; let pathSecrets: [Hex?]; let commitSecret: Hex; let treeHashAfter: Hex }
+        struct PathSecret: Decodable {
+            let node: UInt32
+            let pathSecret: Hex
+        }
+        struct LeafPrivate: Decodable {
+            let index: UInt32
+            let encryptionPriv: Hex
+            let signaturePriv: Hex
+            let pathSecrets: [PathSecret]
+        }
+        struct Path: Decodable {
+            let sender: UInt32
+            let updatePath: Hex
+            let pathSecrets: [Hex?]
+            let commitSecret: Hex
+            let treeHashAfter: Hex
+        }
         let cipherSuite: UInt16
         let groupId: Hex
         let epoch: UInt64
@@ -82,8 +101,13 @@ import Testing
         let suite = try CipherSuite(rawValue: entry.cipherSuite).provider()
         let tree = try RatchetTree(suite, encoded: entry.ratchetTree.bytes)
         func context(for tree: RatchetTree) -> GroupContext {
-            GroupContext(cipherSuite: suite.suite, groupID: entry.groupId.bytes, epoch: entry.epoch,
-                         treeHash: tree.treeHash, confirmedTranscriptHash: entry.confirmedTranscriptHash.bytes)
+            GroupContext(
+                cipherSuite: suite.suite,
+                groupID: entry.groupId.bytes,
+                epoch: entry.epoch,
+                treeHash: tree.treeHash,
+                confirmedTranscriptHash: entry.confirmedTranscriptHash.bytes
+            )
         }
 
         var privates: [LeafIndex: TreeKEMPrivateKeys] = [:]
@@ -91,7 +115,9 @@ import Testing
         for leaf in entry.leavesPrivate {
             let index = LeafIndex(leaf.index)
             var keys = TreeKEMPrivateKeys(leafIndex: index, leafKey: HPKEPrivateKey(leaf.encryptionPriv.bytes))
-            for secret in leaf.pathSecrets { try keys.setPathSecret(secret.pathSecret.bytes, at: NodeIndex(secret.node), suite) }
+            for secret in leaf.pathSecrets {
+                try keys.setPathSecret(secret.pathSecret.bytes, at: NodeIndex(secret.node), suite)
+            }
             try check(try keys.isConsistent(with: tree), "leaves_private[\(leaf.index)] matches the tree")
             privates[index] = keys
             signers[index] = SignaturePrivateKey(leaf.signaturePriv.bytes)
@@ -106,16 +132,26 @@ import Testing
             try check(merged.treeHash, path.treeHashAfter.bytes, "\(name).tree_hash_after")
             for (receiver, keys) in privates where receiver != sender {
                 let result = try keys.applying(updatePath, from: sender, in: merged, groupContext: context(for: merged))
-                try check(result.pathSecret, path.pathSecrets[Int(receiver.rawValue)]?.bytes, "\(name).path_secrets[\(receiver.rawValue)]")
+                try check(
+                    result.pathSecret,
+                    path.pathSecrets[Int(receiver.rawValue)]?.bytes,
+                    "\(name).path_secrets[\(receiver.rawValue)]"
+                )
                 try check(result.commitSecret, path.commitSecret.bytes, "\(name).commit_secret for \(receiver)")
-                try check(try result.keys.isConsistent(with: merged), "\(name): \(receiver)'s keys match the merged tree")
+                try check(
+                    try result.keys.isConsistent(with: merged),
+                    "\(name): \(receiver)'s keys match the merged tree"
+                )
             }
 
             // A fresh path from the same sender must be followed by everyone else.
             guard let signer = signers[sender] else { continue }
             let prepared = try tree.prepareUpdatePath(from: sender, signer: signer, groupID: entry.groupId.bytes)
             let fresh = try prepared.encrypt(groupContext: context(for: prepared.tree))
-            try check(try prepared.privateKeys.isConsistent(with: prepared.tree), "\(name): the committer's new keys match its tree")
+            try check(
+                try prepared.privateKeys.isConsistent(with: prepared.tree),
+                "\(name): the committer's new keys match its tree"
+            )
             try prepared.tree.validate(groupID: entry.groupId.bytes)
             var followed = tree
             try followed.merge(fresh, from: sender, groupID: entry.groupId.bytes)

@@ -50,7 +50,9 @@ struct Hex: Decodable, Hashable {
     init(from decoder: Decoder) throws {
         let string = try decoder.singleValueContainer().decode(String.self)
         guard let bytes = Self.decode(string) else {
-            throw Swift.DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not hex: \(string.prefix(40))"))
+            throw Swift.DecodingError.dataCorrupted(
+                .init(codingPath: decoder.codingPath, debugDescription: "not hex: \(string.prefix(40))")
+            )
         }
         self.bytes = bytes
     }
@@ -61,7 +63,9 @@ struct Hex: Decodable, Hashable {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(digits.count / 2)
         for index in stride(from: 0, to: digits.count, by: 2) {
-            guard let byte = UInt8(String(decoding: digits[index..<index + 2], as: UTF8.self), radix: 16) else { return nil }
+            guard let byte = UInt8(String(decoding: digits[index..<index + 2], as: UTF8.self), radix: 16) else {
+                return nil
+            }
             bytes.append(byte)
         }
         return bytes
