@@ -69,6 +69,64 @@ extension Group {
             try PublicGroup.checkSuccessor(leafNode, replacing: current, policy)
         }
         let me = Sender.member(ownLeaf)
+        let list = proposalList(for: options)
+        let withPath = try applyWithPath(list.map(\.proposal), options: options)
+        let applied = withPath.applied
+
+        let content = FramedContent(
+            groupID: groupID,
+            epoch: epoch,
+            sender: me,
+            authenticatedData: options.authenticatedData,
+            body: .commit(Commit(proposals: list.map(\.item), path: withPath.path))
+        )
+        let wireFormat: WireFormat = policy.handshakeAsPublicMessage ? .publicMessage : .privateMessage
+        var signed = try AuthenticatedContent.sign(
+            content,
+            wireFormat: wireFormat,
+            context: context,
+            signer: signer,
+            suite
+        )
+        let newEpoch = try newEpoch(after: signed, withPath)
+        signed.auth.confirmationTag = newEpoch.confirmationTag
+        let message = try protectCommit(signed, as: wireFormat)
+
+        let staged = try stage(signed, proposals: list.map(\.proposal), withPath, newEpoch)
+        var keys = withPath.prepared?.privateKeys ?? treeKeys
+        keys.prune(to: applied.tree)
+        let next = try advanced(
+            to: staged,
+            secrets: newEpoch.secrets,
+            treeKeys: keys,
+            confirmationTag: newEpoch.confirmationTag
+        )
+        let summary = staged.summary(isOwnCommit: true, removedSelf: false)
+
+        var welcome: MLSMessage?
+        if !applied.added.isEmpty {
+            welcome = .welcome(
+                try next.welcome(
+                    for: applied.added,
+                    joinerSecret: newEpoch.joinerSecret,
+                    pskSecret: newEpoch.pskSecret,
+                    pskIDs: applied.pskIDs,
+                    prepared: withPath.prepared,
+                    includeTree: options.ratchetTreeInWelcome
+                )
+            )
+        }
+        pending = PendingCommit(content: signed, message: message, next: next, summary: summary)
+        return CommitOutput(message: message, welcome: welcome, summary: summary)
+    }
+
+    /// The proposals a Commit carries: received ones by reference first (when the
+    /// options include them), then the options' own by value, in the order §12.3
+    /// applies them (GroupContextExtensions, Removes, Adds).
+    private func proposalList(
+        for options: CommitOptions
+    ) -> [(item: ProposalOrRef, proposal: ProposalWithSender)] {
+        let me = Sender.member(ownLeaf)
         var list: [(item: ProposalOrRef, proposal: ProposalWithSender)] = []
         if options.includePendingProposals {
             list = committablePending(alongside: options).compactMap { cached in
@@ -80,8 +138,21 @@ extension Group {
         byValue += options.remove.map { .remove(removed: $0) }
         byValue += options.add.map { .add($0) }
         list += byValue.map { (.proposal($0), ProposalWithSender(proposal: $0, sender: me)) }
+        return list
+    }
 
-        var applied = try publicGroup.apply(list.map(\.proposal), committer: me)
+    /// The proposals applied to the tree, and the UpdatePath when one is required or
+    /// asked for, encrypted under the provisional GroupContext (§12.4.2 steps 4-6).
+    private struct CommitPath {
+        var applied: PublicGroup.AppliedProposals
+        var provisionalContext: GroupContext
+        var path: UpdatePath?
+        var prepared: PreparedUpdatePath?
+        var commitSecret: [UInt8]
+    }
+
+    private func applyWithPath(_ proposals: [ProposalWithSender], options: CommitOptions) throws -> CommitPath {
+        var applied = try publicGroup.apply(proposals, committer: .member(ownLeaf))
         let addedLeaves = Set(applied.added.map(\.leaf))
         var provisional = applied.context
         provisional.epoch = try publicGroup.nextEpoch()
@@ -102,35 +173,36 @@ extension Group {
             prepared = fresh
         }
         provisional.treeHash = applied.tree.treeHash
-
-        let commit = Commit(proposals: list.map(\.item), path: path)
-        let content = FramedContent(
-            groupID: groupID,
-            epoch: epoch,
-            sender: me,
-            authenticatedData: options.authenticatedData,
-            body: .commit(commit)
+        return CommitPath(
+            applied: applied,
+            provisionalContext: provisional,
+            path: path,
+            prepared: prepared,
+            commitSecret: commitSecret
         )
-        let wireFormat: WireFormat = policy.handshakeAsPublicMessage ? .publicMessage : .privateMessage
-        var signed = try AuthenticatedContent.sign(
-            content,
-            wireFormat: wireFormat,
-            context: context,
-            signer: signer,
-            suite
-        )
+    }
 
-        var newContext = provisional
+    /// The next epoch's GroupContext, secrets and confirmation tag (§8, §8.1).
+    private struct NewEpoch {
+        var context: GroupContext
+        var joinerSecret: [UInt8]
+        var pskSecret: [UInt8]?
+        var secrets: EpochSecrets
+        var confirmationTag: [UInt8]
+    }
+
+    private func newEpoch(after signed: AuthenticatedContent, _ withPath: CommitPath) throws -> NewEpoch {
+        var newContext = withPath.provisionalContext
         newContext.confirmedTranscriptHash = try TranscriptHash.confirmed(
             suite,
             interimBefore: publicGroup.interimTranscriptHash,
             commit: signed
         )
-        let pskSecret = try pskSecret(for: applied.pskIDs)
+        let pskSecret = try pskSecret(for: withPath.applied.pskIDs)
         let joinerSecret = try KeySchedule.joinerSecret(
             suite,
             initSecret: epochSecrets.initSecret,
-            commitSecret: commitSecret,
+            commitSecret: withPath.commitSecret,
             groupContext: newContext
         )
         let secrets = try KeySchedule.epochSecrets(
@@ -144,58 +216,55 @@ extension Group {
             confirmationKey: secrets.confirmationKey,
             confirmed: newContext.confirmedTranscriptHash
         )
-        signed.auth.confirmationTag = tag
+        return NewEpoch(
+            context: newContext,
+            joinerSecret: joinerSecret,
+            pskSecret: pskSecret,
+            secrets: secrets,
+            confirmationTag: tag
+        )
+    }
 
-        let message: MLSMessage
-        if wireFormat == .publicMessage {
-            message = .publicMessage(
-                try PublicMessage.protect(signed, membershipKey: epochSecrets.membershipKey, context: context, suite)
-            )
-        } else {
-            message = .privateMessage(
-                try PrivateMessage.protect(
-                    signed,
-                    secretTree: &secretTree,
-                    senderDataSecret: epochSecrets.senderDataSecret,
-                    paddingBlock: policy.paddingBlock
-                )
-            )
-        }
-
-        let staged = PublicGroup.StagedCommit(
+    /// The Commit as `process(_:)` would stage it on receipt, for the pending state.
+    private func stage(
+        _ signed: AuthenticatedContent,
+        proposals: [ProposalWithSender],
+        _ withPath: CommitPath,
+        _ newEpoch: NewEpoch
+    ) throws -> PublicGroup.StagedCommit {
+        PublicGroup.StagedCommit(
             content: signed,
-            proposals: list.map(\.proposal),
-            applied: applied,
+            proposals: proposals,
+            applied: withPath.applied,
             committer: ownLeaf,
-            path: path,
-            provisionalContext: provisional,
-            newContext: newContext,
+            path: withPath.path,
+            provisionalContext: withPath.provisionalContext,
+            newContext: newEpoch.context,
             interimTranscriptHash: try TranscriptHash.interim(
                 suite,
-                confirmed: newContext.confirmedTranscriptHash,
-                confirmationTag: tag
+                confirmed: newEpoch.context.confirmedTranscriptHash,
+                confirmationTag: newEpoch.confirmationTag
             )
         )
-        var keys = prepared?.privateKeys ?? treeKeys
-        keys.prune(to: applied.tree)
-        let next = try advanced(to: staged, secrets: secrets, treeKeys: keys, confirmationTag: tag)
-        let summary = staged.summary(isOwnCommit: true, removedSelf: false)
+    }
 
-        var welcome: MLSMessage?
-        if !applied.added.isEmpty {
-            welcome = .welcome(
-                try next.welcome(
-                    for: applied.added,
-                    joinerSecret: joinerSecret,
-                    pskSecret: pskSecret,
-                    pskIDs: applied.pskIDs,
-                    prepared: prepared,
-                    includeTree: options.ratchetTreeInWelcome
-                )
+    /// The signed Commit framed as the policy asks; a PrivateMessage consumes a
+    /// handshake key of this epoch's secret tree (§6.3).
+    private mutating func protectCommit(_ signed: AuthenticatedContent, as wireFormat: WireFormat) throws -> MLSMessage
+    {
+        if wireFormat == .publicMessage {
+            return .publicMessage(
+                try PublicMessage.protect(signed, membershipKey: epochSecrets.membershipKey, context: context, suite)
             )
         }
-        pending = PendingCommit(content: signed, message: message, next: next, summary: summary)
-        return CommitOutput(message: message, welcome: welcome, summary: summary)
+        return .privateMessage(
+            try PrivateMessage.protect(
+                signed,
+                secretTree: &secretTree,
+                senderDataSecret: epochSecrets.senderDataSecret,
+                paddingBlock: policy.paddingBlock
+            )
+        )
     }
 
     /// Adds clients by their KeyPackages.

@@ -14,44 +14,9 @@ extension Group {
         guard bundle.keyPackage.cipherSuite == welcome.cipherSuite else {
             throw MLSError.invalidWelcome("the Welcome is for another cipher suite than the KeyPackage")
         }
-        let reference = try bundle.keyPackage.reference(suite)
-        guard let entry = welcome.secrets.first(where: { $0.newMember == reference }) else {
-            throw MLSError.invalidWelcome("the Welcome is not addressed to this KeyPackage")
-        }
-        let groupSecrets: GroupSecrets
-        do {
-            groupSecrets = try GroupSecrets(
-                tlsEncoded: suite.decryptWithLabel(
-                    bundle.initPrivateKey,
-                    label: "Welcome",
-                    context: welcome.encryptedGroupInfo,
-                    ciphertext: entry.encryptedGroupSecrets
-                )
-            )
-        } catch {
-            throw MLSError.invalidWelcome("the group secrets cannot be decrypted with this KeyPackage's init key")
-        }
-
+        let groupSecrets = try decryptGroupSecrets(welcome, bundle, suite)
         let pskSecret = try joinPSKSecret(groupSecrets.psks, suite, policy)
-        let welcomeSecret = try KeySchedule.welcomeSecret(
-            suite,
-            joinerSecret: groupSecrets.joinerSecret,
-            pskSecret: pskSecret
-        )
-        let (key, nonce) = try KeySchedule.welcomeKeyAndNonce(suite, welcomeSecret: welcomeSecret)
-        let groupInfo: GroupInfo
-        do {
-            groupInfo = try GroupInfo(
-                tlsEncoded: suite.open(key: key, nonce: nonce, aad: [], ciphertext: welcome.encryptedGroupInfo)
-            )
-        } catch {
-            throw MLSError.invalidWelcome(
-                "the GroupInfo cannot be decrypted: the Welcome is corrupt or the PSKs differ"
-            )
-        }
-        guard groupInfo.groupContext.cipherSuite == welcome.cipherSuite else {
-            throw MLSError.invalidWelcome("the GroupInfo's cipher suite differs from the Welcome's")
-        }
+        let groupInfo = try decryptGroupInfo(welcome, groupSecrets, pskSecret: pskSecret, suite)
 
         let publicGroup = try PublicGroup(groupInfo: groupInfo, tree: ratchetTree, policy: policy)
         let tree = publicGroup.tree
@@ -60,21 +25,7 @@ extension Group {
         }
         var keys = TreeKEMPrivateKeys(leafIndex: ownLeaf, leafKey: bundle.encryptionPrivateKey)
         if let pathSecret = groupSecrets.pathSecret {
-            // The committer's path secret for our lowest common ancestor, then
-            // every non-blank node above it (§12.4.3.1).
-            var node = tree.leafCount.commonAncestor(ownLeaf.nodeIndex, groupInfo.signer.nodeIndex)
-            var secret = pathSecret
-            while true {
-                guard let parent = tree.parentNode(at: node),
-                    try keys.setPathSecret(secret, at: node, suite) == parent.encryptionKey
-                else {
-                    throw MLSError.invalidWelcome("the path secret does not match the tree's keys")
-                }
-                guard let up = tree.leafCount.directPath(of: node).first(where: { tree.parentNode(at: $0) != nil })
-                else { break }
-                node = up
-                secret = try suite.deriveSecret(secret, label: "path")
-            }
+            try storeWelcomePathSecrets(pathSecret, in: &keys, committer: groupInfo.signer, tree, suite)
         }
 
         let context = groupInfo.groupContext
@@ -111,6 +62,84 @@ extension Group {
         )
     }
 
+    /// The GroupSecrets of the Welcome's entry for this KeyPackage (§12.4.3.1).
+    private static func decryptGroupSecrets(
+        _ welcome: Welcome,
+        _ bundle: KeyPackageBundle,
+        _ suite: CipherSuiteProvider
+    ) throws -> GroupSecrets {
+        let reference = try bundle.keyPackage.reference(suite)
+        guard let entry = welcome.secrets.first(where: { $0.newMember == reference }) else {
+            throw MLSError.invalidWelcome("the Welcome is not addressed to this KeyPackage")
+        }
+        do {
+            return try GroupSecrets(
+                tlsEncoded: suite.decryptWithLabel(
+                    bundle.initPrivateKey,
+                    label: "Welcome",
+                    context: welcome.encryptedGroupInfo,
+                    ciphertext: entry.encryptedGroupSecrets
+                )
+            )
+        } catch {
+            throw MLSError.invalidWelcome("the group secrets cannot be decrypted with this KeyPackage's init key")
+        }
+    }
+
+    /// The Welcome's GroupInfo, opened with the welcome key and nonce (§8.3, §12.4.3.1).
+    private static func decryptGroupInfo(
+        _ welcome: Welcome,
+        _ groupSecrets: GroupSecrets,
+        pskSecret: [UInt8]?,
+        _ suite: CipherSuiteProvider
+    ) throws -> GroupInfo {
+        let welcomeSecret = try KeySchedule.welcomeSecret(
+            suite,
+            joinerSecret: groupSecrets.joinerSecret,
+            pskSecret: pskSecret
+        )
+        let (key, nonce) = try KeySchedule.welcomeKeyAndNonce(suite, welcomeSecret: welcomeSecret)
+        let groupInfo: GroupInfo
+        do {
+            groupInfo = try GroupInfo(
+                tlsEncoded: suite.open(key: key, nonce: nonce, aad: [], ciphertext: welcome.encryptedGroupInfo)
+            )
+        } catch {
+            throw MLSError.invalidWelcome(
+                "the GroupInfo cannot be decrypted: the Welcome is corrupt or the PSKs differ"
+            )
+        }
+        guard groupInfo.groupContext.cipherSuite == welcome.cipherSuite else {
+            throw MLSError.invalidWelcome("the GroupInfo's cipher suite differs from the Welcome's")
+        }
+        return groupInfo
+    }
+
+    /// Stores the committer's path secret for our lowest common ancestor with it, then
+    /// the secret of every non-blank node above (§12.4.3.1), checking each derived key
+    /// against the tree's.
+    private static func storeWelcomePathSecrets(
+        _ pathSecret: [UInt8],
+        in keys: inout TreeKEMPrivateKeys,
+        committer: LeafIndex,
+        _ tree: RatchetTree,
+        _ suite: CipherSuiteProvider
+    ) throws {
+        var node = tree.leafCount.commonAncestor(keys.leafIndex.nodeIndex, committer.nodeIndex)
+        var secret = pathSecret
+        while true {
+            guard let parent = tree.parentNode(at: node),
+                try keys.setPathSecret(secret, at: node, suite) == parent.encryptionKey
+            else {
+                throw MLSError.invalidWelcome("the path secret does not match the tree's keys")
+            }
+            guard let up = tree.leafCount.directPath(of: node).first(where: { tree.parentNode(at: $0) != nil })
+            else { return }
+            node = up
+            secret = try suite.deriveSecret(secret, label: "path")
+        }
+    }
+
     /// psk_secret for a Welcome: only external PSKs can be known to a joiner.
     private static func joinPSKSecret(
         _ ids: [PreSharedKeyID],
@@ -144,43 +173,21 @@ extension Group {
     ) throws -> (group: Group, commit: MLSMessage) {
         let publicGroup = try PublicGroup(groupInfo: groupInfo, tree: ratchetTree, policy: policy)
         let suite = publicGroup.suite
-        guard let externalPub: HPKEPublicKey = try groupInfo.extensions.decode(.externalPub) else {
-            throw MLSError.invalidMessage(
-                "the GroupInfo has no external_pub, so the group does not accept external joins"
-            )
-        }
-        let (kemOutput, initSecret) = try suite.hpkeExportSender(
-            publicKey: externalPub,
-            info: [],
-            exporterContext: Array("MLS 1.0 external init secret".utf8),
-            length: suite.hashLength
-        )
+        let (kemOutput, initSecret) = try exportExternalInit(groupInfo, suite)
         var proposals: [Proposal] = [.externalInit(kemOutput: kemOutput)]
         if let oldLeaf { proposals.append(.remove(removed: oldLeaf)) }
         let list = proposals.map { ProposalWithSender(proposal: $0, sender: .newMemberCommit) }
-        var applied = try publicGroup.apply(list, committer: .newMemberCommit)
-
-        // Our leaf goes where an Add would put it; the path then replaces it.
-        let placeholderKeys = try suite.generateHPKEKeyPair()
-        let leaf = LeafNode(
-            encryptionKey: placeholderKeys.publicKey,
-            signatureKey: signatureKeys.publicKey,
-            credential: credential,
-            capabilities: capabilities
-                ?? Capabilities(cipherSuites: [suite.suite], credentials: [credential.credentialType]),
-            source: .update
+        let (applied, ownLeaf, prepared, provisional, path) = try externalCommitPath(
+            publicGroup,
+            list,
+            leaf: placeholderLeaf(
+                credential: credential,
+                signatureKeys: signatureKeys,
+                capabilities: capabilities,
+                suite
+            ),
+            signer: signatureKeys.privateKey
         )
-        let ownLeaf = try applied.tree.add(leaf)
-        let prepared = try applied.tree.prepareUpdatePath(
-            from: ownLeaf,
-            signer: signatureKeys.privateKey,
-            groupID: publicGroup.groupID
-        )
-        applied.tree = prepared.tree
-        var provisional = applied.context
-        provisional.epoch = try publicGroup.nextEpoch()
-        provisional.treeHash = applied.tree.treeHash
-        let path = try prepared.encrypt(groupContext: provisional)
 
         let content = FramedContent(
             groupID: publicGroup.groupID,
@@ -196,6 +203,94 @@ extension Group {
             signer: signatureKeys.privateKey,
             suite
         )
+        let (newContext, secrets, tag) = try externalCommitSecrets(
+            publicGroup,
+            signed,
+            provisional: provisional,
+            initSecret: initSecret,
+            commitSecret: prepared.commitSecret
+        )
+        signed.auth.confirmationTag = tag
+        let message = MLSMessage.publicMessage(
+            try PublicMessage.protect(signed, membershipKey: nil, context: publicGroup.context, suite)
+        )
+
+        let staged = PublicGroup.StagedCommit(
+            content: signed,
+            proposals: list,
+            applied: applied,
+            committer: ownLeaf,
+            path: path,
+            provisionalContext: provisional,
+            newContext: newContext,
+            interimTranscriptHash: try TranscriptHash.interim(
+                suite,
+                confirmed: newContext.confirmedTranscriptHash,
+                confirmationTag: tag
+            )
+        )
+        let group = externalJoiner(
+            publicGroup,
+            adopting: staged,
+            signer: signatureKeys.privateKey,
+            treeKeys: prepared.privateKeys,
+            secrets: secrets,
+            confirmationTag: tag
+        )
+        return (group, message)
+    }
+
+    /// This client's leaf as an Add would place it; the UpdatePath then replaces its
+    /// encryption key (§12.4.3.2), so the placeholder's private key is never kept.
+    private static func placeholderLeaf(
+        credential: Credential,
+        signatureKeys: SignatureKeyPair,
+        capabilities: Capabilities?,
+        _ suite: CipherSuiteProvider
+    ) throws -> LeafNode {
+        let placeholderKeys = try suite.generateHPKEKeyPair()
+        return LeafNode(
+            encryptionKey: placeholderKeys.publicKey,
+            signatureKey: signatureKeys.publicKey,
+            credential: credential,
+            capabilities: capabilities
+                ?? Capabilities(cipherSuites: [suite.suite], credentials: [credential.credentialType]),
+            source: .update
+        )
+    }
+
+    /// The external Commit's proposals applied, this client's leaf added where an Add
+    /// would put it, and the UpdatePath from it under the provisional GroupContext.
+    private static func externalCommitPath(
+        _ publicGroup: PublicGroup,
+        _ list: [ProposalWithSender],
+        leaf: LeafNode,
+        signer: SignaturePrivateKey
+    ) throws -> (
+        applied: PublicGroup.AppliedProposals, ownLeaf: LeafIndex, prepared: PreparedUpdatePath,
+        provisional: GroupContext, path: UpdatePath
+    ) {
+        var applied = try publicGroup.apply(list, committer: .newMemberCommit)
+        let ownLeaf = try applied.tree.add(leaf)
+        let prepared = try applied.tree.prepareUpdatePath(from: ownLeaf, signer: signer, groupID: publicGroup.groupID)
+        applied.tree = prepared.tree
+        var provisional = applied.context
+        provisional.epoch = try publicGroup.nextEpoch()
+        provisional.treeHash = applied.tree.treeHash
+        let path = try prepared.encrypt(groupContext: provisional)
+        return (applied, ownLeaf, prepared, provisional, path)
+    }
+
+    /// The new epoch's GroupContext, secrets and confirmation tag for an external
+    /// Commit: its init_secret comes from the HPKE export, not the previous epoch (§8.3).
+    private static func externalCommitSecrets(
+        _ publicGroup: PublicGroup,
+        _ signed: AuthenticatedContent,
+        provisional: GroupContext,
+        initSecret: [UInt8],
+        commitSecret: [UInt8]
+    ) throws -> (newContext: GroupContext, secrets: EpochSecrets, confirmationTag: [UInt8]) {
+        let suite = publicGroup.suite
         var newContext = provisional
         newContext.confirmedTranscriptHash = try TranscriptHash.confirmed(
             suite,
@@ -205,7 +300,7 @@ extension Group {
         let joinerSecret = try KeySchedule.joinerSecret(
             suite,
             initSecret: initSecret,
-            commitSecret: prepared.commitSecret,
+            commitSecret: commitSecret,
             groupContext: newContext
         )
         let secrets = try KeySchedule.epochSecrets(suite, joinerSecret: joinerSecret, groupContext: newContext)
@@ -214,42 +309,54 @@ extension Group {
             confirmationKey: secrets.confirmationKey,
             confirmed: newContext.confirmedTranscriptHash
         )
-        signed.auth.confirmationTag = tag
-        let message = MLSMessage.publicMessage(
-            try PublicMessage.protect(signed, membershipKey: nil, context: publicGroup.context, suite)
-        )
+        return (newContext, secrets, tag)
+    }
 
+    /// kem_output and init_secret for an external Commit: an HPKE export to the
+    /// GroupInfo's external_pub (§8.3, §12.4.3.2).
+    private static func exportExternalInit(
+        _ groupInfo: GroupInfo,
+        _ suite: CipherSuiteProvider
+    ) throws -> (kemOutput: [UInt8], secret: [UInt8]) {
+        guard let externalPub: HPKEPublicKey = try groupInfo.extensions.decode(.externalPub) else {
+            throw MLSError.invalidMessage(
+                "the GroupInfo has no external_pub, so the group does not accept external joins"
+            )
+        }
+        return try suite.hpkeExportSender(
+            publicKey: externalPub,
+            info: [],
+            exporterContext: Array("MLS 1.0 external init secret".utf8),
+            length: suite.hashLength
+        )
+    }
+
+    /// The joiner's group once its external Commit is accepted: the old public state
+    /// with the staged Commit adopted, and the new epoch's secrets.
+    private static func externalJoiner(
+        _ publicGroup: PublicGroup,
+        adopting staged: PublicGroup.StagedCommit,
+        signer: SignaturePrivateKey,
+        treeKeys: TreeKEMPrivateKeys,
+        secrets: EpochSecrets,
+        confirmationTag: [UInt8]
+    ) -> Group {
         var group = Group(
             publicGroup: publicGroup,
-            ownLeaf: ownLeaf,
-            signer: signatureKeys.privateKey,
-            treeKeys: prepared.privateKeys,
+            ownLeaf: staged.committer,
+            signer: signer,
+            treeKeys: treeKeys,
             epochSecrets: secrets,
             secretTree: SecretTree(
-                suite,
+                publicGroup.suite,
                 encryptionSecret: secrets.encryptionSecret,
-                leafCount: applied.tree.leafCount,
-                configuration: policy.secretTree
+                leafCount: staged.applied.tree.leafCount,
+                configuration: publicGroup.policy.secretTree
             ),
-            confirmationTag: tag
+            confirmationTag: confirmationTag
         )
-        group.publicGroup.adopt(
-            PublicGroup.StagedCommit(
-                content: signed,
-                proposals: list,
-                applied: applied,
-                committer: ownLeaf,
-                path: path,
-                provisionalContext: provisional,
-                newContext: newContext,
-                interimTranscriptHash: try TranscriptHash.interim(
-                    suite,
-                    confirmed: newContext.confirmedTranscriptHash,
-                    confirmationTag: tag
-                )
-            )
-        )
-        group.resumptionPSKs = [newContext.epoch: secrets.resumptionPSK]
-        return (group, message)
+        group.publicGroup.adopt(staged)
+        group.resumptionPSKs = [staged.newContext.epoch: secrets.resumptionPSK]
+        return group
     }
 }

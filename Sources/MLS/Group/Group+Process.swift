@@ -165,22 +165,9 @@ extension Group {
         }
         keys.prune(to: staged.applied.tree)
 
-        let initSecret: [UInt8]
-        if let kemOutput = staged.applied.externalInit {
-            let external = try epochSecrets.externalKeyPair(suite)
-            initSecret = try suite.hpkeExportReceiver(
-                privateKey: external.privateKey,
-                kemOutput: kemOutput,
-                info: [],
-                exporterContext: Array("MLS 1.0 external init secret".utf8),
-                length: suite.hashLength
-            )
-        } else {
-            initSecret = epochSecrets.initSecret
-        }
         let joinerSecret = try KeySchedule.joinerSecret(
             suite,
-            initSecret: initSecret,
+            initSecret: initSecret(for: staged),
             commitSecret: commitSecret,
             groupContext: staged.newContext
         )
@@ -205,5 +192,19 @@ extension Group {
         }
         self = try advanced(to: staged, secrets: secrets, treeKeys: keys, confirmationTag: tag)
         return staged.summary(isOwnCommit: false, removedSelf: false)
+    }
+
+    /// init_secret of the epoch a commit ends: the previous epoch's, or for an
+    /// external commit the secret exported from its ExternalInit's KEM output (§8.3).
+    private func initSecret(for staged: PublicGroup.StagedCommit) throws -> [UInt8] {
+        guard let kemOutput = staged.applied.externalInit else { return epochSecrets.initSecret }
+        let external = try epochSecrets.externalKeyPair(suite)
+        return try suite.hpkeExportReceiver(
+            privateKey: external.privateKey,
+            kemOutput: kemOutput,
+            info: [],
+            exporterContext: Array("MLS 1.0 external init secret".utf8),
+            length: suite.hashLength
+        )
     }
 }

@@ -289,18 +289,7 @@ public struct PublicGroup: Sendable {
     /// applies it in the order §12.3 prescribes: extensions, updates, removes,
     /// adds, then PSKs, ExternalInit and ReInit are noted.
     func apply(_ list: [ProposalWithSender], committer: Sender) throws -> AppliedProposals {
-        let isExternal = committer == .newMemberCommit
-        let committerLeaf: LeafIndex? = if case .member(let leaf) = committer { leaf } else { nil }
-        try validateList(list, committer: committer, committerLeaf: committerLeaf, isExternal: isExternal)
-        for item in list { try checkProposalPolicy(item) }
-        do {
-            try policy.commitPolicy.validate(list, committer: committer, group: self)
-        } catch let error as MLSError {
-            throw error
-        } catch {
-            throw MLSError.rejectedByPolicy(PolicyRejection(.commit, error))
-        }
-
+        try validate(list, committer: committer)
         var result = AppliedProposals(context: context, tree: tree, pathRequired: list.isEmpty)
         for item in list {
             switch item.proposal.proposalType {
@@ -328,23 +317,7 @@ public struct PublicGroup: Sendable {
             try result.tree.remove(leaf)
             result.removed.append((leaf, removed))
         }
-        let credentials = CredentialSupport(result.tree)
-        for item in list {
-            guard case .add(let keyPackage) = item.proposal else { continue }
-            try validateKeyPackage(
-                keyPackage,
-                requiredCapabilities: requiredCapabilities,
-                now: now,
-                credentials: credentials
-            )
-            let leaf = keyPackage.leafNode
-            if result.tree.node(withEncryptionKey: leaf.encryptionKey) != nil
-                || result.tree.leaf(withSignatureKey: leaf.signatureKey) != nil
-            {
-                throw MLSError.invalidProposal("Add would put a key that is already in the group into the tree")
-            }
-            result.added.append((try result.tree.add(leaf), keyPackage))
-        }
+        try applyAdds(list, to: &result, requiredCapabilities, now: now)
         for item in list {
             switch item.proposal {
             case .preSharedKey(let id): result.pskIDs.append(id)
@@ -366,6 +339,58 @@ public struct PublicGroup: Sendable {
         return result
     }
 
+    /// The list rules, then the application's policy for each proposal and for the
+    /// whole commit; a hook's own error is kept as the rejection's value.
+    private func validate(_ list: [ProposalWithSender], committer: Sender) throws {
+        let isExternal = committer == .newMemberCommit
+        let committerLeaf: LeafIndex? = if case .member(let leaf) = committer { leaf } else { nil }
+        try validateList(list, committer: committer, committerLeaf: committerLeaf, isExternal: isExternal)
+        for item in list { try checkProposalPolicy(item) }
+        do {
+            try policy.commitPolicy.validate(list, committer: committer, group: self)
+        } catch let error as MLSError {
+            throw error
+        } catch {
+            throw MLSError.rejectedByPolicy(PolicyRejection(.commit, error))
+        }
+    }
+
+    /// Adds each KeyPackage's leaf (§12.1.1), after checking it against the group as
+    /// the commit leaves it (required capabilities, credentials, no key already present).
+    private func applyAdds(
+        _ list: [ProposalWithSender],
+        to result: inout AppliedProposals,
+        _ requiredCapabilities: RequiredCapabilities?,
+        now: UInt64?
+    ) throws {
+        let credentials = CredentialSupport(result.tree)
+        for item in list {
+            guard case .add(let keyPackage) = item.proposal else { continue }
+            try validateKeyPackage(
+                keyPackage,
+                requiredCapabilities: requiredCapabilities,
+                now: now,
+                credentials: credentials
+            )
+            let leaf = keyPackage.leafNode
+            if result.tree.node(withEncryptionKey: leaf.encryptionKey) != nil
+                || result.tree.leaf(withSignatureKey: leaf.signatureKey) != nil
+            {
+                throw MLSError.invalidProposal("Add would put a key that is already in the group into the tree")
+            }
+            result.added.append((try result.tree.add(leaf), keyPackage))
+        }
+    }
+
+    /// What the §12.2 list rules need to remember across a proposal list.
+    private struct ListScan {
+        var touchedLeaves = Set<LeafIndex>()
+        var addedSignatureKeys = Set<SignaturePublicKey>()
+        var removedLeaves = Set<LeafIndex>()
+        var pskIDs = Set<PreSharedKeyID>()
+        var counts: [UInt16: Int] = [:]
+    }
+
     /// §12.2 list rules and each proposal's own rules (§12.1).
     private func validateList(
         _ list: [ProposalWithSender],
@@ -373,69 +398,82 @@ public struct PublicGroup: Sendable {
         committerLeaf: LeafIndex?,
         isExternal: Bool
     ) throws {
-        var touchedLeaves = Set<LeafIndex>()
-        var addedSignatureKeys = Set<SignaturePublicKey>()
-        var removedLeaves = Set<LeafIndex>()
-        var pskIDs = Set<PreSharedKeyID>()
-        var counts: [UInt16: Int] = [:]
+        var scan = ListScan()
         for item in list {
-            counts[item.proposal.proposalType.rawValue, default: 0] += 1
-            switch item.proposal {
-            case .add(let keyPackage):
-                guard addedSignatureKeys.insert(keyPackage.leafNode.signatureKey).inserted else {
-                    throw MLSError.invalidProposal("two Adds for the same client")
-                }
-            case .update:
-                guard case .member(let leaf) = item.sender else {
-                    throw MLSError.invalidProposal("an Update must come from a member")
-                }
-                guard leaf != committerLeaf else {
-                    throw MLSError.invalidProposal(
-                        "a committer may not commit its own Update; it uses the path instead"
-                    )
-                }
-                guard touchedLeaves.insert(leaf).inserted else {
-                    throw MLSError.invalidProposal("two Updates or Removes for \(leaf)")
-                }
-            case .remove(let leaf):
-                guard leaf != committerLeaf else { throw MLSError.invalidProposal("a committer may not remove itself") }
-                guard tree.leafNode(at: leaf) != nil else {
-                    throw MLSError.invalidProposal("Remove names \(leaf), which is not a member")
-                }
-                guard touchedLeaves.insert(leaf).inserted else {
-                    throw MLSError.invalidProposal("two Updates or Removes for \(leaf)")
-                }
-                removedLeaves.insert(leaf)
-            case .preSharedKey(let id):
-                guard id.pskNonce.count == suite.hashLength else {
-                    throw MLSError.invalidProposal("a PSK nonce must be Nh bytes long")
-                }
-                if case .resumption(let usage, _, _) = id.kind, usage != .application {
-                    throw MLSError.invalidProposal(
-                        "a resumption PSK outside reinit or branching must have usage application"
-                    )
-                }
-                guard pskIDs.insert(id).inserted else {
-                    throw MLSError.invalidProposal("the same PSK is proposed twice")
-                }
-            case .reInit(let reInit):
-                guard reInit.version.rawValue >= context.version.rawValue else {
-                    throw MLSError.invalidProposal("ReInit may not lower the protocol version")
-                }
-            case .externalInit:
-                guard isExternal else {
-                    throw MLSError.invalidProposal("ExternalInit is only allowed in an external commit")
-                }
-            case .groupContextExtensions:
-                break
-            }
+            try check(item, committerLeaf: committerLeaf, isExternal: isExternal, &scan)
         }
         // A client already in the group may be added only if the same commit removes it.
-        for key in addedSignatureKeys {
-            if let existing = tree.leaf(withSignatureKey: key), !removedLeaves.contains(existing) {
+        for key in scan.addedSignatureKeys {
+            if let existing = tree.leaf(withSignatureKey: key), !scan.removedLeaves.contains(existing) {
                 throw MLSError.invalidProposal("Add for a client that is already a member")
             }
         }
+        try checkProposalCounts(scan.counts, listCount: list.count, isExternal: isExternal)
+    }
+
+    /// One proposal's own rules (§12.1) and the §12.2 rules that relate it to the
+    /// proposals before it in the list.
+    private func check(
+        _ item: ProposalWithSender,
+        committerLeaf: LeafIndex?,
+        isExternal: Bool,
+        _ scan: inout ListScan
+    ) throws {
+        scan.counts[item.proposal.proposalType.rawValue, default: 0] += 1
+        switch item.proposal {
+        case .add(let keyPackage):
+            guard scan.addedSignatureKeys.insert(keyPackage.leafNode.signatureKey).inserted else {
+                throw MLSError.invalidProposal("two Adds for the same client")
+            }
+        case .update:
+            guard case .member(let leaf) = item.sender else {
+                throw MLSError.invalidProposal("an Update must come from a member")
+            }
+            guard leaf != committerLeaf else {
+                throw MLSError.invalidProposal(
+                    "a committer may not commit its own Update; it uses the path instead"
+                )
+            }
+            guard scan.touchedLeaves.insert(leaf).inserted else {
+                throw MLSError.invalidProposal("two Updates or Removes for \(leaf)")
+            }
+        case .remove(let leaf):
+            guard leaf != committerLeaf else { throw MLSError.invalidProposal("a committer may not remove itself") }
+            guard tree.leafNode(at: leaf) != nil else {
+                throw MLSError.invalidProposal("Remove names \(leaf), which is not a member")
+            }
+            guard scan.touchedLeaves.insert(leaf).inserted else {
+                throw MLSError.invalidProposal("two Updates or Removes for \(leaf)")
+            }
+            scan.removedLeaves.insert(leaf)
+        case .preSharedKey(let id):
+            guard id.pskNonce.count == suite.hashLength else {
+                throw MLSError.invalidProposal("a PSK nonce must be Nh bytes long")
+            }
+            if case .resumption(let usage, _, _) = id.kind, usage != .application {
+                throw MLSError.invalidProposal(
+                    "a resumption PSK outside reinit or branching must have usage application"
+                )
+            }
+            guard scan.pskIDs.insert(id).inserted else {
+                throw MLSError.invalidProposal("the same PSK is proposed twice")
+            }
+        case .reInit(let reInit):
+            guard reInit.version.rawValue >= context.version.rawValue else {
+                throw MLSError.invalidProposal("ReInit may not lower the protocol version")
+            }
+        case .externalInit:
+            guard isExternal else {
+                throw MLSError.invalidProposal("ExternalInit is only allowed in an external commit")
+            }
+        case .groupContextExtensions:
+            break
+        }
+    }
+
+    /// §12.2's rules on how many proposals of each type one commit may carry; an
+    /// external commit's are stricter (§12.4.3.2).
+    private func checkProposalCounts(_ counts: [UInt16: Int], listCount: Int, isExternal: Bool) throws {
         if isExternal {
             let allowed: Set<UInt16> = [
                 ProposalType.externalInit.rawValue, ProposalType.remove.rawValue, ProposalType.psk.rawValue,
@@ -452,7 +490,7 @@ public struct PublicGroup: Sendable {
             guard counts[ProposalType.groupContextExtensions.rawValue, default: 0] <= 1 else {
                 throw MLSError.invalidProposal("more than one GroupContextExtensions proposal")
             }
-            guard counts[ProposalType.reinit.rawValue] == nil || list.count == 1 else {
+            guard counts[ProposalType.reinit.rawValue] == nil || listCount == 1 else {
                 throw MLSError.invalidProposal("a ReInit must be committed alone")
             }
         }
