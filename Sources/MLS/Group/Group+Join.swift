@@ -160,7 +160,7 @@ extension Group {
     /// `external_pub`. Returns the Commit to send and the group as it will be
     /// once the delivery service accepts that Commit.
     ///
-    /// - Parameter removing: this client's old leaf, to resynchronise after losing state.
+    /// - Parameter oldLeaf: this client's old leaf, to resynchronise after losing state.
     public static func joinExternally(
         groupInfo: GroupInfo,
         ratchetTree: RatchetTree? = nil,
@@ -180,13 +180,7 @@ extension Group {
         let (applied, ownLeaf, prepared, provisional, path) = try externalCommitPath(
             publicGroup,
             list,
-            leaf: placeholderLeaf(
-                credential: credential,
-                signatureKeys: signatureKeys,
-                capabilities: capabilities,
-                suite
-            ),
-            signer: signatureKeys.privateKey
+            joiner: (credential, signatureKeys, capabilities)
         )
 
         let content = FramedContent(
@@ -264,15 +258,25 @@ extension Group {
     private static func externalCommitPath(
         _ publicGroup: PublicGroup,
         _ list: [ProposalWithSender],
-        leaf: LeafNode,
-        signer: SignaturePrivateKey
+        joiner: (credential: Credential, signatureKeys: SignatureKeyPair, capabilities: Capabilities?)
     ) throws -> (
         applied: PublicGroup.AppliedProposals, ownLeaf: LeafIndex, prepared: PreparedUpdatePath,
         provisional: GroupContext, path: UpdatePath
     ) {
         var applied = try publicGroup.apply(list, committer: .newMemberCommit)
-        let ownLeaf = try applied.tree.add(leaf)
-        let prepared = try applied.tree.prepareUpdatePath(from: ownLeaf, signer: signer, groupID: publicGroup.groupID)
+        let ownLeaf = try applied.tree.add(
+            placeholderLeaf(
+                credential: joiner.credential,
+                signatureKeys: joiner.signatureKeys,
+                capabilities: joiner.capabilities,
+                publicGroup.suite
+            )
+        )
+        let prepared = try applied.tree.prepareUpdatePath(
+            from: ownLeaf,
+            signer: joiner.signatureKeys.privateKey,
+            groupID: publicGroup.groupID
+        )
         applied.tree = prepared.tree
         var provisional = applied.context
         provisional.epoch = try publicGroup.nextEpoch()

@@ -10,13 +10,15 @@
 ///   and leaves it exactly as it was.
 ///
 /// ```swift
-/// var alice = try Group.create(suite, groupID: id, credential: .basic(identity: alice), signatureKeys: keys)
-/// let out = try alice.commit(.init(add: [bobsKeyPackage]))       // send out.message, out.welcome
-/// _ = try alice.process(out.message)                              // the server's echo: now epoch 1
-/// var bob = try Group.join(welcome: out.welcome!, keyPackage: bobsBundle)
-/// let hello = try alice.encrypt(Array("hi".utf8))
-/// if case .application(let message) = try bob.process(hello) { print(message.data) }
+/// var alice = try Group.create(suite, groupID: groupID, credential: aliceCredential, signatureKeys: aliceKeys)
+/// let added = try alice.addMembers([bobsBundle.keyPackage])  // send added.message and added.welcome
+/// _ = try alice.process(added.message)  // the delivery service's echo: now epoch 1
+/// guard case .welcome(let welcome)? = added.welcome else { return }
+/// var bob = try Group.join(welcome: welcome, keyPackage: bobsBundle)
+/// let received = try bob.process(alice.encrypt(Array("hi".utf8)))  // .application: "hi" from alice
 /// ```
+///
+/// <doc:GettingStarted> walks through these steps.
 public struct Group: Sendable {
     public internal(set) var publicGroup: PublicGroup
     public internal(set) var ownLeaf: LeafIndex

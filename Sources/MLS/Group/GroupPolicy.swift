@@ -1,7 +1,8 @@
 /// Decides which credentials are acceptable (RFC 9420 §5.3.1). Called for
 /// every leaf that enters the tree — from a KeyPackage, an Update, an
 /// UpdatePath or a tree received on joining — by members and by the server's
-/// public view alike. Throw to reject; the error's description reaches the user.
+/// public view alike. Throw to reject: the caller gets ``MLSError/rejectedByPolicy(_:)``
+/// with the thrown error inside, as a value (see <doc:PolicyHooks>).
 public protocol CredentialValidator: Sendable {
     func validate(_ credential: Credential, signatureKey: SignaturePublicKey) throws
 
@@ -23,7 +24,8 @@ extension CredentialValidator {
 
 /// Application rules on top of RFC 9420's own proposal-list validation
 /// (§12.2 allows "additional rules, for example, requiring application-level
-/// permissions to add members"). Called before a commit is created or applied.
+/// permissions to add members"). Called before a commit is created or applied;
+/// what it throws reaches the caller inside ``MLSError/rejectedByPolicy(_:)``.
 public protocol CommitPolicy: Sendable {
     /// - Parameters:
     ///   - proposals: the proposals the commit covers, with who proposed each.

@@ -78,7 +78,8 @@ public struct RatchetTree: Sendable {
     }
 
     /// The nodes of a `ratchet_tree` extension body, with the checks that
-    /// cost nothing per node beyond decoding (``checkShape(_:)``), so a
+    /// cost nothing per node beyond decoding (the last node is not blank, the
+    /// tree fits 2^31 leaves, leaves and parents alternate), so a
     /// caller can look at them (e.g. verify a signature) before paying for
     /// tree hashes and validation.
     public static func decodeNodes(_ encoded: [UInt8]) throws -> [Node?] {

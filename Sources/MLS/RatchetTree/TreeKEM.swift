@@ -61,7 +61,7 @@ public struct TreeKEMPrivateKeys: Hashable, Sendable, CustomStringConvertible {
     ///
     /// - Parameters:
     ///   - groupContext: the provisional GroupContext (new epoch, tree hash of `tree`).
-    ///   - excluding: leaves added by the same Commit, which the sender did not encrypt to.
+    ///   - newLeaves: leaves added by the same Commit, which the sender did not encrypt to.
     public func applying(
         _ path: UpdatePath,
         from sender: LeafIndex,
@@ -220,7 +220,7 @@ extension RatchetTree {
     /// secrets and key pairs up the filtered direct path, parent hashes, and a
     /// new leaf with a fresh encryption key, signed by `signer`.
     ///
-    /// - Parameter leafNode: the sender's new leaf content (credential,
+    /// - Parameter template: the sender's new leaf content (credential,
     ///   capabilities, extensions, signature key); its encryption key, source
     ///   and signature are replaced. Defaults to the current leaf.
     public func prepareUpdatePath(
