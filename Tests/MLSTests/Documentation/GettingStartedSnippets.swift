@@ -58,6 +58,7 @@ import Testing
         }
         #expect(message.data == Array("hello, Bob".utf8))
         #expect(message.credential == .basic(identity: Array("alice".utf8)))
+        #expect(throws: MLSError.generationAlreadyUsed(0)) { try bob.process(ciphertext) }  // a replay
         // end-snippet
 
         // snippet: commit
