@@ -91,11 +91,18 @@ let package = Package(
             dependencies: ["ParleyServer", "ParleyClient", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
+        // `parley chat`: commands parsed into values, key decoder, line editor, renderer and a network
+        // worker; a library so all of it is tested without a terminal.
+        .target(
+            name: "ParleyChat",
+            dependencies: ["ParleyClient"],
+            swiftSettings: strictSettings
+        ),
         // The one executable: serve, admin, client commands, chat TUI.
         .executableTarget(
             name: "parley",
             dependencies: [
-                "ParleyServer", "ParleyProtocol", "ParleyClient", "ParleyDemo",
+                "ParleyServer", "ParleyProtocol", "ParleyClient", "ParleyDemo", "ParleyChat",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -123,6 +130,11 @@ let package = Package(
         .testTarget(
             name: "ParleyClientTests",
             dependencies: ["ParleyClient", "ParleyServer", "ParleyProtocol", "ParleyDemo", "MLS"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ParleyChatTests",
+            dependencies: ["ParleyChat", "ParleyClient"],
             swiftSettings: strictSettings
         ),
         .testTarget(
