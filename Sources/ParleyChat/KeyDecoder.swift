@@ -29,6 +29,8 @@ public struct KeyDecoder: Sendable {
     private var pending: [UInt8] = []
     private var pasting: [UInt8]?
     private var pasteTail: [UInt8] = []
+    /// Dropping the rest of a sequence longer than `sequenceLimit`.
+    private var discarding = false
 
     public init() {}
 
@@ -42,6 +44,12 @@ public struct KeyDecoder: Sendable {
             if pasting != nil {
                 if let paste = continuePaste(byte) { keys.append(paste) }
                 continue
+            }
+            if discarding {
+                // The rest of an overlong sequence: parameters, then one final byte.
+                if (0x20...0x3F).contains(byte) { continue }
+                discarding = false
+                if (0x40...0x7E).contains(byte) { continue }
             }
             pending.append(byte)
             keys += decodePending(final: false)
@@ -61,7 +69,10 @@ public struct KeyDecoder: Sendable {
         while !pending.isEmpty {
             switch Self.decode(pending, final: final) {
             case .incomplete:
-                if pending.count > Self.sequenceLimit { pending.removeAll() }
+                if pending.count > Self.sequenceLimit {
+                    pending.removeAll()
+                    discarding = true
+                }
                 return keys
             case .keys(let decoded):
                 pending.removeAll()
