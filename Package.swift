@@ -129,7 +129,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ParleyClientTests",
-            dependencies: ["ParleyClient", "ParleyServer", "ParleyProtocol", "ParleyDemo", "MLS"],
+            dependencies: ["ParleyClient", "ParleyServer", "ParleyProtocol", "ParleyDemo", "ParleyChat", "MLS"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -66,12 +66,14 @@ public struct ChatScreen: Sendable {
         func row(_ left: String, _ right: String) -> String {
             "  " + left.padding(toLength: max(left.count, 20), withPad: " ", startingAt: 0) + " " + right
         }
-        return ["Type a message and press Enter to send it; start it with // to send a leading /.", "", "Commands:"]
+        return [
+            "Type a message and press Enter to send it; start it with // to send a leading /. PgDn: more.", "Commands:",
+        ]
             + CommandSpec.all.map {
                 row($0.usage, $0.summary + ($0.aliases.isEmpty ? "" : " (also \($0.aliases.joined(separator: ", ")))"))
             }
             + ["", "Keys:"] + KeyBinding.all.map { row($0.label, $0.summary) }
-            + ["", "Esc closes this help."]
+            + ["", "PgUp/PgDn scroll this help; Esc closes it."]
     }()
 
     var statusLine: String {

@@ -119,6 +119,8 @@ public struct ChatState: Sendable {
             }
             return open(screen.groups[number - 1].name)
         case .dismiss:
+            // Help scrolls from its top: leaving it puts the messages back at the bottom.
+            if screen.showingHelp { screen.scroll = 0 }
             screen.showingHelp = false
             screen.notice = ""
         case .redraw: needsRepaint = true

@@ -104,8 +104,11 @@ import Testing
         var chat = state()
         #expect(enter("/help", into: &chat) == [])
         #expect(chat.screen.showingHelp)
+        _ = chat.handle(.pageDown, rows: 24, columns: 80)
+        #expect(chat.screen.scroll == 20)
         _ = chat.handle(.escape, rows: 24, columns: 80)
         #expect(!chat.screen.showingHelp)
+        #expect(chat.screen.scroll == 0)
         #expect(enter("/quit", into: &chat) == [])
         #expect(!chat.running)
     }

@@ -53,6 +53,18 @@ import Testing
         return screen
     }
 
+    /// Whether `text` from bob reaches alice's history within ten seconds.
+    static func aliceReceives(_ text: String, _ alice: ParleyClient) async throws -> Bool {
+        for _ in 0..<50 {
+            try await alice.sync()
+            if try await alice.history("group1").contains(where: { $0.text == text && $0.sender == "bob" }) {
+                return true
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        return false
+    }
+
     @Test func anArrivingMessageLeavesTheHalfTypedLineIntact() async throws {
         let binary = Self.repository.appendingPathComponent(".build/debug/parley").path
         try #require(
@@ -97,15 +109,39 @@ import Testing
         // Finishing the line sends it; alice receives it.
         try Self.tmux(socket, ["send-keys", "-t", "chat", "-l", " and finished"])
         try Self.tmux(socket, ["send-keys", "-t", "chat", "Enter"])
-        var received = false
-        for _ in 0..<50 where !received {
-            try await alice.sync()
-            received = try await alice.history("group1").contains {
-                $0.text == "half typed and finished" && $0.sender == "bob"
-            }
-            if !received { try await Task.sleep(for: .milliseconds(200)) }
-        }
-        #expect(received)
+        #expect(try await Self.aliceReceives("half typed and finished", alice))
+
+        // Line editing: Home, Ctrl+E and Ctrl+W work in the middle of a line.
+        try Self.tmux(socket, ["send-keys", "-t", "chat", "-l", "world"])
+        try Self.tmux(socket, ["send-keys", "-t", "chat", "Home"])
+        try Self.tmux(socket, ["send-keys", "-t", "chat", "-l", "hello "])
+        try Self.tmux(socket, ["send-keys", "-t", "chat", "C-e"])
+        try Self.tmux(socket, ["send-keys", "-t", "chat", "-l", " typo"])
+        try Self.tmux(socket, ["send-keys", "-t", "chat", "C-w", "BSpace"])
+        try Self.tmux(socket, ["send-keys", "-t", "chat", "-l", "!"])
+        try Self.tmux(socket, ["send-keys", "-t", "chat", "Enter"])
+        #expect(try await Self.aliceReceives("hello world!", alice))
+
+        // A bracketed paste (tmux sends its line break as CR) stays on the input line until Enter.
+        try Self.tmux(socket, ["set-buffer", "-b", "clip", "pasted one\npasted two"])
+        try Self.tmux(socket, ["paste-buffer", "-p", "-b", "clip", "-t", "chat"])
+        let pasted = try await Self.waitForScreen(socket) { $0.contains("> pasted one⏎pasted two") }
+        #expect(pasted.contains("> pasted one⏎pasted two"), "the paste was not held:\n\(pasted)")
+        try Self.tmux(socket, ["send-keys", "-t", "chat", "Enter"])
+        #expect(try await Self.aliceReceives("pasted one\npasted two", alice))
+
+        // /help lists the keys.
+        try Self.tmux(socket, ["send-keys", "-t", "chat", "-l", "/help"])
+        try Self.tmux(socket, ["send-keys", "-t", "chat", "Enter"])
+        let help = try await Self.waitForScreen(socket) { $0.contains("/add USER...") }
+        #expect(help.contains("/add USER..."))
+        try Self.tmux(socket, ["send-keys", "-t", "chat", "NPage"])
+        let keys = try await Self.waitForScreen(socket) { $0.contains("Ctrl+W") }
+        #expect(keys.contains("Ctrl+W") && keys.contains("Alt+B"))
+        // Esc closes it; a key typed at once after Esc would read as Alt+key, so wait for the screen.
+        try Self.tmux(socket, ["send-keys", "-t", "chat", "Escape"])
+        let closed = try await Self.waitForScreen(socket) { !$0.contains("Ctrl+W") }
+        #expect(closed.contains("hello world!"))
 
         // A non-admin command is refused with a plain sentence.
         try Self.tmux(socket, ["send-keys", "-t", "chat", "-l", "/remove alice"])
