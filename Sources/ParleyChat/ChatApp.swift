@@ -30,6 +30,11 @@ public enum ChatApp {
                 loop.draw()
             }
             reader.stop()
+            // The terminal is given back at once; a command still running may take a while.
+            terminal.leave()
+            if !loop.state.screen.working.isEmpty {
+                print("Waiting for " + loop.state.screen.working.joined(separator: ", ") + " to finish…")
+            }
             tasks.cancelAll()
         }
         sink.finish()

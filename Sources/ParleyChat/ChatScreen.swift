@@ -38,11 +38,26 @@ public struct ChatScreen: Sendable {
 
     /// The message pane's lines, wrapped to `width` columns.
     public func messageLines(width: Int) -> [String] {
-        history.flatMap { entry -> [String] in
-            let time = Self.clock(entry.time)
-            let head = entry.kind == .system ? "\(time) * " : "\(time) [\(TerminalText.line(entry.sender))] "
-            return DisplayWidth.wrap(head: head, text: entry.text, width: width)
+        history.flatMap { Self.lines(of: $0, width: width) }
+    }
+
+    /// The last `count` message lines (or all there are): drawing a frame
+    /// wraps only what it shows, however long the history.
+    func lastMessageLines(_ count: Int, width: Int) -> [String] {
+        var tail: [[String]] = []
+        var total = 0
+        for entry in history.reversed() where total < count {
+            let lines = Self.lines(of: entry, width: width)
+            tail.append(lines)
+            total += lines.count
         }
+        return Array(tail.reversed().joined().suffix(count))
+    }
+
+    static func lines(of entry: HistoryEntry, width: Int) -> [String] {
+        let time = clock(entry.time)
+        let head = entry.kind == .system ? "\(time) * " : "\(time) [\(TerminalText.line(entry.sender))] "
+        return DisplayWidth.wrap(head: head, text: entry.text, width: width)
     }
 
     func groupListLines() -> [String] {
@@ -96,10 +111,13 @@ public struct ChatScreen: Sendable {
         return "Enter sends · Tab completes · /help lists commands and keys · PgUp/PgDn scroll"
     }
 
+    /// `HH:mm` in local time. No formatter object per line: a frame formats every time it shows.
     static func clock(_ milliseconds: UInt64) -> String {
-        let formatter = DateFormatter()
-        formatter.dateFormat = "HH:mm"
-        return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+        // UInt64.max / 1000 fits a 64-bit time_t: no sender-chosen time can trap here.
+        var seconds = time_t(milliseconds / 1000)
+        var parts = tm()
+        guard localtime_r(&seconds, &parts) != nil else { return "--:--" }
+        return String(format: "%02d:%02d", parts.tm_hour, parts.tm_min)
     }
 }
 
@@ -148,14 +166,15 @@ extension ChatScreen {
 
     /// The lines the pane shows: help, the group list, or the messages scrolled to `scroll`.
     func paneLines(height: Int, width: Int) -> [String] {
-        let all = showingHelp ? Self.helpLines : group == nil ? groupListLines() : messageLines(width: width)
         if showingHelp || group == nil {
             // Help and the list read from the top; PgDn moves down them.
+            let all = showingHelp ? Self.helpLines : groupListLines()
             let start = min(scroll, max(0, all.count - height))
             return Array(all.dropFirst(start).prefix(height))
         }
-        let bottom = max(0, all.count - scroll)
-        return Array(all[max(0, bottom - height)..<bottom])
+        let tail = lastMessageLines(scroll + height, width: width)
+        let bottom = max(0, tail.count - scroll)
+        return Array(tail[max(0, bottom - height)..<bottom])
     }
 
     /// The input line, `width` columns wide, and the cursor's 1-based column.

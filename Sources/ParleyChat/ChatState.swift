@@ -245,15 +245,17 @@ extension ChatState {
         for name in snapshot.changed where name != screen.group {
             screen.unread[name, default: 0] += 1
         }
-        guard snapshot.viewed == screen.group, screen.group != nil else { return }
+        guard snapshot.viewed == screen.group, let group = screen.group else { return }
+        guard screen.scroll > 0, snapshot.changed.contains(group) else {
+            screen.history = snapshot.history
+            return
+        }
+        // Keep the view where the reader left it; count what is below.
         let before = screen.messageLines(width: columns).count
         screen.history = snapshot.history
-        if screen.scroll > 0, let group = screen.group, snapshot.changed.contains(group) {
-            // Keep the view where the reader left it; count what is below.
-            let added = max(0, screen.messageLines(width: columns).count - before)
-            screen.scroll += added
-            screen.unseenBelow += added
-        }
+        let added = max(0, screen.messageLines(width: columns).count - before)
+        screen.scroll += added
+        screen.unseenBelow += added
     }
 
     /// Tab: completes the word before the cursor from what it can be there.

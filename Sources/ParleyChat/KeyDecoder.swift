@@ -29,6 +29,7 @@ public struct KeyDecoder: Sendable {
     private var pending: [UInt8] = []
     private var pasting: [UInt8]?
     private var pasteTail: [UInt8] = []
+    private var pasteQuietMoments = 0
     /// Dropping the rest of a sequence longer than `sequenceLimit`.
     private var discarding = false
 
@@ -58,11 +59,23 @@ public struct KeyDecoder: Sendable {
     }
 
     /// After a quiet moment: a lone ESC was the Escape key; an unfinished
-    /// sequence or character is dropped. An unfinished paste keeps waiting.
+    /// sequence or character is dropped. An unfinished paste waits for
+    /// `pasteQuietLimit` quiet moments in a row (a slow link may pause a long
+    /// paste), then ends with what came: a lost end marker cannot swallow
+    /// every later key.
     public mutating func flush() -> [KeyEvent] {
-        guard pasting == nil, !pending.isEmpty else { return [] }
+        if let bytes = pasting {
+            pasteQuietMoments += 1
+            guard pasteQuietMoments >= Self.pasteQuietLimit else { return [] }
+            pasting = nil
+            return [.paste(String(decoding: bytes.prefix(Self.pasteLimit), as: UTF8.self))]
+        }
+        guard !pending.isEmpty else { return [] }
         return decodePending(final: true)
     }
+
+    /// Quiet moments (`flush` calls) an unfinished paste survives.
+    public static let pasteQuietLimit = 20
 
     private mutating func decodePending(final: Bool) -> [KeyEvent] {
         var keys: [KeyEvent] = []
@@ -93,6 +106,7 @@ public struct KeyDecoder: Sendable {
     private static let pasteEnd: [UInt8] = Array("\u{1B}[201~".utf8)
 
     private mutating func continuePaste(_ byte: UInt8) -> KeyEvent? {
+        pasteQuietMoments = 0
         pasteTail.append(byte)
         if pasteTail.count > Self.pasteEnd.count { pasteTail.removeFirst() }
         if pasting!.count < Self.pasteLimit + Self.pasteEnd.count { pasting!.append(byte) }

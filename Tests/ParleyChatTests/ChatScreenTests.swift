@@ -126,3 +126,23 @@ import Testing
         #expect(before.ansi().contains("\u{1B}[1;1H"))
     }
 }
+
+extension ChatScreenTests {
+    @Test func thePaneWrapsOnlyTheLinesItShowsAndMatchesTheFullWrap() {
+        let history = (1...500).map {
+            entry("alice", "message \($0) " + String(repeating: "漢", count: $0 % 40), seq: UInt64($0))
+        }
+        var long = screen(history: history)
+        for scroll in [0, 7, 300] {
+            long.scroll = scroll
+            let all = long.messageLines(width: 50)
+            let bottom = all.count - scroll
+            #expect(long.paneLines(height: 20, width: 50) == Array(all[(bottom - 20)..<bottom]))
+        }
+    }
+
+    @Test func timesAreShownAsHoursAndMinutesWhateverTheSenderClaims() {
+        #expect(ChatScreen.clock(0).count == 5)
+        #expect(ChatScreen.clock(UInt64.max).count == 5)
+    }
+}

@@ -94,3 +94,13 @@ import Testing
         #expect(keys.dropFirst() == [.enter])
     }
 }
+
+extension KeyDecoderTests {
+    @Test func aPasteWhoseEndMarkerIsLostEndsAfterAQuietSecond() {
+        var decoder = KeyDecoder()
+        #expect(decoder.feed(Array("\u{1B}[200~lost".utf8)) == [])
+        for _ in 1..<KeyDecoder.pasteQuietLimit { #expect(decoder.flush() == []) }
+        #expect(decoder.flush() == [.paste("lost")])
+        #expect(decoder.feed(Array("\r".utf8)) == [.enter])
+    }
+}
