@@ -57,7 +57,7 @@ public struct ChatScreen: Sendable {
     static func lines(of entry: HistoryEntry, width: Int) -> [String] {
         let time = clock(entry.time)
         let head = entry.kind == .system ? "\(time) * " : "\(time) [\(TerminalText.line(entry.sender))] "
-        return DisplayWidth.wrap(head: head, text: entry.text, width: width)
+        return TerminalText.displayLines(head: head, text: entry.text, width: width)
     }
 
     func groupListLines() -> [String] {

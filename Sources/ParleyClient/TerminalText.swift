@@ -97,15 +97,18 @@ extension TerminalText {
     /// further line of the text, and every part cut off at the width, after
     /// `continuation`. Nothing but the first display line starts at column 0,
     /// so no text can line up as a message of its own, however it is padded.
+    /// Widths are display columns (`DisplayWidth`): 漢字 and emoji take two.
     public static func displayLines(head: String, text: String, width: Int) -> [String] {
         var result: [String] = []
         for (index, part) in lines(text).enumerated() {
             var rest = Substring(index == 0 ? head + part : part)
             repeat {
                 let prefix = result.isEmpty ? "" : continuation
-                let room = max(1, width - prefix.count)
-                result.append(prefix + rest.prefix(room))
-                rest = rest.dropFirst(room)
+                let room = max(1, width - DisplayWidth.of(prefix))
+                // At least one character per line, even a wide one in one column, so this always ends.
+                let taken = max(1, DisplayWidth.clip(rest, to: room).text.count)
+                result.append(prefix + rest.prefix(taken))
+                rest = rest.dropFirst(taken)
             } while !rest.isEmpty
         }
         return result

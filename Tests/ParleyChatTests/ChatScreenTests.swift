@@ -99,7 +99,7 @@ import Testing
     }
 
     @Test func wideMessagesWrapByColumns() {
-        let lines = DisplayWidth.wrap(head: "[a] ", text: String(repeating: "漢", count: 10), width: 12)
+        let lines = TerminalText.displayLines(head: "[a] ", text: String(repeating: "漢", count: 10), width: 12)
         #expect(lines.allSatisfy { DisplayWidth.of($0) <= 12 })
         #expect(lines.dropFirst().allSatisfy { $0.hasPrefix(TerminalText.continuation) })
         #expect(lines.joined().filter { $0 == "漢" }.count == 10)

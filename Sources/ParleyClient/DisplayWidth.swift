@@ -1,5 +1,3 @@
-import ParleyClient
-
 /// How many terminal columns text takes: CJK and emoji take two, combining
 /// marks none. Lines are cut and cursors placed by this, never by counting
 /// characters, or a line of 漢字 would wrap the terminal and tear the screen.
@@ -37,27 +35,6 @@ public enum DisplayWidth {
     public static func fit(_ text: some StringProtocol, to columns: Int) -> String {
         let (clipped, width) = clip(text, to: columns)
         return clipped + String(repeating: " ", count: max(0, columns - width))
-    }
-
-    /// A history line for `width` columns, like `TerminalText.displayLines`
-    /// but measured in columns: `head` (already sanitized) and the text's
-    /// first line, then every further line and every part cut off at the
-    /// width after `TerminalText.continuation`, so no text starts at column 0
-    /// and lines up as a message of its own.
-    public static func wrap(head: String, text: String, width: Int) -> [String] {
-        var result: [String] = []
-        for (index, part) in TerminalText.lines(text).enumerated() {
-            var rest = Substring(index == 0 ? head + part : part)
-            repeat {
-                let prefix = result.isEmpty ? "" : TerminalText.continuation
-                // Room for at least one wide character, so every step makes progress.
-                let room = max(2, width - of(prefix))
-                let (taken, _) = clip(rest, to: room)
-                result.append(prefix + taken)
-                rest = rest.dropFirst(taken.count)
-            } while !rest.isEmpty
-        }
-        return result
     }
 
     /// East Asian Wide and Fullwidth code points (UAX #11), as wcwidth tables
