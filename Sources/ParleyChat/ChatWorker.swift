@@ -68,6 +68,17 @@ public struct ChatWorker: Sendable {
                 try? await Task.sleep(for: .milliseconds(50))
             }
         }
+        await sendWhatWasTyped()
+    }
+
+    /// On quitting, messages typed but not yet handed to the client still
+    /// are: `send` stores each in the outbox first, so none is lost, even if
+    /// the network part fails now. Other commands are dropped.
+    private func sendWhatWasTyped() async {
+        while let request = requests.take() {
+            guard case .run(let command, let group) = request, case .message = command else { continue }
+            _ = try? await perform(command, in: group ?? "")
+        }
     }
 
     private func connect(viewed: String?) async -> Bool {

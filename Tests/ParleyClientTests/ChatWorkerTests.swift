@@ -92,15 +92,27 @@ import Testing
         }
         #expect(error as? ClientError == .noSuchMember("nobody", group: "group1"))
 
+        // A message typed just before quitting is not lost with the worker.
+        requests.push([.run(.message("typed before quitting"), group: "group1")])
+        running.cancel()
+        await running.value
+        try await alice.sync()
+        try await bob.sync()
+        #expect(try await bob.history("group1").contains { $0.text == "typed before quitting" })
+
         // Losing the server is reported, not thrown.
+        let again = Task { await worker.run(viewing: "group1") }
+        _ = await log.first {
+            if case .connection(.connected) = $0 { true } else { false }
+        }
         await harness.stop()
         let offline = await log.first {
             if case .connection(.offline) = $0 { true } else { false }
         }
         #expect(offline != nil)
 
-        running.cancel()
-        await running.value
+        again.cancel()
+        await again.value
         watchdog.cancel()
         await bob.close()
         await alice.close()
