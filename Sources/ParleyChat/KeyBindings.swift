@@ -96,6 +96,7 @@ public struct KeyBinding: Sendable {
         KeyBinding(
             keys: (1...9).map { .alt(Character(String($0))) },
             label: "Alt+1..9",
+            // Listed for /help; `action(for:)` reads the digit and opens that group.
             action: .openGroup(0),
             summary: "open the n-th group of the list"
         ),
