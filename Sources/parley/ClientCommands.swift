@@ -104,10 +104,12 @@ struct Groups: AsyncParsableCommand {
             let groups = await client.groupSummaries()
             if groups.isEmpty { print("You are in no groups. Create one with `parley create NAME`.") }
             for group in groups {
-                let state = group.problem.map { "\t(cannot be followed: \($0))" } ?? (group.active ? "" : "\t(left)")
+                let state =
+                    group.problem.map { "\t(cannot be followed: \($0))" } ?? (group.active ? "" : "\t(left)")
+                let warnings = group.warnings.map { "\t(\($0))" }.joined()
                 print(
                     TerminalText.line("\(group.name)") + "\t\(group.members.count) members\tadmin: "
-                        + TerminalText.line(group.admins.joined(separator: ", ") + state)
+                        + TerminalText.line(group.admins.joined(separator: ", ") + state + warnings)
                 )
             }
         }
@@ -218,7 +220,7 @@ struct Read: AsyncParsableCommand {
     @OptionGroup var options: ClientOptions
     @Argument var group: String
     @Flag(help: "Keep running and print new messages as they arrive.") var follow = false
-    @Flag(help: "One JSON object per line: seq, time, sender, text.") var json = false
+    @Flag(help: "One JSON object per line: seq, time, sender, text, kind, and note when there is one.") var json = false
 
     func run() async throws {
         let json = self.json
@@ -247,10 +249,11 @@ struct Read: AsyncParsableCommand {
     /// and, on a terminal, what would wrap) are indented and marked.
     static func format(_ entry: HistoryEntry, json: Bool, width: Int = .max) -> String {
         if json {
-            let object: [String: Any] = [
+            var object: [String: Any] = [
                 "seq": entry.seq, "time": entry.time, "sender": entry.sender, "text": entry.text,
                 "kind": entry.kind.rawValue,
             ]
+            if let note = entry.note { object["note"] = note }
             let encoded =
                 (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
             return TerminalText.json(String(decoding: encoded, as: UTF8.self))
@@ -260,7 +263,9 @@ struct Read: AsyncParsableCommand {
         formatter.dateFormat = "HH:mm:ss"
         let clock = formatter.string(from: time)
         let head = entry.kind == .system ? "[\(clock)] * " : "[\(clock)] [\(TerminalText.line(entry.sender))] "
-        return TerminalText.displayLines(head: head, text: entry.text, width: width).joined(separator: "\n")
+        // A caveat (e.g. a server time far from this clock) follows the text, in brackets.
+        let text = entry.note.map { entry.text + " [\($0)]" } ?? entry.text
+        return TerminalText.displayLines(head: head, text: text, width: width).joined(separator: "\n")
     }
 
     /// The terminal's width when standard output is one; otherwise no limit.

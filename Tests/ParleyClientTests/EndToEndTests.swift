@@ -190,6 +190,42 @@ final class Harness: @unchecked Sendable {
         await harness.stop()
     }
 
+    /// Issue 13 item 3: a member removed and added back under the same group name rejoins
+    /// (groups are told apart by MLS group ID, not by name). Once after syncing the removal,
+    /// once offline through both (the Welcome is replayed before the removal commit), and a
+    /// fresh process does not see the Welcome again.
+    @Test func aMemberRemovedAndAddedBackUnderTheSameNameRejoins() async throws {
+        let harness = Harness()
+        try await harness.start()
+        let (alice, bob) = try await harness.aliceAndBob()
+        try await alice.remove("bob", from: "g")
+        try await bob.sync()
+        #expect(await bob.groupSummaries().first { $0.name == "g" }?.active == false)
+        try await alice.add(["bob"], to: "g")
+        _ = try await alice.send("welcome back", to: "g")
+        try await bob.sync()
+        #expect(await bob.groupSummaries().first { $0.name == "g" }?.active == true)
+        #expect(try await bob.history("g").last?.text == "welcome back")
+
+        await bob.close()
+        try await alice.remove("bob", from: "g")
+        try await alice.add(["bob"], to: "g")
+        _ = try await alice.send("and again", to: "g")
+        let again = try harness.client("bob")
+        try await again.unlock(password: "password of bob")
+        try await again.sync()
+        #expect(try await again.history("g").last?.text == "and again")
+        #expect(try await again.send("glad to be back", to: "g") != .queued)
+        try await alice.sync()
+        #expect(try await alice.history("g").last?.text == "glad to be back")
+        let rejoined = try await again.history("g").filter { $0.text == "You were added to g again." }
+        try await again.sync()
+        #expect(try await again.history("g").filter { $0.text == "You were added to g again." } == rejoined)
+        #expect(rejoined.count == 2)
+        for client in [alice, bob, again] { await client.close() }
+        await harness.stop()
+    }
+
     @Test func aSecondHomeIsASecondDeviceThatReceivesToo() async throws {
         let harness = Harness()
         try await harness.start()

@@ -14,7 +14,13 @@ import Testing
         let max = UInt64.max
         let frames: [ServerFrame] = [
             .message(
-                .init(group: "g", seq: 1 << 63, time: max, sender: "\u{1b}]0;pwn\u{07}", message: Data([0, 1, 2]))
+                .init(
+                    group: "g",
+                    seq: UInt64(Int64.max),
+                    time: max,
+                    sender: "\u{1b}]0;pwn\u{07}",
+                    message: Data([0, 1, 2])
+                )
             ),
             .message(
                 .init(group: "g", seq: max, time: max, sender: "x", message: Data(repeating: 0xFF, count: 1 << 20))
@@ -34,12 +40,13 @@ import Testing
         let history = try await bob.history("g")
         #expect(history.contains { $0.text.contains("could not be decrypted") })
         #expect(history.contains { $0.text.contains("were not delivered") })
+        #expect(history.contains { $0.text.contains("no group's log reaches") })
         #expect(await bob.groupSummaries().first { $0.name == "junk" }?.problem != nil)
         // The extreme values survive being stored and loaded, and the client
         // still works with the server.
         let reopened = try harness.client("bob")
         try await reopened.unlock(password: "password of bob")
-        #expect(await reopened.groupSummaries().first { $0.name == "g" }?.lastSeq == max)
+        #expect(await reopened.groupSummaries().first { $0.name == "g" }?.lastSeq == UInt64(Int64.max))
         #expect(try await reopened.history("g").count == history.count)
         try await reopened.createGroup("after")
         #expect(await reopened.groupSummaries().contains { $0.name == "after" })

@@ -70,7 +70,7 @@ import Testing
         try await bob.sync()
         let texts = try await bob.history("g").map(\.text).filter { $0.hasPrefix("burst ") }
         #expect(texts == (0..<60).map { "burst \($0)" })
-        let peak = await bob.socket?.peakQueuedFrames ?? .max
+        let peak = await bob.peakQueuedFrames ?? .max
         #expect(peak <= 4)
         for client in [alice, bob] { await client.close() }
         await harness.stop()
@@ -88,13 +88,13 @@ import Testing
         await harness.stop()
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
-            let aliceDone = await alice.socket?.isClosed ?? true
-            let bobDone = await bob.socket?.isClosed ?? true
+            let aliceDone = await alice.isConnectionClosed
+            let bobDone = await bob.isConnectionClosed
             if aliceDone && bobDone { break }
             try await Task.sleep(for: .milliseconds(20))
         }
-        let aliceClosed = await alice.socket?.isClosed
-        let bobClosed = await bob.socket?.isClosed
+        let aliceClosed = await alice.isConnectionClosed
+        let bobClosed = await bob.isConnectionClosed
         #expect(aliceClosed == true && bobClosed == true)
         try await harness.start(port: port)
         #expect(try await alice.send("after the restart", to: "g") != .queued)

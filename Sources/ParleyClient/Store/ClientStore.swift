@@ -59,15 +59,28 @@ final class ClientStore: Sendable {
 
     // MARK: Settings
 
-    func setting(_ key: String) throws -> [UInt8]? {
-        try queue.read { db in
+    /// What the settings table holds, one row each. In clear: the username and server (to
+    /// ask for the right password), the device id, the pinned certificate, and the scrypt
+    /// salt and cost; sealed: the check value, the session token and the signature key.
+    enum Setting: String, CaseIterable {
+        case username, server, device, certificate, salt, kdf, check, token
+        case signaturePrivate = "signature_private"
+        case signaturePublic = "signature_public"
+    }
+
+    func setting(_ setting: Setting) throws -> [UInt8]? {
+        let key = setting.rawValue
+        return try queue.read { db in
             try Data.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key]).map { [UInt8]($0) }
         }
     }
 
-    func string(_ key: String) throws -> String? { try setting(key).map { String(decoding: $0, as: UTF8.self) } }
+    func string(_ setting: Setting) throws -> String? {
+        try self.setting(setting).map { String(decoding: $0, as: UTF8.self) }
+    }
 
-    func set(_ key: String, _ value: [UInt8]?) throws {
+    func set(_ setting: Setting, _ value: [UInt8]?) throws {
+        let key = setting.rawValue
         try queue.write { db in
             if let value {
                 try db.execute(
@@ -81,7 +94,7 @@ final class ClientStore: Sendable {
         }
     }
 
-    func set(_ key: String, string: String?) throws { try set(key, string.map { Array($0.utf8) }) }
+    func set(_ setting: Setting, string: String?) throws { try set(setting, string.map { Array($0.utf8) }) }
 
     // MARK: KeyPackages
 

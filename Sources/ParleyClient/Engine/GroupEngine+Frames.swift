@@ -1,0 +1,231 @@
+import Foundation
+import MLS
+import ParleyProtocol
+
+/// One message this device accepted into a group's history, as features that check the
+/// log end to end (fork detection, issue 13) need it.
+struct AcceptedMessage: Sendable {
+    /// Its position in the group's log, as validated (``LogPosition``).
+    var seq: UInt64
+    /// The MLS message exactly as the server delivered it.
+    var message: [UInt8]
+    /// What processing it did; nil for this device's own application message, which MLS
+    /// does not decrypt for its sender.
+    var content: ProcessedMessage?
+    /// The member who signed it (RFC 9420 §6.1), from the MLS tree, never from the frame.
+    var sender: LeafIndex?
+}
+
+extension GroupEngine {
+    // MARK: Applying server frames, failure-isolated
+
+    /// Applies one server frame. Whatever goes wrong stays with that frame's group: it
+    /// becomes a system line there (said once), the frame counts as consumed, and every
+    /// other frame and group carries on. Only losing the connection ends the caller's loop.
+    func apply(_ frame: ServerFrame) async throws {
+        do {
+            try await handle(frame)
+        } catch let error as ClientError where error.isConnectionLoss {
+            throw error
+        } catch {
+            try recordFailure(of: frame, error)
+        }
+    }
+
+    private func recordFailure(of frame: ServerFrame, _ error: any Error) throws {
+        switch frame {
+        case .message(let message):
+            guard records[message.group] != nil else { return }
+            if message.seq > records[message.group]?.lastSeq ?? 0, Int64(exactly: message.seq) != nil {
+                records[message.group]?.lastSeq = message.seq
+            }
+            try report(message.group, "A message from \(message.sender) could not be processed: \(error)")
+        case .welcome(let welcome):
+            try refuse(welcome, because: "\(error)")
+        case .groupDestroyed, .error, .replayFinished:
+            break
+        }
+    }
+
+    /// Applies one server frame: the heart of staying in sync.
+    func handle(_ frame: ServerFrame) async throws {
+        switch frame {
+        case .message(let message):
+            try handle(message)
+        case .welcome(let welcome):
+            try await join(welcome)
+        case .groupDestroyed(let destroyed):
+            // The server's word alone deletes nothing: it could say this of any group.
+            try warn(
+                destroyed.group,
+                "Note: the server says this group was destroyed (not confirmed by an admin). Nothing was deleted."
+            )
+        case .error, .replayFinished:
+            break
+        }
+    }
+
+    /// The one place a group is deleted because an admin destroyed it. Today only this
+    /// device's own `destroy` calls it; an admin-signed destroy message (issue 13) will too.
+    func destroyConfirmed(_ name: String) throws {
+        guard records[name] != nil else { return }
+        try store.appendHistory(systemLine(name, "An admin destroyed this group."), to: name)
+        try forget(name)
+    }
+
+    /// Marks a group this member can no longer follow: said once, never retried.
+    func markUnfollowable(_ name: String, _ reason: String) throws {
+        guard records[name]?.problem == nil else { return }
+        records[name]?.problem = reason
+        try report(name, "You can no longer follow this group: \(reason) Ask an admin to remove you and add you again.")
+    }
+
+    // MARK: Messages
+
+    private func handle(_ frame: ServerFrame.Message) throws {
+        guard var record = records[frame.group] else { return }
+        var lines: [HistoryEntry] = []
+        switch LogPosition(seq: frame.seq, after: record.lastSeq) {
+        case .refused:
+            return try report(
+                frame.group,
+                "The server sent a message numbered \(frame.seq), which no group's log reaches; it was refused."
+            )
+        case .replay:
+            return
+        case .gap(let from, let to):
+            lines.append(
+                systemLine(
+                    frame.group,
+                    "Messages \(from) to \(to) were not delivered by the server.",
+                    seq: frame.seq,
+                    time: frame.time
+                )
+            )
+        case .next:
+            break
+        }
+        record.lastSeq = frame.seq
+        records[frame.group] = record
+        // The server accepted this device's `send` of that id, whatever processing its
+        // echo does here (a proposal or a commit this device cannot apply still went out).
+        if let id = frame.id { confirmedSends[id] = frame.seq }
+        // A group this member cannot follow: the frame is acknowledged, nothing else.
+        guard record.problem == nil, var group = groups[frame.group] else {
+            return try persist(frame.group, lines: lines)
+        }
+        let (produced, confirmed) = try process(frame, in: &group)
+        let note = LogPosition.timeNote(serverTime: frame.time, localTime: now())
+        lines += produced.map { line in
+            var line = line
+            line.note = note
+            return line
+        }
+        groups[frame.group] = group
+        try persist(frame.group, lines: lines, confirming: confirmed)
+    }
+
+    /// Processes one message of a followed group: the history lines it produces and the
+    /// outbox row its echo confirmed, if any.
+    private func process(
+        _ frame: ServerFrame.Message,
+        in group: inout Group
+    ) throws -> (lines: [HistoryEntry], confirmed: Int64?) {
+        let bytes = [UInt8](frame.message)
+        let message = try? MLSMessage(tlsEncoded: bytes)
+        let queued = try pendingSend(echoedBy: frame)
+        do {
+            guard let message else { throw ClientError.invalid("it is not an MLS message") }
+            let processed = try group.process(message)
+            let sender = Self.signer(of: processed)
+            var lines = describe(processed, in: group, frame)
+            lines += accepted(
+                AcceptedMessage(seq: frame.seq, message: bytes, content: processed, sender: sender),
+                in: frame.group
+            )
+            return (lines, nil)
+        } catch MLSError.ownMessage {
+            // This device's own application message, echoed: the outbox has its text.
+            guard let queued else { return ([], nil) }
+            confirmedSends[queued.item.id] = frame.seq
+            let line = HistoryEntry(
+                seq: frame.seq,
+                time: frame.time,
+                sender: identity.username,
+                kind: .text,
+                text: queued.item.text
+            )
+            let own = AcceptedMessage(seq: frame.seq, message: bytes, content: nil, sender: group.ownLeaf)
+            return ([line] + accepted(own, in: frame.group), queued.row)
+        } catch {
+            return (try undecryptable(frame, message, in: group, error), nil)
+        }
+    }
+
+    /// The queued message this frame echoes: named by the `send` id, or (a copy replayed
+    /// without its id) by the exact MLS bytes last submitted for it. Never by its text.
+    private func pendingSend(echoedBy frame: ServerFrame.Message) throws -> QueuedMessage? {
+        try store.outbox().first { queued in
+            queued.item.group == frame.group
+                && (frame.id.map { $0 == queued.item.id } ?? false || queued.item.submitted == frame.message)
+        }
+    }
+
+    /// Hook for checks over every accepted message (fork detection, issue 13): sees each
+    /// one in log order and returns warning lines to store with it. Nothing yet.
+    func accepted(_ message: AcceptedMessage, in name: String) -> [HistoryEntry] { [] }
+
+    private static func signer(of processed: ProcessedMessage) -> LeafIndex? {
+        switch processed {
+        case .application(let message): message.sender
+        case .proposal(_, let proposal):
+            if case .member(let leaf) = proposal.sender { leaf } else { nil }
+        case .commit(let summary): summary.committerLeaf
+        }
+    }
+
+    private func undecryptable(
+        _ frame: ServerFrame.Message,
+        _ message: MLSMessage?,
+        in group: Group,
+        _ error: any Error
+    ) throws -> [HistoryEntry] {
+        var lines = [
+            systemLine(
+                frame.group,
+                "A message from \(frame.sender) could not be decrypted: \(error).",
+                seq: frame.seq,
+                time: frame.time
+            )
+        ]
+        if let message, Self.movesEpoch(message, from: group.epoch) {
+            let problem = "a change to the group by \(frame.sender) could not be processed (\(error))."
+            records[frame.group]?.problem = problem
+            lines.append(
+                systemLine(
+                    frame.group,
+                    "You can no longer follow this group: \(problem) Ask an admin to remove you and add you again.",
+                    seq: frame.seq,
+                    time: frame.time
+                )
+            )
+        }
+        return lines
+    }
+
+    /// Whether a message this member failed to process shows that the group moved to an
+    /// epoch it cannot reach: a commit in its epoch, or anything from a later one. Such a
+    /// group is marked, not retried on every command.
+    static func movesEpoch(_ message: MLSMessage, from epoch: UInt64) -> Bool {
+        switch message {
+        case .publicMessage(let message):
+            let content = message.content
+            if case .commit = content.body { return content.epoch >= epoch }
+            return content.epoch > epoch
+        case .privateMessage(let message):
+            return message.epoch > epoch || (message.epoch == epoch && message.contentType == .commit)
+        case .welcome, .groupInfo, .keyPackage:
+            return false
+        }
+    }
+}

@@ -1,0 +1,203 @@
+import Crypto
+import Foundation
+import MLS
+import ParleyProtocol
+
+public struct GroupSummary: Sendable, Hashable {
+    public var name: String
+    public var members: [String]
+    public var admins: [String]
+    public var epoch: UInt64
+    public var lastSeq: UInt64
+    public var active: Bool
+    /// Why this member can no longer follow the group; nil while it can.
+    public var problem: String?
+    /// Warnings about the group that stay in its status (e.g. the server said it was
+    /// destroyed without an admin confirming it).
+    public var warnings: [String] = []
+}
+
+extension GroupEngine {
+    // MARK: Reading
+
+    func groupSummaries() -> [GroupSummary] {
+        let followed = groups.sorted { $0.key < $1.key }.map { name, group in
+            GroupSummary(
+                name: name,
+                members: memberNames(group),
+                admins: (try? ParleyGroupPolicy.admins(in: group.context.extensions)) ?? [],
+                epoch: group.epoch,
+                lastSeq: records[name]?.lastSeq ?? 0,
+                active: group.isActive,
+                problem: records[name]?.problem,
+                warnings: records[name]?.warnings ?? []
+            )
+        }
+        let known = records.values.filter { groups[$0.name] == nil }.sorted { $0.name < $1.name }.map {
+            GroupSummary(
+                name: $0.name,
+                members: [],
+                admins: [],
+                epoch: 0,
+                lastSeq: $0.lastSeq,
+                active: false,
+                problem: $0.problem,
+                warnings: $0.warnings ?? []
+            )
+        }
+        return followed + known
+    }
+
+    func memberNames(_ group: Group) -> [String] {
+        Set(group.members.compactMap { ParleyGroupPolicy.username(of: $0.credential) }).sorted()
+    }
+
+    func group(_ name: String) throws -> Group {
+        guard let group = groups[name] else { throw ClientError.noSuchGroup(name) }
+        return group
+    }
+
+    /// A group this member can still send and commit in.
+    func usableGroup(_ name: String) throws -> Group {
+        let group = try group(name)
+        if let problem = records[name]?.problem { throw ClientError.groupUnusable(name, reason: problem) }
+        return group
+    }
+
+    func members(_ name: String) throws -> [String] { memberNames(try group(name)) }
+
+    func isAdmin(of name: String) -> Bool { groups[name].map(isAdmin) ?? false }
+
+    // MARK: Group operations
+
+    /// Creates a group with this user as its admin.
+    func createGroup(_ typed: String) async throws {
+        // The server takes names in Unicode NFC only (GroupName); terminals may type them decomposed.
+        let name = typed.precomposedStringWithCanonicalMapping
+        let group = try Group.create(
+            suite,
+            groupID: suite.randomBytes(32),
+            credential: identity.credential,
+            signatureKeys: identity.signatureKeys,
+            extensions: [try ParleyGroupPolicy.adminsExtension([identity.username])],
+            policy: policy
+        )
+        let groupInfo = Data(try MLSMessage.groupInfo(group.groupInfo()).tlsEncoded())
+        try await transport.createGroup(API.CreateGroup(name: name, groupInfo: groupInfo))
+        groups[name] = group
+        records[name] = GroupRecord(name: name, updated: Date().timeIntervalSince1970)
+        try persist(name, lines: [systemLine(name, "You created \(name).", seq: 0)])
+    }
+
+    /// Adds users (every device of each) with one commit.
+    func add(_ users: [String], to name: String) async throws {
+        try await sync()
+        _ = try usableGroup(name)
+        var keyPackages: [KeyPackage] = []
+        for user in users {
+            for encoded in try await transport.claimKeyPackages(of: user) {
+                guard case .keyPackage(let package) = try MLSMessage(tlsEncoded: [UInt8](encoded)),
+                    ParleyGroupPolicy.username(of: package.leafNode.credential) == user
+                else {
+                    throw ClientError.invalid("The server handed out a key package that is not \(user)'s.")
+                }
+                keyPackages.append(package)
+            }
+        }
+        let adding = keyPackages
+        try await commit(in: name) { try $0.commit(CommitOptions(add: adding, includePendingProposals: false)) }
+    }
+
+    /// Removes every device of `user`.
+    func remove(_ user: String, from name: String) async throws {
+        try await sync()
+        let leaves = try usableGroup(name).members.filter { ParleyGroupPolicy.username(of: $0.credential) == user }
+            .map(\.index)
+        guard !leaves.isEmpty else { throw ClientError.noSuchMember(user, group: name) }
+        try await commit(in: name) { try $0.commit(CommitOptions(remove: leaves, includePendingProposals: false)) }
+    }
+
+    /// Refreshes this device's leaf and path keys in `name` (post-compromise security).
+    func update(_ name: String) async throws {
+        try await sync()
+        _ = try usableGroup(name)
+        try await commit(in: name) { try $0.selfUpdate() }
+    }
+
+    /// Asks to leave: an admin's client commits the request when it next syncs.
+    func leave(_ name: String) async throws {
+        try await sync()
+        _ = try usableGroup(name)
+        try await submit(in: name) { group in (try group.proposeLeave(), nil) }
+    }
+
+    /// Destroys the group on the server (this user is its admin), then here.
+    func destroy(_ name: String) async throws {
+        try await transport.destroyGroup(name)
+        try destroyConfirmed(name)
+    }
+
+    // MARK: KeyPackages
+
+    /// Uploads KeyPackages when the server holds fewer than `minimum`.
+    func topUpKeyPackages(minimum: Int) async throws {
+        let stock = try await transport.keyPackageStock()
+        // The server's numbers are clamped: a hostile one cannot make the arithmetic trap
+        // or this device mint millions of KeyPackages.
+        let watermark = min(max(minimum, stock.lowWatermark), Self.maxKeyPackageStock)
+        let available = max(0, stock.available)
+        guard available < watermark else { return }
+        let count = watermark * 2 - available
+        var packages: [Data] = []
+        for index in 0...count {
+            let bundle = try KeyPackageBundle(
+                suite,
+                credential: identity.credential,
+                signatureKeys: identity.signatureKeys,
+                lifetime: Lifetime(notBefore: 0, notAfter: now() / 1000 + 90 * 86400),
+                lastResort: index == count
+            )
+            try store.storeKeyPackage(bundle, reference: try bundle.keyPackage.reference(suite))
+            packages.append(Data(try MLSMessage.keyPackage(bundle.keyPackage).tlsEncoded()))
+        }
+        let lastResort = packages.removeLast()
+        try await transport.uploadKeyPackages(API.UploadKeyPackages(keyPackages: packages, lastResort: lastResort))
+    }
+
+    // MARK: Safety numbers
+
+    /// A safety number for this user and `user`: 60 digits both sides compute from the
+    /// signature keys their groups actually use. Compare out of band. `changed` is true
+    /// when `user`'s keys differ from those seen last time.
+    func verify(_ user: String) async throws -> (number: String, changed: Bool) {
+        var theirKeys = Set<[UInt8]>()
+        for group in groups.values {
+            for member in group.tree.members where ParleyGroupPolicy.username(of: member.leaf.credential) == user {
+                theirKeys.insert(member.leaf.signatureKey.bytes)
+            }
+        }
+        if theirKeys.isEmpty { theirKeys = Set(try await transport.signatureKeys(of: user)) }
+        let sortedKeys = theirKeys.sorted { $0.lexicographicallyPrecedes($1) }
+        let mine = identity.signatureKeys.publicKey.bytes
+        let halves = [(identity.username, [mine]), (user, sortedKeys)].sorted { $0.0 < $1.0 }
+        let number = halves.map { Self.fingerprintDigits(name: $0.0, keys: $0.1) }.joined()
+        let digest = Array(SHA256.hash(data: sortedKeys.flatMap { $0 }))
+        let previous = try store.knownKeys(of: user)
+        try store.setKnownKeys(digest, of: user)
+        let grouped = stride(from: 0, to: number.count, by: 5).map { offset -> String in
+            let start = number.index(number.startIndex, offsetBy: offset)
+            return String(number[start..<number.index(start, offsetBy: 5)])
+        }
+        return (grouped.joined(separator: " "), previous != nil && previous != digest)
+    }
+
+    /// 30 decimal digits from an iterated hash of a user's name and keys.
+    static func fingerprintDigits(name: String, keys: [[UInt8]]) -> String {
+        var hash = Array("parley-safety-number-v1".utf8) + Array(name.utf8) + keys.flatMap { $0 }
+        for _ in 0..<1024 { hash = Array(SHA512.hash(data: hash + keys.flatMap { $0 })) }
+        return (0..<6).map { chunk in
+            let value = hash[chunk * 5..<chunk * 5 + 5].reduce(UInt64(0)) { $0 << 8 | UInt64($1) } % 100_000
+            return String(format: "%05llu", value)
+        }.joined()
+    }
+}

@@ -1,0 +1,195 @@
+import Foundation
+import MLS
+import ParleyProtocol
+
+/// How a `send` ended.
+public enum SendOutcome: Sendable, Equatable {
+    case sent(seq: UInt64)
+    /// Stored in the outbox; it goes out on the next sync.
+    case queued
+}
+
+/// Builds one MLS message (and its Welcome, for a commit that adds) from a group's current
+/// state, given the authenticated_data an application message is to carry.
+typealias MessageBuilder = @Sendable (inout Group, _ authenticatedData: [UInt8]) throws -> (MLSMessage, MLSMessage?)
+
+extension GroupEngine {
+    // MARK: Submitting
+
+    /// Sends what `build` makes from the group's current state and waits for the server's
+    /// answer, processing other frames in order meanwhile. The message went out when its
+    /// echo is processed (``confirmedSends``, by the `send` id, or by its bytes for a queued
+    /// text); on `wrongEpoch` another commit won: by then it has been processed, so the
+    /// message is rebuilt on the new epoch and sent again. Returns the echo's seq.
+    @discardableResult
+    func submit(
+        in name: String,
+        id: String = UUID().uuidString,
+        queued: QueuedMessage? = nil,
+        _ build: MessageBuilder
+    ) async throws -> UInt64 {
+        let connection = try await openConnection()
+        for _ in 0..<5 {
+            var group = try usableGroup(name)
+            let (message, welcome) = try build(&group, authenticatedData(for: name))
+            let bytes = Data(try message.tlsEncoded())
+            // Saved before sending: a pending commit whose echo arrives after a restart is
+            // merged, and a ratchet generation once used is never used again.
+            groups[name] = group
+            try persist(name)
+            if var queued {
+                queued.item.submitted = bytes
+                try store.update(queued)
+            }
+            let welcomeBytes = try welcome.map { Data(try $0.tlsEncoded()) }
+            try connection.send(.send(.init(id: id, group: name, message: bytes, welcome: welcomeBytes)))
+            guard let refusal = try await answer(to: id, on: connection) else {
+                return confirmedSends[id] ?? 0
+            }
+            groups[name]?.discardPendingCommit()
+            try persist(name)
+            guard refusal.code == .wrongEpoch else { throw ClientError.server(refusal) }
+        }
+        throw ClientError.server(ErrorBody(.wrongEpoch, "The group kept changing; try again."))
+    }
+
+    /// Waits until the `send` named `id` is echoed (nil) or refused (the server's error).
+    private func answer(to id: String, on connection: any ServerConnection) async throws -> ErrorBody? {
+        while confirmedSends[id] == nil {
+            guard let frame = try await connection.next(timeout: timeout) else { throw ClientError.timedOut }
+            if case .error(let error) = frame, error.id == id { return error.error }
+            try await apply(frame)
+        }
+        return nil
+    }
+
+    /// Submits a message that carries no authenticated_data of Parley's own.
+    @discardableResult
+    func submit(
+        in name: String,
+        _ build: @escaping @Sendable (inout Group) throws -> (MLSMessage, MLSMessage?)
+    ) async throws -> UInt64 {
+        try await submit(in: name) { group, _ in try build(&group) }
+    }
+
+    func commit(in name: String, _ make: @escaping @Sendable (inout Group) throws -> CommitOutput) async throws {
+        try await submit(in: name) { group in
+            let output = try make(&group)
+            return (output.message, output.welcome)
+        }
+    }
+
+    /// What an outgoing application message of `name` carries as authenticated_data
+    /// (RFC 9420 §6: covered by the sender's signature, readable by members). Hook for
+    /// fork detection (issue 13), which will put the sender's view of the log here.
+    func authenticatedData(for name: String) -> [UInt8] { [] }
+
+    // MARK: Outbox
+
+    /// Sends a text: stored in the outbox first, so it survives being offline.
+    func send(_ text: String, to name: String) async throws -> SendOutcome {
+        _ = try usableGroup(name)
+        let id = UUID().uuidString
+        try store.enqueue(OutboxItem(id: id, group: name, text: text))
+        do {
+            try await connect()
+            try await flushOutbox()
+            try acknowledgeAll()
+        } catch ClientError.unreachable {
+            return .queued
+        }
+        return confirmedSends[id].map { .sent(seq: $0) } ?? .queued
+    }
+
+    /// Sends queued messages, oldest first. A message that cannot go out (its group cannot
+    /// be followed, this member left, the server refuses it, or it failed `outboxAttempts`
+    /// times) is parked with a line in its group; it never fails the command, nor holds up
+    /// messages to other groups. One whose echo already arrived (in the replay after a
+    /// reconnect) is no longer queued, so it is never sent twice.
+    func flushOutbox() async throws {
+        for queued in try store.outbox() {
+            if let reason = unsendableReason(queued.item.group) {
+                try park(queued, because: reason)
+                continue
+            }
+            let text = Array(queued.item.text.utf8)
+            do {
+                try await submit(in: queued.item.group, id: queued.item.id, queued: queued) { group, data in
+                    (try group.encrypt(text, authenticatedData: data), nil)
+                }
+            } catch let error as ClientError where error.isConnectionLoss {
+                throw error
+            } catch {
+                // Its echo may have arrived meanwhile; otherwise count the attempt.
+                guard var retried = try store.outbox().first(where: { $0.row == queued.row }) else { continue }
+                retried.item.attempts += 1
+                if retried.item.attempts >= Self.outboxAttempts || !Self.isRetryable(error) {
+                    try park(retried, because: "\(error)")
+                } else {
+                    try store.update(retried)
+                }
+            }
+        }
+    }
+
+    /// Gives up on a queued message, saying so in its group's history.
+    func park(_ queued: QueuedMessage, because reason: String) throws {
+        let line = systemLine(
+            queued.item.group,
+            "Your message \u{201C}\(queued.item.text)\u{201D} was not sent: \(reason)"
+        )
+        try store.park(queued, line: line)
+    }
+
+    private func unsendableReason(_ name: String) -> String? {
+        guard let group = groups[name] else { return "you are not in \(name) any more." }
+        if let problem = records[name]?.problem { return "you can no longer follow \(name): \(problem)" }
+        return group.isActive ? nil : "you are no longer a member of \(name)."
+    }
+
+    /// Failures worth another attempt on a later sync.
+    static func isRetryable(_ error: any Error) -> Bool {
+        switch error {
+        case ClientError.timedOut: true
+        case ClientError.server(let body): [.rateLimited, .wrongEpoch, .internalError].contains(body.code)
+        default: false
+        }
+    }
+
+    // MARK: Receiving, for interactive use
+
+    /// Processes the frames that arrive within `timeout` and returns the names of the
+    /// groups whose history changed. One task alternates between this and the user's commands.
+    func pump(timeout: Duration) async throws -> Set<String> {
+        // A reconnect's replay changes groups too (the chat screen must redraw them).
+        var changed = try await connect()
+        let connection = try await openConnection()
+        var wait = timeout
+        while let frame = try await connection.next(timeout: wait) {
+            if let name = frame.changedGroup { changed.insert(name) }
+            try await apply(frame)
+            wait = .zero
+        }
+        if !changed.isEmpty { try acknowledgeAll() }
+        return changed
+    }
+
+    /// Keeps processing frames as they arrive and hands each new history entry of `name`
+    /// to `onEntry`, until `stop` returns true.
+    func follow(
+        _ name: String,
+        until stop: @escaping @Sendable () -> Bool,
+        onEntry: @Sendable (HistoryEntry) async -> Void
+    ) async throws {
+        var seen = try history(name).count
+        while !stop() {
+            let connection = try await openConnection()
+            guard let frame = try await connection.next(timeout: .milliseconds(250)) else { continue }
+            try await apply(frame)
+            try acknowledgeAll()
+            let entries = try history(name)
+            for entry in entries.dropFirst(seen) { await onEntry(entry) }
+            seen = entries.count
+        }
+    }
+}

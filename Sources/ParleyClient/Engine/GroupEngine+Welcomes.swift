@@ -1,0 +1,135 @@
+import Foundation
+import MLS
+import ParleyProtocol
+
+extension GroupEngine {
+    // MARK: What a message did, in words
+
+    /// History lines for what a message did. Who did it comes from the MLS credential of
+    /// the leaf that signed it, never from the frame's `sender`, which the server writes
+    /// and could forge.
+    func describe(_ processed: ProcessedMessage, in group: Group, _ frame: ServerFrame.Message) -> [HistoryEntry] {
+        let actor = { (leaf: LeafIndex) in
+            group.tree.leafNode(at: leaf).flatMap { ParleyGroupPolicy.username(of: $0.credential) } ?? "a member"
+        }
+        let line = { (text: String) in self.systemLine(frame.group, text, seq: frame.seq, time: frame.time) }
+        switch processed {
+        case .application(let message):
+            let sender = ParleyGroupPolicy.username(of: message.credential) ?? frame.sender
+            let text = String(decoding: message.data, as: UTF8.self)
+            return [HistoryEntry(seq: frame.seq, time: frame.time, sender: sender, kind: .text, text: text)]
+        case .proposal(_, let proposal):
+            guard case .remove(let leaf) = proposal.proposal, proposal.sender == .member(leaf) else { return [] }
+            return [line("\(actor(leaf)) asked to leave the group.")]
+        case .commit(let summary):
+            let committer = actor(summary.committerLeaf)
+            let names = { (members: [(index: LeafIndex, credential: Credential)]) in
+                Set(members.compactMap { ParleyGroupPolicy.username(of: $0.credential) }).sorted().joined(
+                    separator: ", "
+                )
+            }
+            var lines: [HistoryEntry] = []
+            if !summary.added.isEmpty { lines.append(line("\(committer) added \(names(summary.added)).")) }
+            if summary.removedSelf {
+                lines.append(line("You were removed from the group."))
+            } else if !summary.removed.isEmpty {
+                lines.append(line("\(committer) removed \(names(summary.removed))."))
+            }
+            return lines
+        }
+    }
+
+    // MARK: Welcomes
+
+    /// Joins from a Welcome with the matching stored KeyPackage, then plans a self-update.
+    /// Which group a Welcome is for is decided by MLS group ID, not by the server's name:
+    /// - a Welcome into the group this device already follows at that epoch or later is
+    ///   stale and ignored;
+    /// - one into the same group after this device was removed (or while it is still
+    ///   behind the removal) rejoins it: same name, history continued;
+    /// - one into a different group under a name already in use moves the earlier group
+    ///   aside to `name#<id>` and says so, so no group's state is silently replaced.
+    /// A Welcome that cannot be used (random bytes, a KeyPackage this device never made, a
+    /// tree that does not match) is recorded once and acknowledged; it is never retried.
+    func join(_ frame: ServerFrame.WelcomeFrame) async throws {
+        guard Int64(exactly: frame.seq) != nil else {
+            throw ClientError.invalid("its seq \(frame.seq) is beyond any group's log")
+        }
+        guard frame.seq > records[frame.group]?.lastSeq ?? 0 else { return }
+        guard case .welcome(let welcome) = try MLSMessage(tlsEncoded: [UInt8](frame.welcome)) else {
+            throw ClientError.invalid("it is not a Welcome")
+        }
+        guard let entry = try welcome.secrets.first(where: { try store.keyPackage(reference: $0.newMember) != nil }),
+            let bundle = try store.keyPackage(reference: entry.newMember)
+        else {
+            throw ClientError.invalid("it names none of this device's key packages")
+        }
+        let joined = try await open(welcome, with: bundle, group: frame.group)
+        let rejoining = groups[frame.group]?.groupID == joined.groupID
+        if let current = groups[frame.group], records[frame.group]?.problem == nil, current.isActive {
+            if rejoining, current.epoch >= joined.epoch {
+                records[frame.group]?.lastSeq = frame.seq
+                return try persist(frame.group)
+            }
+            if !rejoining { try moveAside(frame.group, current) }
+        }
+        groups[frame.group] = joined
+        records[frame.group] = GroupRecord(name: frame.group, lastSeq: frame.seq, needsUpdate: true)
+        if !bundle.keyPackage.isLastResort { try store.deleteKeyPackage(reference: entry.newMember) }
+        let text = rejoining ? "You were added to \(frame.group) again." : "You joined \(frame.group)."
+        try persist(frame.group, lines: [systemLine(frame.group, text, seq: frame.seq, time: frame.time)])
+        try connection?.send(.ack(.init(group: frame.group, seq: frame.seq)))
+    }
+
+    /// The group a Welcome opens; the tree is fetched from the server when it is not inline
+    /// (RFC 9420 §12.4.3.1 leaves that to the application).
+    private func open(_ welcome: Welcome, with bundle: KeyPackageBundle, group name: String) async throws -> Group {
+        do {
+            return try Group.join(welcome: welcome, keyPackage: bundle, policy: policy)
+        } catch let first as MLSError {
+            let encoded = try await transport.ratchetTree(of: name)
+            guard let tree = try? RatchetTree(suite, encoded: encoded),
+                let joined = try? Group.join(welcome: welcome, keyPackage: bundle, ratchetTree: tree, policy: policy)
+            else { throw first }
+            return joined
+        }
+    }
+
+    /// Keeps a group this device still follows under a new local name when the server
+    /// names another group like it.
+    private func moveAside(_ name: String, _ group: Group) throws {
+        let aside = name + "#" + group.groupID.prefix(4).map { String(format: "%02x", $0) }.joined()
+        guard var record = records[name] else { return }
+        record.name = aside
+        records[aside] = record
+        groups[aside] = group
+        groups.removeValue(forKey: name)
+        records.removeValue(forKey: name)
+        try store.deleteGroup(named: name)
+        try persist(aside)
+        try store.appendHistory(
+            systemLine(
+                name,
+                "You were invited to a different group also called \(name); the one you were in is now \(aside)."
+            ),
+            to: name
+        )
+    }
+
+    /// Records an unusable Welcome: a group entry without state that says why, so its
+    /// frames are acknowledged and ignored, and the user sees it once.
+    func refuse(_ frame: ServerFrame.WelcomeFrame, because reason: String) throws {
+        guard frame.seq > records[frame.group]?.lastSeq ?? 0 else { return }
+        if records[frame.group] == nil { records[frame.group] = GroupRecord(name: frame.group) }
+        if Int64(exactly: frame.seq) != nil { records[frame.group]?.lastSeq = frame.seq }
+        let problem = "an invitation to it could not be opened (\(reason))."
+        if groups[frame.group] == nil { records[frame.group]?.problem = problem }
+        try report(
+            frame.group,
+            "You were invited to \(frame.group), but the invitation could not be opened: \(reason). It was ignored."
+        )
+        if Int64(exactly: frame.seq) != nil {
+            try connection?.send(.ack(.init(group: frame.group, seq: frame.seq)))
+        }
+    }
+}

@@ -1,0 +1,270 @@
+import Foundation
+import MLS
+import ParleyProtocol
+
+/// Who this device is in its groups: the account name its credential carries and the
+/// device's signature key pair (from the ``KeyVault``).
+struct LocalIdentity: Sendable {
+    var username: String
+    var signatureKeys: SignatureKeyPair
+    var credential: Credential { .basic(identity: Array(username.utf8)) }
+}
+
+/// The client's group engine: turns server frames into group state and history, and group
+/// operations into outgoing frames. It owns no I/O of its own: a ``HomeStore`` keeps its
+/// state, a ``ServerTransport`` carries its frames, so unit tests drive it with an
+/// in-memory store and a scripted server in milliseconds.
+///
+/// Where things pass, for features that hook in (fork detection, issue 13):
+/// - every accepted message, with its seq, bytes, content and authenticated sender, goes
+///   through ``accepted(_:in:)`` (GroupEngine+Frames.swift);
+/// - every outgoing application message gets its authenticated_data from
+///   ``authenticatedData(for:)`` (GroupEngine+Sending.swift);
+/// - ``warn(_:_:)`` appends a warning to a group's history and keeps it in its status;
+/// - ``destroyConfirmed(_:)`` is the one place an authenticated destroy deletes a group.
+actor GroupEngine {
+    let store: any HomeStore
+    let transport: any ServerTransport
+    let identity: LocalIdentity
+    let suite: CipherSuiteProvider
+    var policy: GroupPolicy { ParleyGroupPolicy.groupPolicy() }
+
+    /// Every group this home follows, by the name the server uses for it. Which MLS group a
+    /// name stands for is decided by group ID when a Welcome arrives (GroupEngine+Frames).
+    var groups: [String: Group] = [:]
+    /// Every group this home knows, by name, including ones it can no longer follow.
+    var records: [String: GroupRecord] = [:]
+    var connection: (any ServerConnection)?
+    /// Sends whose echo has been seen in this run: client message id → seq.
+    var confirmedSends: [String: UInt64] = [:]
+
+    /// How long to wait for the server's answer to one request.
+    var timeout: Duration
+    /// How old this device's leaf in a group may get before `sync` refreshes it with a
+    /// self-update (forward secrecy and post-compromise security).
+    var selfUpdateInterval: TimeInterval = 7 * 86400
+    /// The local clock in milliseconds since 1970; tests set it to check time validation.
+    var now: @Sendable () -> UInt64 = { UInt64(max(0, Date().timeIntervalSince1970 * 1000)) }
+
+    /// Failed attempts after which a queued message is parked with a notice.
+    static let outboxAttempts = 3
+    /// The most KeyPackages this device keeps on the server, whatever it asks.
+    static let maxKeyPackageStock = 100
+
+    init(
+        identity: LocalIdentity,
+        store: any HomeStore,
+        transport: any ServerTransport,
+        suite: CipherSuiteProvider,
+        timeout: Duration = .seconds(20)
+    ) throws {
+        self.identity = identity
+        self.store = store
+        self.transport = transport
+        self.suite = suite
+        self.timeout = timeout
+        for stored in try store.groups() {
+            records[stored.record.name] = stored.record
+            if !stored.state.isEmpty {
+                groups[stored.record.name] = try Group(
+                    serialized: stored.state,
+                    policy: ParleyGroupPolicy.groupPolicy()
+                )
+            }
+        }
+    }
+
+    func setTimeout(_ timeout: Duration) { self.timeout = timeout }
+    func setSelfUpdateInterval(_ interval: TimeInterval) { selfUpdateInterval = interval }
+    func setClock(_ clock: @escaping @Sendable () -> UInt64) { now = clock }
+
+    // MARK: Connection
+
+    /// Opens the connection if none is open and processes its replay up to `replayFinished`;
+    /// returns the groups the replay touched (none when it was already open).
+    @discardableResult
+    func connect() async throws -> Set<String> {
+        // A closed connection is replaced (a lost one must not fail every later command):
+        // the new one replays from the acknowledged cursors, so nothing is lost.
+        if let connection, !connection.isClosed { return [] }
+        let connection = try await transport.openConnection()
+        self.connection = connection
+        var touched = Set<String>()
+        while true {
+            guard let frame = try await connection.next(timeout: timeout) else { throw ClientError.timedOut }
+            if frame == .replayFinished { return touched }
+            if case .error(let error) = frame, error.error.code == .unauthorized {
+                throw ClientError.server(error.error)
+            }
+            if let name = frame.changedGroup { touched.insert(name) }
+            try await apply(frame)
+        }
+    }
+
+    /// The open connection, opened (with its replay processed) if needed.
+    func openConnection() async throws -> any ServerConnection {
+        try await connect()
+        guard let connection else { throw ClientError.unreachable("the connection closed") }
+        return connection
+    }
+
+    func close() {
+        connection?.close()
+        connection = nil
+    }
+
+    var isConnectionClosed: Bool { connection?.isClosed ?? true }
+
+    func acknowledgeAll() throws {
+        guard let connection else { return }
+        for (name, record) in records where record.lastSeq > 0 {
+            try connection.send(.ack(.init(group: name, seq: record.lastSeq)))
+        }
+    }
+
+    // MARK: Sync
+
+    /// Brings the home up to date with the server, then does what is due: self-updates
+    /// after joining, admin commits of a member's own leave, queued messages,
+    /// acknowledgements, KeyPackage stock. Each group's part is isolated: one group's
+    /// failure is a line in that group, not an error.
+    func sync() async throws {
+        // A fresh connection replays everything after the acknowledged cursor, so nothing
+        // pushed to an older connection can be missed; frames seen twice are dropped by seq.
+        close()
+        try await connect()
+        try await refreshLeaves()
+        try await commitLeaveRequests()
+        try await flushOutbox()
+        try acknowledgeAll()
+        try await topUpKeyPackages(minimum: 5)
+    }
+
+    private func refreshLeaves() async throws {
+        let now = Date().timeIntervalSince1970
+        for (name, group) in groups.sorted(by: { $0.key < $1.key }) where group.isActive {
+            guard let record = records[name], record.problem == nil,
+                record.needsUpdate || now - record.updated >= selfUpdateInterval
+            else { continue }
+            try await isolated(name, "Refreshing your keys") {
+                try await commit(in: name) { try $0.selfUpdate() }
+                records[name]?.needsUpdate = false
+                records[name]?.updated = now
+                records[name]?.reported = nil
+                try persist(name)
+            }
+        }
+    }
+
+    private func commitLeaveRequests() async throws {
+        for (name, group) in groups.sorted(by: { $0.key < $1.key }) where group.isActive && isAdmin(group) {
+            let leaving = Self.leaveRequests(in: group)
+            guard !leaving.isEmpty, records[name]?.problem == nil else { continue }
+            try await isolated(name, "Completing a member's leave") {
+                try await commit(in: name) {
+                    try $0.commit(CommitOptions(remove: leaving, includePendingProposals: false))
+                }
+            }
+        }
+    }
+
+    /// Runs one group's duty; a failure becomes a system line of that group (said once)
+    /// instead of failing the command. Only losing the server is everyone's problem.
+    func isolated(_ name: String, _ what: String, _ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let error as ClientError where error.isConnectionLoss {
+            throw error
+        } catch {
+            try report(name, "\(what) failed: \(error)")
+        }
+    }
+
+    /// The members asking to leave: Remove proposals whose sender is the removed leaf
+    /// itself (RFC 9420 §12.1.3), naming a current member other than this one. Only these
+    /// are ever committed on someone else's behalf; every other cached proposal (an Add, a
+    /// Remove of someone else, a GroupContextExtensions naming a new admin) is left alone,
+    /// so a member cannot make an admin's client commit a takeover or fail its commits.
+    ///
+    /// They are committed by value: the MLS API can include cached proposals only all
+    /// together (`includePendingProposals`), not a chosen subset by reference. The removal
+    /// is the same; the commit names the admin as its proposer.
+    static func leaveRequests(in group: Group) -> [LeafIndex] {
+        let members = Set(group.members.map(\.index))
+        let leaving = group.pendingProposals.compactMap { cached -> LeafIndex? in
+            guard case .remove(let leaf) = cached.proposal, cached.sender == .member(leaf),
+                leaf != group.ownLeaf, members.contains(leaf)
+            else { return nil }
+            return leaf
+        }
+        return Array(Set(leaving)).sorted { $0.rawValue < $1.rawValue }
+    }
+
+    func isAdmin(_ group: Group) -> Bool {
+        guard let admins = try? ParleyGroupPolicy.admins(in: group.context.extensions) else { return false }
+        return admins.contains(identity.username)
+    }
+
+    // MARK: State and history
+
+    /// Saves `name`'s record and state with the history lines its change produced.
+    func persist(_ name: String, lines: [HistoryEntry] = [], confirming row: Int64? = nil) throws {
+        guard let record = records[name] else { throw ClientError.noSuchGroup(name) }
+        let state = try groups[name]?.serialized() ?? []
+        try store.save(StoredGroup(record: record, state: state), appending: lines, confirming: row)
+    }
+
+    /// Forgets a group this device no longer holds (an admin destroyed it).
+    func forget(_ name: String) throws {
+        groups.removeValue(forKey: name)
+        records.removeValue(forKey: name)
+        try store.deleteGroup(named: name)
+    }
+
+    func history(_ name: String) throws -> [HistoryEntry] { try store.history(of: name) }
+
+    /// Writes `text` as a system line of `name` unless it is the failure already reported
+    /// there last, and saves the group's record.
+    func report(_ name: String, _ text: String) throws {
+        guard records[name] != nil else { return }
+        let line = records[name]?.reported == text ? [] : [systemLine(name, text)]
+        records[name]?.reported = text
+        try persist(name, lines: line)
+    }
+
+    /// Appends a warning to `name`'s history and keeps it in the group's status until the
+    /// group is gone. Said once: the same warning twice is one line.
+    func warn(_ name: String, _ text: String, seq: UInt64? = nil) throws {
+        guard var record = records[name], !(record.warnings ?? []).contains(text) else { return }
+        record.warnings = (record.warnings ?? []) + [text]
+        records[name] = record
+        try persist(name, lines: [systemLine(name, text, seq: seq)])
+    }
+
+    func systemLine(_ name: String, _ text: String, seq: UInt64? = nil, time: UInt64? = nil) -> HistoryEntry {
+        HistoryEntry(
+            seq: seq ?? records[name]?.lastSeq ?? 0,
+            time: time ?? now(),
+            sender: "",
+            kind: .system,
+            text: text
+        )
+    }
+}
+
+extension ServerFrame {
+    /// The group whose history a frame changes, if any.
+    var changedGroup: String? {
+        switch self {
+        case .message(let message): message.group
+        case .welcome(let welcome): welcome.group
+        case .groupDestroyed(let destroyed): destroyed.group
+        case .error, .replayFinished: nil
+        }
+    }
+}
+
+extension GroupEngine {
+    /// The most frames that waited at once in the live connection's inbox (tests of flow control).
+    var peakQueuedFrames: Int? { (connection as? ServerSocket)?.peakQueuedFrames }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import MLS
+
+/// The ``HomeStore`` of a real home: ``ClientStore``'s SQLite file, every record sealed with
+/// the home's ``SealingKey`` and every row named by a keyed hash, so the file shows neither
+/// group names nor who wrote what when. The formats are those of every home since v2:
+/// - group record: `[4-byte length][record JSON][MLS state]`, context `group-record:<row id>`;
+/// - history line: entry JSON, context `history:<group row id>`;
+/// - outbox item: item JSON, context `outbox:<group row id>`;
+/// - KeyPackage bundle: ``KeyPackageBundle/storedBytes()``, context `keypackage`.
+struct SealedHomeStore: HomeStore {
+    let database: ClientStore
+    let key: SealingKey
+
+    func rowID(_ group: String) -> [UInt8] { key.identifier("group", group) }
+
+    static func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+
+    // MARK: Groups
+
+    func sealed(_ group: StoredGroup) throws -> (id: [UInt8], sealed: [UInt8]) {
+        let meta = try JSONEncoder().encode(group.record)
+        guard let length = UInt32(exactly: meta.count) else {
+            throw ClientError.invalid("A group record is too large.")
+        }
+        let plain = withUnsafeBytes(of: length.bigEndian) { Array($0) } + Array(meta) + group.state
+        let id = rowID(group.record.name)
+        return (id, try key.seal(plain, context: "group-record:" + Self.hexString(id)))
+    }
+
+    func opened(id: [UInt8], sealed: [UInt8]) throws -> StoredGroup {
+        let plain = try key.open(sealed, context: "group-record:" + Self.hexString(id))
+        guard plain.count >= 4 else { throw ClientError.invalid("A stored group record is corrupt.") }
+        let length = plain[0..<4].reduce(0) { $0 << 8 | Int($1) }
+        guard length <= plain.count - 4 else { throw ClientError.invalid("A stored group record is corrupt.") }
+        let record = try JSONDecoder().decode(GroupRecord.self, from: Data(plain[4..<(4 + length)]))
+        return StoredGroup(record: record, state: Array(plain[(4 + length)...]))
+    }
+
+    func groups() throws -> [StoredGroup] {
+        try database.groupRecords().map { try opened(id: $0.id, sealed: $0.sealed) }
+    }
+
+    func save(_ group: StoredGroup, appending lines: [HistoryEntry], confirming confirmed: Int64?) throws {
+        let (id, sealed) = try sealed(group)
+        try database.save(
+            group: id,
+            sealed: sealed,
+            lines: try lines.map { try seal($0, group: group.record.name) },
+            sentOutboxID: confirmed
+        )
+    }
+
+    func deleteGroup(named name: String) throws { try database.deleteGroup(rowID(name)) }
+
+    // MARK: History
+
+    func seal(_ entry: HistoryEntry, group: String) throws -> [UInt8] {
+        try key.seal(Array(try JSONEncoder().encode(entry)), context: "history:" + Self.hexString(rowID(group)))
+    }
+
+    func history(of name: String) throws -> [HistoryEntry] {
+        let id = rowID(name)
+        return try database.history(group: id).map {
+            try JSONDecoder().decode(
+                HistoryEntry.self,
+                from: Data(try key.open($0, context: "history:" + Self.hexString(id)))
+            )
+        }
+    }
+
+    func appendHistory(_ entry: HistoryEntry, to name: String) throws {
+        try database.addHistory(group: rowID(name), try seal(entry, group: name))
+    }
+
+    // MARK: Outbox
+
+    func sealed(_ item: OutboxItem) throws -> (group: [UInt8], sealed: [UInt8]) {
+        let id = rowID(item.group)
+        return (id, try key.seal(Array(try JSONEncoder().encode(item)), context: "outbox:" + Self.hexString(id)))
+    }
+
+    func outbox() throws -> [QueuedMessage] {
+        try database.outbox().map { row in
+            let plain = try key.open(row.sealed, context: "outbox:" + Self.hexString(row.group))
+            return QueuedMessage(row: row.id, item: try JSONDecoder().decode(OutboxItem.self, from: Data(plain)))
+        }
+    }
+
+    @discardableResult func enqueue(_ item: OutboxItem) throws -> Int64 {
+        let (group, sealed) = try sealed(item)
+        return try database.enqueue(group: group, sealed: sealed)
+    }
+
+    func update(_ queued: QueuedMessage) throws {
+        try database.updateOutbox(queued.row, sealed: try sealed(queued.item).sealed)
+    }
+
+    func park(_ queued: QueuedMessage, line: HistoryEntry) throws {
+        try database.park(
+            queued.row,
+            group: rowID(queued.item.group),
+            line: try seal(line, group: queued.item.group)
+        )
+    }
+
+    // MARK: KeyPackages and known keys
+
+    func storeKeyPackage(_ bundle: KeyPackageBundle, reference: [UInt8]) throws {
+        try database.storeKeyPackage(
+            reference: reference,
+            sealed: try key.seal(try bundle.storedBytes(), context: "keypackage")
+        )
+    }
+
+    func keyPackage(reference: [UInt8]) throws -> KeyPackageBundle? {
+        try database.keyPackage(reference: reference).map {
+            try KeyPackageBundle(storedBytes: try key.open($0, context: "keypackage"))
+        }
+    }
+
+    func deleteKeyPackage(reference: [UInt8]) throws { try database.deleteKeyPackage(reference: reference) }
+
+    func knownKeys(of user: String) throws -> [UInt8]? { try database.knownKeys(key.identifier("user", user)) }
+
+    func setKnownKeys(_ digest: [UInt8], of user: String) throws {
+        try database.setKnownKeys(key.identifier("user", user), digest)
+    }
+}

@@ -1,0 +1,182 @@
+import Foundation
+import ParleyProtocol
+import Synchronization
+
+@testable import ParleyClient
+
+/// A scriptable in-memory server for the group engine's unit tests: no TLS, no sockets,
+/// no server process. A test delivers whatever frames it likes (`deliver`), scripts how
+/// the next `send`s are answered (`answers`), and reads what the client sent and acked.
+///
+/// Like the real server it numbers a group's log from 1 and, on a new connection, replays
+/// what the device has not acknowledged; unlike today's server (and like the one the
+/// "server" helper is building) it replays the sender's own accepted messages too, and
+/// without their `id`, so reconciliation by message bytes is exercised.
+final class FakeServer: ServerTransport {
+    enum Answer: Sendable {
+        /// Accepted: appended to the log and echoed, with the `send` id, to the sender.
+        case accept
+        /// Refused with `code`, after delivering `before` (e.g. the commit that won).
+        case refuse(ErrorCode, before: [ServerFrame])
+        /// Accepted and logged, but the connection drops before the echo goes out.
+        case acceptThenDrop
+    }
+
+    struct State {
+        var reachable = true
+        var answers: [Answer] = []
+        /// Frames for the next connection's replay, before the log's unacknowledged tail.
+        var pending: [ServerFrame] = []
+        var connection: FakeConnection?
+        var sends: [ClientFrame.Send] = []
+        var acks: [String: UInt64] = [:]
+        /// Messages accepted from this client, by group.
+        var accepted: [String: [ServerFrame.Message]] = [:]
+        var nextSeq: [String: UInt64] = [:]
+        var uploaded: [Data] = []
+        var connections = 0
+
+        /// Keeps the next seq of a group past every frame handed out.
+        mutating func numbered(_ frame: ServerFrame) {
+            if case .message(let message) = frame {
+                nextSeq[message.group] = max(nextSeq[message.group] ?? 1, message.seq &+ 1)
+            }
+            if case .welcome(let welcome) = frame {
+                nextSeq[welcome.group] = max(nextSeq[welcome.group] ?? 1, welcome.seq &+ 1)
+            }
+        }
+    }
+
+    let user: String
+    let state = Mutex(State())
+
+    init(user: String) { self.user = user }
+
+    // MARK: Scripting
+
+    /// Delivers frames live if a connection is open, else in the next connection's replay.
+    func deliver(_ frames: ServerFrame...) {
+        state.withLock { state in
+            for frame in frames {
+                state.numbered(frame)
+                if let connection = state.connection, !connection.isClosed {
+                    connection.push(frame)
+                } else {
+                    state.pending.append(frame)
+                }
+            }
+        }
+    }
+
+    func script(_ answers: Answer...) { state.withLock { $0.answers += answers } }
+    func setReachable(_ reachable: Bool) { state.withLock { $0.reachable = reachable } }
+    var sends: [ClientFrame.Send] { state.withLock { $0.sends } }
+    var uploaded: [Data] { state.withLock { $0.uploaded } }
+    var connections: Int { state.withLock { $0.connections } }
+
+    // MARK: What the client sends
+
+    func received(_ frame: ClientFrame, on connection: FakeConnection) {
+        state.withLock { state in
+            switch frame {
+            case .ack(let ack):
+                state.acks[ack.group] = max(state.acks[ack.group] ?? 0, ack.seq)
+            case .send(let send):
+                state.sends.append(send)
+                let answer = state.answers.isEmpty ? .accept : state.answers.removeFirst()
+                switch answer {
+                case .refuse(let code, let before):
+                    for frame in before {
+                        state.numbered(frame)
+                        connection.push(frame)
+                    }
+                    connection.push(.error(.init(id: send.id, group: send.group, error: ErrorBody(code, "refused"))))
+                case .accept, .acceptThenDrop:
+                    let seq = state.nextSeq[send.group] ?? 1
+                    state.nextSeq[send.group] = seq + 1
+                    let message = ServerFrame.Message(
+                        group: send.group,
+                        seq: seq,
+                        time: UInt64(Date().timeIntervalSince1970 * 1000),
+                        sender: user,
+                        message: send.message
+                    )
+                    state.accepted[send.group, default: []].append(message)
+                    var echo = message
+                    echo.id = send.id
+                    if case .accept = answer { connection.push(.message(echo)) } else { connection.close() }
+                }
+            }
+        }
+    }
+
+    // MARK: ServerTransport
+
+    func openConnection() async throws -> any ServerConnection {
+        try state.withLock { state in
+            guard state.reachable else { throw ClientError.unreachable("the fake server is down") }
+            let connection = FakeConnection(server: self)
+            state.connections += 1
+            for frame in state.pending { connection.push(frame) }
+            state.pending = []
+            for (group, messages) in state.accepted {
+                for message in messages where message.seq > state.acks[group] ?? 0 {
+                    connection.push(.message(message))
+                }
+            }
+            connection.push(.replayFinished)
+            state.connection = connection
+            return connection
+        }
+    }
+
+    func ratchetTree(of group: String) async throws -> [UInt8] {
+        throw ClientError.server(ErrorBody(.notFound, "no tree"))
+    }
+
+    func claimKeyPackages(of user: String) async throws -> [Data] { [] }
+
+    func keyPackageStock() async throws -> API.KeyPackageStock {
+        API.KeyPackageStock(available: state.withLock { $0.uploaded.count }, lowWatermark: 1)
+    }
+
+    func uploadKeyPackages(_ upload: API.UploadKeyPackages) async throws {
+        state.withLock { $0.uploaded += upload.keyPackages + (upload.lastResort.map { [$0] } ?? []) }
+    }
+
+    func createGroup(_ request: API.CreateGroup) async throws {}
+    func destroyGroup(_ name: String) async throws {}
+    func signatureKeys(of user: String) async throws -> [[UInt8]] { [] }
+}
+
+/// One connection to the ``FakeServer``: frames queue up until the engine takes them.
+final class FakeConnection: ServerConnection {
+    private let frames = Mutex<(queue: [ServerFrame], closed: Bool)>(([], false))
+    let server: FakeServer
+
+    init(server: FakeServer) { self.server = server }
+
+    func push(_ frame: ServerFrame) { frames.withLock { $0.queue.append(frame) } }
+
+    func next(timeout: Duration) async throws -> ServerFrame? {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let (frame, closed) = frames.withLock { state -> (ServerFrame?, Bool) in
+                state.queue.isEmpty ? (nil, state.closed) : (state.queue.removeFirst(), false)
+            }
+            if let frame { return frame }
+            if closed { throw ClientError.unreachable("the fake connection closed") }
+            if ContinuousClock.now >= deadline { return nil }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
+    func send(_ frame: ClientFrame) throws {
+        guard !isClosed else { throw ClientError.unreachable("the fake connection closed") }
+        server.received(frame, on: self)
+    }
+
+    var isClosed: Bool { frames.withLock { $0.closed } }
+
+    func close() { frames.withLock { $0.closed = true } }
+}
