@@ -10,7 +10,34 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
     case noSuchGroup(String)
     case noSuchMember(String, group: String)
     case timedOut
+    /// A failure described only by its sentence (tools and tests); the client's own
+    /// failures have cases of their own, so nothing ever matches on this text.
     case invalid(String)
+    /// A command that needs the server URL got none (and the home remembers none).
+    case serverRequired
+    /// This home is logged in as `owner`; `requested` needs a home of its own.
+    case homeBelongsToSomeoneElse(owner: String, requested: String)
+    case badServerURL
+    case noServerCertificate
+    /// Something stored in this home does not decode (damage, or a bug in an older version).
+    case damagedHome(HomeDamage)
+    /// A message from the server that is not an MLS message at all.
+    case notAnMLSMessage
+    /// A Welcome this device cannot use; the case says why.
+    case unusableWelcome(WelcomeProblem)
+    /// The directory handed out a KeyPackage whose credential is not the user's.
+    case foreignKeyPackage(user: String)
+
+    public enum HomeDamage: Sendable, Equatable {
+        case groupRecord, keyPackage, keyDerivationCost, oversizedGroupRecord, sealing
+    }
+
+    public enum WelcomeProblem: Sendable, Equatable {
+        /// Its seq does not fit any group's log (≥ 2^63).
+        case seqBeyondLog(UInt64)
+        case notAWelcome
+        case noKeyPackageOfThisDevice
+    }
     /// This member can no longer follow the group; the reason says why.
     case groupUnusable(String, reason: String)
     /// The server sent one frame larger than the client accepts; the connection was closed.
@@ -46,11 +73,41 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
             "The server did not answer in time; try again."
         case .invalid(let message):
             message
+        case .serverRequired:
+            "Give the server with --server https://host:port."
+        case .homeBelongsToSomeoneElse(let owner, let requested):
+            "This home belongs to \(owner); use another --home for \(requested)."
+        case .badServerURL:
+            "The server URL must look like https://host:port."
+        case .noServerCertificate:
+            "The server presented no certificate."
+        case .damagedHome(let damage):
+            Self.sentence(damage)
+        case .notAnMLSMessage:
+            "it is not an MLS message"
+        case .unusableWelcome(.seqBeyondLog(let seq)):
+            "its seq \(seq) is beyond any group's log"
+        case .unusableWelcome(.notAWelcome):
+            "it is not a Welcome"
+        case .unusableWelcome(.noKeyPackageOfThisDevice):
+            "it names none of this device's key packages"
+        case .foreignKeyPackage(let user):
+            "The server handed out a key package that is not \(user)'s."
         case .frameTooLarge(let limit):
             "The server sent a frame larger than \(limit) bytes, which this client does not accept, so the "
                 + "connection was closed; the next command reconnects. If it keeps happening, tell the operator."
         case .groupUnusable(let name, let reason):
             "You can no longer follow \(name): \(reason) Ask an admin to remove you and add you again."
+        }
+    }
+
+    private static func sentence(_ damage: HomeDamage) -> String {
+        switch damage {
+        case .groupRecord: "A stored group record is corrupt."
+        case .keyPackage: "A stored key package is corrupt."
+        case .keyDerivationCost: "The home's key-derivation cost is corrupt."
+        case .oversizedGroupRecord: "A group record is too large."
+        case .sealing: "AES-GCM produced no sealed box."
         }
     }
 }

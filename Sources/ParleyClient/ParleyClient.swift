@@ -73,10 +73,10 @@ public actor ParleyClient {
         acceptNewCertificate: Bool = false
     ) async throws {
         guard let server = server ?? serverURL else {
-            throw ClientError.invalid("Give the server with --server https://host:port.")
+            throw ClientError.serverRequired
         }
         if let existing = self.username, existing != username {
-            throw ClientError.invalid("This home belongs to \(existing); use another --home for \(username).")
+            throw ClientError.homeBelongsToSomeoneElse(owner: existing, requested: username)
         }
         let api = try await connectAPI(server: server, acceptNewCertificate: acceptNewCertificate)
         let vault = try KeyVault.open(password: password, database: database, suite: suite)

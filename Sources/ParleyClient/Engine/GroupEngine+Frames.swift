@@ -135,7 +135,7 @@ extension GroupEngine {
         let message = try? MLSMessage(tlsEncoded: bytes)
         let queued = try pendingSend(echoedBy: frame)
         do {
-            guard let message else { throw ClientError.invalid("it is not an MLS message") }
+            guard let message else { throw ClientError.notAnMLSMessage }
             let processed = try group.process(message)
             let sender = Self.signer(of: processed)
             var lines = describe(processed, in: group, frame)

@@ -99,7 +99,7 @@ extension GroupEngine {
                 guard case .keyPackage(let package) = try MLSMessage(tlsEncoded: [UInt8](encoded)),
                     ParleyGroupPolicy.username(of: package.leafNode.credential) == user
                 else {
-                    throw ClientError.invalid("The server handed out a key package that is not \(user)'s.")
+                    throw ClientError.foreignKeyPackage(user: user)
                 }
                 keyPackages.append(package)
             }

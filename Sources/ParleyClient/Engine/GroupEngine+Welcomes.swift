@@ -53,16 +53,16 @@ extension GroupEngine {
     /// tree that does not match) is recorded once and acknowledged; it is never retried.
     func join(_ frame: ServerFrame.WelcomeFrame) async throws {
         guard Int64(exactly: frame.seq) != nil else {
-            throw ClientError.invalid("its seq \(frame.seq) is beyond any group's log")
+            throw ClientError.unusableWelcome(.seqBeyondLog(frame.seq))
         }
         guard frame.seq > records[frame.group]?.lastSeq ?? 0 else { return }
         guard case .welcome(let welcome) = try MLSMessage(tlsEncoded: [UInt8](frame.welcome)) else {
-            throw ClientError.invalid("it is not a Welcome")
+            throw ClientError.unusableWelcome(.notAWelcome)
         }
         guard let entry = try welcome.secrets.first(where: { try store.keyPackage(reference: $0.newMember) != nil }),
             let bundle = try store.keyPackage(reference: entry.newMember)
         else {
-            throw ClientError.invalid("it names none of this device's key packages")
+            throw ClientError.unusableWelcome(.noKeyPackageOfThisDevice)
         }
         let joined = try await open(welcome, with: bundle, group: frame.group)
         let rejoining = groups[frame.group]?.groupID == joined.groupID

@@ -67,7 +67,7 @@ package enum CertificatePin {
                 if let certificate = tls.peerCertificate, let der = try? certificate.toDERBytes() {
                     complete(.success(der))
                 } else {
-                    complete(.failure(ClientError.invalid("The server presented no certificate.")))
+                    complete(.failure(ClientError.noServerCertificate))
                 }
             }
             context.fireUserInboundEventTriggered(event)

@@ -17,7 +17,7 @@ package final class ServerAPI: Sendable {
     package init(url: String, certificate: [UInt8]) throws {
         guard let components = URLComponents(string: url), components.scheme == "https", let host = components.host
         else {
-            throw ClientError.invalid("The server URL must look like https://host:port.")
+            throw ClientError.badServerURL
         }
         baseURL = url.hasSuffix("/") ? String(url.dropLast()) : url
         self.host = host
@@ -39,7 +39,7 @@ package final class ServerAPI: Sendable {
     package static func hostAndPort(_ url: String) throws -> (String, Int) {
         guard let components = URLComponents(string: url), components.scheme == "https", let host = components.host
         else {
-            throw ClientError.invalid("The server URL must look like https://host:port.")
+            throw ClientError.badServerURL
         }
         return (host, components.port ?? 443)
     }

@@ -50,7 +50,7 @@ extension KeyPackageBundle {
     init(storedBytes bytes: [UInt8]) throws {
         var reader = TLSReader(bytes)
         guard case .keyPackage(let keyPackage) = try reader.read(MLSMessage.self) else {
-            throw ClientError.invalid("a stored key package is corrupt")
+            throw ClientError.damagedHome(.keyPackage)
         }
         self.init(
             keyPackage: keyPackage,

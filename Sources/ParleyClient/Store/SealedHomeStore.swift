@@ -21,7 +21,7 @@ struct SealedHomeStore: HomeStore {
     func sealed(_ group: StoredGroup) throws -> (id: [UInt8], sealed: [UInt8]) {
         let meta = try JSONEncoder().encode(group.record)
         guard let length = UInt32(exactly: meta.count) else {
-            throw ClientError.invalid("A group record is too large.")
+            throw ClientError.damagedHome(.oversizedGroupRecord)
         }
         let plain = withUnsafeBytes(of: length.bigEndian) { Array($0) } + Array(meta) + group.state
         let id = rowID(group.record.name)
@@ -30,9 +30,9 @@ struct SealedHomeStore: HomeStore {
 
     func opened(id: [UInt8], sealed: [UInt8]) throws -> StoredGroup {
         let plain = try key.open(sealed, context: "group-record:" + Self.hexString(id))
-        guard plain.count >= 4 else { throw ClientError.invalid("A stored group record is corrupt.") }
+        guard plain.count >= 4 else { throw ClientError.damagedHome(.groupRecord) }
         let length = plain[0..<4].reduce(0) { $0 << 8 | Int($1) }
-        guard length <= plain.count - 4 else { throw ClientError.invalid("A stored group record is corrupt.") }
+        guard length <= plain.count - 4 else { throw ClientError.damagedHome(.groupRecord) }
         let record = try JSONDecoder().decode(GroupRecord.self, from: Data(plain[4..<(4 + length)]))
         return StoredGroup(record: record, state: Array(plain[(4 + length)...]))
     }

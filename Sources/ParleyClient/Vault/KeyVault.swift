@@ -18,7 +18,7 @@ struct KeyVault: Sendable {
             return KeyVault(database: database, sealing: key)
         }
         let cost = try database.setting(.kdf).map { stored -> Int in
-            guard stored.count == 1 else { throw ClientError.invalid("The home's key-derivation cost is corrupt.") }
+            guard stored.count == 1 else { throw ClientError.damagedHome(.keyDerivationCost) }
             return Int(stored[0])
         }
         let key = try SealingKey(password: password, salt: salt, cost: cost ?? SealingKey.legacyCost)

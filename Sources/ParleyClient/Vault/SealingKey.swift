@@ -28,7 +28,7 @@ struct SealingKey: Sendable {
 
     init(password: String, salt: [UInt8], cost: Int) throws {
         guard Self.acceptedCosts.contains(cost) else {
-            throw ClientError.invalid("The home's key-derivation cost is corrupt.")
+            throw ClientError.damagedHome(.keyDerivationCost)
         }
         key = try KDF.Scrypt.deriveKey(
             from: Array(password.utf8),
@@ -49,7 +49,7 @@ struct SealingKey: Sendable {
     /// sealed value cannot be moved to another slot.
     func seal(_ plaintext: [UInt8], context: String) throws -> [UInt8] {
         let box = try AES.GCM.seal(plaintext, using: key, authenticating: Array(context.utf8))
-        guard let combined = box.combined else { throw ClientError.invalid("AES-GCM produced no sealed box.") }
+        guard let combined = box.combined else { throw ClientError.damagedHome(.sealing) }
         return Array(combined)
     }
 
