@@ -106,6 +106,8 @@ extension GroupEngine {
             break
         }
         record.lastSeq = frame.seq
+        let note = timeNote(frame.time, after: record.lastTime)
+        if note == nil { record.lastTime = max(record.lastTime ?? 0, frame.time) }
         records[frame.group] = record
         // The server accepted this device's `send` of that id, whatever processing its
         // echo does here (a proposal or a commit this device cannot apply still went out).
@@ -115,7 +117,6 @@ extension GroupEngine {
             return try persist(frame.group, lines: lines)
         }
         let (produced, confirmed) = try process(frame, in: &group)
-        let note = LogPosition.timeNote(serverTime: frame.time, localTime: now())
         lines += produced.map { line in
             var line = line
             line.note = note
@@ -123,6 +124,15 @@ extension GroupEngine {
         }
         groups[frame.group] = group
         try persist(frame.group, lines: lines, confirming: confirmed)
+    }
+
+    /// A note for a message whose server time is implausible: far from this device's clock,
+    /// or earlier than the group's previous message (the server orders the log, so its
+    /// times should never run backwards).
+    private func timeNote(_ time: UInt64, after previous: UInt64?) -> String? {
+        if let skew = LogPosition.timeNote(serverTime: time, localTime: now()) { return skew }
+        guard let previous, time < previous else { return nil }
+        return "the server's time for this message is earlier than for the message before it; it may be wrong"
     }
 
     /// Processes one message of a followed group: the history lines it produces and the

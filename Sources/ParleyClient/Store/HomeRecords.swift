@@ -31,6 +31,9 @@ struct GroupRecord: Codable, Sendable, Equatable {
     /// Warnings about the group that stay visible in its status (an unconfirmed destroy,
     /// and later a fork the server showed); nil when none.
     var warnings: [String]?
+    /// The latest server time (ms) of an applied message whose time was plausible; a later
+    /// message stamped earlier than this is flagged.
+    var lastTime: UInt64?
 }
 
 /// One group as the store keeps it: its record and its serialized MLS state (empty for a

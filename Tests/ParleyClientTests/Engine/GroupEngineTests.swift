@@ -131,17 +131,23 @@ final class EngineScene {
         #expect(await scene.summary()?.lastSeq == 2)
     }
 
-    /// Issue 13: a server time far from the local clock is flagged on the line, not trusted silently.
-    @Test func aTimeFarFromTheLocalClockIsFlagged() async throws {
+    /// Issue 13: a server time far from the local clock, or running backwards within the
+    /// group, is flagged on the line, not trusted silently; the next plausible one is not.
+    @Test func anImplausibleServerTimeIsFlagged() async throws {
         let scene = try await EngineScene()
         scene.server.deliver(try scene.fromAlice("now"))
         let tomorrow = scene.now + 86_400_000
         scene.server.deliver(try scene.frame(try scene.alice.encrypt(Array("tomorrow".utf8)), time: tomorrow))
         _ = try await scene.bob.pump(timeout: .milliseconds(1))
+        let minuteAgo = scene.now - 60_000
+        scene.server.deliver(try scene.frame(try scene.alice.encrypt(Array("backwards".utf8)), time: minuteAgo - 1))
+        scene.server.deliver(try scene.fromAlice("later"))
+        _ = try await scene.bob.pump(timeout: .milliseconds(1))
         let lines = try await scene.bob.history("g").filter { $0.kind == .text }
-        #expect(lines.map(\.text) == ["now", "tomorrow"])
-        #expect(lines[0].note == nil)
+        #expect(lines.map(\.text) == ["now", "tomorrow", "backwards", "later"])
+        #expect(lines[0].note == nil && lines[3].note == nil)
         #expect(lines[1].note?.contains("ahead of your clock") == true)
+        #expect(lines[2].note?.contains("earlier than for the message before it") == true)
     }
 
     @Test func anUndecryptableMessageIsALineAndTheGroupCarriesOn() async throws {
