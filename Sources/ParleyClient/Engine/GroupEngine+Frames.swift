@@ -111,7 +111,7 @@ extension GroupEngine {
         records[frame.group] = record
         // The server accepted this device's `send` of that id, whatever processing its
         // echo does here (a proposal or a commit this device cannot apply still went out).
-        if let id = frame.id { confirmedSends[id] = frame.seq }
+        if let id = frame.id ?? inFlight[frame.message] { confirmedSends[id] = frame.seq }
         // A group this member cannot follow: the frame is acknowledged, nothing else.
         guard record.problem == nil, var group = groups[frame.group] else {
             return try persist(frame.group, lines: lines)

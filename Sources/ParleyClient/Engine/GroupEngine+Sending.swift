@@ -42,6 +42,8 @@ extension GroupEngine {
                 try store.update(queued)
             }
             let welcomeBytes = try welcome.map { Data(try $0.tlsEncoded()) }
+            inFlight[bytes] = id
+            defer { inFlight.removeValue(forKey: bytes) }
             try connection.send(.send(.init(id: id, group: name, message: bytes, welcome: welcomeBytes)))
             guard let refusal = try await answer(to: id, on: connection) else {
                 return confirmedSends[id] ?? 0

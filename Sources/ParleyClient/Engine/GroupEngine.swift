@@ -37,6 +37,10 @@ actor GroupEngine {
     var connection: (any ServerConnection)?
     /// Sends whose echo has been seen in this run: client message id → seq.
     var confirmedSends: [String: UInt64] = [:]
+    /// Sends awaiting their echo: exact MLS message bytes → client message id, so an echo
+    /// that comes back without its id (the server delivers the sender's copy like any
+    /// other message) still confirms the send.
+    var inFlight: [Data: String] = [:]
 
     /// How long to wait for the server's answer to one request.
     var timeout: Duration

@@ -24,6 +24,8 @@ final class FakeServer: ServerTransport {
 
     struct State {
         var reachable = true
+        /// Whether the live echo of a send carries its `id` (today's server: yes).
+        var echoesCarryID = true
         var answers: [Answer] = []
         /// Frames for the next connection's replay, before the log's unacknowledged tail.
         var pending: [ServerFrame] = []
@@ -103,7 +105,7 @@ final class FakeServer: ServerTransport {
                     )
                     state.accepted[send.group, default: []].append(message)
                     var echo = message
-                    echo.id = send.id
+                    echo.id = state.echoesCarryID ? send.id : nil
                     if case .accept = answer { connection.push(.message(echo)) } else { connection.close() }
                 }
             }

@@ -240,6 +240,19 @@ final class EngineScene {
         #expect(try await !scene.notices().contains { $0.contains("could not") })
     }
 
+    /// Issue 13 item 4: when the server delivers the sender's copy like any other message,
+    /// without the `send` id, the engine still knows its commit and its text went out (by
+    /// their exact bytes), and acknowledges them like any other message.
+    @Test func echoesWithoutTheirIDStillConfirmSends() async throws {
+        let scene = try await EngineScene()
+        scene.server.state.withLock { $0.echoesCarryID = false }
+        try await scene.bob.commit(in: "g") { try $0.selfUpdate() }
+        #expect(await scene.summary()?.epoch == 2)
+        #expect(try await scene.bob.send("no id", to: "g") == .sent(seq: 3))
+        #expect(try await scene.texts() == ["no id"])
+        #expect(scene.server.state.withLock { $0.acks["g"] } == 3)
+    }
+
     @Test func beingRemovedEndsTheGroupAndParksItsMessages() async throws {
         let scene = try await EngineScene()
         let bobLeaf = try #require(scene.alice.members.first { $0.index != scene.alice.ownLeaf }).index
