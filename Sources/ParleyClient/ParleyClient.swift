@@ -138,7 +138,11 @@ public actor ParleyClient {
     private func startEngine() async throws -> GroupEngine {
         guard let vault, let username else { throw ClientError.notLoggedIn }
         let identity = LocalIdentity(username: username, signatureKeys: try vault.signatureKeys())
-        let transport = LiveServerTransport(session: { [self] in try await self.requireAPI() })
+        // Weak: the engine outlives no client, and a strong capture would be a cycle.
+        let transport = LiveServerTransport(session: { [weak self] in
+            guard let self else { throw ClientError.notLoggedIn }
+            return try await self.requireAPI()
+        })
         let engine = try GroupEngine(
             identity: identity,
             store: vault.store,
@@ -147,6 +151,7 @@ public actor ParleyClient {
             timeout: timeout
         )
         if let selfUpdateInterval { await engine.setSelfUpdateInterval(selfUpdateInterval) }
+        await self.engine?.close()
         self.engine = engine
         return engine
     }
