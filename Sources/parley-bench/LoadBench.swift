@@ -60,9 +60,40 @@ struct LoadBench: AsyncParsableCommand {
         await target.stop()
     }
 
+    /// One load client: a logged-in device's token and the group it sends to.
+    struct Sender {
+        var token: String
+        var group: String
+        var groupID: [UInt8]
+        var epoch: UInt64
+    }
+
     /// Each client sends at rate/clients per second; every copy delivered is timed.
     func measureThroughput(_ target: LoadTarget) async throws {
-        // Setup with real MLS: every group has an admin who adds its members.
+        let senders = try await setUpSenders(target)
+        let stats = LoadStats()
+        let sockets = senders.map {
+            LoadSocket(url: target.webSocketURL, token: $0.token, tls: target.tls, stats: stats)
+        }
+        try await Task.sleep(for: .seconds(1))
+        status("sending \(rate) messages/s for \(seconds) s")
+        await offerLoad(senders: senders, sockets: sockets, stats: stats)
+        try await Task.sleep(for: .seconds(2))
+        let result = stats.snapshot()
+        let elapsed = Double(seconds)
+        report([
+            "op": "load", "clients": clients, "groups": groups, "rate": rate, "seconds": seconds, "server": target.kind,
+            "sent": result.sent, "accepted_per_s": Double(result.accepted) / elapsed,
+            "deliveries_per_s": Double(result.deliveries) / elapsed,
+            "latency_p50_ms": result.p50, "latency_p99_ms": result.p99, "latency_p999_ms": result.p999,
+            "errors": result.errors,
+        ])
+        for socket in sockets { socket.close() }
+    }
+
+    /// Setup with real MLS: every group has an admin who adds its members; then each client's
+    /// session and group identity are kept and its engine closed, so the load is raw frames.
+    func setUpSenders(_ target: LoadTarget) async throws -> [Sender] {
         status("setting up \(clients) clients in \(groups) groups")
         var users: [ParleyClient] = []
         for index in 0..<clients {
@@ -86,20 +117,21 @@ struct LoadBench: AsyncParsableCommand {
         }
         for user in users { try await user.sync() }
         for user in users { try await user.sync() }
-        var senders: [(token: String, group: String, groupID: [UInt8], epoch: UInt64)] = []
+        var senders: [Sender] = []
         for (index, user) in users.enumerated() {
             let name = target.name("g\(index % groups)")
             let identity = try await user.wireIdentity(of: name)
-            senders.append((await user.token!, name, identity.groupID, identity.epoch))
+            senders.append(
+                Sender(token: await user.token!, group: name, groupID: identity.groupID, epoch: identity.epoch)
+            )
             await user.close()
         }
+        return senders
+    }
 
-        let stats = LoadStats()
-        let sockets = senders.map {
-            LoadSocket(url: target.webSocketURL, token: $0.token, tls: target.tls, stats: stats)
-        }
-        try await Task.sleep(for: .seconds(1))
-        status("sending \(rate) messages/s for \(seconds) s")
+    /// Every sender at its share of the rate for `seconds`, each message an opaque
+    /// PrivateMessage whose authenticated data carries its send time.
+    func offerLoad(senders: [Sender], sockets: [LoadSocket], stats: LoadStats) async {
         let interval = Duration.seconds(Double(clients) / Double(rate))
         let start = ContinuousClock.now
         await withTaskGroup(of: Void.self) { group in
@@ -110,46 +142,28 @@ struct LoadBench: AsyncParsableCommand {
                     while next < start + .seconds(seconds) {
                         try? await Task.sleep(until: next)
                         count += 1
-                        // Opaque to the server; the send time rides in the authenticated data.
-                        let message = MLSMessage.privateMessage(
-                            PrivateMessage(
-                                groupID: sender.groupID,
-                                epoch: sender.epoch,
-                                contentType: .application,
-                                authenticatedData: withUnsafeBytes(
-                                    of: DispatchTime.now().uptimeNanoseconds.bigEndian,
-                                    Array.init
-                                ),
-                                encryptedSenderData: [UInt8](repeating: 7, count: 28),
-                                ciphertext: [UInt8](repeating: 9, count: 1024)
-                            )
-                        )
-                        sockets[index].send(
-                            .send(
-                                .init(
-                                    id: "\(index)-\(count)",
-                                    group: sender.group,
-                                    message: Data((try? message.tlsEncoded()) ?? [])
-                                )
-                            )
-                        )
+                        sockets[index].send(.send(loadFrame(sender, id: "\(index)-\(count)")))
                         stats.sent()
                         next += interval
                     }
                 }
             }
         }
-        try await Task.sleep(for: .seconds(2))
-        let result = stats.snapshot()
-        let elapsed = Double(seconds)
-        report([
-            "op": "load", "clients": clients, "groups": groups, "rate": rate, "seconds": seconds, "server": target.kind,
-            "sent": result.sent, "accepted_per_s": Double(result.accepted) / elapsed,
-            "deliveries_per_s": Double(result.deliveries) / elapsed,
-            "latency_p50_ms": result.p50, "latency_p99_ms": result.p99, "latency_p999_ms": result.p999,
-            "errors": result.errors,
-        ])
-        for socket in sockets { socket.close() }
+    }
+
+    /// Opaque to the server; the send time rides in the authenticated data.
+    func loadFrame(_ sender: Sender, id: String) -> ClientFrame.Send {
+        let message = MLSMessage.privateMessage(
+            PrivateMessage(
+                groupID: sender.groupID,
+                epoch: sender.epoch,
+                contentType: .application,
+                authenticatedData: withUnsafeBytes(of: DispatchTime.now().uptimeNanoseconds.bigEndian, Array.init),
+                encryptedSenderData: [UInt8](repeating: 7, count: 28),
+                ciphertext: [UInt8](repeating: 9, count: 1024)
+            )
+        )
+        return .init(id: id, group: sender.group, message: Data((try? message.tlsEncoded()) ?? []))
     }
 
     /// Idle connections: one device each (a device's new connection replaces
