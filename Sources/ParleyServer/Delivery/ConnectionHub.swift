@@ -5,6 +5,9 @@ import Synchronization
 enum Outbound: Sendable {
     /// A message accepted in a group, with its frame; the writer fills any gap from storage.
     case message(groupID: Int64, ServerFrame.Message)
+    /// The sender's copy again, for a resend of a stored id: written even if this connection
+    /// already sent that seq (in order, filling any gap, if it did not).
+    case echo(groupID: Int64, ServerFrame.Message)
     case welcome(groupID: Int64, ServerFrame.WelcomeFrame)
     case frame(ServerFrame)
     /// Another connection of the same device took over; close this one.
@@ -15,7 +18,7 @@ enum Outbound: Sendable {
     /// Whether this is live delivery of group content, before which the session is re-checked.
     var isDelivery: Bool {
         switch self {
-        case .message, .welcome: true
+        case .message, .echo, .welcome: true
         case .frame, .replaced, .sessionEnded: false
         }
     }
@@ -24,7 +27,7 @@ enum Outbound: Sendable {
     /// its payload plus a fixed allowance for the frame around it.
     var cost: Int {
         switch self {
-        case .message(_, let frame): frame.message.count + 256
+        case .message(_, let frame), .echo(_, let frame): frame.message.count + 256
         case .welcome(_, let frame): frame.welcome.count + 256
         case .frame: 256
         case .replaced, .sessionEnded: 0

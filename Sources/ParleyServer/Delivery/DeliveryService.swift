@@ -37,18 +37,18 @@ actor DeliveryService {
     let configuration: ServerConfiguration
     let metrics: ServerMetrics
     let logger: Logger
-    private var cache: [Int64: CachedGroup] = [:]
+    var cache: [Int64: CachedGroup] = [:]
     /// Group ids by name, so a submission finds its cached group without a database read. Keyed
     /// by the name's UTF-8 bytes, as storage compares them: Swift's `String ==` is canonical
     /// equivalence, and would let "e\u{301}" answer for "\u{E9}" (a lookalike group's hijack).
     private var idsByName: [[UInt8]: Int64] = [:]
     /// Bytes of message data each user's devices sent and storage still keeps, by user id.
-    private var userBytes: [Int64: Int64] = [:]
-    private let sendLimiter: RateLimiter
+    var userBytes: [Int64: Int64] = [:]
+    let sendLimiter: RateLimiter
     private let creationLimiter: RateLimiter
     /// Creation GroupInfos are parsed and validated outside the actor, a few at a time.
     private let parsing = ConcurrencyLimit(permits: 2, maxWaiting: 32)
-    private let graceMilliseconds: UInt64
+    let graceMilliseconds: UInt64
 
     init(
         storage: any ServerStorage,
@@ -174,7 +174,7 @@ actor DeliveryService {
     /// The group, or nil when there is none by that name. New names are NFC (``GroupName``), so
     /// a name typed decomposed (as macOS input does) is looked up by its exact bytes, then by its
     /// NFC form, which names at most one group. Only stored names are cached.
-    private func lookup(_ name: String) throws -> CachedGroup? {
+    func lookup(_ name: String) throws -> CachedGroup? {
         let composed = name.precomposedStringWithCanonicalMapping
         let spellings = Array(name.utf8) == Array(composed.utf8) ? [name] : [name, composed]
         for spelling in spellings {
@@ -232,7 +232,7 @@ actor DeliveryService {
         }
     }
 
-    private func deviceMap(_ view: PublicGroup) throws -> [LeafIndex: Int64] {
+    func deviceMap(_ view: PublicGroup) throws -> [LeafIndex: Int64] {
         var map: [LeafIndex: Int64] = [:]
         for (index, leaf) in view.tree.members {
             if let device = try storage.device(withSignatureKey: leaf.signatureKey.bytes) { map[index] = device.id }
@@ -287,286 +287,6 @@ actor DeliveryService {
         userBytes.removeAll()
         for id in cache.keys {
             cache[id]?.storedBytes = (try? storage.storedBytes(groupID: id)) ?? cache[id]?.storedBytes ?? 0
-        }
-    }
-
-    // MARK: Messages
-
-    /// Accepts one MLS message into a group's log, or explains why not.
-    /// Returns the seq it was stored under; the echo to the sender follows through the hub.
-    @discardableResult
-    func submit(_ send: ClientFrame.Send, from device: DeviceRecord) throws -> UInt64 {
-        do {
-            return try accept(send, from: device)
-        } catch let error as ErrorBody {
-            metrics.rejected(error.code)
-            throw error
-        }
-    }
-
-    private func accept(_ send: ClientFrame.Send, from device: DeviceRecord) throws -> UInt64 {
-        guard sendLimiter.allow("device:\(device.id)") else { throw ErrorBody(.rateLimited) }
-        guard send.message.count <= configuration.maxFrameBytes,
-            (send.welcome?.count ?? 0) <= configuration.maxFrameBytes
-        else {
-            throw ErrorBody(.tooLarge)
-        }
-        var group = try group(named: send.group, for: device)
-        guard let senderLeaf = group.devices.first(where: { $0.value == device.id })?.key else {
-            throw ErrorBody(.notMember)
-        }
-        let message: MLSMessage
-        do {
-            message = try MLSMessage(tlsEncoded: [UInt8](send.message))
-        } catch {
-            throw ErrorBody(.invalidMessage, "The message could not be decoded: \(error).")
-        }
-        let size = Int64(send.message.count)  // Int is 64 bits on every platform Parley serves from
-        let userTotal = try checkQuota(group, user: device.userID, adding: size)
-        let now = Clock.milliseconds()
-        var append = LogAppend(
-            groupID: group.record.id,
-            time: now,
-            senderDevice: device.id,
-            data: [UInt8](send.message)
-        )
-        let recipients = group.memberDevices
-
-        switch message {
-        case .privateMessage(let privateMessage):
-            try checkApplication(privateMessage, in: group, now: now)
-        case .publicMessage(let publicMessage):
-            try acceptHandshake(publicMessage, send, leaf: senderLeaf, group: &group, append: &append, now: now)
-        case .welcome, .groupInfo, .keyPackage:
-            throw ErrorBody(.invalidMessage, "Only PublicMessage and PrivateMessage can be sent to a group.")
-        }
-
-        let seq = try storage.append(append)
-        group.record.lastSeq = seq
-        if append.newState != nil { group.record.stateSeq = seq }
-        group.storedBytes += size
-        userBytes[device.userID] = userTotal
-        cache[group.record.id] = group
-        metrics.accepted.increment()
-        logger.debug(
-            "message accepted",
-            metadata: [
-                "group": "\(group.record.name)", "seq": "\(seq)", "size": "\(send.message.count)",
-                "kind": "\(append.newState == nil ? "application or proposal" : "commit")",
-            ]
-        )
-        fanOut(append, seq: seq, group: group, id: send.id, sender: device, to: recipients)
-        return seq
-    }
-
-    /// Storage quotas per group and per sending user (finding 13); returns the user's new total.
-    private func checkQuota(_ group: CachedGroup, user: Int64, adding size: Int64) throws -> Int64 {
-        let current: Int64
-        if let known = userBytes[user] {
-            current = known
-        } else {
-            current = try storage.storedBytes(userID: user)
-            userBytes[user] = current
-        }
-        let (userTotal, userOverflow) = current.addingReportingOverflow(size)
-        let (groupTotal, groupOverflow) = group.storedBytes.addingReportingOverflow(size)
-        guard !userOverflow, userTotal <= Int64(configuration.maxStoredBytesPerUser) else {
-            throw ErrorBody(
-                .quotaExceeded,
-                "Your account stores as much as this server allows; wait until your messages are read."
-            )
-        }
-        guard !groupOverflow, groupTotal <= Int64(configuration.maxStoredBytesPerGroup) else {
-            throw ErrorBody(
-                .quotaExceeded,
-                "This group stores as much as this server allows; wait until members catch up."
-            )
-        }
-        return userTotal
-    }
-
-    /// An application message: opaque to the server, but its group and epoch must be current
-    /// (or the previous epoch, briefly after a commit).
-    private func checkApplication(_ message: PrivateMessage, in group: CachedGroup, now: UInt64) throws {
-        guard message.contentType == .application else {
-            throw ErrorBody(
-                .invalidMessage,
-                "Proposals and commits must be sent as PublicMessage so the server can check them."
-            )
-        }
-        guard message.groupID == group.view.groupID else {
-            throw ErrorBody(.invalidMessage, "The message is for another group.")
-        }
-        let current = group.view.epoch
-        // The epoch is from the wire and may be anything, 2^64-1 included (finding 2): compare, never add.
-        let inGrace = current > 0 && message.epoch == current - 1 && now <= group.previousEpochUntil
-        guard message.epoch == current || inGrace else { throw ErrorBody(.wrongEpoch, epoch: current) }
-    }
-
-    /// A proposal or commit, checked by the public view; a commit moves the group to its next epoch.
-    private func acceptHandshake(
-        _ message: PublicMessage,
-        _ send: ClientFrame.Send,
-        leaf senderLeaf: LeafIndex,
-        group: inout CachedGroup,
-        append: inout LogAppend,
-        now: UInt64
-    ) throws {
-        guard case .member(let leaf) = message.content.sender, leaf == senderLeaf else {
-            throw ErrorBody(.invalidMessage, "A device may only submit handshake messages it signed itself.")
-        }
-        try checkLeafIndices(message.content.body, in: group.view)
-        if case .proposal = message.content.body {
-            // The server's own bound, before the view does any work (finding 8).
-            guard group.pendingProposals < configuration.maxProposalsPerEpoch,
-                group.pendingProposalBytes + send.message.count <= configuration.maxProposalBytesPerEpoch
-            else {
-                throw ErrorBody(.tooManyProposals)
-            }
-        }
-        var view = group.view
-        switch try process(.publicMessage(message), in: &view) {
-        case .proposal:
-            // Proposals are not written into the stored state: on restart they are re-derived from the log.
-            append.isProposal = true
-            group.pendingProposals += 1
-            group.pendingProposalBytes += send.message.count
-        case .commit:
-            guard view.members.count <= configuration.maxMembers else { throw ErrorBody(.tooManyMembers) }
-            let newDevices = try deviceMap(view)
-            // Who joined and who left comes from the rosters before and after, never from
-            // indices in the message (finding 10): a removed device always stops receiving.
-            let before = group.memberDevices
-            let after = Set(newDevices.values)
-            let joined = after.subtracting(before)
-            append.leftDevices = before.subtracting(after).sorted()
-            append.joinedDevices = joined.sorted()
-            append.welcomes = try welcomes(send.welcome, for: joined, commit: message.content.body, suite: view.suite)
-            append.newState = try view.serialized()
-            group.devices = newDevices
-            let (until, overflow) = now.addingReportingOverflow(graceMilliseconds)
-            group.previousEpochUntil = overflow ? .max : until
-            group.pendingProposals = 0
-            group.pendingProposalBytes = 0
-        }
-        group.view = view
-    }
-
-    /// Runs the public view on a handshake message, mapping its errors to the wire's.
-    private func process(_ message: MLSMessage, in view: inout PublicGroup) throws -> PublicGroupEvent {
-        do {
-            return try view.process(message)
-        } catch MLSError.wrongEpoch(_, let current) {
-            throw ErrorBody(.wrongEpoch, epoch: current)
-        } catch MLSError.rejectedByPolicy(let rejection) {
-            throw ParleyPolicyError.errorBody(for: rejection)
-        } catch let error as ErrorBody {
-            throw error
-        } catch {
-            throw ErrorBody(.invalidMessage, "The server rejected the message: \(error).")
-        }
-    }
-
-    /// Leaf indices a proposal or commit names must lie inside the group's tree; they are never
-    /// wrapped onto a real leaf (finding 10). Proposals by reference were checked on arrival.
-    private func checkLeafIndices(_ body: FramedContent.Body, in view: PublicGroup) throws {
-        let proposals: [Proposal] =
-            switch body {
-            case .proposal(let proposal): [proposal]
-            case .commit(let commit):
-                commit.proposals.compactMap { if case .proposal(let proposal) = $0 { proposal } else { nil } }
-            case .application: []
-            }
-        for case .remove(let leaf) in proposals where leaf.rawValue >= view.tree.leafCount.rawValue {
-            throw ErrorBody(.invalidMessage, "A Remove names \(leaf), outside the group's tree.")
-        }
-    }
-
-    /// The Welcome of a commit that adds devices (finding 4): size-bounded, it must parse as a
-    /// Welcome whose secrets name exactly the added devices' KeyPackages, one each.
-    ///
-    /// Consent rule: a user is added to a group only with a KeyPackage one of their devices
-    /// uploaded for that purpose. An Add must carry a KeyPackage signed by the device's own
-    /// key (the policy checks the key is that user's registered device), the Welcome must be
-    /// addressed to a KeyPackage that device uploaded, and the server hands each one-time
-    /// KeyPackage out once (the accounts service limits claims per target). No further
-    /// consent is asked: uploading KeyPackages is the user's consent to be added by someone
-    /// who can claim one; a user leaves a group they do not want by proposing their own Remove.
-    private func welcomes(
-        _ data: Data?,
-        for joined: Set<Int64>,
-        commit: FramedContent.Body,
-        suite: CipherSuiteProvider
-    )
-        throws -> [(deviceID: Int64, data: [UInt8])]
-    {
-        guard !joined.isEmpty else { return [] }
-        guard let data, data.count <= configuration.maxFrameBytes,
-            case .welcome(let welcome) = try? MLSMessage(tlsEncoded: [UInt8](data))
-        else {
-            throw ErrorBody(.invalidMessage, "A commit that adds members must come with their Welcome.")
-        }
-        if case .commit(let body) = commit {
-            for case .proposal(.add(let keyPackage)) in body.proposals {
-                guard let owner = try storage.keyPackageOwner(reference: keyPackage.reference(suite)),
-                    joined.contains(owner)
-                else {
-                    throw ErrorBody(.invalidMessage, "An Add carries a KeyPackage the added device did not upload.")
-                }
-            }
-        }
-        var recipients = Set<Int64>()
-        for entry in welcome.secrets {
-            guard let owner = try storage.keyPackageOwner(reference: entry.newMember), joined.contains(owner),
-                recipients.insert(owner).inserted
-            else {
-                throw ErrorBody(.invalidMessage, "The Welcome is addressed to a key package of no added device.")
-            }
-        }
-        guard recipients == joined else {
-            throw ErrorBody(.invalidMessage, "The Welcome does not cover every added device.")
-        }
-        return recipients.sorted().map { ($0, [UInt8](data)) }
-    }
-
-    /// Enqueues the accepted message for every member device (the sender's copy carries its id)
-    /// and the Welcome for every added one.
-    private func fanOut(
-        _ append: LogAppend,
-        seq: UInt64,
-        group: CachedGroup,
-        id: String,
-        sender: DeviceRecord,
-        to recipients: Set<Int64>
-    ) {
-        let name = group.record.name
-        let frame = ServerFrame.Message(
-            group: name,
-            seq: seq,
-            time: append.time,
-            sender: sender.userName,
-            message: Data(append.data)
-        )
-        for recipient in recipients {
-            var copy = frame
-            if recipient == sender.id { copy.id = id }
-            hub.send(.message(groupID: group.record.id, copy), to: recipient)
-            metrics.deliveries.increment()
-        }
-        for welcome in append.welcomes {
-            let welcomeFrame = ServerFrame.WelcomeFrame(
-                group: name,
-                seq: seq,
-                time: append.time,
-                welcome: Data(welcome.data)
-            )
-            hub.send(.welcome(groupID: group.record.id, welcomeFrame), to: welcome.deviceID)
-        }
-        for added in append.joinedDevices {
-            logger.info("member added", metadata: ["group": "\(name)", "device": "\(added)"])
-        }
-        for removed in append.leftDevices {
-            logger.info("member removed", metadata: ["group": "\(name)", "device": "\(removed)"])
         }
     }
 

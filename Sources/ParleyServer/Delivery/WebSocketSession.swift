@@ -86,19 +86,14 @@ struct WebSocketSession {
         case .send(let send):
             do {
                 try await delivery.submit(send, from: device)
-            } catch let error as ErrorBody {
-                reply(send.id, send.group, error)
             } catch {
-                logger.error("submission failed", metadata: ["error": "\(error)"])
-                reply(send.id, send.group, ErrorBody(.internalError))
+                reply(send.id, send.group, WireError.body(for: error, logger: logger))
             }
         case .ack(let ack):
             do {
                 try await delivery.acknowledge(ack, from: device)
-            } catch let error as ErrorBody {
-                reply(nil, ack.group, error)
             } catch {
-                reply(nil, ack.group, ErrorBody(.internalError))
+                reply(nil, ack.group, WireError.body(for: error, logger: logger))
             }
         }
     }
@@ -153,21 +148,9 @@ struct WebSocketSession {
                 }
                 switch event {
                 case .message(let groupID, let frame):
-                    // Seqs start at 1 (the server assigns them), so frame.seq - 1 cannot wrap.
-                    let last = lastSent[groupID] ?? frame.seq - 1
-                    guard frame.seq > last else { continue }
-                    if frame.seq - last > 1 {
-                        // Something was queued out of order or dropped: fill the gap from storage.
-                        try await sendLog(
-                            groupID: groupID,
-                            name: frame.group,
-                            after: last,
-                            through: frame.seq - 1,
-                            &writer
-                        )
-                    }
-                    try await writer.send(.message(frame))
-                    lastSent[groupID] = frame.seq
+                    try await deliver(frame, groupID: groupID, lastSent: &lastSent, &writer)
+                case .echo(let groupID, let frame):
+                    try await deliver(frame, groupID: groupID, lastSent: &lastSent, &writer, again: true)
                 case .welcome(let groupID, let frame):
                     try await writer.send(.welcome(frame))
                     lastSent[groupID] = frame.seq
@@ -190,6 +173,29 @@ struct WebSocketSession {
         } catch {
             logger.debug("write ended", metadata: ["device": "\(device.id)", "error": "\(error)"])
         }
+    }
+
+    /// Sends a live message in log order: one already sent is skipped (unless `again`, for the
+    /// echo of a resend), and a gap before it is filled from storage.
+    private func deliver(
+        _ frame: ServerFrame.Message,
+        groupID: Int64,
+        lastSent: inout [Int64: UInt64],
+        _ writer: inout FrameWriter,
+        again: Bool = false
+    ) async throws {
+        // Seqs start at 1 (the server assigns them), so frame.seq - 1 cannot wrap.
+        let last = lastSent[groupID] ?? frame.seq - 1
+        guard frame.seq > last else {
+            if again { try await writer.send(.message(frame)) }
+            return
+        }
+        if frame.seq - last > 1 {
+            // Something was queued out of order or dropped: fill the gap from storage.
+            try await sendLog(groupID: groupID, name: frame.group, after: last, through: frame.seq - 1, &writer)
+        }
+        try await writer.send(.message(frame))
+        lastSent[groupID] = frame.seq
     }
 
     /// Sends what the device missed; returns the last seq sent per group.
@@ -246,7 +252,9 @@ struct WebSocketSession {
                             seq: entry.seq,
                             time: entry.time,
                             sender: entry.sender,
-                            message: Data(entry.data)
+                            message: Data(entry.data),
+                            // The device's own message carries its id, as its live echo does.
+                            id: entry.senderDevice == device.id ? entry.clientID : nil
                         )
                     )
                 )

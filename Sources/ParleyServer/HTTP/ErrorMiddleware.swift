@@ -1,10 +1,9 @@
 import Foundation
 import Hummingbird
-import NIOCore
 import ParleyProtocol
 
-/// Turns every error into `{"error": {"code", "message"}}` with a fitting status,
-/// so clients see one shape whatever failed.
+/// Turns every error into `{"error": {"code", "message"}}` (the body from ``WireError``) with a
+/// fitting status, so clients see one shape whatever failed.
 struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(
         _ request: Request,
@@ -13,26 +12,11 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     ) async throws -> Response {
         do {
             return try await next(request, context)
-        } catch let error as ErrorBody {
-            return try Self.response(error)
-        } catch let error as HTTPError {
-            let code: ErrorCode =
-                switch error.status.code {
-                case 413: .tooLarge
-                case 404: .notFound
-                case 401: .unauthorized
-                case 400..<500: .malformedRequest
-                default: .internalError
-                }
-            return try Self.response(ErrorBody(code), status: error.status)
-        } catch is NIOTooManyBytesError {
-            // A body over the request context's upload limit, found while it is collected.
-            return try Self.response(ErrorBody(.tooLarge))
-        } catch is DecodingError {
-            return try Self.response(ErrorBody(.malformedRequest))
         } catch {
-            context.logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
-            return try Self.response(ErrorBody(.internalError))
+            var logger = context.logger
+            logger[metadataKey: "path"] = "\(request.uri.path)"
+            // Hummingbird's own errors keep their status (405, 414, ...); ours take the code's.
+            return try Self.response(WireError.body(for: error, logger: logger), status: (error as? HTTPError)?.status)
         }
     }
 

@@ -9,6 +9,8 @@ final class ServerMetrics: Sendable {
     let accepted: CoreMetrics.Counter
     let deliveries: CoreMetrics.Counter
     let groupsCreated: CoreMetrics.Counter
+    /// Resends of an id already stored, answered with the stored message's echo.
+    let duplicateSubmissions: CoreMetrics.Counter
     private let connectionsGauge: CoreMetrics.Gauge
     private let residentMemory: CoreMetrics.Gauge
     private let openFiles: CoreMetrics.Gauge
@@ -19,6 +21,7 @@ final class ServerMetrics: Sendable {
         accepted = CoreMetrics.Counter(label: "parley_messages_accepted_total", factory: factory)
         deliveries = CoreMetrics.Counter(label: "parley_deliveries_total", factory: factory)
         groupsCreated = CoreMetrics.Counter(label: "parley_groups_created_total", factory: factory)
+        duplicateSubmissions = CoreMetrics.Counter(label: "parley_duplicate_submissions_total", factory: factory)
         connectionsGauge = CoreMetrics.Gauge(label: "parley_connections", factory: factory)
         // The usual Prometheus process metric names, so standard dashboards apply.
         residentMemory = CoreMetrics.Gauge(label: "process_resident_memory_bytes", factory: factory)

@@ -88,6 +88,19 @@ public final class SQLiteStorage: ServerStorage {
                     """
             )
         }
+        // The sender's copy is delivered and acknowledged like any other (PROTOCOL.md, "Echo"):
+        // its client id is kept with it, so a replay carries it and a resend of the same id is
+        // answered with the stored message instead of a second log entry. Unique per sending
+        // device: two devices' ids never collide.
+        migrator.registerMigration("messages-client-id") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE messages ADD COLUMN client_id TEXT;
+                    CREATE UNIQUE INDEX messages_client_id ON messages(group_id, sender_device, client_id)
+                        WHERE client_id IS NOT NULL;
+                    """
+            )
+        }
         return migrator
     }
 
@@ -417,11 +430,12 @@ public final class SQLiteStorage: ServerStorage {
             guard !overflow, last >= 0 else { throw StorageError.corrupt("last_seq") }
             try db.execute(
                 sql: """
-                    INSERT INTO messages (group_id, seq, time, sender_device, data, is_proposal) VALUES (?, ?, ?, ?, ?, ?)
+                    INSERT INTO messages (group_id, seq, time, sender_device, data, is_proposal, client_id)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     entry.groupID, seq, Self.bound(entry.time), entry.senderDevice, Data(entry.data),
-                    entry.isProposal ? 1 : 0,
+                    entry.isProposal ? 1 : 0, entry.clientID,
                 ]
             )
             if let state = entry.newState {
@@ -454,12 +468,6 @@ public final class SQLiteStorage: ServerStorage {
                     arguments: [entry.groupID, welcome.deviceID, seq, Self.bound(entry.time), Data(welcome.data)]
                 )
             }
-            // The sender has its own message.
-            try db.execute(
-                sql:
-                    "UPDATE memberships SET acked_seq = MAX(acked_seq, ?) WHERE group_id = ? AND device_id = ? AND acked_seq = ?",
-                arguments: [seq, entry.groupID, entry.senderDevice, last]
-            )
             return UInt64(seq)  // seq > last >= 0, so exact
         }
     }
@@ -469,21 +477,38 @@ public final class SQLiteStorage: ServerStorage {
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT m.seq, m.time, m.sender_device, m.data, u.name FROM messages m
+                    SELECT m.seq, m.time, m.sender_device, m.data, m.client_id, u.name FROM messages m
                     LEFT JOIN devices d ON d.id = m.sender_device LEFT JOIN users u ON u.id = d.user_id
                     WHERE m.group_id = ? AND m.seq > ? AND m.seq <= ? ORDER BY m.seq LIMIT ?
                     """,
                 arguments: [groupID, Self.bound(seq), Self.bound(last ?? UInt64(Int64.max)), limit]
-            ).map { row in
-                LogEntry(
-                    seq: try Self.unsigned(row, "seq"),
-                    time: try Self.unsigned(row, "time"),
-                    sender: row["name"] ?? "(deleted)",
-                    senderDevice: row["sender_device"],
-                    data: [UInt8](row["data"] as Data)
-                )
-            }
+            ).map(Self.logEntry)
         }
+    }
+
+    public func message(groupID: Int64, senderDevice: Int64, clientID: String) throws -> LogEntry? {
+        try pool.read { db in
+            try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT m.seq, m.time, m.sender_device, m.data, m.client_id, u.name FROM messages m
+                    LEFT JOIN devices d ON d.id = m.sender_device LEFT JOIN users u ON u.id = d.user_id
+                    WHERE m.group_id = ? AND m.sender_device = ? AND m.client_id = ?
+                    """,
+                arguments: [groupID, senderDevice, clientID]
+            ).map(Self.logEntry)
+        }
+    }
+
+    private static func logEntry(_ row: Row) throws -> LogEntry {
+        LogEntry(
+            seq: try unsigned(row, "seq"),
+            time: try unsigned(row, "time"),
+            sender: row["name"] ?? "(deleted)",
+            senderDevice: row["sender_device"],
+            data: [UInt8](row["data"] as Data),
+            clientID: row["client_id"]
+        )
     }
 
     public func memberships(ofDevice deviceID: Int64) throws -> [MembershipRecord] {

@@ -50,6 +50,8 @@ public protocol ServerStorage: Sendable {
     /// public state, Welcomes for added devices, and membership changes.
     func append(_ append: LogAppend) throws -> UInt64
     func messages(groupID: Int64, after seq: UInt64, through last: UInt64?, limit: Int) throws -> [LogEntry]
+    /// The message the device submitted to the group under this client id, while the log keeps it.
+    func message(groupID: Int64, senderDevice: Int64, clientID: String) throws -> LogEntry?
     func memberships(ofDevice deviceID: Int64) throws -> [MembershipRecord]
     /// The device's membership row in the group, also after it left; nil if it never joined.
     func membership(groupID: Int64, deviceID: Int64) throws -> MembershipRecord?
@@ -129,6 +131,8 @@ public struct LogEntry: Sendable, Hashable {
     public var sender: String
     public var senderDevice: Int64
     public var data: [UInt8]
+    /// The id the sending device gave it, echoed on that device's copy.
+    public var clientID: String? = nil
 }
 
 /// One accepted message and everything that changes with it.
@@ -145,6 +149,8 @@ public struct LogAppend: Sendable {
     public var welcomes: [(deviceID: Int64, data: [UInt8])]
     public var joinedDevices: [Int64]
     public var leftDevices: [Int64]
+    /// The sender's id for it: unique per sending device and group while the log keeps it.
+    public var clientID: String?
 
     public init(
         groupID: Int64,
@@ -154,7 +160,8 @@ public struct LogAppend: Sendable {
         newState: [UInt8]? = nil,
         welcomes: [(deviceID: Int64, data: [UInt8])] = [],
         joinedDevices: [Int64] = [],
-        leftDevices: [Int64] = []
+        leftDevices: [Int64] = [],
+        clientID: String? = nil
     ) {
         self.groupID = groupID
         self.time = time
@@ -164,6 +171,7 @@ public struct LogAppend: Sendable {
         self.welcomes = welcomes
         self.joinedDevices = joinedDevices
         self.leftDevices = leftDevices
+        self.clientID = clientID
     }
 }
 

@@ -1,0 +1,334 @@
+import Foundation
+import MLS
+import ParleyProtocol
+
+/// The submission pipeline: validate, apply, persist, fan out. Each step is one function;
+/// refusals are ``DeliveryError`` values, turned into wire errors only at the edge.
+extension DeliveryService {
+    /// Client ids are chosen by clients (UUIDs in Parley's): bounded so the index stays small.
+    static let maxClientIDBytes = 128
+
+    /// A message on its way through the pipeline.
+    struct Submission {
+        let send: ClientFrame.Send
+        let device: DeviceRecord
+        let message: MLSMessage
+        let senderLeaf: LeafIndex
+        /// The group as it will be once the message is accepted.
+        var group: CachedGroup
+        /// The devices that receive it: the members before it (a removed device gets its removal).
+        let recipients: Set<Int64>
+        var append: LogAppend
+        /// The sending user's stored bytes once it is stored.
+        let userTotal: Int64
+    }
+
+    /// Accepts one MLS message into a group's log, or explains why not. Returns the seq it was
+    /// stored under; the sender's copy (its echo, with its id) follows through the hub like every
+    /// member's, only once the message is durably stored. A resend of an id this device already
+    /// used in the group is answered with the stored message's echo, never stored twice.
+    @discardableResult
+    func submit(_ send: ClientFrame.Send, from device: DeviceRecord) throws -> UInt64 {
+        do {
+            let group = try admit(send, from: device)
+            if let earlier = try storage.message(groupID: group.record.id, senderDevice: device.id, clientID: send.id) {
+                echo(earlier, in: group, id: send.id, to: device)
+                return earlier.seq
+            }
+            var submission = try validate(send, in: group, from: device)
+            try apply(&submission)
+            let seq = try persist(submission)
+            fanOut(submission, seq: seq)
+            return seq
+        } catch let error as DeliveryError {
+            metrics.rejected(error.errorBody.code)
+            throw error
+        }
+    }
+
+    /// The checks that need no decoding: rate, id, size and membership.
+    private func admit(_ send: ClientFrame.Send, from device: DeviceRecord) throws -> CachedGroup {
+        guard sendLimiter.allow("device:\(device.id)") else { throw DeliveryError.rateLimited }
+        guard (1...Self.maxClientIDBytes).contains(send.id.utf8.count) else { throw DeliveryError.invalidClientID }
+        guard send.message.count <= configuration.maxFrameBytes,
+            (send.welcome?.count ?? 0) <= configuration.maxFrameBytes
+        else {
+            throw DeliveryError.tooLarge
+        }
+        guard let group = try lookup(send.group), group.memberDevices.contains(device.id) else {
+            throw DeliveryError.notMember
+        }
+        return group
+    }
+
+    /// Decodes the message and checks what does not depend on its kind: the sender's leaf and quotas.
+    private func validate(
+        _ send: ClientFrame.Send,
+        in group: CachedGroup,
+        from device: DeviceRecord
+    ) throws -> Submission {
+        guard let senderLeaf = group.devices.first(where: { $0.value == device.id })?.key else {
+            throw DeliveryError.notMember
+        }
+        guard let message = try? MLSMessage(tlsEncoded: [UInt8](send.message)) else {
+            throw DeliveryError.undecodable
+        }
+        let size = Int64(send.message.count)  // Int is 64 bits on every platform Parley serves from
+        let userTotal = try checkQuota(group, user: device.userID, adding: size)
+        let append = LogAppend(
+            groupID: group.record.id,
+            time: Clock.milliseconds(),
+            senderDevice: device.id,
+            data: [UInt8](send.message),
+            clientID: send.id
+        )
+        return Submission(
+            send: send,
+            device: device,
+            message: message,
+            senderLeaf: senderLeaf,
+            group: group,
+            recipients: group.memberDevices,
+            append: append,
+            userTotal: userTotal
+        )
+    }
+
+    /// Runs the group's rules on the message: an application message must be of the current
+    /// epoch; a handshake message moves the submission's copy of the group.
+    private func apply(_ submission: inout Submission) throws {
+        switch submission.message {
+        case .privateMessage(let message):
+            try checkApplication(message, in: submission.group, now: submission.append.time)
+        case .publicMessage(let message):
+            try acceptHandshake(message, &submission)
+        case .welcome, .groupInfo, .keyPackage:
+            throw DeliveryError.notAGroupMessage
+        }
+    }
+
+    /// Stores the message with everything that changes with it, in one transaction, then adopts
+    /// the group's new state. Nothing is adopted if storing fails.
+    private func persist(_ submission: Submission) throws -> UInt64 {
+        let seq = try storage.append(submission.append)
+        var group = submission.group
+        group.record.lastSeq = seq
+        if submission.append.newState != nil { group.record.stateSeq = seq }
+        group.storedBytes += Int64(submission.append.data.count)
+        userBytes[submission.device.userID] = submission.userTotal
+        cache[group.record.id] = group
+        metrics.accepted.increment()
+        logger.debug(
+            "message accepted",
+            metadata: [
+                "group": "\(group.record.name)", "seq": "\(seq)", "size": "\(submission.append.data.count)",
+                "kind": "\(submission.append.newState == nil ? "application or proposal" : "commit")",
+            ]
+        )
+        return seq
+    }
+
+    /// Storage quotas per group and per sending user (finding 13); returns the user's new total.
+    private func checkQuota(_ group: CachedGroup, user: Int64, adding size: Int64) throws -> Int64 {
+        let current: Int64
+        if let known = userBytes[user] {
+            current = known
+        } else {
+            current = try storage.storedBytes(userID: user)
+            userBytes[user] = current
+        }
+        let (userTotal, userOverflow) = current.addingReportingOverflow(size)
+        let (groupTotal, groupOverflow) = group.storedBytes.addingReportingOverflow(size)
+        guard !userOverflow, userTotal <= Int64(configuration.maxStoredBytesPerUser) else {
+            throw DeliveryError.quotaExceeded(.user)
+        }
+        guard !groupOverflow, groupTotal <= Int64(configuration.maxStoredBytesPerGroup) else {
+            throw DeliveryError.quotaExceeded(.group)
+        }
+        return userTotal
+    }
+
+    /// An application message: opaque to the server, but its group and epoch must be current
+    /// (or the previous epoch, briefly after a commit).
+    private func checkApplication(_ message: PrivateMessage, in group: CachedGroup, now: UInt64) throws {
+        guard message.contentType == .application else { throw DeliveryError.handshakeNotPublic }
+        guard message.groupID == group.view.groupID else { throw DeliveryError.otherGroup }
+        let current = group.view.epoch
+        // The epoch is from the wire and may be anything, 2^64-1 included (finding 2): compare, never add.
+        let inGrace = current > 0 && message.epoch == current - 1 && now <= group.previousEpochUntil
+        guard message.epoch == current || inGrace else { throw DeliveryError.wrongEpoch(current: current) }
+    }
+
+    /// A proposal or commit, checked by the public view; a commit moves the group to its next epoch.
+    private func acceptHandshake(_ message: PublicMessage, _ submission: inout Submission) throws {
+        guard case .member(let leaf) = message.content.sender, leaf == submission.senderLeaf else {
+            throw DeliveryError.notOwnHandshake
+        }
+        try checkLeafIndices(message.content.body, in: submission.group.view)
+        let size = submission.append.data.count
+        if case .proposal = message.content.body {
+            // The server's own bound, before the view does any work (finding 8).
+            guard submission.group.pendingProposals < configuration.maxProposalsPerEpoch,
+                submission.group.pendingProposalBytes + size <= configuration.maxProposalBytesPerEpoch
+            else {
+                throw DeliveryError.tooManyProposals
+            }
+        }
+        var view = submission.group.view
+        let event: PublicGroupEvent
+        do {
+            event = try view.process(.publicMessage(message))
+        } catch let error as MLSError {
+            throw DeliveryError.rejected(error)
+        } catch {
+            throw DeliveryError.unprocessable
+        }
+        switch event {
+        case .proposal:
+            // Proposals are not written into the stored state: on restart they are re-derived from the log.
+            submission.append.isProposal = true
+            submission.group.pendingProposals += 1
+            submission.group.pendingProposalBytes += size
+        case .commit:
+            try applyCommit(message, view: view, &submission)
+        }
+        submission.group.view = view
+    }
+
+    /// The membership change a commit makes. Who joined and who left comes from the rosters
+    /// before and after, never from indices in the message (finding 10): a removed device
+    /// always stops receiving.
+    private func applyCommit(_ message: PublicMessage, view: PublicGroup, _ submission: inout Submission) throws {
+        guard view.members.count <= configuration.maxMembers else { throw DeliveryError.tooManyMembers }
+        let newDevices = try deviceMap(view)
+        let before = submission.group.memberDevices
+        let after = Set(newDevices.values)
+        let joined = after.subtracting(before)
+        submission.append.leftDevices = before.subtracting(after).sorted()
+        submission.append.joinedDevices = joined.sorted()
+        submission.append.welcomes = try welcomes(
+            submission.send.welcome,
+            for: joined,
+            commit: message.content.body,
+            suite: view.suite
+        )
+        submission.append.newState = try view.serialized()
+        submission.group.devices = newDevices
+        let (until, overflow) = submission.append.time.addingReportingOverflow(graceMilliseconds)
+        submission.group.previousEpochUntil = overflow ? .max : until
+        submission.group.pendingProposals = 0
+        submission.group.pendingProposalBytes = 0
+    }
+
+    /// Leaf indices a proposal or commit names must lie inside the group's tree; they are never
+    /// wrapped onto a real leaf (finding 10). Proposals by reference were checked on arrival.
+    private func checkLeafIndices(_ body: FramedContent.Body, in view: PublicGroup) throws {
+        let proposals: [Proposal] =
+            switch body {
+            case .proposal(let proposal): [proposal]
+            case .commit(let commit):
+                commit.proposals.compactMap { if case .proposal(let proposal) = $0 { proposal } else { nil } }
+            case .application: []
+            }
+        for case .remove(let leaf) in proposals where leaf.rawValue >= view.tree.leafCount.rawValue {
+            throw DeliveryError.leafOutsideTree(leaf)
+        }
+    }
+
+    /// The Welcome of a commit that adds devices (finding 4): size-bounded, it must parse as a
+    /// Welcome whose secrets name exactly the added devices' KeyPackages, one each.
+    ///
+    /// Consent rule: a user is added to a group only with a KeyPackage one of their devices
+    /// uploaded for that purpose. An Add must carry a KeyPackage signed by the device's own
+    /// key (the policy checks the key is that user's registered device), the Welcome must be
+    /// addressed to a KeyPackage that device uploaded, and the server hands each one-time
+    /// KeyPackage out once (the accounts service limits claims per target). No further
+    /// consent is asked: uploading KeyPackages is the user's consent to be added by someone
+    /// who can claim one; a user leaves a group they do not want by proposing their own Remove.
+    private func welcomes(
+        _ data: Data?,
+        for joined: Set<Int64>,
+        commit: FramedContent.Body,
+        suite: CipherSuiteProvider
+    ) throws -> [(deviceID: Int64, data: [UInt8])] {
+        guard !joined.isEmpty else { return [] }
+        guard let data, data.count <= configuration.maxFrameBytes,
+            case .welcome(let welcome) = try? MLSMessage(tlsEncoded: [UInt8](data))
+        else {
+            throw DeliveryError.missingWelcome
+        }
+        if case .commit(let body) = commit {
+            for case .proposal(.add(let keyPackage)) in body.proposals {
+                guard let owner = try storage.keyPackageOwner(reference: keyPackage.reference(suite)),
+                    joined.contains(owner)
+                else {
+                    throw DeliveryError.foreignKeyPackage
+                }
+            }
+        }
+        var recipients = Set<Int64>()
+        for entry in welcome.secrets {
+            guard let owner = try storage.keyPackageOwner(reference: entry.newMember), joined.contains(owner),
+                recipients.insert(owner).inserted
+            else {
+                throw DeliveryError.misaddressedWelcome
+            }
+        }
+        guard recipients == joined else { throw DeliveryError.incompleteWelcome }
+        return recipients.sorted().map { ($0, [UInt8](data)) }
+    }
+
+    /// Enqueues the stored message for every member device (the sender's copy carries its id)
+    /// and the Welcome for every added one.
+    private func fanOut(_ submission: Submission, seq: UInt64) {
+        let (append, group, sender) = (submission.append, submission.group, submission.device)
+        let name = group.record.name
+        let frame = ServerFrame.Message(
+            group: name,
+            seq: seq,
+            time: append.time,
+            sender: sender.userName,
+            message: Data(append.data)
+        )
+        for recipient in submission.recipients {
+            var copy = frame
+            if recipient == sender.id { copy.id = submission.send.id }
+            hub.send(.message(groupID: group.record.id, copy), to: recipient)
+            metrics.deliveries.increment()
+        }
+        for welcome in append.welcomes {
+            let welcomeFrame = ServerFrame.WelcomeFrame(
+                group: name,
+                seq: seq,
+                time: append.time,
+                welcome: Data(welcome.data)
+            )
+            hub.send(.welcome(groupID: group.record.id, welcomeFrame), to: welcome.deviceID)
+        }
+        for added in append.joinedDevices {
+            logger.info("member added", metadata: ["group": "\(name)", "device": "\(added)"])
+        }
+        for removed in append.leftDevices {
+            logger.info("member removed", metadata: ["group": "\(name)", "device": "\(removed)"])
+        }
+    }
+
+    /// The echo of a message stored earlier under the same id: sent again even when this
+    /// connection already delivered it, since the client resent because it missed it.
+    private func echo(_ entry: LogEntry, in group: CachedGroup, id: String, to device: DeviceRecord) {
+        let frame = ServerFrame.Message(
+            group: group.record.name,
+            seq: entry.seq,
+            time: entry.time,
+            sender: entry.sender,
+            message: Data(entry.data),
+            id: id
+        )
+        hub.send(.echo(groupID: group.record.id, frame), to: device.id)
+        metrics.duplicateSubmissions.increment()
+        logger.debug(
+            "resend answered with its echo",
+            metadata: ["group": "\(group.record.name)", "seq": "\(entry.seq)"]
+        )
+    }
+}
