@@ -63,6 +63,18 @@ public final class ParleyServer: Sendable {
         )
     }
 
+    /// The HTTP API's routes over this server's services (also what router-mode tests drive).
+    var routes: Routes {
+        Routes(
+            accounts: accounts,
+            directory: directory,
+            delivery: delivery,
+            metrics: metrics,
+            hub: hub,
+            configuration: configuration
+        )
+    }
+
     /// Serves until a graceful shutdown: SIGTERM or SIGINT when `handleSignals`,
     /// or ``shutdown()``. Shutdown stops accepting, closes WebSockets with
     /// 1001 (going away), drains in-flight requests and returns.
@@ -72,14 +84,6 @@ public final class ParleyServer: Sendable {
         handleSignals: Bool = true,
         onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
-        let routes = Routes(
-            accounts: accounts,
-            directory: directory,
-            delivery: delivery,
-            metrics: metrics,
-            hub: hub,
-            configuration: configuration
-        )
         let router = routes.router()
         router.get("v1/ws") { _, _ -> Response in throw ErrorBody(.unauthorized) }
         let app = Application(

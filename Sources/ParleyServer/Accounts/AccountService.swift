@@ -187,6 +187,15 @@ final class AccountService: Sendable {
         logger.info("device logged out", metadata: ["device": "\(device.id)"])
     }
 
+    /// A user's public record: the signature keys of their devices, to check credentials against.
+    func publicRecord(of name: String) throws -> API.User {
+        guard let user = try storage.user(named: name) else { throw ErrorBody(.userNotFound) }
+        return API.User(
+            username: name,
+            signatureKeys: try storage.devices(ofUser: user.id).map { Data($0.signatureKey) }
+        )
+    }
+
     /// Removes the account, tombstoning its name and keys, and disconnects its devices.
     func removeUser(name: String) throws -> Bool {
         let devices = try storage.user(named: name).map { try storage.devices(ofUser: $0.id) } ?? []

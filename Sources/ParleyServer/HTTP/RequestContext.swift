@@ -1,11 +1,13 @@
 import Hummingbird
 import NIOCore
 
-/// Per-request context: the peer address (for rate limits) and the body limit.
+/// Per-request context: the peer address (for rate limits), the body limit, and the device
+/// once ``DeviceAuthenticator`` found it (routes that need it take an ``AuthenticatedContext``).
 struct ParleyRequestContext: RequestContext {
     var coreContext: CoreRequestContextStorage
     let remoteAddress: SocketAddress?
     let maxBody: Int
+    var device: DeviceRecord?
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
