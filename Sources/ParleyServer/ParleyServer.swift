@@ -119,7 +119,8 @@ public final class ParleyServer: Sendable {
     }
 
     /// HTTP/1.1 with WebSocket upgrade inside TLS 1.3, with every connection bounded in time
-    /// (finding 12): TLS handshake plus first request head, HTTP keep-alive idle, WebSocket ping.
+    /// (finding 12): TLS handshake plus first request head, HTTP keep-alive idle, WebSocket ping;
+    /// and in number per client address.
     private func serverBuilder() throws -> HTTPServerBuilder {
         let sessionParts = (storage, delivery, hub, configuration, accounts)
         let channelConfiguration = HTTP1WebSocketUpgradeChannel.Configuration(
@@ -158,13 +159,21 @@ public final class ParleyServer: Sendable {
         }
         let tls = try identity.tlsConfiguration()
         let deadline = TimeAmount.seconds(Int64(max(1, configuration.handshakeTimeoutSeconds)))
+        let counter = ConnectionCounter(
+            limit: configuration.maxConnectionsPerAddress,
+            exemptsLoopback: configuration.connectionLimitExemptsLoopback
+        )
         return HTTPServerBuilder { responder in
             let http = HTTP1WebSocketUpgradeChannel(
                 responder: responder,
                 configuration: channelConfiguration,
                 shouldUpgrade: shouldUpgrade
             )
-            return try TLSChannel(ConnectionDeadlineChannel(base: http, timeout: deadline), tlsConfiguration: tls)
+            let tlsChannel = try TLSChannel(
+                ConnectionDeadlineChannel(base: http, timeout: deadline),
+                tlsConfiguration: tls
+            )
+            return ConnectionLimitChannel(base: tlsChannel, counter: counter)
         }
     }
 

@@ -50,6 +50,8 @@ extension ServerConfiguration {
             value: \.keyPackageClaimsPerHourPerTarget,
             range: 1...1_000_000
         ),
+        Bound(key: "max_connections_per_address", value: \.maxConnectionsPerAddress, range: 1...1_000_000),
+        Bound(key: "acks_per_second", value: \.acksPerSecond, range: 1...100_000),
     ]
 
     /// Keys whose values are text: an all-digit token or host stays a string.

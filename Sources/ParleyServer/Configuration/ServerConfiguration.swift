@@ -63,6 +63,13 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
     /// One-time KeyPackages of one user handed out per hour, to all claimers together; past it,
     /// claims get the user's last-resort KeyPackage, so nobody can drain the one-time ones.
     public var keyPackageClaimsPerHourPerTarget: Int = 10
+    /// Connections one client address (an IPv6 /64) may hold open at once; more are closed
+    /// when accepted. Loopback addresses (a reverse proxy on this machine) are not counted.
+    public var maxConnectionsPerAddress: Int = 64
+    /// WebSocket acknowledgements one device may send per second, sustained (bursts of 4×).
+    public var acksPerSecond: Int = 50
+    /// Whether loopback connections are exempt from `maxConnectionsPerAddress` (tests turn it off).
+    var connectionLimitExemptsLoopback = true
 
     public init() {}
 
@@ -98,6 +105,8 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
         case registrationsPerMinute = "registrations_per_minute"
         case loginsPerMinutePerAddress = "logins_per_minute_per_address"
         case keyPackageClaimsPerHourPerTarget = "key_package_claims_per_hour_per_target"
+        case maxConnectionsPerAddress = "max_connections_per_address"
+        case acksPerSecond = "acks_per_second"
     }
 
     public init(from decoder: Decoder) throws {
@@ -180,7 +189,8 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
         "max_stored_bytes_per_group", "max_stored_bytes_per_user", "max_queued_bytes_per_connection",
         "handshake_timeout_seconds", "idle_timeout_seconds", "ping_interval_seconds", "session_check_seconds",
         "max_devices_per_account", "metrics_token", "registrations_per_hour_per_address", "registrations_per_minute",
-        "logins_per_minute_per_address", "key_package_claims_per_hour_per_target",
+        "logins_per_minute_per_address", "key_package_claims_per_hour_per_target", "max_connections_per_address",
+        "acks_per_second",
     ]
 
     private mutating func decodeAccountLimits(_ container: KeyedDecodingContainer<CodingKeys>, defaults: Self) throws {
@@ -199,6 +209,8 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
             .keyPackageClaimsPerHourPerTarget,
             defaults.keyPackageClaimsPerHourPerTarget
         )
+        maxConnectionsPerAddress = try value(.maxConnectionsPerAddress, defaults.maxConnectionsPerAddress)
+        acksPerSecond = try value(.acksPerSecond, defaults.acksPerSecond)
     }
 
     var databasePath: String { (dataDirectory as NSString).appendingPathComponent("parley.sqlite") }

@@ -45,6 +45,8 @@ actor DeliveryService {
     /// Bytes of message data each user's devices sent and storage still keeps, by user id.
     var userBytes: [Int64: Int64] = [:]
     let sendLimiter: RateLimiter
+    /// Each ack costs a database write in this actor: bounded per device like sends.
+    private let ackLimiter: RateLimiter
     private let creationLimiter: RateLimiter
     /// Creation GroupInfos are parsed and validated outside the actor, a few at a time.
     private let parsing = ConcurrencyLimit(permits: 2, maxWaiting: 32)
@@ -65,6 +67,10 @@ actor DeliveryService {
         sendLimiter = RateLimiter(
             capacity: configuration.messagesPerSecond * 4,
             perMinute: configuration.messagesPerSecond * 60
+        )
+        ackLimiter = RateLimiter(
+            capacity: configuration.acksPerSecond * 4,
+            perMinute: configuration.acksPerSecond * 60
         )
         let creations = max(1, configuration.groupCreationsPerHour)
         creationLimiter = RateLimiter(capacity: creations, perHour: creations)
@@ -292,7 +298,9 @@ actor DeliveryService {
 
     /// Acknowledgement from a device (finding 1): only for a group it is or was a member of,
     /// and only up to the last message meant for it; anything else is refused, not stored.
+    /// At most `acks_per_second` per device (bursts of 4×); more are refused (`rateLimited`).
     func acknowledge(_ ack: ClientFrame.Ack, from device: DeviceRecord) throws {
+        guard ackLimiter.allow("device:\(device.id)") else { throw DeliveryError.rateLimited }
         guard let group = try lookup(ack.group),
             let membership = try storage.membership(groupID: group.record.id, deviceID: device.id)
         else {
