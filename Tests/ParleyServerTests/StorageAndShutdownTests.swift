@@ -8,7 +8,14 @@ import Testing
 @Suite(.serialized) struct StorageAndShutdownTests {
     @Test func shutdownClosesWebSocketsWithGoingAway() async throws {
         let server = try await TestServer.start()
-        let alice = try await TestUser.ready("alice", on: server)
+        let alice: TestUser
+        do {
+            alice = try await TestUser.ready("alice", on: server)
+        } catch {
+            // Stopped either way: a TestServer dropped while running traps in its HTTP client's deinit.
+            try? await server.stop()
+            throw error
+        }
         await alice.connect()
         try await server.stop()
         let close = try await alice.socket!.closed.value
