@@ -303,10 +303,13 @@ import Glibc
         proposal.isProposal = true
         _ = try storage.append(proposal)
         _ = try storage.append(LogAppend(groupID: group, time: 3, senderDevice: alice, data: [3]))
+        // The sender acknowledges its own messages like any member (its echo).
+        try storage.acknowledge(deviceID: alice, groupID: group, seq: 3)
         #expect(try storage.prune(olderThan: 0) == 2)
         #expect(try storage.messages(groupID: group, after: 0, through: nil, limit: 10).map(\.seq) == [2])
         #expect(try storage.group(id: group)?.stateSeq == 1)
         _ = try storage.append(LogAppend(groupID: group, time: 4, senderDevice: alice, data: [4], newState: [4]))
+        try storage.acknowledge(deviceID: alice, groupID: group, seq: 4)
         #expect(try storage.prune(olderThan: 0) == 2)
         #expect(try storage.messages(groupID: group, after: 0, through: nil, limit: 10).isEmpty)
     }

@@ -279,6 +279,9 @@ import Testing
         try await alice.createGroup("g")
         _ = try await alice.add(["bob"], to: "g")
         _ = try await alice.sendText("before restart", to: "g")
+        // Alice acknowledges her echoes (the commit at 1, the message at 2); the cursor is stored.
+        try alice.socket!.send(.ack(.init(group: "g", seq: 2)))
+        try await Task.sleep(for: .milliseconds(200))
         alice.socket?.close()
         try await first.stop()
 
@@ -291,7 +294,7 @@ import Testing
             new.bundles = old.bundles
             new.groups = old.groups
         }
-        #expect(await aliceAgain.connect().isEmpty)  // alice's cursor: she has everything she sent
+        #expect(await aliceAgain.connect().isEmpty)  // alice's cursor survived the restart
         let replay = await bobAgain.connect()
         guard case .welcome(let welcome)? = replay.first, case .message(let message)? = replay.last else {
             Issue.record("expected the Welcome and the message, got \(replay)")

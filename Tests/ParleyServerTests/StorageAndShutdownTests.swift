@@ -49,7 +49,10 @@ import Testing
                 ) == UInt64(index)
             )
         }
-        // alice has all she sent; bob joined at 1 and acknowledges up to 3.
+        // Storing moves no cursor, not even the sender's: alice acknowledges her echoes up to 5,
+        // bob (joined at 1) up to 3.
+        #expect(try storage.prune(olderThan: 0) == 0)
+        try storage.acknowledge(deviceID: aliceDevice, groupID: group, seq: 5)
         try storage.acknowledge(deviceID: bobDevice, groupID: group, seq: 3)
         #expect(try storage.prune(olderThan: 0) == 3)
         #expect(try storage.messages(groupID: group, after: 0, through: nil, limit: 10).map(\.seq) == [4, 5])

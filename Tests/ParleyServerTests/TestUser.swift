@@ -126,7 +126,9 @@ final class TestUser {
     /// Sends a frame and returns the server's answer to it: the echoed message or an error.
     func submit(_ message: MLSMessage, welcome: MLSMessage? = nil, to groupName: String) async throws -> ServerFrame {
         nextID += 1
-        let id = "\(name)-\(nextID)"
+        // Unique across TestUsers standing for the same device (after a restart): the server
+        // answers a reused id with the message first stored under it.
+        let id = "\(name)-\(nextID)-\(UUID().uuidString.prefix(8))"
         try socket!.send(
             .send(
                 .init(
