@@ -128,8 +128,27 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "ParleyProtocolTests",
+            dependencies: ["ParleyProtocol", "MLS"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "ParleyClientTests",
-            dependencies: ["ParleyClient", "ParleyServer", "ParleyProtocol", "ParleyDemo", "ParleyChat", "MLS"],
+            dependencies: [
+                "ParleyClient", "ParleyServer", "ParleyProtocol", "ParleyDemo", "ParleyChat", "MLS",
+                // The hostile-server proxy (HostileServerProxy.swift).
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

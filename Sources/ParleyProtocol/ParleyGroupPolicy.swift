@@ -12,6 +12,8 @@ import MLS
 ///   member's own leave, which any member may commit;
 /// - group extensions keep a decodable, non-empty admin list that still names
 ///   every current admin: the list cannot demote an admin or be seized;
+/// - group extensions keep a valid group name (`GroupNameExtension.swift`) once
+///   the group has one;
 /// - a member may remove itself (leave), but an admin is never removed;
 /// - PSK, ReInit and ExternalInit proposals, external senders and external
 ///   commits are refused: members join by Welcome.
@@ -103,6 +105,7 @@ public enum ParleyGroupPolicy {
                     throw ParleyPolicyError.invalidAdminList
                 }
                 guard roster.admins.isSubset(of: admins) else { throw ParleyPolicyError.adminListChange }
+                try ParleyGroupPolicy.checkGroupName(replacing: group.context.extensions, with: extensions)
             case .preSharedKey, .reInit, .externalInit:
                 throw ParleyPolicyError.proposalNotAllowed(item.proposal.proposalType)
             }
@@ -187,6 +190,10 @@ public enum ParleyPolicyError: Error, Hashable, Sendable, CustomStringConvertibl
     case invalidAdminList
     /// New group extensions would drop a current admin.
     case adminListChange
+    /// The group name extension is malformed or not a valid group name.
+    case invalidGroupName
+    /// New group extensions would leave a named group without a name.
+    case groupNameRemoved
 
     public var errorBody: ErrorBody {
         switch self {
@@ -202,6 +209,8 @@ public enum ParleyPolicyError: Error, Hashable, Sendable, CustomStringConvertibl
             ErrorBody(.notPermitted, "Parley groups are joined by invitation, not by external commit.")
         case .invalidAdminList: ErrorBody(.notPermitted, "A group must keep a valid, non-empty list of admins.")
         case .adminListChange: ErrorBody(.notPermitted, "The admin list may add admins but never drop one.")
+        case .invalidGroupName: ErrorBody(.invalidMessage, "A group's name must be a valid group name.")
+        case .groupNameRemoved: ErrorBody(.notPermitted, "A group's name may be changed but not removed.")
         }
     }
 
