@@ -116,7 +116,7 @@ extension GroupEngine {
         guard record.problem == nil, var group = groups[frame.group] else {
             return try persist(frame.group, lines: lines)
         }
-        let (produced, confirmed) = try process(frame, in: &group)
+        let (produced, confirmed, destroyed) = try process(frame, in: &group)
         lines += produced.map { line in
             var line = line
             line.note = note
@@ -124,6 +124,8 @@ extension GroupEngine {
         }
         groups[frame.group] = group
         try persist(frame.group, lines: lines, confirming: confirmed)
+        // An admin's signed destroy notice, stored above: now the group goes.
+        if destroyed { try destroyConfirmed(frame.group) }
     }
 
     /// A note for a message whose server time is implausible: far from this device's clock,
@@ -135,12 +137,12 @@ extension GroupEngine {
         return "the server's time for this message is earlier than for the message before it; it may be wrong"
     }
 
-    /// Processes one message of a followed group: the history lines it produces and the
-    /// outbox row its echo confirmed, if any.
+    /// Processes one message of a followed group: the history lines it produces, the
+    /// outbox row its echo confirmed, if any, and whether it is an admin's destroy notice.
     private func process(
         _ frame: ServerFrame.Message,
         in group: inout Group
-    ) throws -> (lines: [HistoryEntry], confirmed: Int64?) {
+    ) throws -> (lines: [HistoryEntry], confirmed: Int64?, destroyed: Bool) {
         let bytes = [UInt8](frame.message)
         let message = try? MLSMessage(tlsEncoded: bytes)
         let queued = try pendingSend(echoedBy: frame)
@@ -151,12 +153,16 @@ extension GroupEngine {
             var lines = describe(processed, in: group, frame)
             lines += accepted(
                 AcceptedMessage(seq: frame.seq, message: bytes, content: processed, sender: sender),
-                in: frame.group
+                in: frame.group,
+                group: group
             )
-            return (lines, nil)
+            return (lines, nil, Self.isAdminDestroy(processed, in: group))
         } catch MLSError.ownMessage {
             // This device's own application message, echoed: the outbox has its text.
-            guard let queued else { return ([], nil) }
+            guard let queued else {
+                recordUnprocessed(seq: frame.seq, message: bytes, in: frame.group)
+                return ([], nil, false)
+            }
             confirmedSends[queued.item.id] = frame.seq
             let line = HistoryEntry(
                 seq: frame.seq,
@@ -166,9 +172,10 @@ extension GroupEngine {
                 text: queued.item.text
             )
             let own = AcceptedMessage(seq: frame.seq, message: bytes, content: nil, sender: group.ownLeaf)
-            return ([line] + accepted(own, in: frame.group), queued.row)
+            return ([line] + accepted(own, in: frame.group, group: group), queued.row, false)
         } catch {
-            return (try undecryptable(frame, message, in: group, error), nil)
+            recordUnprocessed(seq: frame.seq, message: bytes, in: frame.group)
+            return (try undecryptable(frame, message, in: group, error), nil, false)
         }
     }
 
@@ -181,9 +188,11 @@ extension GroupEngine {
         }
     }
 
-    /// Hook for checks over every accepted message (fork detection, issue 13): sees each
-    /// one in log order and returns warning lines to store with it. Nothing yet.
-    func accepted(_ message: AcceptedMessage, in name: String) -> [HistoryEntry] { [] }
+    /// Checks over every accepted message (fork detection, issue 13): sees each one in log
+    /// order, with the group as processing left it, and returns warning lines to store with it.
+    func accepted(_ message: AcceptedMessage, in name: String, group: Group) -> [HistoryEntry] {
+        checkHistory(message, group: group, in: name)
+    }
 
     private static func signer(of processed: ProcessedMessage) -> LeafIndex? {
         switch processed {

@@ -4,7 +4,11 @@ import MLS
 import ParleyProtocol
 
 public struct GroupSummary: Sendable, Hashable {
+    /// The server's name for the group, which commands use.
     public var name: String
+    /// The name its admins gave it, from the MLS GroupContext (the server cannot change it);
+    /// what a user should be shown. The server's name for groups made before it existed.
+    public var title: String = ""
     public var members: [String]
     public var admins: [String]
     public var epoch: UInt64
@@ -24,6 +28,7 @@ extension GroupEngine {
         let followed = groups.sorted { $0.key < $1.key }.map { name, group in
             GroupSummary(
                 name: name,
+                title: Self.title(of: group, calledByServer: name),
                 members: memberNames(group),
                 admins: (try? ParleyGroupPolicy.admins(in: group.context.extensions)) ?? [],
                 epoch: group.epoch,
@@ -36,6 +41,7 @@ extension GroupEngine {
         let known = records.values.filter { groups[$0.name] == nil }.sorted { $0.name < $1.name }.map {
             GroupSummary(
                 name: $0.name,
+                title: $0.name,
                 members: [],
                 admins: [],
                 epoch: 0,
@@ -79,13 +85,17 @@ extension GroupEngine {
             groupID: suite.randomBytes(32),
             credential: identity.credential,
             signatureKeys: identity.signatureKeys,
-            extensions: [try ParleyGroupPolicy.adminsExtension([identity.username])],
+            extensions: [
+                try ParleyGroupPolicy.adminsExtension([identity.username]),
+                try ParleyGroupPolicy.groupNameExtension(name),
+            ],
             policy: policy
         )
         let groupInfo = Data(try MLSMessage.groupInfo(group.groupInfo()).tlsEncoded())
         try await transport.createGroup(API.CreateGroup(name: name, groupInfo: groupInfo))
         groups[name] = group
         records[name] = GroupRecord(name: name, updated: Date().timeIntervalSince1970)
+        anchorHistory(name, group, at: 0)
         try persist(name, lines: [systemLine(name, "You created \(name).", seq: 0)])
     }
 
@@ -131,8 +141,11 @@ extension GroupEngine {
         try await submit(in: name) { group in (try group.proposeLeave(), nil) }
     }
 
-    /// Destroys the group on the server (this user is its admin), then here.
+    /// Tells the members, with a notice MLS signs as this admin's (the server's own word
+    /// deletes nothing on their devices), then destroys the group on the server and here.
     func destroy(_ name: String) async throws {
+        let notice = try ApplicationContent.destroyGroup.encoded()
+        try await submit(in: name) { group, data in (try group.encrypt(notice, authenticatedData: data), nil) }
         try await transport.destroyGroup(name)
         try destroyConfirmed(name)
     }

@@ -26,12 +26,14 @@ extension GroupEngine {
         in name: String,
         id: String = UUID().uuidString,
         queued: QueuedMessage? = nil,
+        carriesClaim: Bool = true,
         _ build: MessageBuilder
     ) async throws -> UInt64 {
         let connection = try await openConnection()
         for _ in 0..<5 {
             var group = try usableGroup(name)
-            let (message, welcome) = try build(&group, authenticatedData(for: name))
+            let claim = carriesClaim ? authenticatedData(for: name) : []
+            let (message, welcome) = try build(&group, claim)
             let bytes = Data(try message.tlsEncoded())
             // Saved before sending: a pending commit whose echo arrives after a restart is
             // merged, and a ratchet generation once used is never used again.
@@ -49,6 +51,7 @@ extension GroupEngine {
                 return confirmedSends[id] ?? 0
             }
             groups[name]?.discardPendingCommit()
+            withdrawHistoryClaim(claim, in: name)
             try persist(name)
             guard refusal.code == .wrongEpoch else { throw ClientError.server(refusal) }
         }
@@ -71,7 +74,7 @@ extension GroupEngine {
         in name: String,
         _ build: @escaping @Sendable (inout Group) throws -> (MLSMessage, MLSMessage?)
     ) async throws -> UInt64 {
-        try await submit(in: name) { group, _ in try build(&group) }
+        try await submit(in: name, carriesClaim: false) { group, _ in try build(&group) }
     }
 
     func commit(in name: String, _ make: @escaping @Sendable (inout Group) throws -> CommitOutput) async throws {
@@ -82,15 +85,18 @@ extension GroupEngine {
     }
 
     /// What an outgoing application message of `name` carries as authenticated_data
-    /// (RFC 9420 §6: covered by the sender's signature, readable by members). Hook for
-    /// fork detection (issue 13), which will put the sender's view of the log here.
-    func authenticatedData(for name: String) -> [UInt8] { [] }
+    /// (RFC 9420 §6: covered by the sender's signature, readable by members): the sender's
+    /// view of the log (``HistoryClaim``, GroupEngine+History.swift).
+    func authenticatedData(for name: String) -> [UInt8] { historyClaim(for: name) }
 
     // MARK: Outbox
 
     /// Sends a text: stored in the outbox first, so it survives being offline.
     func send(_ text: String, to name: String) async throws -> SendOutcome {
         _ = try usableGroup(name)
+        guard (try? ApplicationContent.text(text).encoded()) != nil else {
+            throw ClientError.invalid("A message must be 1 to \(ApplicationContent.maxTextBytes) bytes of text.")
+        }
         let id = UUID().uuidString
         try store.enqueue(OutboxItem(id: id, group: name, text: text))
         do {
@@ -114,8 +120,8 @@ extension GroupEngine {
                 try park(queued, because: reason)
                 continue
             }
-            let text = Array(queued.item.text.utf8)
             do {
+                let text = try ApplicationContent.text(queued.item.text).encoded()
                 try await submit(in: queued.item.group, id: queued.item.id, queued: queued) { group, data in
                     (try group.encrypt(text, authenticatedData: data), nil)
                 }

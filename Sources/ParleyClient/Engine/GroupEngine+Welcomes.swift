@@ -15,9 +15,8 @@ extension GroupEngine {
         let line = { (text: String) in self.systemLine(frame.group, text, seq: frame.seq, time: frame.time) }
         switch processed {
         case .application(let message):
-            let sender = ParleyGroupPolicy.username(of: message.credential) ?? frame.sender
-            let text = String(decoding: message.data, as: UTF8.self)
-            return [HistoryEntry(seq: frame.seq, time: frame.time, sender: sender, kind: .text, text: text)]
+            let sender = ParleyGroupPolicy.username(of: message.credential) ?? "a member"
+            return describe(message, from: sender, in: group, frame)
         case .proposal(_, let proposal):
             guard case .remove(let leaf) = proposal.proposal, proposal.sender == .member(leaf) else { return [] }
             return [line("\(actor(leaf)) asked to leave the group.")]
@@ -37,6 +36,48 @@ extension GroupEngine {
             }
             return lines
         }
+    }
+
+    /// Lines for application content (ApplicationContent, docs/PROTOCOL.md). A destroy
+    /// notice deletes only when its MLS-signed sender is an admin in the epoch it was sent
+    /// in (this one: PrivateMessages of other epochs do not decrypt); the deletion itself
+    /// happens once the frame is stored (``handle``).
+    private func describe(
+        _ message: ApplicationMessage,
+        from sender: String,
+        in group: Group,
+        _ frame: ServerFrame.Message
+    ) -> [HistoryEntry] {
+        let line = { (text: String) in self.systemLine(frame.group, text, seq: frame.seq, time: frame.time) }
+        switch Result(catching: { () throws(ApplicationContentError) in try ApplicationContent(decoding: message.data) }
+        ) {
+        case .success(.text(let text)):
+            return [HistoryEntry(seq: frame.seq, time: frame.time, sender: sender, kind: .text, text: text)]
+        case .success(.destroyGroup):
+            guard ParleyGroupPolicy.isAdmin(sender, in: group.context.extensions) else {
+                return [line("\(sender) asked to destroy this group but is not an admin; nothing was deleted.")]
+            }
+            return [line("\(sender) destroyed this group.")]
+        case .failure(let error):
+            return [line("A message from \(sender) could not be shown: \(Self.sentence(for: error))")]
+        }
+    }
+
+    static func sentence(for error: ApplicationContentError) -> String {
+        switch error {
+        case .unsupportedVersion, .unknownType: "it was sent by a newer version of Parley."
+        case .malformed, .invalidText, .emptyText: "it is malformed."
+        case .tooLarge(let limit): "it is longer than \(limit) bytes."
+        }
+    }
+
+    /// Whether a processed message is an admin's signed destroy notice for this group.
+    static func isAdminDestroy(_ processed: ProcessedMessage, in group: Group) -> Bool {
+        guard case .application(let message) = processed,
+            (try? ApplicationContent(decoding: message.data)) == .destroyGroup,
+            let sender = ParleyGroupPolicy.username(of: message.credential)
+        else { return false }
+        return ParleyGroupPolicy.isAdmin(sender, in: group.context.extensions)
     }
 
     // MARK: Welcomes
@@ -75,10 +116,24 @@ extension GroupEngine {
         }
         groups[frame.group] = joined
         records[frame.group] = GroupRecord(name: frame.group, lastSeq: frame.seq, needsUpdate: true)
+        anchorHistory(frame.group, joined, at: frame.seq)
         if !bundle.keyPackage.isLastResort { try store.deleteKeyPackage(reference: entry.newMember) }
-        let text = rejoining ? "You were added to \(frame.group) again." : "You joined \(frame.group)."
-        try persist(frame.group, lines: [systemLine(frame.group, text, seq: frame.seq, time: frame.time)])
+        let title = Self.title(of: joined, calledByServer: frame.group)
+        let text = rejoining ? "You were added to \(title) again." : "You joined \(title)."
+        var lines = [systemLine(frame.group, text, seq: frame.seq, time: frame.time)]
+        if title != frame.group {
+            let warning = "Warning: the server calls this group \(frame.group), but its admins named it \(title)."
+            records[frame.group]?.warnings = [warning]
+            lines.append(systemLine(frame.group, warning, seq: frame.seq, time: frame.time))
+        }
+        try persist(frame.group, lines: lines)
         try connection?.send(.ack(.init(group: frame.group, seq: frame.seq)))
+    }
+
+    /// The name a group's admins gave it (`parley_group_name` in its GroupContext, which
+    /// the server cannot change); the server's name for groups made before the extension.
+    static func title(of group: Group, calledByServer name: String) -> String {
+        ((try? ParleyGroupPolicy.groupName(in: group.context.extensions)) ?? nil) ?? name
     }
 
     /// The group a Welcome opens; the tree is fetched from the server when it is not inline

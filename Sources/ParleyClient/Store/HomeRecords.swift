@@ -1,5 +1,6 @@
 import Foundation
 import MLS
+import ParleyProtocol
 
 /// One line of a group's history as the user sees it.
 public struct HistoryEntry: Sendable, Hashable, Codable {
@@ -34,6 +35,9 @@ struct GroupRecord: Codable, Sendable, Equatable {
     /// The latest server time (ms) of an applied message whose time was plausible; a later
     /// message stamped earlier than this is flagged.
     var lastTime: UInt64?
+    /// This member's record of the log in the current epoch, for fork and drop detection
+    /// (GroupEngine+History.swift); nil until the group is anchored.
+    var history: HistoryLedger?
 }
 
 /// One group as the store keeps it: its record and its serialized MLS state (empty for a

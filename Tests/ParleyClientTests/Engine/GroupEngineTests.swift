@@ -64,7 +64,9 @@ final class EngineScene {
         )
     }
 
-    func fromAlice(_ text: String) throws -> ServerFrame { try frame(try alice.encrypt(Array(text.utf8))) }
+    func fromAlice(_ text: String) throws -> ServerFrame {
+        try frame(try alice.encrypt(try ApplicationContent.text(text).encoded()))
+    }
 
     /// bob's engine after a restart: a new engine on the same store.
     func restart() async throws {
@@ -120,12 +122,16 @@ final class EngineScene {
     @Test func aSeqBeyondAnyLogIsRefusedWithoutMovingTheCursor() async throws {
         let scene = try await EngineScene()
         for seq in [UInt64(1) << 63, .max] {
-            scene.server.deliver(try scene.frame(try scene.alice.encrypt(Array("forged".utf8)), seq: seq))
+            scene.server.deliver(
+                try scene.frame(try scene.alice.encrypt(try ApplicationContent.text("forged").encoded()), seq: seq)
+            )
             _ = try await scene.bob.pump(timeout: .milliseconds(1))
         }
         #expect(await scene.summary()?.lastSeq == 1)
         #expect(try await scene.notices().contains { $0.contains("numbered 9223372036854775808") })
-        scene.server.deliver(try scene.frame(try scene.alice.encrypt(Array("after".utf8)), seq: 2))
+        scene.server.deliver(
+            try scene.frame(try scene.alice.encrypt(try ApplicationContent.text("after").encoded()), seq: 2)
+        )
         _ = try await scene.bob.pump(timeout: .milliseconds(1))
         #expect(try await scene.texts() == ["after"])
         #expect(await scene.summary()?.lastSeq == 2)
@@ -137,10 +143,17 @@ final class EngineScene {
         let scene = try await EngineScene()
         scene.server.deliver(try scene.fromAlice("now"))
         let tomorrow = scene.now + 86_400_000
-        scene.server.deliver(try scene.frame(try scene.alice.encrypt(Array("tomorrow".utf8)), time: tomorrow))
+        scene.server.deliver(
+            try scene.frame(try scene.alice.encrypt(try ApplicationContent.text("tomorrow").encoded()), time: tomorrow)
+        )
         _ = try await scene.bob.pump(timeout: .milliseconds(1))
         let minuteAgo = scene.now - 60_000
-        scene.server.deliver(try scene.frame(try scene.alice.encrypt(Array("backwards".utf8)), time: minuteAgo - 1))
+        scene.server.deliver(
+            try scene.frame(
+                try scene.alice.encrypt(try ApplicationContent.text("backwards").encoded()),
+                time: minuteAgo - 1
+            )
+        )
         scene.server.deliver(try scene.fromAlice("later"))
         _ = try await scene.bob.pump(timeout: .milliseconds(1))
         let lines = try await scene.bob.history("g").filter { $0.kind == .text }
@@ -152,7 +165,7 @@ final class EngineScene {
 
     @Test func anUndecryptableMessageIsALineAndTheGroupCarriesOn() async throws {
         let scene = try await EngineScene()
-        var junk = try scene.alice.encrypt(Array("tampered".utf8))
+        var junk = try scene.alice.encrypt(try ApplicationContent.text("tampered").encoded())
         if case .privateMessage(var message) = junk {
             message.ciphertext[message.ciphertext.count / 2] ^= 0xFF
             junk = .privateMessage(message)
@@ -185,7 +198,7 @@ final class EngineScene {
             Issue.record("alice could not read it")
             return
         }
-        #expect(String(decoding: received.data, as: UTF8.self) == "hi")
+        #expect(try ApplicationContent(decoding: received.data) == .text("hi"))
         #expect(try await scene.texts() == ["hi"])
         #expect(try await scene.bob.store.outbox().isEmpty)
     }
