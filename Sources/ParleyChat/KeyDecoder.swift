@@ -181,7 +181,11 @@ public struct KeyDecoder: Sendable {
             if body.allSatisfy({ (0x20...0x3F).contains($0) }), !final { return .incomplete }
             return .keys(final && body.isEmpty ? [.alt("[")] : [])
         }
-        let parameters = String(decoding: body.dropLast(), as: UTF8.self).split(separator: ";").map { Int($0) }
+        // Parameters are digits only (ECMA-48 §5.4.2): a sign or an overlong number is no
+        // parameter, so the modifier arithmetic below never sees Int.min.
+        let parameters = body.dropLast().split(separator: UInt8(ascii: ";")).map { digits in
+            digits.allSatisfy { (0x30...0x39).contains($0) } ? Int(String(decoding: digits, as: UTF8.self)) : nil
+        }
         if last == UInt8(ascii: "~"), parameters.first == 200 { return .pasteStart }
         return .keys(finalKey(last, parameters: parameters).map { [$0] } ?? [])
     }
