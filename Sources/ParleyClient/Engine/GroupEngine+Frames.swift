@@ -111,7 +111,10 @@ extension GroupEngine {
         records[frame.group] = record
         // The server accepted this device's `send` of that id, whatever processing its
         // echo does here (a proposal or a commit this device cannot apply still went out).
-        if let id = frame.id ?? inFlight[frame.message] { confirmedSends[id] = frame.seq }
+        // Only the exact bytes sent confirm it: an id alone is the server's word, and a frame
+        // naming a pending id with other bytes (junk, or an old message of this device's
+        // replayed) is no echo.
+        if let id = inFlight[frame.message], frame.id == nil || frame.id == id { confirmedSends[id] = frame.seq }
         // A group this member cannot follow: the frame is acknowledged, nothing else.
         guard record.problem == nil, var group = groups[frame.group] else {
             return try persist(frame.group, lines: lines)
@@ -179,12 +182,12 @@ extension GroupEngine {
         }
     }
 
-    /// The queued message this frame echoes: named by the `send` id, or (a copy replayed
-    /// without its id) by the exact MLS bytes last submitted for it. Never by its text.
+    /// The queued message this frame echoes: the exact MLS bytes last submitted for it (with
+    /// its `send` id, or a copy replayed without one). Never its text, nor an id alone.
     private func pendingSend(echoedBy frame: ServerFrame.Message) throws -> QueuedMessage? {
         try store.outbox().first { queued in
-            queued.item.group == frame.group
-                && (frame.id.map { $0 == queued.item.id } ?? false || queued.item.submitted == frame.message)
+            queued.item.group == frame.group && queued.item.submitted == frame.message
+                && (frame.id == nil || frame.id == queued.item.id)
         }
     }
 

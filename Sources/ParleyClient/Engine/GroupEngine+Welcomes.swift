@@ -108,10 +108,8 @@ extension GroupEngine {
         let joined = try await open(welcome, with: bundle, group: frame.group)
         let rejoining = groups[frame.group]?.groupID == joined.groupID
         if let current = groups[frame.group], records[frame.group]?.problem == nil, current.isActive {
-            if rejoining, current.epoch >= joined.epoch {
-                records[frame.group]?.lastSeq = frame.seq
-                return try persist(frame.group)
-            }
+            // Stale: it moves nothing, not even the cursor (see `refuse`).
+            if rejoining, current.epoch >= joined.epoch { return }
             if !rejoining { try moveAside(frame.group, current) }
         }
         groups[frame.group] = joined
@@ -176,15 +174,17 @@ extension GroupEngine {
     func refuse(_ frame: ServerFrame.WelcomeFrame, because reason: String) throws {
         guard frame.seq > records[frame.group]?.lastSeq ?? 0 else { return }
         if records[frame.group] == nil { records[frame.group] = GroupRecord(name: frame.group) }
-        if Int64(exactly: frame.seq) != nil { records[frame.group]?.lastSeq = frame.seq }
+        // A Welcome's seq is that of the commit that added this device, a message of the log
+        // of a group it already holds: it never moves such a group's cursor (nor is it acked),
+        // or a junk one numbered far ahead would silently turn every later message into a replay.
+        let moves = groups[frame.group] == nil && Int64(exactly: frame.seq) != nil
+        if moves { records[frame.group]?.lastSeq = frame.seq }
         let problem = "an invitation to it could not be opened (\(reason))."
         if groups[frame.group] == nil { records[frame.group]?.problem = problem }
         try report(
             frame.group,
             "You were invited to \(frame.group), but the invitation could not be opened: \(reason). It was ignored."
         )
-        if Int64(exactly: frame.seq) != nil {
-            try connection?.send(.ack(.init(group: frame.group, seq: frame.seq)))
-        }
+        if moves { try connection?.send(.ack(.init(group: frame.group, seq: frame.seq))) }
     }
 }

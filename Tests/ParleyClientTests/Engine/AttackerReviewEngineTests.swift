@@ -1,0 +1,193 @@
+import Foundation
+import MLS
+import ParleyProtocol
+import Testing
+
+@testable import ParleyClient
+
+/// Attacks on the group engine by a hostile server (issue 13), through the ``FakeServer``:
+/// each test performs the attack and asserts what the user is left with. These are the
+/// attacks the engine withstands; they guard against regressions.
+@Suite struct AttackerReviewEngineTests {
+    /// Frames for a group this device never joined are not applied, do not create the
+    /// group, and do not disturb the groups it is in.
+    @Test func framesForAGroupTheClientIsNotInChangeNothing() async throws {
+        let scene = try await EngineScene()
+        let foreign = try scene.alice.encrypt(Array("not for you".utf8))
+        scene.server.deliver(
+            .message(
+                .init(group: "h", seq: 1, time: scene.now, sender: "alice", message: Data(try foreign.tlsEncoded()))
+            ),
+            .groupDestroyed(.init(group: "h")),
+            .error(.init(id: "nobody", group: "h", error: ErrorBody(.internalError, "boom")))
+        )
+        scene.server.deliver(try scene.fromAlice("for g"))
+        _ = try await scene.bob.pump(timeout: .milliseconds(1))
+        #expect(await scene.bob.groupSummaries().map(\.name) == ["g"])
+        #expect(try await scene.bob.history("h").isEmpty)
+        #expect(try await scene.texts() == ["for g"])
+    }
+
+    /// A seq ≥ 2^63 in a Welcome (as in a message) is refused without a trap, and the
+    /// group the device is in keeps its cursor and its messages.
+    @Test func aWelcomeNumberedBeyondAnyLogIsRefused() async throws {
+        let scene = try await EngineScene()
+        for seq in [UInt64(1) << 63, .max] {
+            scene.server.deliver(.welcome(.init(group: "g", seq: seq, time: .max, welcome: Data([0x00, 0x01]))))
+        }
+        scene.server.deliver(try scene.fromAlice("still in order"))
+        _ = try await scene.bob.pump(timeout: .milliseconds(1))
+        #expect(try await scene.texts() == ["still in order"])
+        #expect(await scene.summary()?.lastSeq == 2)
+        #expect(await scene.summary()?.active == true)
+    }
+
+    /// Out of order: a message ahead of the next one is applied with a gap line; the one
+    /// skipped, delivered afterwards, is not applied twice nor does it move the cursor back.
+    @Test func outOfOrderFramesNeverMoveTheCursorBack() async throws {
+        let scene = try await EngineScene()
+        let two = try scene.fromAlice("two")
+        let three = try scene.fromAlice("three")
+        scene.server.deliver(three, two, three)
+        _ = try await scene.bob.pump(timeout: .milliseconds(1))
+        #expect(try await scene.texts() == ["three"])
+        #expect(try await scene.notices().contains("Messages 2 to 2 were not delivered by the server."))
+        #expect(await scene.summary()?.lastSeq == 3)
+        scene.server.deliver(try scene.fromAlice("four"))
+        _ = try await scene.bob.pump(timeout: .milliseconds(1))
+        #expect(try await scene.texts() == ["three", "four"])
+    }
+
+    /// Extreme server times (0 and UInt64.max) neither trap nor go unflagged.
+    @Test func extremeServerTimesAreFlaggedNotTrusted() async throws {
+        let scene = try await EngineScene()
+        scene.server.deliver(try scene.frame(try scene.alice.encrypt(Array("epoch".utf8)), time: 0))
+        scene.server.deliver(try scene.frame(try scene.alice.encrypt(Array("end".utf8)), time: .max))
+        _ = try await scene.bob.pump(timeout: .milliseconds(1))
+        let lines = try await scene.bob.history("g").filter { $0.kind == .text }
+        #expect(lines.map(\.text) == ["epoch", "end"])
+        #expect(lines.allSatisfy { $0.note != nil })
+    }
+
+    /// The frame's `sender` is the server's word: a message signed by alice and labelled
+    /// "mallory" is shown as alice's.
+    @Test func aForgedSenderFieldIsNotShown() async throws {
+        let scene = try await EngineScene()
+        let message = try scene.alice.encrypt(Array("signed by alice".utf8))
+        scene.seq += 1
+        scene.server.deliver(
+            .message(
+                .init(
+                    group: "g",
+                    seq: scene.seq,
+                    time: scene.now,
+                    sender: "mallory",
+                    message: Data(try message.tlsEncoded())
+                )
+            )
+        )
+        _ = try await scene.bob.pump(timeout: .milliseconds(1))
+        let line = try #require(try await scene.bob.history("g").last)
+        #expect(line.sender == "alice" && line.text == "signed by alice")
+    }
+
+    /// An error frame naming a pending send with a code that is not worth retrying parks
+    /// the message with a line (not lost silently, not reported as sent); other groups'
+    /// state is untouched and the next message goes out.
+    @Test func anErrorNamingAPendingSendParksItVisibly() async throws {
+        let scene = try await EngineScene()
+        scene.server.script(.refuse(.notPermitted, before: []))
+        #expect(try await scene.bob.send("refused", to: "g") == .queued)
+        #expect(try await scene.notices().contains { $0.contains("\u{201C}refused\u{201D} was not sent") })
+        #expect(try await scene.bob.store.outbox().isEmpty)
+        #expect(try await scene.bob.send("accepted", to: "g") == .sent(seq: 2))
+        #expect(try await scene.texts() == ["accepted"])
+    }
+
+    /// A connection that drops before the server took the message keeps it queued; the
+    /// next sync sends it once.
+    @Test func aReconnectInTheMiddleOfASendLosesNothing() async throws {
+        let scene = try await EngineScene()
+        scene.server.script(.acceptThenDrop)
+        #expect(try await scene.bob.send("first", to: "g") == .queued)
+        #expect(try await scene.bob.send("second", to: "g") == .sent(seq: 3))
+        #expect(try await scene.texts() == ["first", "second"])
+        #expect(try await scene.bob.store.outbox().isEmpty)
+        #expect(scene.server.sends.count == 2)
+    }
+
+    /// `groupDestroyed` while a message waits in the outbox deletes neither the group nor
+    /// the message; and one for a group the device is not in creates nothing.
+    @Test func anUnsignedDestroyKeepsTheOutbox() async throws {
+        let scene = try await EngineScene()
+        scene.server.setReachable(false)
+        await scene.bob.close()
+        #expect(try await scene.bob.send("queued", to: "g") == .queued)
+        scene.server.setReachable(true)
+        scene.server.deliver(.groupDestroyed(.init(group: "g")), .groupDestroyed(.init(group: "nowhere")))
+        try await scene.bob.sync()
+        #expect(try await scene.texts() == ["queued"])
+        #expect(await scene.bob.groupSummaries().map(\.name) == ["g"])
+    }
+
+    /// A huge message (1 MB of random bytes) is a line in its group, not a trap, and the
+    /// group carries on.
+    @Test func aHugeJunkMessageIsALine() async throws {
+        let scene = try await EngineScene()
+        scene.seq += 1
+        let junk = Data((0..<1_000_000).map { _ in UInt8.random(in: 0...255) })
+        scene.server.deliver(
+            .message(.init(group: "g", seq: scene.seq, time: scene.now, sender: "alice", message: junk))
+        )
+        scene.server.deliver(try scene.fromAlice("after"))
+        _ = try await scene.bob.pump(timeout: .milliseconds(1))
+        #expect(try await scene.texts() == ["after"])
+        #expect(await scene.summary()?.problem == nil)
+    }
+
+    /// The server answers a new send with a forged "echo": the send's id on bytes bob sent
+    /// earlier. The new text was never logged: it stays queued and is not shown as sent.
+    @Test func aForgedEchoOfAnOldOwnMessageConfirmsNothing() async throws {
+        let scene = try await EngineScene()
+        #expect(try await scene.bob.send("first", to: "g") == .sent(seq: 2))
+        let old = try #require(scene.server.sends.last).message
+        try scene.store.enqueue(OutboxItem(id: "known", group: "g", text: "second, never sent"))
+        let forged = ServerFrame.message(
+            .init(group: "g", seq: 3, time: scene.now, sender: "bob", message: old, id: "known")
+        )
+        scene.server.script(.refuse(.internalError, before: [forged]))
+        try await scene.bob.flushOutbox()
+        #expect(await scene.bob.confirmedSends["known"] == nil)
+        #expect(try scene.store.outbox().map(\.item.text) == ["second, never sent"])
+        #expect(try await !scene.texts().contains("second, never sent"))
+        // The next flush sends it for real, once.
+        try await scene.bob.flushOutbox()
+        #expect(try await scene.texts() == ["first", "second, never sent"])
+        #expect(try scene.store.outbox().isEmpty)
+    }
+
+    /// A forged echo naming the pending send's id with junk bytes does not confirm it.
+    @Test func aForgedEchoWithJunkBytesConfirmsNothing() async throws {
+        let scene = try await EngineScene()
+        try scene.store.enqueue(OutboxItem(id: "known", group: "g", text: "never logged"))
+        let forged = ServerFrame.message(
+            .init(group: "g", seq: 2, time: scene.now, sender: "bob", message: Data([1, 2, 3]), id: "known")
+        )
+        scene.server.script(.refuse(.internalError, before: [forged]))
+        try await scene.bob.flushOutbox()
+        #expect(await scene.bob.confirmedSends["known"] == nil)
+        #expect(try scene.store.outbox().map(\.item.text) == ["never logged"])
+    }
+
+    /// A junk Welcome for a group bob is in, numbered far ahead, neither moves his cursor
+    /// nor is acknowledged: the next real message still arrives.
+    @Test func aJunkWelcomeForAFollowedGroupDoesNotMoveItsCursor() async throws {
+        let scene = try await EngineScene()
+        scene.server.deliver(.welcome(.init(group: "g", seq: 1_000, time: scene.now, welcome: Data([1, 2, 3]))))
+        scene.server.deliver(try scene.fromAlice("two"))
+        _ = try await scene.bob.pump(timeout: .milliseconds(1))
+        #expect(try await scene.texts() == ["two"])
+        #expect(await scene.summary()?.lastSeq == 2)
+        #expect(scene.server.state.withLock { $0.acks["g"] } == 2)
+    }
+}
