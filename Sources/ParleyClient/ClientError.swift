@@ -37,6 +37,8 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
         case seqBeyondLog(UInt64)
         case notAWelcome
         case noKeyPackageOfThisDevice
+        /// It is for an MLS group this device already follows under another name.
+        case groupAlreadyFollowed(String)
     }
     /// This member can no longer follow the group; the reason says why.
     case groupUnusable(String, reason: String)
@@ -91,6 +93,8 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
             "it is not a Welcome"
         case .unusableWelcome(.noKeyPackageOfThisDevice):
             "it names none of this device's key packages"
+        case .unusableWelcome(.groupAlreadyFollowed(let name)):
+            "it is for the group you are already in as \(name)"
         case .foreignKeyPackage(let user):
             "The server handed out a key package that is not \(user)'s."
         case .frameTooLarge(let limit):

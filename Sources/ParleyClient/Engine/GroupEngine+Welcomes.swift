@@ -106,6 +106,13 @@ extension GroupEngine {
             throw ClientError.unusableWelcome(.noKeyPackageOfThisDevice)
         }
         let joined = try await open(welcome, with: bundle, group: frame.group)
+        // One MLS group is held under one name: a Welcome into a group this device follows
+        // under another name (e.g. an old Welcome replayed) would make a second copy of it.
+        if let other = groups.first(where: { $0.key != frame.group && $0.value.groupID == joined.groupID })?.key,
+            groups[other]?.isActive == true
+        {
+            throw ClientError.unusableWelcome(.groupAlreadyFollowed(other))
+        }
         let rejoining = groups[frame.group]?.groupID == joined.groupID
         if let current = groups[frame.group], records[frame.group]?.problem == nil, current.isActive {
             // Stale: it moves nothing, not even the cursor (see `refuse`).
@@ -153,6 +160,11 @@ extension GroupEngine {
     private func moveAside(_ name: String, _ group: Group) throws {
         let aside = name + "#" + group.groupID.prefix(4).map { String(format: "%02x", $0) }.joined()
         guard var record = records[name] else { return }
+        // Messages typed for the group moved aside are not sent into the newcomer that takes
+        // its name, nor dropped silently: each is parked with a line.
+        for queued in try store.outbox() where queued.item.group == name {
+            try park(queued, because: "the server now gives the name \(name) to a different group.")
+        }
         record.name = aside
         records[aside] = record
         groups[aside] = group

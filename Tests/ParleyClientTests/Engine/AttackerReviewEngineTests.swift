@@ -190,4 +190,58 @@ import Testing
         #expect(await scene.summary()?.lastSeq == 2)
         #expect(scene.server.state.withLock { $0.acks["g"] } == 2)
     }
+
+    /// carol's group, bob added with his last-resort KeyPackage (which stays usable): her
+    /// Welcome. Only the server and carol need to collude to replay it.
+    static func carolsWelcome(_ scene: EngineScene) throws -> Data {
+        var carol = try Group.create(
+            scene.suite,
+            groupID: scene.suite.randomBytes(32),
+            credential: .basic(identity: Array("carol".utf8)),
+            signatureKeys: scene.suite.generateSignatureKeyPair(),
+            extensions: [try ParleyGroupPolicy.adminsExtension(["carol"])],
+            policy: ParleyGroupPolicy.groupPolicy()
+        )
+        let encoded = try #require(scene.server.uploaded.last)
+        guard case .keyPackage(let package) = try MLSMessage(tlsEncoded: [UInt8](encoded)) else {
+            throw ClientError.invalid("no KeyPackage")
+        }
+        #expect(package.isLastResort)
+        let output = try carol.addMembers([package])
+        _ = try carol.process(output.message)
+        return Data(try #require(output.welcome).tlsEncoded())
+    }
+
+    /// The same Welcome replayed under a second name does not make a second local copy of
+    /// one MLS group: it is refused with a line, and the first copy carries on.
+    @Test func aWelcomeReplayedUnderAnotherNameIsRefused() async throws {
+        let scene = try await EngineScene()
+        let welcome = try Self.carolsWelcome(scene)
+        scene.server.deliver(.welcome(.init(group: "h", seq: 1, time: scene.now, welcome: welcome)))
+        scene.server.deliver(.welcome(.init(group: "h2", seq: 1, time: scene.now, welcome: welcome)))
+        _ = try await scene.bob.pump(timeout: .milliseconds(1))
+        let followed = await scene.bob.groupSummaries().filter { $0.problem == nil }.map(\.name)
+        #expect(followed == ["g", "h"])
+        #expect(try await scene.bob.group("h").groupID != scene.bob.group("g").groupID)
+        #expect(
+            try await scene.bob.history("h2").contains { $0.text.contains("already in as h") }
+        )
+    }
+
+    /// bob has a message typed for "g" (queued offline) when the server gives the name "g"
+    /// to carol's group: the message is not sent into carol's group nor dropped silently.
+    @Test func aWelcomeUnderAnExistingNameParksThatGroupsOutbox() async throws {
+        let scene = try await EngineScene()
+        scene.server.setReachable(false)
+        await scene.bob.close()
+        #expect(try await scene.bob.send("for alice only", to: "g") == .queued)
+        let welcome = try Self.carolsWelcome(scene)
+        scene.seq += 1
+        scene.server.deliver(.welcome(.init(group: "g", seq: scene.seq, time: scene.now, welcome: welcome)))
+        scene.server.setReachable(true)
+        try await scene.bob.sync()
+        #expect(try scene.store.outbox().isEmpty)
+        #expect(try await !scene.texts().contains("for alice only"))
+        #expect(try await scene.notices().contains { $0.contains("\u{201C}for alice only\u{201D} was not sent") })
+    }
 }
