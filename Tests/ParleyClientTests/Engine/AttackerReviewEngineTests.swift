@@ -13,7 +13,7 @@ import Testing
     /// group, and do not disturb the groups it is in.
     @Test func framesForAGroupTheClientIsNotInChangeNothing() async throws {
         let scene = try await EngineScene()
-        let foreign = try scene.alice.encrypt(Array("not for you".utf8))
+        let foreign = try scene.alice.encrypt(try ApplicationContent.text("not for you").encoded())
         scene.server.deliver(
             .message(
                 .init(group: "h", seq: 1, time: scene.now, sender: "alice", message: Data(try foreign.tlsEncoded()))
@@ -61,8 +61,12 @@ import Testing
     /// Extreme server times (0 and UInt64.max) neither trap nor go unflagged.
     @Test func extremeServerTimesAreFlaggedNotTrusted() async throws {
         let scene = try await EngineScene()
-        scene.server.deliver(try scene.frame(try scene.alice.encrypt(Array("epoch".utf8)), time: 0))
-        scene.server.deliver(try scene.frame(try scene.alice.encrypt(Array("end".utf8)), time: .max))
+        scene.server.deliver(
+            try scene.frame(try scene.alice.encrypt(try ApplicationContent.text("epoch").encoded()), time: 0)
+        )
+        scene.server.deliver(
+            try scene.frame(try scene.alice.encrypt(try ApplicationContent.text("end").encoded()), time: .max)
+        )
         _ = try await scene.bob.pump(timeout: .milliseconds(1))
         let lines = try await scene.bob.history("g").filter { $0.kind == .text }
         #expect(lines.map(\.text) == ["epoch", "end"])
@@ -73,7 +77,7 @@ import Testing
     /// "mallory" is shown as alice's.
     @Test func aForgedSenderFieldIsNotShown() async throws {
         let scene = try await EngineScene()
-        let message = try scene.alice.encrypt(Array("signed by alice".utf8))
+        let message = try scene.alice.encrypt(try ApplicationContent.text("signed by alice").encoded())
         scene.seq += 1
         scene.server.deliver(
             .message(
