@@ -57,7 +57,7 @@ public struct ChatScreen: Sendable {
     static func lines(of entry: HistoryEntry, width: Int) -> [String] {
         let time = clock(entry.time)
         let head = entry.kind == .system ? "\(time) * " : "\(time) [\(TerminalText.line(entry.sender))] "
-        return TerminalText.displayLines(head: head, text: entry.text, width: width)
+        return TerminalText.displayLines(head: head, text: GroupText.text(of: entry), width: width)
     }
 
     func groupListLines() -> [String] {
@@ -69,8 +69,11 @@ public struct ChatScreen: Sendable {
             let state = summary.problem.map { "  (cannot be followed: \($0))" } ?? (summary.active ? "" : "  (removed)")
             let admins = summary.admins.joined(separator: ", ")
             lines.append(
-                "  \(index + 1). \(summary.name) — \(summary.members.count) members, admin \(admins)\(badge)\(state)"
+                "  \(index + 1). \(GroupText.heading(summary)) — \(summary.members.count) members, admin \(admins)"
+                    + "\(badge)\(state)"
             )
+            // Every lasting warning, oldest first; the status line shows only the latest.
+            lines += summary.warnings.map { "       ⚠ \($0)" }
         }
         lines += ["", "Invitations are accepted automatically: a group you were added to appears here."]
         return lines
@@ -93,7 +96,8 @@ public struct ChatScreen: Sendable {
 
     var statusLine: String {
         let current = groups.first { $0.name == group }
-        let place = group.map { "\($0) · \(current?.members.count ?? 0) members" } ?? "groups"
+        let heading = current.map(GroupText.heading) ?? group
+        let place = heading.map { "\($0) · \(current?.members.count ?? 0) members" } ?? "groups"
         let link =
             switch connection {
             case .connecting: "connecting…"
@@ -101,7 +105,9 @@ public struct ChatScreen: Sendable {
             case .offline: "offline — reconnecting"
             }
         let busy = working.isEmpty ? "" : " · working: " + working.joined(separator: ", ")
-        return " Parley · \(username) · \(place) · \(link)\(busy)"
+        // The open group's latest warning stays in view; /groups lists them all.
+        let warning = current.flatMap(GroupText.latestWarning).map { " · ⚠ \($0)" } ?? ""
+        return " Parley · \(username) · \(place) · \(link)\(busy)\(warning)"
     }
 
     var hintLine: String {

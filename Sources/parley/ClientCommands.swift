@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ParleyChat
 import ParleyClient
 
 /// Options every client command shares.
@@ -108,7 +109,7 @@ struct Groups: AsyncParsableCommand {
                     group.problem.map { "\t(cannot be followed: \($0))" } ?? (group.active ? "" : "\t(left)")
                 let warnings = group.warnings.map { "\t(\($0))" }.joined()
                 print(
-                    TerminalText.line("\(group.name)") + "\t\(group.members.count) members\tadmin: "
+                    TerminalText.line(GroupText.heading(group)) + "\t\(group.members.count) members\tadmin: "
                         + TerminalText.line(group.admins.joined(separator: ", ") + state + warnings)
                 )
             }
@@ -264,8 +265,9 @@ struct Read: AsyncParsableCommand {
         let clock = formatter.string(from: time)
         let head = entry.kind == .system ? "[\(clock)] * " : "[\(clock)] [\(TerminalText.line(entry.sender))] "
         // A caveat (e.g. a server time far from this clock) follows the text, in brackets.
-        let text = entry.note.map { entry.text + " [\($0)]" } ?? entry.text
-        return TerminalText.displayLines(head: head, text: text, width: width).joined(separator: "\n")
+        return TerminalText.displayLines(head: head, text: GroupText.text(of: entry), width: width).joined(
+            separator: "\n"
+        )
     }
 
     /// The terminal's width when standard output is one; otherwise no limit.
