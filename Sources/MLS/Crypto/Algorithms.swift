@@ -127,9 +127,10 @@ enum AEADAlgorithm: Sendable {
     }
 }
 
-/// The DHKEM of a suite (RFC 9180 §7.1).
+/// The KEM of a suite: a DHKEM (RFC 9180 §7.1) or X-Wing, the ML-KEM-768 + X25519
+/// hybrid (draft-connolly-cfrg-xwing-kem-06, HPKE KEM 0x647A).
 enum KEMAlgorithm: Sendable {
-    case x25519, p256, p384, p521
+    case x25519, p256, p384, p521, xWing
 
     var identifier: UInt16 {
         switch self {
@@ -137,6 +138,7 @@ enum KEMAlgorithm: Sendable {
         case .p384: 0x0011
         case .p521: 0x0012
         case .x25519: 0x0020
+        case .xWing: 0x647a
         }
     }
 
@@ -146,22 +148,23 @@ enum KEMAlgorithm: Sendable {
         case .p256: .P256_HKDF_SHA256
         case .p384: .P384_HKDF_SHA384
         case .p521: .P521_HKDF_SHA512
+        case .xWing: .XWingMLKEM768X25519
         }
     }
 
     /// The KEM's own KDF, used by DeriveKeyPair (RFC 9180 §7.1).
     var kdf: HashAlgorithm {
         switch self {
-        case .x25519, .p256: .sha256
+        case .x25519, .p256, .xWing: .sha256
         case .p384: .sha384
         case .p521: .sha512
         }
     }
 
-    /// Nsk (RFC 9180 §7.1).
+    /// Nsk (RFC 9180 §7.1); for X-Wing the 32-byte seed (draft-06 §5.2).
     var privateKeyLength: Int {
         switch self {
-        case .x25519, .p256: 32
+        case .x25519, .p256, .xWing: 32
         case .p384: 48
         case .p521: 66
         }

@@ -14,6 +14,11 @@ public struct CipherSuite: OpenRegistryValue, CustomStringConvertible {
     public static let mls256DHKEMP521AES256GCMSHA512P521 = CipherSuite(rawValue: 0x0005)
     public static let mls256DHKEMX448ChaCha20Poly1305SHA512Ed448 = CipherSuite(rawValue: 0x0006)
     public static let mls256DHKEMP384AES256GCMSHA384P384 = CipherSuite(rawValue: 0x0007)
+    /// Post-quantum: X-Wing (ML-KEM-768 + X25519) for HPKE, ChaCha20-Poly1305,
+    /// SHA-256 and Ed25519. 0x004D is the code point OpenMLS ships as
+    /// experimental; it is not in the RFC 9420 §17.1 registry and no official
+    /// test vector covers it.
+    public static let mls256XWingChaCha20Poly1305SHA256Ed25519 = CipherSuite(rawValue: 0x004D)
 
     /// The suites this library implements, in registry order.
     public static let supported: [CipherSuite] = [
@@ -22,6 +27,7 @@ public struct CipherSuite: OpenRegistryValue, CustomStringConvertible {
         .mls128DHKEMX25519ChaCha20Poly1305SHA256Ed25519,
         .mls256DHKEMP521AES256GCMSHA512P521,
         .mls256DHKEMP384AES256GCMSHA384P384,
+        .mls256XWingChaCha20Poly1305SHA256Ed25519,
     ]
 
     public var isSupported: Bool { Self.supported.contains(self) }

@@ -28,6 +28,7 @@ extension CipherSuiteProvider {
 
     /// KEM.DeriveKeyPair (RFC 9180 §7.1.3): X25519 expands the secret directly;
     /// the NIST curves rejection-sample until the candidate is a valid scalar.
+    /// X-Wing takes a 32-byte secret as its seed, as OpenMLS's HPKE does.
     public func deriveHPKEKeyPair(ikm: [UInt8]) throws -> HPKEKeyPair {
         let prk = labeledExtract(salt: [], label: "dkp_prk", ikm: ikm)
         switch kem {
@@ -50,7 +51,18 @@ extension CipherSuiteProvider {
                 return HPKEKeyPair(privateKey: privateKey, publicKey: try hpkePublicKey(for: privateKey))
             }
             throw MLSError.deriveKeyPairFailed
+        case .xWing:
+            return try deriveXWingKeyPair(seed: ikm)
         }
+    }
+
+    /// X-Wing's private key is its 32-byte seed (draft-connolly-cfrg-xwing-kem-06
+    /// §5.2), expanded by swift-crypto into the ML-KEM-768 and X25519 keys. Every
+    /// secret MLS derives a key pair from is KDF.Nh = 32 bytes in this suite.
+    private func deriveXWingKeyPair(seed: [UInt8]) throws -> HPKEKeyPair {
+        guard seed.count == kem.privateKeyLength else { throw MLSError.invalidLength(seed.count) }
+        let privateKey = HPKEPrivateKey(seed)
+        return HPKEKeyPair(privateKey: privateKey, publicKey: try hpkePublicKey(for: privateKey))
     }
 
     /// The public key belonging to an HPKE private key.
@@ -83,6 +95,13 @@ extension CipherSuiteProvider {
                     Array(
                         try P521.KeyAgreement.PrivateKey(rawRepresentation: Self.scalar(privateKey.bytes, length: 66))
                             .publicKey.x963Representation
+                    )
+                )
+            case .xWing:
+                return .init(
+                    Array(
+                        try XWingMLKEM768X25519.PrivateKey(seedRepresentation: privateKey.bytes, publicKey: nil)
+                            .publicKey.rawRepresentation
                     )
                 )
             }
@@ -172,6 +191,12 @@ extension CipherSuiteProvider {
                     ciphersuite: hpkeCiphersuite,
                     info: Data(info)
                 )
+            case .xWing:
+                return try HPKE.Sender(
+                    recipientKey: XWingMLKEM768X25519.PublicKey(rawRepresentation: publicKey.bytes),
+                    ciphersuite: hpkeCiphersuite,
+                    info: Data(info)
+                )
             }
         } catch {
             throw MLSError.invalidKey("not a valid HPKE public key for \(suite)")
@@ -215,6 +240,13 @@ extension CipherSuiteProvider {
                     info: Data(info),
                     encapsulatedKey: Data(kemOutput)
                 )
+            case .xWing:
+                return try HPKE.Recipient(
+                    privateKey: XWingMLKEM768X25519.PrivateKey(seedRepresentation: privateKey.bytes, publicKey: nil),
+                    ciphersuite: hpkeCiphersuite,
+                    info: Data(info),
+                    encapsulatedKey: Data(kemOutput)
+                )
             }
         } catch {
             // A bad private key and a bad KEM output are both "cannot decrypt".
@@ -251,7 +283,7 @@ extension CipherSuiteProvider {
                 "01ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
                     + "fa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409"
             )
-        case .x25519: []
+        case .x25519, .xWing: []
         }
     }
 

@@ -24,6 +24,8 @@ public struct CipherSuiteProvider: Sendable {
             (hashAlgorithm, aead, kem, signatureAlgorithm) = (.sha512, .aes256GCM, .p521, .p521)
         case .mls256DHKEMP384AES256GCMSHA384P384:
             (hashAlgorithm, aead, kem, signatureAlgorithm) = (.sha384, .aes256GCM, .p384, .p384)
+        case .mls256XWingChaCha20Poly1305SHA256Ed25519:
+            (hashAlgorithm, aead, kem, signatureAlgorithm) = (.sha256, .chaCha20Poly1305, .xWing, .ed25519)
         default:
             throw MLSError.unsupportedCipherSuite(suite.rawValue)
         }
