@@ -11,25 +11,62 @@ struct ParleyBench: AsyncParsableCommand {
     )
 }
 
-/// `parley-bench mls`: MLS operations on groups of n members, cipher suite 1.
+/// `parley-bench mls`: MLS operations on groups of n members, by cipher suite
+/// (suite 1 unless `--suites` names others, e.g. `1,0x4D` for the post-quantum one).
 struct MLSBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mls",
-        abstract: "Time group operations at several sizes (suite 1, group built by batched adds)."
+        abstract: "Time group operations at several sizes and suites (group built by batched adds)."
     )
+
+    /// The suite the rows being printed belong to; every row carries it.
+    @TaskLocal static var suiteLabel = "1"
 
     @Option(help: "Comma-separated group sizes.") var sizes = "10,100,1000,10000"
     @Option(help: "Runs per operation (median and p90 are reported).") var runs = 9
     @Option(help: "Members added per commit while building the group.") var batch = 100
     @Option(help: "Trees to time the commit rows in: fresh (as batched adds leave it), populated, or both.")
     var trees = "fresh,populated"
+    @Option(help: "Comma-separated cipher suites, decimal or 0x hex: 1 (X25519, AES-128), 0x4D (X-Wing, post-quantum).")
+    var suites = "1"
     @Flag(help: "One JSON object per line.") var json = false
 
     func run() async throws {
-        let suite = try CipherSuite.mls128DHKEMX25519AES128GCMSHA256Ed25519.provider()
-        for n in sizes.split(separator: ",").compactMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) {
-            try measure(n: n, suite: suite)
+        for suite in try parsedSuites() {
+            let label = String(format: "0x%04X", suite.suite.rawValue)
+            try Self.$suiteLabel.withValue(label) {
+                if !json { print("# cipher suite \(label)") }
+                try measureKeyPackage(suite: suite)
+                for n in sizes.split(separator: ",").compactMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) {
+                    try measure(n: n, suite: suite)
+                }
+            }
         }
+    }
+
+    func parsedSuites() throws -> [CipherSuiteProvider] {
+        try suites.split(separator: ",").map { text in
+            let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
+            let value = trimmed.hasPrefix("0x") ? UInt16(trimmed.dropFirst(2), radix: 16) : UInt16(trimmed)
+            guard let value else { throw ValidationError("not a cipher suite number: \(trimmed)") }
+            return try CipherSuite(rawValue: value).provider()
+        }
+    }
+
+    /// Creating one KeyPackage (two key pairs, two signatures) and its size.
+    func measureKeyPackage(suite: CipherSuiteProvider) throws {
+        var bytes = 0
+        report(
+            "create_key_package",
+            n: 1,
+            try (0..<max(runs, 20)).map { index in
+                var bundle: KeyPackageBundle?
+                let time = try milliseconds { bundle = try member(suite, index) }
+                bytes = try bundle!.keyPackage.tlsEncoded().count
+                return time
+            }
+        )
+        note("key_package_bytes", n: 1, [("bytes", "\(bytes)")])
     }
 
     /// One result line. `tree` says which tree a commit row ran in (see `measureCommits`).
@@ -40,7 +77,7 @@ struct MLSBench: AsyncParsableCommand {
         if json {
             let treeField = tree.map { #", "tree": "\#($0)""# } ?? ""
             print(
-                #"{"op": "\#(op)", "n": \#(n)\#(treeField), "median_ms": \#(String(format: "%.3f", median)), "p90_ms": \#(String(format: "%.3f", p90)), "runs": \#(samples.count)}"#
+                #"{"suite": "\#(Self.suiteLabel)", "op": "\#(op)", "n": \#(n)\#(treeField), "median_ms": \#(String(format: "%.3f", median)), "p90_ms": \#(String(format: "%.3f", p90)), "runs": \#(samples.count)}"#
             )
         } else {
             let label = tree.map { "\(op) (\($0))" } ?? op
@@ -85,7 +122,7 @@ struct MLSBench: AsyncParsableCommand {
     func note(_ op: String, n: Int, _ fields: [(String, String)]) {
         if json {
             let body = fields.map { #""\#($0.0)": \#($0.1)"# }.joined(separator: ", ")
-            print(#"{"op": "\#(op)", "n": \#(n), \#(body)}"#)
+            print(#"{"suite": "\#(Self.suiteLabel)", "op": "\#(op)", "n": \#(n), \#(body)}"#)
         } else {
             print(
                 String(format: "%-32@ n=%-6d ", op as NSString, n)
@@ -147,6 +184,7 @@ struct MLSBench: AsyncParsableCommand {
         _ = try withNewcomer.process(invitation.message)
         guard case .welcome(let welcome)? = invitation.welcome else { return }
         let tree = withNewcomer.tree
+        try noteSizes(n: n, creator: creator, invitation: invitation)
         report(
             "join_welcome",
             n: n,
@@ -176,6 +214,21 @@ struct MLSBench: AsyncParsableCommand {
         )
 
         note("state_bytes", n: n, [("bytes", "\(try creator.serialized().count)")])
+    }
+
+    /// Wire sizes: the add-one Commit and its Welcome (tree sent separately),
+    /// a self-update Commit, and a 1 KiB application message.
+    func noteSizes(n: Int, creator: Group, invitation: CommitOutput) throws {
+        var updater = creator
+        let update = try updater.selfUpdate()
+        let message = try updater.encrypt([UInt8](repeating: 0x61, count: 1024))
+        let sizes = [
+            ("commit_add_one", try invitation.message.tlsEncoded().count),
+            ("welcome", try invitation.welcome?.tlsEncoded().count ?? 0),
+            ("commit_self_update", try update.message.tlsEncoded().count),
+            ("message_1k", try message.tlsEncoded().count),
+        ]
+        note("wire_bytes", n: n, sizes.map { ($0.0, "\($0.1)") })
     }
 
     /// Add one (tree in the Welcome, the default), self-update, remove one,
