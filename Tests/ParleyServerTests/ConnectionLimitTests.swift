@@ -33,14 +33,17 @@ import Testing
         try await TestServer.with(configure: {
             $0.maxConnectionsPerAddress = 3
             $0.connectionLimitExemptsLoopback = false
+            // Far beyond the bound below, so a close within it is the limit's doing, never the
+            // handshake deadline's, however loaded the machine running the suite is.
+            $0.handshakeTimeoutSeconds = 120
         }) { server in
             // The attacker holds three idle connections (a trickling client looks the same).
             var held: [RawTCP]? = try (0..<3).map { _ in try RawTCP(port: server.port) }
             try await Task.sleep(for: .milliseconds(300))
             let started = ContinuousClock.now
             let extra = try RawTCP(port: server.port)
-            #expect(extra.waitForClose(seconds: 8))
-            #expect(ContinuousClock.now - started < .seconds(5), "closed at once, not by the handshake deadline")
+            #expect(await extra.waitForClose(seconds: 30))
+            #expect(ContinuousClock.now - started < .seconds(30), "closed at once, not by the handshake deadline")
             #expect(held?.count == 3)
             // Released, the places are free again, and the server serves as before.
             held = nil

@@ -395,8 +395,8 @@ import Glibc
             let silent = try RawTCP(port: server.port)
             let halfHello = try RawTCP(port: server.port)
             halfHello.send([0x16, 0x03, 0x01, 0x02, 0x00, 0x01])  // a TLS record header, then nothing
-            #expect(silent.waitForClose(seconds: 8))
-            #expect(halfHello.waitForClose(seconds: 8))
+            #expect(await silent.waitForClose(seconds: 8))
+            #expect(await halfHello.waitForClose(seconds: 8))
             #expect(ContinuousClock.now - started < .seconds(6))
             // Complete clients are unaffected.
             let alice = try await TestUser.ready("alice", on: server)
@@ -459,7 +459,9 @@ final class StalledSocket: Sendable {
 }
 
 /// A plain TCP connection (no TLS), for clients that stall before the handshake.
-final class RawTCP {
+/// `@unchecked Sendable`: the descriptor never changes, and `waitForClose` reads it from one
+/// thread at a time.
+final class RawTCP: @unchecked Sendable {
     private let descriptor: Int32
 
     init(port: Int) throws {
@@ -482,8 +484,16 @@ final class RawTCP {
         _ = bytes.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, 0) }
     }
 
-    /// Whether the server closes the connection within `seconds` (a read returns end of stream or an error).
-    func waitForClose(seconds: Int) -> Bool {
+    /// Whether the server closes the connection within `seconds` (a read returns end of stream or
+    /// an error). The blocking read runs on its own thread: on the cooperative pool (two threads on
+    /// a two-core machine) it would stall the very server tasks that are meant to close it.
+    func waitForClose(seconds: Int) async -> Bool {
+        await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: self.blockingWaitForClose(seconds: seconds)) }.start()
+        }
+    }
+
+    private func blockingWaitForClose(seconds: Int) -> Bool {
         var timeout = timeval(tv_sec: seconds, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var buffer = [UInt8](repeating: 0, count: 4096)
