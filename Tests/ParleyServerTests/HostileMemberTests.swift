@@ -32,7 +32,9 @@ import Glibc
     }
 
     /// The next error frame, skipping anything else.
-    static func nextError(_ user: TestUser, timeout: Duration = .seconds(10)) async -> ServerFrame.ErrorFrame? {
+    /// Every caller expects an error, so the generous wait costs nothing when the server answers;
+    /// it only keeps a fully parallel suite on two loaded cores from reading a slow answer as none.
+    static func nextError(_ user: TestUser, timeout: Duration = .seconds(60)) async -> ServerFrame.ErrorFrame? {
         while let frame = await user.nextFrame(timeout: timeout) {
             if case .error(let error) = frame { return error }
         }
