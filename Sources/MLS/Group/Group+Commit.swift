@@ -90,7 +90,7 @@ extension Group {
         )
         let newEpoch = try newEpoch(after: signed, withPath)
         signed.auth.confirmationTag = newEpoch.confirmationTag
-        let message = try protectCommit(signed, as: wireFormat)
+        let message = try protect(signed, as: wireFormat)
 
         let staged = try stage(signed, proposals: list.map(\.proposal), withPath, newEpoch)
         var keys = withPath.prepared?.privateKeys ?? treeKeys
@@ -244,25 +244,6 @@ extension Group {
                 suite,
                 confirmed: newEpoch.context.confirmedTranscriptHash,
                 confirmationTag: newEpoch.confirmationTag
-            )
-        )
-    }
-
-    /// The signed Commit framed as the policy asks; a PrivateMessage consumes a
-    /// handshake key of this epoch's secret tree (§6.3).
-    private mutating func protectCommit(_ signed: AuthenticatedContent, as wireFormat: WireFormat) throws -> MLSMessage
-    {
-        if wireFormat == .publicMessage {
-            return .publicMessage(
-                try PublicMessage.protect(signed, membershipKey: epochSecrets.membershipKey, context: context, suite)
-            )
-        }
-        return .privateMessage(
-            try PrivateMessage.protect(
-                signed,
-                secretTree: &secretTree,
-                senderDataSecret: epochSecrets.senderDataSecret,
-                paddingBlock: policy.paddingBlock
             )
         )
     }

@@ -192,6 +192,12 @@ public struct Group: Sendable {
             suite
         )
         signed.auth.confirmationTag = confirmationTag
+        return try protect(signed, as: wireFormat)
+    }
+
+    /// Signed content framed in `wireFormat`; a PrivateMessage consumes a handshake key of this
+    /// epoch's secret tree (§6.3). Proposals and Commits both come through here.
+    mutating func protect(_ signed: AuthenticatedContent, as wireFormat: WireFormat) throws -> MLSMessage {
         if wireFormat == .publicMessage {
             return .publicMessage(
                 try PublicMessage.protect(signed, membershipKey: epochSecrets.membershipKey, context: context, suite)
