@@ -6,7 +6,7 @@ import PackageDescription
 // the sanitizer flags through `scripts/fuzz`, which knows the exact command.
 let targets = [
     "mls-message", "key-package", "welcome", "group-info", "ratchet-tree", "leaf-node", "proposal",
-    "client-frame", "http-body", "server-frame", "group-process", "group-state",
+    "client-frame", "http-body", "server-frame", "group-process", "group-state", "parley-content",
 ]
 
 let package = Package(

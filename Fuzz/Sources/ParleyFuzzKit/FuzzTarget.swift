@@ -32,6 +32,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case groupProcess = "group-process"
     /// Group state restored from disk (`Group(serialized:)`, `PublicGroup(serialized:)`).
     case groupState = "group-state"
+    /// What members send each other inside MLS: application content, history claims, the
+    /// group-name extension, and a `HistoryLedger` fed hostile claims (docs/PROTOCOL.md).
+    case parleyContent = "parley-content"
 
     /// libFuzzer's `LLVMFuzzerInitialize`. With `PARLEY_FUZZ_WRITE_SEEDS=DIR`
     /// set, writes this target's seed corpus into DIR and exits instead.
@@ -72,6 +75,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .serverFrame: JSONChecks.serverFrame(bytes)
         case .groupProcess: LiveGroup.shared.check(bytes)
         case .groupState: LiveGroup.shared.checkState(bytes)
+        case .parleyContent: ContentChecks.check(bytes)
         }
     }
 
@@ -100,6 +104,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .serverFrame: return JSONSeeds.serverFrames
         case .groupProcess: return LiveGroup.shared.processSeeds
         case .groupState: return try LiveGroup.shared.stateSeeds()
+        case .parleyContent: return try ContentChecks.seeds()
         }
     }
 }
