@@ -8,6 +8,9 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
     case unreachable(String)
     case certificateChanged(pinned: String, presented: String)
     case noSuchGroup(String)
+    /// Several of this device's groups are called `name`; `candidates` are the names that
+    /// tell them apart.
+    case ambiguousGroup(String, candidates: [String])
     case noSuchMember(String, group: String)
     case timedOut
     /// A failure described only by its sentence (tools and tests); the client's own
@@ -69,6 +72,9 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
                 + "otherwise someone may be intercepting the connection."
         case .noSuchGroup(let name):
             "You are not in a group called \(name); `parley groups` lists yours."
+        case .ambiguousGroup(let name, let candidates):
+            "\(candidates.count) of your groups are called \(name); use "
+                + candidates.dropLast().joined(separator: ", ") + " or \(candidates.last ?? name) to say which."
         case .noSuchMember(let user, let group):
             "\(user) is not a member of \(group)."
         case .timedOut:

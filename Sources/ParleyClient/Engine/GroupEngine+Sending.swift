@@ -46,7 +46,9 @@ extension GroupEngine {
             let welcomeBytes = try welcome.map { Data(try $0.tlsEncoded()) }
             inFlight[bytes] = id
             defer { inFlight.removeValue(forKey: bytes) }
-            try connection.send(.send(.init(id: id, group: name, message: bytes, welcome: welcomeBytes)))
+            try connection.send(
+                .send(.init(id: id, group: serverName(name), message: bytes, welcome: welcomeBytes))
+            )
             guard let refusal = try await answer(to: id, on: connection) else {
                 return confirmedSends[id] ?? 0
             }
@@ -174,8 +176,7 @@ extension GroupEngine {
         let connection = try await openConnection()
         var wait = timeout
         while let frame = try await connection.next(timeout: wait) {
-            if let name = frame.changedGroup { changed.insert(name) }
-            try await apply(frame)
+            if let name = try await apply(frame) { changed.insert(name) }
             wait = .zero
         }
         if !changed.isEmpty { try acknowledgeAll() }
