@@ -48,10 +48,11 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
     /// The server sent one frame larger than the client accepts; the connection was closed.
     case frameTooLarge(limit: Int)
 
-    /// The server is gone: nothing else can work until it is back.
+    /// The server is gone: nothing else can work until it is back. A server that does not
+    /// answer in time counts as gone (its connection is closed, GroupEngine.nextFrame).
     var isConnectionLoss: Bool {
         switch self {
-        case .unreachable, .frameTooLarge: true
+        case .unreachable, .frameTooLarge, .timedOut: true
         default: false
         }
     }

@@ -63,7 +63,7 @@ extension GroupEngine {
     /// Waits until the `send` named `id` is echoed (nil) or refused (the server's error).
     private func answer(to id: String, on connection: any ServerConnection) async throws -> ErrorBody? {
         while confirmedSends[id] == nil {
-            guard let frame = try await connection.next(timeout: timeout) else { throw ClientError.timedOut }
+            let frame = try await nextFrame(on: connection)
             if case .error(let error) = frame, error.id == id { return error.error }
             try await apply(frame)
         }
@@ -105,7 +105,8 @@ extension GroupEngine {
             try await connect()
             try await flushOutbox()
             try acknowledgeAll()
-        } catch ClientError.unreachable {
+        } catch let error as ClientError where error.isConnectionLoss {
+            // Sent or not, it stays queued until a replay shows whether the server logged it.
             return .queued
         }
         return confirmedSends[id].map { .sent(seq: $0) } ?? .queued

@@ -106,7 +106,7 @@ actor GroupEngine {
         self.connection = connection
         var touched = Set<String>()
         while true {
-            guard let frame = try await connection.next(timeout: timeout) else { throw ClientError.timedOut }
+            let frame = try await nextFrame(on: connection)
             if frame == .replayFinished { return touched }
             if case .error(let error) = frame, error.error.code == .unauthorized {
                 throw ClientError.server(error.error)
@@ -125,6 +125,19 @@ actor GroupEngine {
     func close() {
         connection?.close()
         connection = nil
+    }
+
+    /// The next frame, waiting at most ``timeout``. A server that does not answer in time is
+    /// treated as lost: the connection is closed, so the next command opens a new one whose
+    /// replay settles, by its bytes, whatever was sent meanwhile before anything is resent
+    /// (a resend on the same connection could have the server log one message twice).
+    func nextFrame(on connection: any ServerConnection) async throws -> ServerFrame {
+        guard let frame = try await connection.next(timeout: timeout) else {
+            connection.close()
+            if self.connection === connection { self.connection = nil }
+            throw ClientError.timedOut
+        }
+        return frame
     }
 
     var isConnectionClosed: Bool { connection?.isClosed ?? true }
