@@ -8,6 +8,9 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
     case unreachable(String)
     case certificateChanged(pinned: String, presented: String)
     case noSuchGroup(String)
+    /// Several of this device's groups are called `name`; `candidates` are the names that
+    /// tell them apart.
+    case ambiguousGroup(String, candidates: [String])
     case noSuchMember(String, group: String)
     case timedOut
     /// A failure described only by its sentence (tools and tests); the client's own
@@ -45,10 +48,11 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
     /// The server sent one frame larger than the client accepts; the connection was closed.
     case frameTooLarge(limit: Int)
 
-    /// The server is gone: nothing else can work until it is back.
+    /// The server is gone: nothing else can work until it is back. A server that does not
+    /// answer in time counts as gone (its connection is closed, GroupEngine.nextFrame).
     var isConnectionLoss: Bool {
         switch self {
-        case .unreachable, .frameTooLarge: true
+        case .unreachable, .frameTooLarge, .timedOut: true
         default: false
         }
     }
@@ -69,6 +73,9 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
                 + "otherwise someone may be intercepting the connection."
         case .noSuchGroup(let name):
             "You are not in a group called \(name); `parley groups` lists yours."
+        case .ambiguousGroup(let name, let candidates):
+            "\(candidates.count) of your groups are called \(name); use "
+                + candidates.dropLast().joined(separator: ", ") + " or \(candidates.last ?? name) to say which."
         case .noSuchMember(let user, let group):
             "\(user) is not a member of \(group)."
         case .timedOut:

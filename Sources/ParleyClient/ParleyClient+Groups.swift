@@ -2,8 +2,15 @@ import Foundation
 import MLS
 import ParleyProtocol
 
-/// Group work, handed to the ``GroupEngine``.
+/// Group work, handed to the ``GroupEngine``. Commands name a group as the user does: this
+/// device's name for it, or the name its admins gave it when that is unambiguous.
 extension ParleyClient {
+    /// The engine and this device's name for the group a command calls `typed`.
+    private func engine(for typed: String) async throws -> (GroupEngine, String) {
+        let engine = try requireEngine()
+        return (engine, try await engine.resolve(typed))
+    }
+
     /// Brings the home up to date with the server, then does what is due: self-updates
     /// after joining, admin commits of a member's own leave, queued messages,
     /// acknowledgements, KeyPackage stock. One group's failure is a line in that group.
@@ -14,34 +21,54 @@ extension ParleyClient {
     /// The group's history, oldest first (the order it was applied in).
     public func history(_ name: String) async throws -> [HistoryEntry] { try await requireEngine().history(name) }
 
-    public func members(_ name: String) async throws -> [String] { try await requireEngine().members(name) }
+    public func members(_ name: String) async throws -> [String] {
+        let (engine, local) = try await engine(for: name)
+        return try await engine.members(local)
+    }
 
     /// Whether this user is an admin of `name`.
-    public func isAdmin(of name: String) async -> Bool { await engine?.isAdmin(of: name) ?? false }
+    public func isAdmin(of name: String) async -> Bool {
+        guard let (engine, local) = try? await engine(for: name) else { return false }
+        return await engine.isAdmin(of: local)
+    }
 
     /// Creates a group with this user as its admin.
     public func createGroup(_ name: String) async throws { try await requireEngine().createGroup(name) }
 
     /// Adds users (every device of each) with one commit.
-    public func add(_ users: [String], to name: String) async throws { try await requireEngine().add(users, to: name) }
+    public func add(_ users: [String], to name: String) async throws {
+        let (engine, local) = try await engine(for: name)
+        try await engine.add(users, to: local)
+    }
 
     /// Removes every device of `user`.
     public func remove(_ user: String, from name: String) async throws {
-        try await requireEngine().remove(user, from: name)
+        let (engine, local) = try await engine(for: name)
+        try await engine.remove(user, from: local)
     }
 
     /// Refreshes this device's leaf and path keys in `name` (post-compromise security).
-    public func update(_ name: String) async throws { try await requireEngine().update(name) }
+    public func update(_ name: String) async throws {
+        let (engine, local) = try await engine(for: name)
+        try await engine.update(local)
+    }
 
     /// Asks to leave: an admin's client commits the request when it next syncs.
-    public func leave(_ name: String) async throws { try await requireEngine().leave(name) }
+    public func leave(_ name: String) async throws {
+        let (engine, local) = try await engine(for: name)
+        try await engine.leave(local)
+    }
 
-    public func destroy(_ name: String) async throws { try await requireEngine().destroy(name) }
+    public func destroy(_ name: String) async throws {
+        let (engine, local) = try await engine(for: name)
+        try await engine.destroy(local)
+    }
 
     /// Sends a text: stored in the outbox first, so it survives being offline. `.sent`
     /// once the server's echo of this very message (by its id) has been processed.
     public func send(_ text: String, to name: String) async throws -> SendOutcome {
-        try await requireEngine().send(text, to: name)
+        let (engine, local) = try await engine(for: name)
+        return try await engine.send(text, to: local)
     }
 
     /// Processes the frames that arrive within `timeout` and returns the names of the
@@ -57,7 +84,8 @@ extension ParleyClient {
         until stop: @escaping @Sendable () -> Bool = { false },
         onEntry: @Sendable (HistoryEntry) async -> Void
     ) async throws {
-        try await requireEngine().follow(name, until: stop, onEntry: onEntry)
+        let (engine, local) = try await engine(for: name)
+        try await engine.follow(local, until: stop, onEntry: onEntry)
     }
 
     /// A safety number for this user and `user` (60 digits, compared out of band), and
@@ -68,7 +96,8 @@ extension ParleyClient {
 
     /// The MLS group id and epoch of `name` (for the package's own load generator).
     package func wireIdentity(of name: String) async throws -> (groupID: [UInt8], epoch: UInt64) {
-        let group = try await requireEngine().group(name)
+        let (engine, local) = try await engine(for: name)
+        let group = try await engine.group(local)
         return (group.groupID, group.epoch)
     }
 

@@ -133,7 +133,32 @@ struct MLSBench: AsyncParsableCommand {
     }
 
     func measure(n: Int, suite: CipherSuiteProvider) throws {
-        // build_group: the creator adds n-1 members in batches; member 1 follows along.
+        guard var (creator, receiver) = try buildGroup(n: n, suite: suite) else { return }
+        let newcomers = try (0..<runs).map { try member(suite, n + $0) }
+
+        // The commit rows twice: in the tree batched adds leave, whose parent
+        // nodes are blank so a path encrypts to every member (O(n), as RFC 9420
+        // §7.9 says), and in a populated tree, as it is once members have
+        // committed (Parley clients self-update after joining and weekly).
+        let treeKinds = Set(trees.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        if treeKinds.contains("fresh") {
+            try measureCommits(n: n, tree: "fresh", creator: creator, receiver: receiver, newcomers: newcomers)
+        }
+        if treeKinds.contains("populated") {
+            let populate = try milliseconds {
+                try populateCopath(of: &creator, receiver: &receiver, n: n, suite: suite)
+            }
+            note("populate_tree", n: n, [("ms", String(format: "%.1f", populate))])
+            try measureCommits(n: n, tree: "populated", creator: creator, receiver: receiver, newcomers: newcomers)
+        }
+        try measureJoin(n: n, creator: creator, newcomer: newcomers[0])
+        try measureMessages(n: n, creator: &creator, receiver: &receiver)
+        note("state_bytes", n: n, [("bytes", "\(try creator.serialized().count)")])
+    }
+
+    /// build_group: the creator adds n-1 members in batches; member 1 follows along.
+    /// Returns the creator and the follower (nil for a group of one).
+    func buildGroup(n: Int, suite: CipherSuiteProvider) throws -> (Group, Group)? {
         let bundles = try (1..<n).map { try member(suite, $0) }
         var creator = try Group.create(
             suite,
@@ -157,29 +182,14 @@ struct MLSBench: AsyncParsableCommand {
             }
         }
         report("build_group", n: n, [build])
-        guard var receiver = follower else { return }
-        let newcomers = try (0..<runs).map { try member(suite, n + $0) }
+        return follower.map { (creator, $0) }
+    }
 
-        // The commit rows twice: in the tree batched adds leave, whose parent
-        // nodes are blank so a path encrypts to every member (O(n), as RFC 9420
-        // §7.9 says), and in a populated tree, as it is once members have
-        // committed (Parley clients self-update after joining and weekly).
-        let treeKinds = Set(trees.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
-        if treeKinds.contains("fresh") {
-            try measureCommits(n: n, tree: "fresh", creator: creator, receiver: receiver, newcomers: newcomers)
-        }
-        if treeKinds.contains("populated") {
-            let populate = try milliseconds {
-                try populateCopath(of: &creator, receiver: &receiver, n: n, suite: suite)
-            }
-            note("populate_tree", n: n, [("ms", String(format: "%.1f", populate))])
-            try measureCommits(n: n, tree: "populated", creator: creator, receiver: receiver, newcomers: newcomers)
-        }
-
-        // join_welcome: a Welcome without the tree, the tree supplied separately.
+    /// join_welcome: a Welcome without the tree, the tree supplied separately.
+    func measureJoin(n: Int, creator: Group, newcomer: KeyPackageBundle) throws {
         var withNewcomer = creator
         let invitation = try withNewcomer.commit(
-            CommitOptions(add: [newcomers[0].keyPackage], ratchetTreeInWelcome: false)
+            CommitOptions(add: [newcomer.keyPackage], ratchetTreeInWelcome: false)
         )
         _ = try withNewcomer.process(invitation.message)
         guard case .welcome(let welcome)? = invitation.welcome else { return }
@@ -189,10 +199,13 @@ struct MLSBench: AsyncParsableCommand {
             "join_welcome",
             n: n,
             try (0..<runs).map { _ in
-                try milliseconds { _ = try Group.join(welcome: welcome, keyPackage: newcomers[0], ratchetTree: tree) }
+                try milliseconds { _ = try Group.join(welcome: welcome, keyPackage: newcomer, ratchetTree: tree) }
             }
         )
+    }
 
+    /// encrypt_1k and decrypt_1k: a 1 KiB application message from the creator to a member.
+    func measureMessages(n: Int, creator: inout Group, receiver: inout Group) throws {
         let kib = [UInt8](repeating: 0x61, count: 1024)
         var ciphertexts: [MLSMessage] = []
         report(
@@ -212,8 +225,6 @@ struct MLSBench: AsyncParsableCommand {
                 try milliseconds { _ = try receiver.process(ciphertext) }
             }
         )
-
-        note("state_bytes", n: n, [("bytes", "\(try creator.serialized().count)")])
     }
 
     /// Wire sizes: the add-one Commit and its Welcome (tree sent separately),

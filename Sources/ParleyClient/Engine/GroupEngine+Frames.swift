@@ -22,13 +22,17 @@ extension GroupEngine {
     /// Applies one server frame. Whatever goes wrong stays with that frame's group: it
     /// becomes a system line there (said once), the frame counts as consumed, and every
     /// other frame and group carries on. Only losing the connection ends the caller's loop.
-    func apply(_ frame: ServerFrame) async throws {
+    /// Returns the local name of the group whose history the frame changed, if any.
+    @discardableResult
+    func apply(_ frame: ServerFrame) async throws -> String? {
+        let frame = localized(frame)
         do {
-            try await handle(frame)
+            return try await handle(frame)
         } catch let error as ClientError where error.isConnectionLoss {
             throw error
         } catch {
             try recordFailure(of: frame, error)
+            return frame.changedGroup
         }
     }
 
@@ -47,21 +51,26 @@ extension GroupEngine {
         }
     }
 
-    /// Applies one server frame: the heart of staying in sync.
-    func handle(_ frame: ServerFrame) async throws {
+    /// Applies one server frame (its group already named as this device names it, see
+    /// ``localized(_:)``): the heart of staying in sync. Returns the group it changed.
+    func handle(_ frame: ServerFrame) async throws -> String? {
         switch frame {
         case .message(let message):
             try handle(message)
+            return message.group
         case .welcome(let welcome):
-            try await join(welcome)
+            return try await join(welcome)
         case .groupDestroyed(let destroyed):
             // The server's word alone deletes nothing: it could say this of any group.
-            try warn(
-                destroyed.group,
-                "Note: the server says this group was destroyed (not confirmed by an admin). Nothing was deleted."
-            )
+            for name in locals(calledByServer: destroyed.group) {
+                try warn(
+                    name,
+                    "Note: the server says this group was destroyed (not confirmed by an admin). Nothing was deleted."
+                )
+            }
+            return destroyed.group
         case .error, .replayFinished:
-            break
+            return nil
         }
     }
 

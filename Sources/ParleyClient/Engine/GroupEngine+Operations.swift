@@ -4,7 +4,8 @@ import MLS
 import ParleyProtocol
 
 public struct GroupSummary: Sendable, Hashable {
-    /// The server's name for the group, which commands use.
+    /// This device's name for the group, which commands use: the server's name, or
+    /// `name#2` for a different group that arrived under a name one of yours already has.
     public var name: String
     /// The name its admins gave it, from the MLS GroupContext (the server cannot change it);
     /// what a user should be shown. The server's name for groups made before it existed.
@@ -146,7 +147,7 @@ extension GroupEngine {
     func destroy(_ name: String) async throws {
         let notice = try ApplicationContent.destroyGroup.encoded()
         try await submit(in: name) { group, data in (try group.encrypt(notice, authenticatedData: data), nil) }
-        try await transport.destroyGroup(name)
+        try await transport.destroyGroup(serverName(name))
         try destroyConfirmed(name)
     }
 

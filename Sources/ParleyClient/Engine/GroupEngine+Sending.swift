@@ -46,7 +46,9 @@ extension GroupEngine {
             let welcomeBytes = try welcome.map { Data(try $0.tlsEncoded()) }
             inFlight[bytes] = id
             defer { inFlight.removeValue(forKey: bytes) }
-            try connection.send(.send(.init(id: id, group: name, message: bytes, welcome: welcomeBytes)))
+            try connection.send(
+                .send(.init(id: id, group: serverName(name), message: bytes, welcome: welcomeBytes))
+            )
             guard let refusal = try await answer(to: id, on: connection) else {
                 return confirmedSends[id] ?? 0
             }
@@ -61,7 +63,7 @@ extension GroupEngine {
     /// Waits until the `send` named `id` is echoed (nil) or refused (the server's error).
     private func answer(to id: String, on connection: any ServerConnection) async throws -> ErrorBody? {
         while confirmedSends[id] == nil {
-            guard let frame = try await connection.next(timeout: timeout) else { throw ClientError.timedOut }
+            let frame = try await nextFrame(on: connection)
             if case .error(let error) = frame, error.id == id { return error.error }
             try await apply(frame)
         }
@@ -103,7 +105,8 @@ extension GroupEngine {
             try await connect()
             try await flushOutbox()
             try acknowledgeAll()
-        } catch ClientError.unreachable {
+        } catch let error as ClientError where error.isConnectionLoss {
+            // Sent or not, it stays queued until a replay shows whether the server logged it.
             return .queued
         }
         return confirmedSends[id].map { .sent(seq: $0) } ?? .queued
@@ -174,8 +177,7 @@ extension GroupEngine {
         let connection = try await openConnection()
         var wait = timeout
         while let frame = try await connection.next(timeout: wait) {
-            if let name = frame.changedGroup { changed.insert(name) }
-            try await apply(frame)
+            if let name = try await apply(frame) { changed.insert(name) }
             wait = .zero
         }
         if !changed.isEmpty { try acknowledgeAll() }

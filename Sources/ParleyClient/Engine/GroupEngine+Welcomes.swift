@@ -82,21 +82,24 @@ extension GroupEngine {
 
     // MARK: Welcomes
 
-    /// Joins from a Welcome with the matching stored KeyPackage, then plans a self-update.
-    /// Which group a Welcome is for is decided by MLS group ID, not by the server's name:
+    /// Joins from a Welcome with the matching stored KeyPackage, then plans a self-update;
+    /// returns the local name of the group it changed. Which group a Welcome is for is
+    /// decided by MLS group ID, not by the server's name:
     /// - a Welcome into the group this device already follows at that epoch or later is
     ///   stale and ignored;
     /// - one into the same group after this device was removed (or while it is still
     ///   behind the removal) rejoins it: same name, history continued;
-    /// - one into a different group under a name already in use moves the earlier group
-    ///   aside to `name#<id>` and says so, so no group's state is silently replaced.
+    /// - one into a different group under a name one of this device's groups has is a
+    ///   newcomer: it gets a new local name (`name#2`) and says so, while the group already
+    ///   there keeps its name, history, outbox and cursor (a server colluding with a member
+    ///   cannot put her group in its place).
     /// A Welcome that cannot be used (random bytes, a KeyPackage this device never made, a
     /// tree that does not match) is recorded once and acknowledged; it is never retried.
-    func join(_ frame: ServerFrame.WelcomeFrame) async throws {
+    func join(_ frame: ServerFrame.WelcomeFrame) async throws -> String? {
         guard Int64(exactly: frame.seq) != nil else {
             throw ClientError.unusableWelcome(.seqBeyondLog(frame.seq))
         }
-        guard frame.seq > records[frame.group]?.lastSeq ?? 0 else { return }
+        guard frame.seq > records[frame.group]?.lastSeq ?? 0 else { return nil }
         guard case .welcome(let welcome) = try MLSMessage(tlsEncoded: [UInt8](frame.welcome)) else {
             throw ClientError.unusableWelcome(.notAWelcome)
         }
@@ -106,33 +109,78 @@ extension GroupEngine {
             throw ClientError.unusableWelcome(.noKeyPackageOfThisDevice)
         }
         let joined = try await open(welcome, with: bundle, group: frame.group)
-        // One MLS group is held under one name: a Welcome into a group this device follows
-        // under another name (e.g. an old Welcome replayed) would make a second copy of it.
-        if let other = groups.first(where: { $0.key != frame.group && $0.value.groupID == joined.groupID })?.key,
-            groups[other]?.isActive == true
-        {
+        guard let (name, rejoining) = try place(joined, calledByServer: frame.group, seq: frame.seq) else { return nil }
+        groups[name] = joined
+        records[name] = GroupRecord(
+            name: name,
+            lastSeq: frame.seq,
+            needsUpdate: true,
+            server: name == frame.group ? nil : frame.group
+        )
+        anchorHistory(name, joined, at: frame.seq)
+        if !bundle.keyPackage.isLastResort { try store.deleteKeyPackage(reference: entry.newMember) }
+        try persist(name, lines: joinLines(name, joined, rejoining: rejoining, frame))
+        try connection?.send(.ack(.init(group: frame.group, seq: frame.seq)))
+        return name
+    }
+
+    /// Where a group just opened from a Welcome goes: its local name and whether this device
+    /// is rejoining it; nil for a stale Welcome, which moves nothing, not even the cursor
+    /// (see `refuse`). One MLS group is held under one name.
+    private func place(
+        _ joined: Group,
+        calledByServer server: String,
+        seq: UInt64
+    ) throws -> (name: String, rejoining: Bool)? {
+        let followed = { (name: String) in self.groups[name]?.isActive == true && self.records[name]?.problem == nil }
+        let same = groups.filter { $0.value.groupID == joined.groupID }.keys.sorted()
+        // The same group under another server name (e.g. an old Welcome replayed) would
+        // become a second copy of it.
+        if let other = same.first(where: { serverName($0) != server }), followed(other) {
             throw ClientError.unusableWelcome(.groupAlreadyFollowed(other))
         }
-        let rejoining = groups[frame.group]?.groupID == joined.groupID
-        if let current = groups[frame.group], records[frame.group]?.problem == nil, current.isActive {
-            // Stale: it moves nothing, not even the cursor (see `refuse`).
-            if rejoining, current.epoch >= joined.epoch { return }
-            if !rejoining { try moveAside(frame.group, current) }
+        if let current = same.first {
+            if followed(current), let group = groups[current], group.epoch >= joined.epoch { return nil }
+            guard seq > records[current]?.lastSeq ?? 0 else { return nil }
+            return (current, true)
         }
-        groups[frame.group] = joined
-        records[frame.group] = GroupRecord(name: frame.group, lastSeq: frame.seq, needsUpdate: true)
-        anchorHistory(frame.group, joined, at: frame.seq)
-        if !bundle.keyPackage.isLastResort { try store.deleteKeyPackage(reference: entry.newMember) }
+        // A different group: it takes the server's name only from a group this device no
+        // longer follows (removed, or unfollowable); never from one it is in.
+        return followed(server) ? (newLocalName(for: server), false) : (server, false)
+    }
+
+    private func joinLines(
+        _ name: String,
+        _ joined: Group,
+        rejoining: Bool,
+        _ frame: ServerFrame.WelcomeFrame
+    ) throws -> [HistoryEntry] {
         let title = Self.title(of: joined, calledByServer: frame.group)
         let text = rejoining ? "You were added to \(title) again." : "You joined \(title)."
-        var lines = [systemLine(frame.group, text, seq: frame.seq, time: frame.time)]
-        if title != frame.group {
-            let warning = "Warning: the server calls this group \(frame.group), but its admins named it \(title)."
-            records[frame.group]?.warnings = [warning]
-            lines.append(systemLine(frame.group, warning, seq: frame.seq, time: frame.time))
+        var lines = [systemLine(name, text, seq: frame.seq, time: frame.time)]
+        var warnings: [String] = []
+        if name != frame.group {
+            warnings.append(
+                "Warning: the server gave this group the name \(frame.group), which a group you are in already has; "
+                    + "it is shown as \(name) here, and \(frame.group) is still the group you were in."
+            )
+            try store.appendHistory(
+                systemLine(
+                    frame.group,
+                    "You were invited to a different group also called \(frame.group); it is \(name). "
+                        + "This group is unchanged."
+                ),
+                to: frame.group
+            )
         }
-        try persist(frame.group, lines: lines)
-        try connection?.send(.ack(.init(group: frame.group, seq: frame.seq)))
+        if title != frame.group {
+            warnings.append(
+                "Warning: the server calls this group \(frame.group), but its admins named it \(title)."
+            )
+        }
+        records[name]?.warnings = warnings.isEmpty ? nil : warnings
+        lines += warnings.map { systemLine(name, $0, seq: frame.seq, time: frame.time) }
+        return lines
     }
 
     /// The name a group's admins gave it (`parley_group_name` in its GroupContext, which
@@ -153,32 +201,6 @@ extension GroupEngine {
             else { throw first }
             return joined
         }
-    }
-
-    /// Keeps a group this device still follows under a new local name when the server
-    /// names another group like it.
-    private func moveAside(_ name: String, _ group: Group) throws {
-        let aside = name + "#" + group.groupID.prefix(4).map { String(format: "%02x", $0) }.joined()
-        guard var record = records[name] else { return }
-        // Messages typed for the group moved aside are not sent into the newcomer that takes
-        // its name, nor dropped silently: each is parked with a line.
-        for queued in try store.outbox() where queued.item.group == name {
-            try park(queued, because: "the server now gives the name \(name) to a different group.")
-        }
-        record.name = aside
-        records[aside] = record
-        groups[aside] = group
-        groups.removeValue(forKey: name)
-        records.removeValue(forKey: name)
-        try store.deleteGroup(named: name)
-        try persist(aside)
-        try store.appendHistory(
-            systemLine(
-                name,
-                "You were invited to a different group also called \(name); the one you were in is now \(aside)."
-            ),
-            to: name
-        )
     }
 
     /// Records an unusable Welcome: a group entry without state that says why, so its

@@ -29,10 +29,11 @@ actor GroupEngine {
     let suite: CipherSuiteProvider
     var policy: GroupPolicy { ParleyGroupPolicy.groupPolicy() }
 
-    /// Every group this home follows, by the name the server uses for it. Which MLS group a
-    /// name stands for is decided by group ID when a Welcome arrives (GroupEngine+Frames).
+    /// Every group this home follows, by this device's name for it (``GroupRecord/name``):
+    /// one per MLS group ID. The server's name for it is ``GroupRecord/serverName``; which
+    /// local group a frame is for is decided by group ID (GroupEngine+Names, +Welcomes).
     var groups: [String: Group] = [:]
-    /// Every group this home knows, by name, including ones it can no longer follow.
+    /// Every group this home knows, by local name, including ones it can no longer follow.
     var records: [String: GroupRecord] = [:]
     var connection: (any ServerConnection)?
     /// Sends whose echo has been seen in this run: client message id → seq.
@@ -68,14 +69,24 @@ actor GroupEngine {
         self.suite = suite
         self.timeout = timeout
         for stored in try store.groups() {
-            records[stored.record.name] = stored.record
+            var record = stored.record
             if !stored.state.isEmpty {
-                groups[stored.record.name] = try Group(
-                    serialized: stored.state,
-                    policy: ParleyGroupPolicy.groupPolicy()
-                )
+                let group = try Group(serialized: stored.state, policy: ParleyGroupPolicy.groupPolicy())
+                groups[record.name] = group
+                record.server = record.server ?? Self.serverNameBeforeMovingAside(record.name, group)
             }
+            records[record.name] = record
         }
+    }
+
+    /// Homes before local names moved a group the device was in aside to `NAME#<first 4
+    /// bytes of its group ID in hex>` when the server gave NAME to another group, and
+    /// addressed it to the server by that name, which the server does not know. Such a
+    /// group is the server's NAME again (its messages are told apart by group ID).
+    private static func serverNameBeforeMovingAside(_ name: String, _ group: Group) -> String? {
+        guard let hash = name.lastIndex(of: "#"), hash > name.startIndex else { return nil }
+        let id = group.groupID.prefix(4).map { String(format: "%02x", $0) }.joined()
+        return name[name.index(after: hash)...] == id ? String(name[..<hash]) : nil
     }
 
     func setTimeout(_ timeout: Duration) { self.timeout = timeout }
@@ -95,13 +106,12 @@ actor GroupEngine {
         self.connection = connection
         var touched = Set<String>()
         while true {
-            guard let frame = try await connection.next(timeout: timeout) else { throw ClientError.timedOut }
+            let frame = try await nextFrame(on: connection)
             if frame == .replayFinished { return touched }
             if case .error(let error) = frame, error.error.code == .unauthorized {
                 throw ClientError.server(error.error)
             }
-            if let name = frame.changedGroup { touched.insert(name) }
-            try await apply(frame)
+            if let name = try await apply(frame) { touched.insert(name) }
         }
     }
 
@@ -117,12 +127,25 @@ actor GroupEngine {
         connection = nil
     }
 
+    /// The next frame, waiting at most ``timeout``. A server that does not answer in time is
+    /// treated as lost: the connection is closed, so the next command opens a new one whose
+    /// replay settles, by its bytes, whatever was sent meanwhile before anything is resent
+    /// (a resend on the same connection could have the server log one message twice).
+    func nextFrame(on connection: any ServerConnection) async throws -> ServerFrame {
+        guard let frame = try await connection.next(timeout: timeout) else {
+            connection.close()
+            if self.connection === connection { self.connection = nil }
+            throw ClientError.timedOut
+        }
+        return frame
+    }
+
     var isConnectionClosed: Bool { connection?.isClosed ?? true }
 
     func acknowledgeAll() throws {
         guard let connection else { return }
-        for (name, record) in records where record.lastSeq > 0 {
-            try connection.send(.ack(.init(group: name, seq: record.lastSeq)))
+        for record in records.values where record.lastSeq > 0 {
+            try connection.send(.ack(.init(group: record.serverName, seq: record.lastSeq)))
         }
     }
 
@@ -225,7 +248,13 @@ actor GroupEngine {
         try store.deleteGroup(named: name)
     }
 
-    func history(_ name: String) throws -> [HistoryEntry] { try store.history(of: name) }
+    /// The history of the group a command calls `typed`; a forgotten (destroyed) group's
+    /// history stays readable under its name.
+    func history(_ typed: String) throws -> [HistoryEntry] {
+        let name: String
+        do { name = try resolve(typed) } catch ClientError.noSuchGroup { name = typed }
+        return try store.history(of: name)
+    }
 
     /// Writes `text` as a system line of `name` unless it is the failure already reported
     /// there last, and saves the group's record.

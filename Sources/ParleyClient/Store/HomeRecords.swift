@@ -18,6 +18,9 @@ public struct HistoryEntry: Sendable, Hashable, Codable {
 /// What a home keeps about one group besides its MLS state; sealed at rest.
 /// Fields added after the first release are optional, so older records still decode.
 struct GroupRecord: Codable, Sendable, Equatable {
+    /// This device's name for the group, unique in the home: the server's name, or
+    /// `name#2` (and so on) for a different MLS group that arrived under a name one of this
+    /// device's groups already has. Commands and the store use it.
     var name: String
     /// The last seq applied (and acknowledged).
     var lastSeq: UInt64 = 0
@@ -38,6 +41,12 @@ struct GroupRecord: Codable, Sendable, Equatable {
     /// This member's record of the log in the current epoch, for fork and drop detection
     /// (GroupEngine+History.swift); nil until the group is anchored.
     var history: HistoryLedger?
+    /// The server's name for the group when it differs from `name` (a newcomer that arrived
+    /// under a name in use); nil when they are the same, as for every group of older homes.
+    var server: String?
+
+    /// The name the server addresses this group by, in frames sent and received.
+    var serverName: String { server ?? name }
 }
 
 /// One group as the store keeps it: its record and its serialized MLS state (empty for a

@@ -197,13 +197,16 @@ import Testing
 
     /// carol's group, bob added with his last-resort KeyPackage (which stays usable): her
     /// Welcome. Only the server and carol need to collude to replay it.
-    static func carolsWelcome(_ scene: EngineScene) throws -> Data {
+    /// `named` gives her group that name in its GroupContext, as a colluder would to look
+    /// like the group she imitates.
+    static func carolsWelcome(_ scene: EngineScene, named: String? = nil) throws -> Data {
         var carol = try Group.create(
             scene.suite,
             groupID: scene.suite.randomBytes(32),
             credential: .basic(identity: Array("carol".utf8)),
             signatureKeys: scene.suite.generateSignatureKeyPair(),
-            extensions: [try ParleyGroupPolicy.adminsExtension(["carol"])],
+            extensions: [try ParleyGroupPolicy.adminsExtension(["carol"])]
+                + (try named.map { [try ParleyGroupPolicy.groupNameExtension($0)] } ?? []),
             policy: ParleyGroupPolicy.groupPolicy()
         )
         let encoded = try #require(scene.server.uploaded.last)
@@ -232,20 +235,73 @@ import Testing
         )
     }
 
-    /// bob has a message typed for "g" (queued offline) when the server gives the name "g"
-    /// to carol's group: the message is not sent into carol's group nor dropped silently.
-    @Test func aWelcomeUnderAnExistingNameParksThatGroupsOutbox() async throws {
+    /// A server colluding with carol delivers her valid Welcome under "g", the name of the
+    /// group bob is in with alice, and carol named her group "g" too. bob's group keeps its
+    /// name, history, outbox and cursor: the message he typed offline and the one he sends
+    /// now go to alice (she decrypts both), alice's next message lands there, and carol's
+    /// group is the newcomer, shown as g#2 with a warning, also after a restart.
+    @Test func aWelcomeUnderAnExistingNameIsANewcomerNotAReplacement() async throws {
         let scene = try await EngineScene()
         scene.server.setReachable(false)
         await scene.bob.close()
         #expect(try await scene.bob.send("for alice only", to: "g") == .queued)
-        let welcome = try Self.carolsWelcome(scene)
+        let welcome = try Self.carolsWelcome(scene, named: "g")
         scene.seq += 1
         scene.server.deliver(.welcome(.init(group: "g", seq: scene.seq, time: scene.now, welcome: welcome)))
+        scene.server.deliver(try scene.fromAlice("still alice"))
         scene.server.setReachable(true)
-        try await scene.bob.sync()
+        #expect(try await scene.bob.send("second", to: "g") != .queued)
+
+        #expect(await scene.bob.groupSummaries().map(\.name) == ["g", "g#2"])
+        #expect(try await scene.bob.group("g").groupID == scene.alice.groupID)
+        #expect(try await scene.texts() == ["still alice", "for alice only", "second"])
         #expect(try scene.store.outbox().isEmpty)
-        #expect(try await !scene.texts().contains("for alice only"))
-        #expect(try await scene.notices().contains { $0.contains("\u{201C}for alice only\u{201D} was not sent") })
+        var read: [String] = []
+        for send in scene.server.sends {
+            guard
+                case .application(let message) = try scene.alice.process(MLSMessage(tlsEncoded: [UInt8](send.message)))
+            else { continue }
+            if case .text(let text) = try ApplicationContent(decoding: message.data) { read.append(text) }
+        }
+        #expect(read == ["for alice only", "second"])
+        #expect(scene.server.sends.allSatisfy { $0.group == "g" })
+        #expect(
+            try await scene.notices().contains(
+                "You were invited to a different group also called g; it is g#2. "
+                    + "This group is unchanged."
+            )
+        )
+        let newcomer = try await scene.bob.history("g#2").map(\.text)
+        #expect(newcomer.first == "You joined g.")
+        #expect(newcomer.contains { $0.hasPrefix("Warning: the server gave this group the name g") })
+        #expect(try await scene.bob.resolve("g") == "g")
+
+        try await scene.restart()
+        #expect(await scene.bob.groupSummaries().map(\.name) == ["g", "g#2"])
+        scene.seq = scene.server.state.withLock { $0.nextSeq["g"] ?? 1 } - 1
+        scene.server.deliver(try scene.fromAlice("after the restart"))
+        _ = try await scene.bob.pump(timeout: .milliseconds(1))
+        #expect(try await scene.texts().last == "after the restart")
+        #expect(try await scene.bob.history("g#2").allSatisfy { $0.kind == .system })
+    }
+
+    /// Two groups whose admins both named them "team" (under other server names): a command
+    /// that says "team" is refused with a sentence naming both, never guessed.
+    @Test func aNameTwoGroupsShareIsRefusedWithASentence() async throws {
+        let scene = try await EngineScene()
+        for (server, seq) in [("h", UInt64(1)), ("k", 1)] {
+            let welcome = try Self.carolsWelcome(scene, named: "team")
+            scene.server.deliver(.welcome(.init(group: server, seq: seq, time: scene.now, welcome: welcome)))
+        }
+        _ = try await scene.bob.pump(timeout: .milliseconds(1))
+        #expect(await scene.bob.groupSummaries().map(\.title) == ["g", "team", "team"])
+        await #expect(throws: ClientError.ambiguousGroup("team", candidates: ["h", "k"])) {
+            try await scene.bob.resolve("team")
+        }
+        #expect(
+            ClientError.ambiguousGroup("team", candidates: ["h", "k"]).description
+                == "2 of your groups are called team; use h or k to say which."
+        )
+        #expect(try await scene.bob.resolve("h") == "h")
     }
 }

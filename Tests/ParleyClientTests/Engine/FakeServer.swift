@@ -20,6 +20,9 @@ final class FakeServer: ServerTransport {
         case refuse(ErrorCode, before: [ServerFrame])
         /// Accepted and logged, but the connection drops before the echo goes out.
         case acceptThenDrop
+        /// Accepted and logged, but the echo is held back (a slow server): the client times
+        /// out; the copy reaches it in the next connection's replay.
+        case acceptSilently
     }
 
     struct State {
@@ -93,7 +96,7 @@ final class FakeServer: ServerTransport {
                         connection.push(frame)
                     }
                     connection.push(.error(.init(id: send.id, group: send.group, error: ErrorBody(code, "refused"))))
-                case .accept, .acceptThenDrop:
+                case .accept, .acceptThenDrop, .acceptSilently:
                     let seq = state.nextSeq[send.group] ?? 1
                     state.nextSeq[send.group] = seq + 1
                     let message = ServerFrame.Message(
@@ -106,7 +109,11 @@ final class FakeServer: ServerTransport {
                     state.accepted[send.group, default: []].append(message)
                     var echo = message
                     echo.id = state.echoesCarryID ? send.id : nil
-                    if case .accept = answer { connection.push(.message(echo)) } else { connection.close() }
+                    switch answer {
+                    case .accept: connection.push(.message(echo))
+                    case .acceptThenDrop: connection.close()
+                    default: break
+                    }
                 }
             }
         }

@@ -1,0 +1,32 @@
+import Foundation
+import MLS
+import ParleyProtocol
+import Testing
+
+@testable import ParleyClient
+
+/// A send whose echo comes after the client stopped waiting (attacker review: "a send that
+/// times out can be logged twice"; docs/SECURITY.md).
+@Suite struct TimedOutSendTests {
+    /// The server logs bob's message but holds its echo past his timeout. bob's next send
+    /// must not resend the first on the same connection with new bytes (the server would log
+    /// it twice and every member would read it twice): the timeout closed the connection, so
+    /// the next one's replay settles the first copy by its bytes, and only the second goes out.
+    @Test func aTimedOutSendIsSettledByTheReplayNotSentAgain() async throws {
+        let scene = try await EngineScene()
+        await scene.bob.setTimeout(.milliseconds(200))
+        scene.server.script(.acceptSilently)
+        #expect(try await scene.bob.send("once", to: "g") == .queued)
+        let second = try await scene.bob.send("twice?", to: "g")
+        guard case .sent = second else {
+            Issue.record("the second send did not go out: \(second)")
+            return
+        }
+        let sent = scene.server.sends.map(\.message)
+        #expect(sent.count == 2, "the server was sent \(sent.count) messages for two texts")
+        #expect(try await scene.texts() == ["once", "twice?"])
+        #expect(scene.server.state.withLock { $0.accepted["g"]?.count } == 2)
+        // The first copy, logged once, is no longer queued: nothing is left to resend.
+        #expect(try scene.store.outbox().isEmpty)
+    }
+}
