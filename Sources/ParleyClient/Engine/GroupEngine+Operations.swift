@@ -146,8 +146,10 @@ extension GroupEngine {
     /// deletes nothing on their devices), then destroys the group on the server and here.
     func destroy(_ name: String) async throws {
         let notice = try ApplicationContent.destroyGroup.encoded()
-        try await submit(in: name) { group, data in (try group.encrypt(notice, authenticatedData: data), nil) }
-        try await transport.destroyGroup(serverName(name))
+        let seq = try await submit(in: name) { group, data in
+            (try group.encrypt(notice, authenticatedData: data), nil)
+        }
+        try await transport.destroyGroup(serverName(name), notice: seq)
         try destroyConfirmed(name)
     }
 
