@@ -115,7 +115,14 @@ public enum ServerFrame: Codable, Sendable, Hashable {
 
     public struct GroupDestroyed: Codable, Sendable, Hashable {
         public var group: String
-        public init(group: String) { self.group = group }
+        /// The admin's MLS-signed destroy message (ApplicationContent `destroy_group`) the
+        /// server kept for members who were offline; nil when it has none. Members delete the
+        /// group only if it verifies against their own state (docs/PROTOCOL.md).
+        public var notice: Data?
+        public init(group: String, notice: Data? = nil) {
+            self.group = group
+            self.notice = notice
+        }
     }
 
     private enum CodingKeys: String, CodingKey { case type }

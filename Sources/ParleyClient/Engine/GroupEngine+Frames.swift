@@ -61,24 +61,46 @@ extension GroupEngine {
         case .welcome(let welcome):
             return try await join(welcome)
         case .groupDestroyed(let destroyed):
-            // The server's word alone deletes nothing: it could say this of any group.
-            for name in locals(calledByServer: destroyed.group) {
-                try warn(
-                    name,
-                    "Note: the server says this group was destroyed (not confirmed by an admin). Nothing was deleted."
-                )
-            }
+            for name in locals(calledByServer: destroyed.group) { try handle(destroyed, in: name) }
             return destroyed.group
         case .error, .replayFinished:
             return nil
         }
     }
 
-    /// The one place a group is deleted because an admin destroyed it. Today only this
-    /// device's own `destroy` calls it; an admin-signed destroy message (issue 13) will too.
-    func destroyConfirmed(_ name: String) throws {
+    /// The server says a group was destroyed. Its word alone deletes nothing (it could say
+    /// this of any group): only the notice it kept, the admin's signed `destroy_group`, does,
+    /// when it verifies against this member's own state of the group (an admin's signature in
+    /// the epoch this member is in). The notice is processed on a copy: a forged one changes
+    /// nothing, and says so.
+    private func handle(_ destroyed: ServerFrame.GroupDestroyed, in name: String) throws {
+        guard let notice = destroyed.notice else {
+            return try warn(
+                name,
+                "Note: the server says this group was destroyed (not confirmed by an admin). Nothing was deleted."
+            )
+        }
+        var copy = groups[name]
+        if let message = try? MLSMessage(tlsEncoded: [UInt8](notice)),
+            let processed = try? copy?.process(message),
+            let group = copy, Self.isAdminDestroy(processed, in: group),
+            case .application(let application) = processed
+        {
+            return try destroyConfirmed(name, by: ParleyGroupPolicy.username(of: application.credential))
+        }
+        try warn(
+            name,
+            "Warning: the server says this group was destroyed, but the notice it gave is not an admin's signed "
+                + "destroy for this group. Nothing was deleted."
+        )
+    }
+
+    /// The one place a group is deleted because an admin destroyed it: this device's own
+    /// `destroy`, an admin's signed destroy message in the log, or one the server kept.
+    func destroyConfirmed(_ name: String, by admin: String? = nil) throws {
         guard records[name] != nil else { return }
-        try store.appendHistory(systemLine(name, "An admin destroyed this group."), to: name)
+        let who = admin.map { "\($0) (an admin)" } ?? "An admin"
+        try store.appendHistory(systemLine(name, "\(who) destroyed this group."), to: name)
         try forget(name)
     }
 

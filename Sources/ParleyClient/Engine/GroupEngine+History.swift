@@ -35,14 +35,18 @@ extension GroupEngine {
 
     /// Checks the claim of one accepted message against this member's chain, then records
     /// the message; returns the warnings for the history. A commit this member applied
-    /// begins a new epoch instead (the new epoch_authenticator covers it).
+    /// begins a new epoch instead (the new epoch_authenticator covers it), after its claim,
+    /// which is about the epoch it ends, is checked like any other.
     func checkHistory(_ accepted: AcceptedMessage, group: Group, in name: String) -> [HistoryEntry] {
         guard var ledger = records[name]?.history else {
             if case .commit? = accepted.content, group.isActive { anchorHistory(name, group, at: accepted.seq) }
             return []
         }
         var warnings: [String] = []
-        if case .commit? = accepted.content {
+        if case .commit(let summary)? = accepted.content {
+            if !summary.isOwnCommit, let sender = accepted.sender {
+                warnings = verdictWarnings(accepted, from: sender, group: group, in: name, ledger: &ledger)
+            }
             if group.epoch > ledger.epoch {
                 do {
                     try ledger.beginEpoch(
@@ -56,7 +60,7 @@ extension GroupEngine {
                 }
             }
         } else {
-            if accepted.content != nil, let sender = accepted.sender {
+            if accepted.content != nil, let sender = accepted.sender, sender != group.ownLeaf {
                 warnings = verdictWarnings(accepted, from: sender, group: group, in: name, ledger: &ledger)
             }
             try? ledger.record(seq: accepted.seq, message: accepted.message)

@@ -116,7 +116,7 @@ extension GroupEngine {
             }
         }
         let adding = keyPackages
-        try await commit(in: name) { try $0.commit(CommitOptions(add: adding, includePendingProposals: false)) }
+        try await commit(in: name, CommitOptions(add: adding, includePendingProposals: false))
     }
 
     /// Removes every device of `user`.
@@ -125,29 +125,31 @@ extension GroupEngine {
         let leaves = try usableGroup(name).members.filter { ParleyGroupPolicy.username(of: $0.credential) == user }
             .map(\.index)
         guard !leaves.isEmpty else { throw ClientError.noSuchMember(user, group: name) }
-        try await commit(in: name) { try $0.commit(CommitOptions(remove: leaves, includePendingProposals: false)) }
+        try await commit(in: name, CommitOptions(remove: leaves, includePendingProposals: false))
     }
 
     /// Refreshes this device's leaf and path keys in `name` (post-compromise security).
     func update(_ name: String) async throws {
         try await sync()
         _ = try usableGroup(name)
-        try await commit(in: name) { try $0.selfUpdate() }
+        try await commit(in: name, .selfUpdate)
     }
 
     /// Asks to leave: an admin's client commits the request when it next syncs.
     func leave(_ name: String) async throws {
         try await sync()
         _ = try usableGroup(name)
-        try await submit(in: name) { group in (try group.proposeLeave(), nil) }
+        try await submit(in: name) { group, claim in (try group.proposeLeave(authenticatedData: claim), nil) }
     }
 
     /// Tells the members, with a notice MLS signs as this admin's (the server's own word
     /// deletes nothing on their devices), then destroys the group on the server and here.
     func destroy(_ name: String) async throws {
         let notice = try ApplicationContent.destroyGroup.encoded()
-        try await submit(in: name) { group, data in (try group.encrypt(notice, authenticatedData: data), nil) }
-        try await transport.destroyGroup(serverName(name))
+        let seq = try await submit(in: name) { group, data in
+            (try group.encrypt(notice, authenticatedData: data), nil)
+        }
+        try await transport.destroyGroup(serverName(name), notice: seq)
         try destroyConfirmed(name)
     }
 

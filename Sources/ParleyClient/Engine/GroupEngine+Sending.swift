@@ -79,16 +79,21 @@ extension GroupEngine {
         try await submit(in: name, carriesClaim: false) { group, _ in try build(&group) }
     }
 
-    func commit(in name: String, _ make: @escaping @Sendable (inout Group) throws -> CommitOutput) async throws {
-        try await submit(in: name) { group in
-            let output = try make(&group)
+    /// Commits with `options`; the Commit carries this member's history claim like any
+    /// other message (a PublicMessage's authenticated_data is signed, RFC 9420 §6.1).
+    func commit(in name: String, _ options: CommitOptions) async throws {
+        try await submit(in: name) { group, claim in
+            var options = options
+            options.authenticatedData = claim
+            let output = try group.commit(options)
             return (output.message, output.welcome)
         }
     }
 
-    /// What an outgoing application message of `name` carries as authenticated_data
-    /// (RFC 9420 §6: covered by the sender's signature, readable by members): the sender's
-    /// view of the log (``HistoryClaim``, GroupEngine+History.swift).
+    /// What an outgoing message of `name` carries as authenticated_data (RFC 9420 §6:
+    /// covered by the sender's signature, readable by members): the sender's view of the
+    /// log (``HistoryClaim``, GroupEngine+History.swift). Application messages, proposals
+    /// and commits all carry it.
     func authenticatedData(for name: String) -> [UInt8] { historyClaim(for: name) }
 
     // MARK: Outbox

@@ -174,7 +174,7 @@ actor GroupEngine {
                 record.needsUpdate || now - record.updated >= selfUpdateInterval
             else { continue }
             try await isolated(name, "Refreshing your keys") {
-                try await commit(in: name) { try $0.selfUpdate() }
+                try await commit(in: name, .selfUpdate)
                 records[name]?.needsUpdate = false
                 records[name]?.updated = now
                 records[name]?.reported = nil
@@ -188,9 +188,7 @@ actor GroupEngine {
             let leaving = Self.leaveRequests(in: group)
             guard !leaving.isEmpty, records[name]?.problem == nil else { continue }
             try await isolated(name, "Completing a member's leave") {
-                try await commit(in: name) {
-                    try $0.commit(CommitOptions(remove: leaving, includePendingProposals: false))
-                }
+                try await commit(in: name, CommitOptions(remove: leaving, includePendingProposals: false))
             }
         }
     }

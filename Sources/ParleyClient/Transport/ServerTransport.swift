@@ -14,7 +14,9 @@ protocol ServerTransport: Sendable {
     func keyPackageStock() async throws -> API.KeyPackageStock
     func uploadKeyPackages(_ upload: API.UploadKeyPackages) async throws
     func createGroup(_ request: API.CreateGroup) async throws
-    func destroyGroup(_ name: String) async throws
+    /// Destroys the group on the server; `notice` is the seq of this admin's signed destroy
+    /// message, which the server keeps for members who are offline.
+    func destroyGroup(_ name: String, notice: UInt64?) async throws
     /// The signature keys of `user`'s devices, as the directory lists them.
     func signatureKeys(of user: String) async throws -> [[UInt8]]
     /// Opens the WebSocket: a replay of what this device has not acknowledged, then
@@ -80,9 +82,10 @@ struct LiveServerTransport: ServerTransport {
         _ = try await api.call(.POST, "/v1/groups", token: token, json: request, as: API.Group.self)
     }
 
-    func destroyGroup(_ name: String) async throws {
+    func destroyGroup(_ name: String, notice: UInt64?) async throws {
         let (api, token) = try await session()
-        try await api.request(.DELETE, "/v1/groups/\(Self.pathComponent(name))", token: token)
+        let query = notice.map { "?notice=\($0)" } ?? ""
+        try await api.request(.DELETE, "/v1/groups/\(Self.pathComponent(name))\(query)", token: token)
     }
 
     func signatureKeys(of user: String) async throws -> [[UInt8]] {

@@ -274,17 +274,28 @@ actor DeliveryService {
         (try? storage.welcomes(forDevice: device.id).contains { $0.groupID == group.record.id }) ?? false
     }
 
-    /// Destroys a group: only an admin may; members are told, the log is deleted.
-    func destroy(name: String, by device: DeviceRecord) throws {
+    /// Destroys a group: only an admin may; members are told, the log is deleted. `notice`
+    /// is the seq of the admin's signed destroy message: it is kept and handed to every member
+    /// with the news, so one offline now can verify the destroy when it returns. Only a
+    /// message this device sent qualifies; members check the rest (it must be an admin's
+    /// `destroy_group` in their epoch).
+    func destroy(name: String, by device: DeviceRecord, notice: UInt64? = nil) throws {
         let group = try group(named: name, for: device)
         guard try ParleyGroupPolicy.admins(in: group.view.context.extensions).contains(device.userName) else {
             throw ErrorBody(.notPermitted)
         }
         let members = Array(group.memberDevices)
-        try storage.destroyGroup(id: group.record.id, notify: members)
+        let message = try notice.flatMap { seq -> Data? in
+            guard seq > 0 else { return nil }
+            let entry = try storage.messages(groupID: group.record.id, after: seq - 1, through: seq, limit: 1).first
+            return entry.flatMap { $0.seq == seq && $0.senderDevice == device.id ? Data($0.data) : nil }
+        }
+        try storage.destroyGroup(id: group.record.id, notify: members, notice: message)
         cache.removeValue(forKey: group.record.id)
         idsByName.removeValue(forKey: Array(name.utf8))
-        for member in members { hub.send(.frame(.groupDestroyed(.init(group: name))), to: member) }
+        for member in members {
+            hub.send(.frame(.groupDestroyed(.init(group: name, notice: message))), to: member)
+        }
         logger.info("group destroyed", metadata: ["group": "\(name)", "by": "\(device.userName)"])
     }
 

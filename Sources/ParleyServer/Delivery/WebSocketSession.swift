@@ -201,8 +201,8 @@ struct WebSocketSession {
     /// Sends what the device missed; returns the last seq sent per group.
     private func replay(_ writer: inout FrameWriter) async throws -> [Int64: UInt64] {
         var lastSent: [Int64: UInt64] = [:]
-        for name in try storage.notices(forDevice: device.id) {
-            try await writer.send(.groupDestroyed(.init(group: name)))
+        for notice in try storage.notices(forDevice: device.id) {
+            try await writer.send(.groupDestroyed(.init(group: notice.group, notice: notice.notice)))
         }
         try storage.clearNotices(forDevice: device.id)
         for welcome in try storage.welcomes(forDevice: device.id) {

@@ -18,8 +18,10 @@ extension Routes {
         v1.get("groups/:name/tree") { _, context in
             try json(try await delivery.ratchetTree(of: try Self.name(context), for: context.device))
         }
-        v1.delete("groups/:name") { _, context -> Response in
-            try await delivery.destroy(name: try Self.name(context), by: context.device)
+        v1.delete("groups/:name") { request, context -> Response in
+            // `?notice=SEQ`: the seq of the admin's signed destroy message, kept for members.
+            let notice = request.uri.queryParameters["notice"].flatMap { UInt64(String($0)) }
+            try await delivery.destroy(name: try Self.name(context), by: context.device, notice: notice)
             return Response(status: .noContent)
         }
     }

@@ -101,6 +101,11 @@ public final class SQLiteStorage: ServerStorage {
                     """
             )
         }
+        // The admin's signed destroy message, kept with each offline member's notice so that
+        // member can verify the destroy itself (PROTOCOL.md, `groupDestroyed`).
+        migrator.registerMigration("notices-destroy-message") { db in
+            try db.execute(sql: "ALTER TABLE notices ADD COLUMN message BLOB")
+        }
         return migrator
     }
 
@@ -607,27 +612,27 @@ public final class SQLiteStorage: ServerStorage {
         }
     }
 
-    public func destroyGroup(id: Int64, notify devices: [Int64]) throws {
+    public func destroyGroup(id: Int64, notify devices: [Int64], notice: Data?) throws {
         try pool.write { db in
             guard let name = try String.fetchOne(db, sql: "SELECT name FROM groups WHERE id = ?", arguments: [id])
             else { return }
             for device in devices {
                 try db.execute(
-                    sql: "INSERT INTO notices (device_id, group_name) VALUES (?, ?)",
-                    arguments: [device, name]
+                    sql: "INSERT INTO notices (device_id, group_name, message) VALUES (?, ?, ?)",
+                    arguments: [device, name, notice]
                 )
             }
             try db.execute(sql: "DELETE FROM groups WHERE id = ?", arguments: [id])
         }
     }
 
-    public func notices(forDevice deviceID: Int64) throws -> [String] {
+    public func notices(forDevice deviceID: Int64) throws -> [DestroyNotice] {
         try pool.read { db in
-            try String.fetchAll(
+            try Row.fetchAll(
                 db,
-                sql: "SELECT group_name FROM notices WHERE device_id = ? ORDER BY id",
+                sql: "SELECT group_name, message FROM notices WHERE device_id = ? ORDER BY id",
                 arguments: [deviceID]
-            )
+            ).map { DestroyNotice(group: $0["group_name"], notice: $0["message"]) }
         }
     }
 

@@ -60,8 +60,10 @@ public protocol ServerStorage: Sendable {
     func storedBytes(userID: Int64) throws -> Int64
     func welcomes(forDevice deviceID: Int64) throws -> [WelcomeRecord]
     func acknowledge(deviceID: Int64, groupID: Int64, seq: UInt64) throws
-    func destroyGroup(id: Int64, notify devices: [Int64]) throws
-    func notices(forDevice deviceID: Int64) throws -> [String]
+    /// Deletes the group and its log; each of `devices` is told once, with `notice` (the
+    /// admin's signed destroy message) when there is one.
+    func destroyGroup(id: Int64, notify devices: [Int64], notice: Data?) throws
+    func notices(forDevice deviceID: Int64) throws -> [DestroyNotice]
     func clearNotices(forDevice deviceID: Int64) throws
     /// Deletes messages every member device has acknowledged, and any older than `cutoff`.
     func prune(olderThan cutoff: UInt64) throws -> Int
@@ -193,5 +195,17 @@ extension ServerStorage {
     /// `AccountService`, which applies the configured bound. Tombstones still apply.
     func device(userID: Int64, signatureKey: [UInt8]) throws -> Int64 {
         try registerDevice(userID: userID, signatureKey: signatureKey, maxDevices: .max)
+    }
+}
+
+/// A group destroyed while a device was away: its name and the admin's signed destroy
+/// message, if the admin named one.
+public struct DestroyNotice: Sendable, Hashable {
+    public var group: String
+    public var notice: Data?
+
+    public init(group: String, notice: Data?) {
+        self.group = group
+        self.notice = notice
     }
 }

@@ -154,7 +154,7 @@ final class FakeServer: ServerTransport {
     }
 
     func createGroup(_ request: API.CreateGroup) async throws {}
-    func destroyGroup(_ name: String) async throws {}
+    func destroyGroup(_ name: String, notice: UInt64?) async throws {}
     func signatureKeys(of user: String) async throws -> [[UInt8]] { [] }
 }
 

@@ -239,12 +239,12 @@ final class EngineScene {
 
     @Test func theEchoOfOwnCommitIsMergedLiveAndAfterARestart() async throws {
         let scene = try await EngineScene()
-        try await scene.bob.commit(in: "g") { try $0.selfUpdate() }
+        try await scene.bob.commit(in: "g", .selfUpdate)
         #expect(await scene.summary()?.epoch == 2)
         // Accepted, then the connection drops: the pending commit was saved before sending,
         // so its echo in the replay after a restart is merged, not an unknown commit.
         scene.server.script(.acceptThenDrop)
-        await #expect(throws: ClientError.self) { try await scene.bob.commit(in: "g") { try $0.selfUpdate() } }
+        await #expect(throws: ClientError.self) { try await scene.bob.commit(in: "g", .selfUpdate) }
         try await scene.restart()
         #expect(await scene.summary()?.epoch == 2)
         _ = try await scene.bob.connect()
@@ -259,7 +259,7 @@ final class EngineScene {
     @Test func echoesWithoutTheirIDStillConfirmSends() async throws {
         let scene = try await EngineScene()
         scene.server.state.withLock { $0.echoesCarryID = false }
-        try await scene.bob.commit(in: "g") { try $0.selfUpdate() }
+        try await scene.bob.commit(in: "g", .selfUpdate)
         #expect(await scene.summary()?.epoch == 2)
         #expect(try await scene.bob.send("no id", to: "g") == .sent(seq: 3))
         #expect(try await scene.texts() == ["no id"])
