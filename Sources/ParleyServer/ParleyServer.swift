@@ -100,7 +100,7 @@ public final class ParleyServer: Sendable {
             configuration: .init(
                 services: [
                     .init(service: app),
-                    .init(service: CloseConnectionsOnShutdown(hub: hub)),
+                    .init(service: CloseConnectionsOnShutdown(hub: hub, writer: delivery.writer)),
                     .init(
                         service: RetentionService(
                             storage: storage,
@@ -215,12 +215,15 @@ public final class ParleyServer: Sendable {
     }
 }
 
-/// On graceful shutdown, ends every WebSocket (each closes with 1001).
+/// On graceful shutdown, ends every WebSocket (each closes with 1001), then stops the log
+/// writer after its transaction in progress (sends still waiting are refused, not acknowledged).
 private struct CloseConnectionsOnShutdown: Service {
     let hub: ConnectionHub
+    let writer: LogWriter
     func run() async throws {
         try? await gracefulShutdown()
         hub.closeAll()
+        writer.stop()
     }
 }
 

@@ -70,14 +70,15 @@ final class ServerSocket: Sendable {
         outgoing.yield(String(decoding: try WireJSON.encode(frame), as: UTF8.self))
     }
 
-    /// The next frame; nil when none arrives within `timeout`.
+    /// The next frame; nil when none arrives within `timeout`. Waits on the inbox (no polling):
+    /// it returns as soon as a frame arrives or the connection closes.
     /// Throws once the connection is closed and every frame has been read.
     func next(timeout: Duration) async throws -> ServerFrame? {
         let deadline = ContinuousClock.now + timeout
         while true {
             if let frame = try inbox.take() { return frame }
-            if ContinuousClock.now >= deadline { return nil }
-            try await Task.sleep(for: .milliseconds(5))
+            guard ContinuousClock.now < deadline, !Task.isCancelled else { return nil }
+            await inbox.wait(for: .frame, until: deadline)
         }
     }
 
@@ -97,16 +98,49 @@ final class ServerSocket: Sendable {
 /// that sends faster than the client processes cannot grow client memory. A full inbox makes
 /// the reader wait instead of dropping or disconnecting, so an honest but long replay
 /// (thousands of messages after a month offline) still arrives whole, just paced by the client.
+///
+/// Both sides wait on continuations, not sleeps (issue 15): an idle client uses no CPU, and a
+/// frame is handed over as soon as it arrives.
 final class FrameInbox: Sendable {
     /// Largest single frame accepted: well above the server's largest (1 MiB message, base64).
     static let maxFrameBytes = 16 << 20
     /// The bounds a new inbox gets; tests lower them to watch a flood paced through a small one.
     static let defaultBounds = Mutex<(frames: Int, bytes: Int)>((1024, 32 << 20))
+
+    /// What a waiter waits for: a frame to take, or room to put one of `size` bytes.
+    enum Wait: Sendable {
+        case frame
+        case room(size: Int)
+
+        var isFrame: Bool { if case .frame = self { true } else { false } }
+    }
+
+    private struct State {
+        var frames: [(ServerFrame, Int)] = []
+        var bytes = 0
+        var peak = 0
+        var closed = false
+        var error: ClientError?
+        var nextWaiter: UInt64 = 0
+        var waiters: [UInt64: (wait: Wait, continuation: CheckedContinuation<Void, Never>)] = [:]
+
+        /// Whether a frame of `size` bytes fits now.
+        func fits(_ size: Int, maxFrames: Int, maxBytes: Int) -> Bool {
+            let (total, overflow) = bytes.addingReportingOverflow(max(0, size))
+            return frames.isEmpty || (!overflow && total <= maxBytes && frames.count < maxFrames)
+        }
+
+        /// Removes and returns the frame waiters (`frames`), the room waiters, or all (nil).
+        mutating func release(frames: Bool?) -> [CheckedContinuation<Void, Never>] {
+            let woken = waiters.filter { frames == nil || $0.value.wait.isFrame == frames }
+            for id in woken.keys { waiters.removeValue(forKey: id) }
+            return woken.values.map(\.continuation)
+        }
+    }
+
     let maxFrames: Int
     let maxBytes: Int
-    private let state = Mutex<(frames: [(ServerFrame, Int)], bytes: Int, peak: Int, closed: Bool, error: ClientError?)>(
-        ([], 0, 0, false, nil)
-    )
+    private let state = Mutex(State())
 
     init(maxFrames: Int? = nil, maxBytes: Int? = nil) {
         let defaults = Self.defaultBounds.withLock { $0 }
@@ -117,44 +151,89 @@ final class FrameInbox: Sendable {
     /// Adds a frame if it fits; an empty inbox takes any one frame, so a frame as large as
     /// the whole byte bound cannot wedge it.
     func offer(_ frame: ServerFrame, size: Int) -> Bool {
-        state.withLock { state in
+        let woken = state.withLock { state -> [CheckedContinuation<Void, Never>]? in
+            guard state.fits(size, maxFrames: maxFrames, maxBytes: maxBytes) else { return nil }
             let (total, overflow) = state.bytes.addingReportingOverflow(max(0, size))
-            guard state.frames.isEmpty || (!overflow && total <= maxBytes && state.frames.count < maxFrames)
-            else { return false }
             state.frames.append((frame, size))
             state.bytes = overflow ? .max : total
             state.peak = max(state.peak, state.frames.count)
-            return true
+            return state.release(frames: true)
         }
+        for waiter in woken ?? [] { waiter.resume() }
+        return woken != nil
     }
 
     /// Adds a frame, waiting while the inbox is full; throws when the reading task is cancelled.
     func put(_ frame: ServerFrame, size: Int) async throws {
         while !offer(frame, size: size) {
-            try await Task.sleep(for: .milliseconds(5))
+            try Task.checkCancellation()
+            await wait(for: .room(size: size), until: nil)
         }
     }
 
     /// The oldest frame; nil when none is waiting. Throws once closed and empty.
     func take() throws -> ServerFrame? {
-        let (frame, error) = state.withLock { state -> (ServerFrame?, ClientError?) in
+        let (frame, error, woken) = state.withLock {
+            state -> (ServerFrame?, ClientError?, [CheckedContinuation<Void, Never>]) in
             guard state.frames.isEmpty else {
                 let (frame, size) = state.frames.removeFirst()
                 state.bytes = max(0, state.bytes - size)
-                return (frame, nil)
+                return (frame, nil, state.release(frames: false))
             }
-            guard state.closed else { return (nil, nil) }
-            return (nil, state.error ?? .unreachable("the connection closed"))
+            guard state.closed else { return (nil, nil, []) }
+            return (nil, state.error ?? .unreachable("the connection closed"), [])
         }
+        for waiter in woken { waiter.resume() }
         if let error { throw error }
         return frame
     }
 
+    /// Returns once there may be what `wait` asks for (a frame, or room), the inbox closed, the
+    /// task is cancelled, or `deadline` passed. The caller checks again: a wake-up is a hint.
+    func wait(for wait: Wait, until deadline: ContinuousClock.Instant?) async {
+        let id = state.withLock { state in
+            defer { state.nextWaiter += 1 }
+            return state.nextWaiter
+        }
+        let timer = deadline.map { deadline in
+            Task { [self] in
+                try? await Task.sleep(until: deadline)
+                wake(id)
+            }
+        }
+        defer { timer?.cancel() }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                // Checked under the lock that `wake` takes: a timer or cancellation that came
+                // first is seen here, so no waiter is left behind.
+                let ready = state.withLock { state in
+                    let wanted =
+                        switch wait {
+                        case .frame: !state.frames.isEmpty
+                        case .room(let size): state.fits(size, maxFrames: maxFrames, maxBytes: maxBytes)
+                        }
+                    let ready = wanted || state.closed || Task.isCancelled || deadline.map { .now >= $0 } == true
+                    if !ready { state.waiters[id] = (wait, continuation) }
+                    return ready
+                }
+                if ready { continuation.resume() }
+            }
+        } onCancel: {
+            wake(id)
+        }
+    }
+
+    private func wake(_ id: UInt64) {
+        state.withLock { $0.waiters.removeValue(forKey: id) }?.continuation.resume()
+    }
+
     func close(error: ClientError?) {
-        state.withLock { state in
+        let woken = state.withLock { state in
             state.closed = true
             state.error = error
+            return state.release(frames: nil)
         }
+        for waiter in woken { waiter.resume() }
     }
 
     var isFinished: Bool { state.withLock { $0.closed && $0.frames.isEmpty } }

@@ -45,6 +45,12 @@ enum DeliveryError: Error, Hashable, Sendable {
     case rejected(MLSError)
     /// The public view failed on it with an error of no known kind.
     case unprocessable
+    /// The log writer's queue is full: the server is saturated (issue 15's bounded queues).
+    case busy
+    /// A send with the same id is still being stored; its echo follows.
+    case resendInFlight
+    /// Storage refused it, or the server is stopping: nothing was stored.
+    case notStored
 
     var errorBody: ErrorBody {
         switch self {
@@ -87,6 +93,10 @@ enum DeliveryError: Error, Hashable, Sendable {
         case .rejected(.rejectedByPolicy(let rejection)): ParleyPolicyError.errorBody(for: rejection)
         case .rejected(let error): ErrorBody(.invalidMessage, "The server rejected the message: \(error).")
         case .unprocessable: ErrorBody(.invalidMessage, "The server could not process the message.")
+        case .busy: ErrorBody(.rateLimited, "The server is busy; send again in a moment.")
+        case .resendInFlight:
+            ErrorBody(.rateLimited, "A message with this id is still being stored; its echo follows.")
+        case .notStored: ErrorBody(.internalError, "The message was not stored; send it again.")
         }
     }
 }

@@ -23,23 +23,46 @@ extension DeliveryService {
         let userTotal: Int64
     }
 
+    /// A send waiting to be stored: a second send with the same id waits until it is.
+    struct InFlightID: Hashable, Sendable {
+        let group: Int64
+        let device: Int64
+        let clientID: String
+    }
+
+    /// What fan-out needs of an accepted message, carried to the log writer's thread.
+    struct Accepted: Sendable {
+        let groupID: Int64
+        let name: String
+        let append: LogAppend
+        let sender: DeviceRecord
+        let clientID: String
+        let recipients: Set<Int64>
+    }
+
     /// Accepts one MLS message into a group's log, or explains why not. Returns the seq it was
     /// stored under; the sender's copy (its echo, with its id) follows through the hub like every
     /// member's, only once the message is durably stored. A resend of an id this device already
     /// used in the group is answered with the stored message's echo, never stored twice.
+    ///
+    /// Checking, and adopting the group's next state, happen in one turn of the actor; storing is
+    /// awaited, so the actor checks other messages meanwhile, and the writer stores them together.
     @discardableResult
-    func submit(_ send: ClientFrame.Send, from device: DeviceRecord) throws -> UInt64 {
+    func submit(_ send: ClientFrame.Send, from device: DeviceRecord) async throws -> UInt64 {
         do {
             let group = try admit(send, from: device)
             if let earlier = try storage.message(groupID: group.record.id, senderDevice: device.id, clientID: send.id) {
                 echo(earlier, in: group, id: send.id, to: device)
                 return earlier.seq
             }
+            let key = InFlightID(group: group.record.id, device: device.id, clientID: send.id)
+            guard !inFlight.contains(key) else { throw DeliveryError.resendInFlight }
             var submission = try validate(send, in: group, from: device)
             try apply(&submission)
-            let seq = try persist(submission)
-            fanOut(submission, seq: seq)
-            return seq
+            let ticket = try enqueue(submission)
+            inFlight.insert(key)
+            defer { inFlight.remove(key) }
+            return try await stored(submission, ticket)
         } catch let error as DeliveryError {
             metrics.rejected(error.errorBody.code)
             throw error
@@ -107,24 +130,59 @@ extension DeliveryService {
         }
     }
 
-    /// Stores the message with everything that changes with it, in one transaction, then adopts
-    /// the group's new state. Nothing is adopted if storing fails.
-    private func persist(_ submission: Submission) throws -> UInt64 {
-        let seq = try storage.append(submission.append)
+    /// Queues the message, with everything that changes with it, for the log writer, and adopts
+    /// the group's next state at once, so the group's next message is checked against it. Fan-out
+    /// runs on the writer's thread once the message's transaction committed.
+    private func enqueue(_ submission: Submission) throws -> Ticket {
+        let ticket = Ticket()
+        let accepted = Accepted(
+            groupID: submission.group.record.id,
+            name: submission.group.record.name,
+            append: submission.append,
+            sender: submission.device,
+            clientID: submission.send.id,
+            recipients: submission.recipients
+        )
+        let entry = LogWriter.Entry(
+            append: submission.append,
+            incarnation: submission.group.incarnation,
+            onCommit: { [self] seq in fanOut(accepted, seq: seq) },
+            ticket: ticket
+        )
+        do {
+            try writer.enqueue(entry)
+        } catch {
+            throw error == .full ? DeliveryError.busy : DeliveryError.notStored
+        }
         var group = submission.group
-        group.record.lastSeq = seq
-        if submission.append.newState != nil { group.record.stateSeq = seq }
         group.storedBytes += Int64(submission.append.data.count)
         userBytes[submission.device.userID] = submission.userTotal
         cache[group.record.id] = group
-        metrics.accepted.increment()
-        logger.debug(
-            "message accepted",
-            metadata: [
-                "group": "\(group.record.name)", "seq": "\(seq)", "size": "\(submission.append.data.count)",
-                "kind": "\(submission.append.newState == nil ? "application or proposal" : "commit")",
-            ]
-        )
+        return ticket
+    }
+
+    /// Waits until the message is durably stored and returns its seq. If it was refused, the
+    /// group's state adopted with it is dropped: it is read again from storage on next use.
+    private func stored(_ submission: Submission, _ ticket: Ticket) async throws -> UInt64 {
+        let id = submission.group.record.id
+        let seq: UInt64
+        do {
+            seq = try await ticket.value
+        } catch {
+            if cache[id]?.incarnation == submission.group.incarnation { cache.removeValue(forKey: id) }
+            userBytes.removeValue(forKey: submission.device.userID)
+            if case LogWriterError.full = error { throw DeliveryError.busy }
+            logger.warning(
+                "message not stored",
+                metadata: ["group": "\(submission.group.record.name)", "error": "\(error)"]
+            )
+            throw DeliveryError.notStored
+        }
+        if var group = cache[id], group.incarnation == submission.group.incarnation {
+            group.record.lastSeq = max(group.record.lastSeq, seq)
+            if submission.append.newState != nil { group.record.stateSeq = max(group.record.stateSeq, seq) }
+            cache[id] = group
+        }
         return seq
     }
 
@@ -279,10 +337,17 @@ extension DeliveryService {
     }
 
     /// Enqueues the stored message for every member device (the sender's copy carries its id)
-    /// and the Welcome for every added one.
-    private func fanOut(_ submission: Submission, seq: UInt64) {
-        let (append, group, sender) = (submission.append, submission.group, submission.device)
-        let name = group.record.name
+    /// and the Welcome for every added one. Called by the log writer once the message is durable.
+    private nonisolated func fanOut(_ accepted: Accepted, seq: UInt64) {
+        let (append, sender, name, groupID) = (accepted.append, accepted.sender, accepted.name, accepted.groupID)
+        metrics.accepted.increment()
+        logger.debug(
+            "message accepted",
+            metadata: [
+                "group": "\(name)", "seq": "\(seq)", "size": "\(append.data.count)",
+                "kind": "\(append.newState == nil ? "application or proposal" : "commit")",
+            ]
+        )
         let frame = ServerFrame.Message(
             group: name,
             seq: seq,
@@ -290,10 +355,10 @@ extension DeliveryService {
             sender: sender.userName,
             message: Data(append.data)
         )
-        for recipient in submission.recipients {
+        for recipient in accepted.recipients {
             var copy = frame
-            if recipient == sender.id { copy.id = submission.send.id }
-            hub.send(.message(groupID: group.record.id, copy), to: recipient)
+            if recipient == sender.id { copy.id = accepted.clientID }
+            hub.send(.message(groupID: groupID, copy), to: recipient)
             metrics.deliveries.increment()
         }
         for welcome in append.welcomes {
@@ -303,7 +368,7 @@ extension DeliveryService {
                 time: append.time,
                 welcome: Data(welcome.data)
             )
-            hub.send(.welcome(groupID: group.record.id, welcomeFrame), to: welcome.deviceID)
+            hub.send(.welcome(groupID: groupID, welcomeFrame), to: welcome.deviceID)
         }
         for added in append.joinedDevices {
             logger.info("member added", metadata: ["group": "\(name)", "device": "\(added)"])

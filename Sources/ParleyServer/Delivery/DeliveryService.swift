@@ -7,10 +7,13 @@ import ParleyProtocol
 /// every handshake message with MLS's secret-free `PublicGroup`, stores
 /// before acknowledging, and fans out to member devices.
 ///
-/// One actor serialises all groups' state changes; each change is one
-/// SQLite transaction of a few hundred microseconds. Work whose cost an
-/// attacker chooses (parsing a creation GroupInfo and its tree) runs outside
-/// the actor, with bounded concurrency, after a size check.
+/// One actor checks all groups' messages and keeps their state; storing is the
+/// ``LogWriter``'s, on its own thread, which commits many messages per fsync
+/// (group commit) while the actor checks the next ones. A group's cached state
+/// moves ahead of storage by the messages in flight and is read again from
+/// storage when one of them is refused. Work whose cost an attacker chooses
+/// (parsing a creation GroupInfo and its tree) runs outside the actor, with
+/// bounded concurrency, after a size check.
 ///
 /// Non-members get `notMember` for every group route and frame, whether or not the
 /// group exists, so names cannot be probed (finding 18). Creation is the exception
@@ -28,6 +31,9 @@ actor DeliveryService {
         var pendingProposalBytes = 0
         /// Bytes of message data this group keeps in storage (quota, finding 13).
         var storedBytes: Int64 = 0
+        /// Which load of the group this is: messages checked against a load that had one of
+        /// them refused by storage are refused too (``LogWriter``).
+        var incarnation: UInt64 = 0
 
         var memberDevices: Set<Int64> { Set(devices.values) }
     }
@@ -44,6 +50,10 @@ actor DeliveryService {
     private var idsByName: [[UInt8]: Int64] = [:]
     /// Bytes of message data each user's devices sent and storage still keeps, by user id.
     var userBytes: [Int64: Int64] = [:]
+    /// Sends waiting to be stored, by group, device and client id: a resend of one waits for its echo.
+    var inFlight: Set<InFlightID> = []
+    private var incarnations: UInt64 = 0
+    let writer: LogWriter
     let sendLimiter: RateLimiter
     /// Each ack costs a database write in this actor: bounded per device like sends.
     private let ackLimiter: RateLimiter
@@ -64,6 +74,8 @@ actor DeliveryService {
         self.configuration = configuration
         self.metrics = metrics
         self.logger = logger
+        writer = LogWriter(storage: storage)
+        writer.start()
         sendLimiter = RateLimiter(
             capacity: configuration.messagesPerSecond * 4,
             perMinute: configuration.messagesPerSecond * 60
@@ -169,7 +181,8 @@ actor DeliveryService {
         }
         var stored = record
         stored.id = id
-        let cached = CachedGroup(record: stored, view: view, devices: [LeafIndex(0): device.id])
+        var cached = CachedGroup(record: stored, view: view, devices: [LeafIndex(0): device.id])
+        cached.incarnation = nextIncarnation()
         cache[id] = cached
         idsByName[Array(name.utf8)] = id
         logger.info("group created", metadata: ["group": "\(name)", "creator": "\(device.userName)"])
@@ -210,8 +223,14 @@ actor DeliveryService {
         var cached = CachedGroup(record: record, view: view, devices: try deviceMap(view))
         try replayProposals(into: &cached)
         cached.storedBytes = try storage.storedBytes(groupID: record.id)
+        cached.incarnation = nextIncarnation()
         cache[record.id] = cached
         return cached
+    }
+
+    private func nextIncarnation() -> UInt64 {
+        incarnations += 1
+        return incarnations
     }
 
     /// The stored state is written on commits only; proposals accepted after the last

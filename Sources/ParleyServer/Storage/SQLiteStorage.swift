@@ -428,53 +428,83 @@ public final class SQLiteStorage: ServerStorage {
     }
 
     public func append(_ entry: LogAppend) throws -> UInt64 {
+        try pool.write { db in try Self.insert(entry, db) }
+    }
+
+    /// Group commit (issue 15): every entry in one transaction, so one fsync of the WAL makes
+    /// them all durable. Each entry has its own savepoint: one that fails is rolled back and
+    /// refused, with the later entries of its group; the others are stored. If the transaction
+    /// itself fails, nothing is stored.
+    public func append(batch entries: [LogAppend]) throws -> [Result<UInt64, any Error>] {
         try pool.write { db in
-            let last =
-                try Int64.fetchOne(db, sql: "SELECT last_seq FROM groups WHERE id = ?", arguments: [entry.groupID]) ?? 0
-            let (seq, overflow) = last.addingReportingOverflow(1)
-            guard !overflow, last >= 0 else { throw StorageError.corrupt("last_seq") }
+            var failedGroups = Set<Int64>()
+            return entries.map { entry in
+                guard !failedGroups.contains(entry.groupID) else { return .failure(StorageError.earlierRefused) }
+                var seq: UInt64 = 0
+                let result = Result<UInt64, any Error> {
+                    try db.inSavepoint {
+                        seq = try Self.insert(entry, db)
+                        return .commit
+                    }
+                    return seq
+                }
+                if case .failure = result { failedGroups.insert(entry.groupID) }
+                return result
+            }
+        }
+    }
+
+    /// Ends use of the database: later writes fail, as after a crash; nothing half-written is kept.
+    public func close() throws {
+        try pool.close()
+    }
+
+    private static func insert(_ entry: LogAppend, _ db: Database) throws -> UInt64 {
+        let last =
+            try Int64.fetchOne(db, sql: "SELECT last_seq FROM groups WHERE id = ?", arguments: [entry.groupID]) ?? 0
+        let (seq, overflow) = last.addingReportingOverflow(1)
+        guard !overflow, last >= 0 else { throw StorageError.corrupt("last_seq") }
+        try db.execute(
+            sql: """
+                INSERT INTO messages (group_id, seq, time, sender_device, data, is_proposal, client_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                entry.groupID, seq, Self.bound(entry.time), entry.senderDevice, Data(entry.data),
+                entry.isProposal ? 1 : 0, entry.clientID,
+            ]
+        )
+        if let state = entry.newState {
+            try db.execute(
+                sql: "UPDATE groups SET last_seq = ?, state = ?, state_seq = ? WHERE id = ?",
+                arguments: [seq, Data(state), seq, entry.groupID]
+            )
+        } else {
+            try db.execute(sql: "UPDATE groups SET last_seq = ? WHERE id = ?", arguments: [seq, entry.groupID])
+        }
+        for device in entry.leftDevices {
+            try db.execute(
+                sql:
+                    "UPDATE memberships SET left_seq = ? WHERE group_id = ? AND device_id = ? AND left_seq IS NULL",
+                arguments: [seq, entry.groupID, device]
+            )
+        }
+        for device in entry.joinedDevices {
             try db.execute(
                 sql: """
-                    INSERT INTO messages (group_id, seq, time, sender_device, data, is_proposal, client_id)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO memberships (group_id, device_id, joined_seq, acked_seq) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (group_id, device_id) DO UPDATE SET joined_seq = excluded.joined_seq, left_seq = NULL, acked_seq = excluded.acked_seq
                     """,
-                arguments: [
-                    entry.groupID, seq, Self.bound(entry.time), entry.senderDevice, Data(entry.data),
-                    entry.isProposal ? 1 : 0, entry.clientID,
-                ]
+                arguments: [entry.groupID, device, seq, seq]
             )
-            if let state = entry.newState {
-                try db.execute(
-                    sql: "UPDATE groups SET last_seq = ?, state = ?, state_seq = ? WHERE id = ?",
-                    arguments: [seq, Data(state), seq, entry.groupID]
-                )
-            } else {
-                try db.execute(sql: "UPDATE groups SET last_seq = ? WHERE id = ?", arguments: [seq, entry.groupID])
-            }
-            for device in entry.leftDevices {
-                try db.execute(
-                    sql:
-                        "UPDATE memberships SET left_seq = ? WHERE group_id = ? AND device_id = ? AND left_seq IS NULL",
-                    arguments: [seq, entry.groupID, device]
-                )
-            }
-            for device in entry.joinedDevices {
-                try db.execute(
-                    sql: """
-                        INSERT INTO memberships (group_id, device_id, joined_seq, acked_seq) VALUES (?, ?, ?, ?)
-                        ON CONFLICT (group_id, device_id) DO UPDATE SET joined_seq = excluded.joined_seq, left_seq = NULL, acked_seq = excluded.acked_seq
-                        """,
-                    arguments: [entry.groupID, device, seq, seq]
-                )
-            }
-            for welcome in entry.welcomes {
-                try db.execute(
-                    sql: "INSERT INTO welcomes (group_id, device_id, seq, time, data) VALUES (?, ?, ?, ?, ?)",
-                    arguments: [entry.groupID, welcome.deviceID, seq, Self.bound(entry.time), Data(welcome.data)]
-                )
-            }
-            return UInt64(seq)  // seq > last >= 0, so exact
         }
+        for welcome in entry.welcomes {
+            try db.execute(
+                sql: "INSERT INTO welcomes (group_id, device_id, seq, time, data) VALUES (?, ?, ?, ?, ?)",
+                arguments: [entry.groupID, welcome.deviceID, seq, Self.bound(entry.time), Data(welcome.data)]
+            )
+        }
+        return UInt64(seq)  // seq > last >= 0, so exact
     }
 
     public func messages(groupID: Int64, after seq: UInt64, through last: UInt64?, limit: Int) throws -> [LogEntry] {

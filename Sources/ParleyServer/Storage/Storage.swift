@@ -49,6 +49,11 @@ public protocol ServerStorage: Sendable {
     /// Appends one accepted message; with it, atomically: the group's new
     /// public state, Welcomes for added devices, and membership changes.
     func append(_ append: LogAppend) throws -> UInt64
+    /// Several appends made durable together (group commit): one result per entry, in order. An
+    /// entry that fails is refused, and so is every later entry of its group in the batch
+    /// (`StorageError.earlierRefused`: they were checked as if it had been stored); the others
+    /// are stored. A throw means none was.
+    func append(batch: [LogAppend]) throws -> [Result<UInt64, any Error>]
     func messages(groupID: Int64, after seq: UInt64, through last: UInt64?, limit: Int) throws -> [LogEntry]
     /// The message the device submitted to the group under this client id, while the log keeps it.
     func message(groupID: Int64, senderDevice: Int64, clientID: String) throws -> LogEntry?
@@ -188,9 +193,22 @@ public enum StorageError: Error, Equatable {
     case retired
     /// A bound (e.g. devices per account) is reached.
     case limitReached
+    /// Not stored because an earlier entry of the same group in the batch was refused.
+    case earlierRefused
 }
 
 extension ServerStorage {
+    /// One transaction per entry, for storage without group commit.
+    public func append(batch: [LogAppend]) throws -> [Result<UInt64, any Error>] {
+        var failedGroups = Set<Int64>()
+        return batch.map { entry in
+            guard !failedGroups.contains(entry.groupID) else { return .failure(StorageError.earlierRefused) }
+            let result = Result<UInt64, any Error> { try append(entry) }
+            if case .failure = result { failedGroups.insert(entry.groupID) }
+            return result
+        }
+    }
+
     /// `registerDevice` without a device bound, for tools and tests; logins go through
     /// `AccountService`, which applies the configured bound. Tombstones still apply.
     func device(userID: Int64, signatureKey: [UInt8]) throws -> Int64 {

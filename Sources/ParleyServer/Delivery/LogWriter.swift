@@ -1,0 +1,181 @@
+import Foundation
+import Synchronization
+
+/// Why the log writer did not store an entry (besides a storage error, passed on as is).
+enum LogWriterError: Error, Hashable, Sendable {
+    /// `capacity` entries are waiting already: the server is saturated.
+    case full
+    /// The writer was stopped (shutdown) before the entry was stored.
+    case stopped
+    /// An earlier entry of the same group was refused, and this one was checked against the
+    /// group as if that one had been stored.
+    case earlierRefused
+}
+
+/// Group commit (issue 15): the one writer of the message log. Appends that arrive while a
+/// transaction is being made durable wait, and all of them go into the next transaction: one
+/// fsync for many sends from many groups. It runs on its own thread, so SQLite's blocking
+/// calls never hold a thread of Swift's cooperative pool.
+///
+/// An entry's `onCommit` runs only after the transaction that stored it committed, on the
+/// writer's thread, in log order; then its ticket completes. A refused entry, or one whose
+/// transaction failed, runs nothing and its ticket fails: nothing is acknowledged that is not
+/// durably stored.
+final class LogWriter: Sendable {
+    struct Entry: Sendable {
+        var append: LogAppend
+        /// The cached group's incarnation the entry was checked against: when an entry of an
+        /// incarnation is refused, later ones of it are refused too (``LogWriterError/earlierRefused``).
+        var incarnation: UInt64
+        var onCommit: @Sendable (UInt64) -> Void
+        var ticket: Ticket
+    }
+
+    private struct State {
+        var queue: [Entry] = []
+        var started = false
+        var stopped = false
+        var refused: Set<UInt64> = []
+    }
+
+    let capacity: Int
+    let maxBatch: Int
+    private let storage: any ServerStorage
+    private let state = Mutex(State())
+    /// Wakes the thread when the queue fills from empty, or at stop.
+    private let wakeUp = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+    /// Transactions and entries written, for tests and metrics.
+    private let counts = Mutex((transactions: 0, entries: 0))
+
+    init(storage: any ServerStorage, capacity: Int = 8192, maxBatch: Int = 1024) {
+        self.storage = storage
+        self.capacity = max(1, capacity)
+        self.maxBatch = max(1, maxBatch)
+    }
+
+    /// Starts the writer's thread; entries enqueued before wait for it.
+    func start() {
+        let first = state.withLock { state in
+            defer { state.started = true }
+            return !state.started && !state.stopped
+        }
+        guard first else { return }
+        let thread = Thread { [self] in run() }
+        thread.name = "parley-log-writer"
+        thread.start()
+    }
+
+    /// Stops after the transaction in progress: entries still waiting are refused (``LogWriterError/stopped``).
+    func stop() {
+        let (wasRunning, dropped) = state.withLock { state -> (Bool, [Entry]) in
+            guard !state.stopped else { return (false, []) }
+            state.stopped = true
+            defer { state.queue.removeAll() }
+            return (state.started, state.queue)
+        }
+        for entry in dropped { entry.ticket.complete(.failure(LogWriterError.stopped)) }
+        guard wasRunning else { return }
+        wakeUp.signal()
+        finished.wait()
+    }
+
+    /// Queues an entry, or throws ``LogWriterError/full`` or ``LogWriterError/stopped`` at once.
+    func enqueue(_ entry: Entry) throws(LogWriterError) {
+        let wasEmpty = try state.withLock { state throws(LogWriterError) -> Bool in
+            guard !state.stopped else { throw .stopped }
+            guard state.queue.count < capacity else { throw .full }
+            state.queue.append(entry)
+            return state.queue.count == 1
+        }
+        if wasEmpty { wakeUp.signal() }
+    }
+
+    var written: (transactions: Int, entries: Int) { counts.withLock { $0 } }
+
+    private func run() {
+        while true {
+            wakeUp.wait()
+            while let batch = nextBatch() { write(batch) }
+            if state.withLock({ $0.stopped }) { break }
+        }
+        finished.signal()
+    }
+
+    /// Takes up to `maxBatch` waiting entries; nil when none wait or the writer stopped.
+    private func nextBatch() -> [Entry]? {
+        state.withLock { state in
+            guard !state.stopped, !state.queue.isEmpty else { return nil }
+            let count = min(maxBatch, state.queue.count)
+            defer { state.queue.removeFirst(count) }
+            return Array(state.queue.prefix(count))
+        }
+    }
+
+    private func write(_ batch: [Entry]) {
+        var (kept, refused) = ([Entry](), [(Entry, any Error)]())
+        let poisoned = state.withLock { $0.refused }
+        for entry in batch {
+            if poisoned.contains(entry.incarnation) {
+                refused.append((entry, LogWriterError.earlierRefused))
+            } else {
+                kept.append(entry)
+            }
+        }
+        let results: [Result<UInt64, any Error>]
+        do {
+            results = try storage.append(batch: kept.map(\.append))
+        } catch {
+            results = Array(repeating: .failure(error), count: kept.count)
+        }
+        counts.withLock {
+            $0.transactions += 1
+            $0.entries += kept.count
+        }
+        var newlyRefused = Set<UInt64>()
+        for (entry, result) in zip(kept, results) {
+            switch result {
+            case .success(let seq):
+                entry.onCommit(seq)
+                entry.ticket.complete(.success(seq))
+            case .failure(let error):
+                newlyRefused.insert(entry.incarnation)
+                refused.append((entry, error))
+            }
+        }
+        if !newlyRefused.isEmpty { state.withLock { $0.refused.formUnion(newlyRefused) } }
+        for (entry, error) in refused { entry.ticket.complete(.failure(error)) }
+    }
+}
+
+/// The answer to one queued entry, awaited by its sender: a one-shot promise.
+final class Ticket: Sendable {
+    private let state = Mutex<(result: Result<UInt64, any Error>?, waiter: CheckedContinuation<UInt64, any Error>?)>(
+        (nil, nil)
+    )
+
+    init() {}
+
+    func complete(_ result: Result<UInt64, any Error>) {
+        let waiter = state.withLock { state -> CheckedContinuation<UInt64, any Error>? in
+            guard state.result == nil else { return nil }
+            state.result = result
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(with: result)
+    }
+
+    /// The seq the entry was stored under, once it is durable; throws why it was not stored.
+    var value: UInt64 {
+        get async throws {
+            try await withCheckedThrowingContinuation { continuation in
+                let ready = state.withLock { state -> Result<UInt64, any Error>? in
+                    if state.result == nil { state.waiter = continuation }
+                    return state.result
+                }
+                if let ready { continuation.resume(with: ready) }
+            }
+        }
+    }
+}
