@@ -103,20 +103,13 @@ public actor ParleyClient {
         password: String,
         keys: SignatureKeyPair
     ) async throws -> API.Session {
-        let challenge = try await api.call(
-            .POST,
-            "/v1/sessions/challenge",
-            json: API.LoginChallengeRequest(username: username),
-            as: API.LoginChallenge.self
-        )
-        let login = try API.Login(
+        try await API.openSession(
+            via: api,
             username: username,
             password: password,
-            challenge: challenge.challenge,
-            signatureKeys: keys,
+            keys: keys,
             serverCertificate: api.certificate
         )
-        return try await api.call(.POST, "/v1/sessions", json: login, as: API.Session.self)
     }
 
     public func logout() async throws {

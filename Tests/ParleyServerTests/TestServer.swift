@@ -13,7 +13,7 @@ import Testing
 @testable import ParleyServer
 
 /// A real server on an ephemeral loopback port with its own data directory.
-final class TestServer: @unchecked Sendable {
+final class TestServer: LoginTransport, @unchecked Sendable {
     let server: ParleyServer
     let port: Int
     let directory: String
@@ -82,6 +82,8 @@ final class TestServer: @unchecked Sendable {
         try await client.shutdown()
     }
 
+    func postJSON(_ path: String, _ body: Data) async throws -> Data { try await request(.POST, path, body: body) }
+
     /// One HTTP request; a non-2xx answer is thrown as its `ErrorBody`.
     @discardableResult
     func request(_ method: HTTPMethod, _ path: String, token: String? = nil, body: Data? = nil) async throws -> Data {
@@ -108,22 +110,16 @@ final class TestServer: @unchecked Sendable {
         try WireJSON.decode(T.self, from: try await request(method, path, token: token, body: WireJSON.encode(json)))
     }
 
-    /// The login flow: a challenge for `username`, signed with `keys` (the device's signature key pair).
+    /// The login flow the client uses: a challenge for `username`, signed with `keys` (the
+    /// device's signature key pair).
     func login(_ username: String, password: String, keys: SignatureKeyPair) async throws -> API.Session {
-        let challenge = try await request(
-            .POST,
-            "/v1/sessions/challenge",
-            json: API.LoginChallengeRequest(username: username),
-            as: API.LoginChallenge.self
-        )
-        let login = try API.Login(
+        try await API.openSession(
+            via: self,
             username: username,
             password: password,
-            challenge: challenge.challenge,
-            signatureKeys: keys,
+            keys: keys,
             serverCertificate: server.certificateDER
         )
-        return try await request(.POST, "/v1/sessions", json: login, as: API.Session.self)
     }
 
     func get<T: Decodable>(_ path: String, token: String?, as _: T.Type) async throws -> T {

@@ -7,7 +7,7 @@ import NIOSSL
 import ParleyProtocol
 
 /// The HTTP half of the protocol (docs/PROTOCOL.md), over a pinned TLS connection.
-package final class ServerAPI: Sendable {
+package final class ServerAPI: LoginTransport {
     let baseURL: String
     let host: String
     let port: Int
@@ -72,6 +72,10 @@ package final class ServerAPI: Sendable {
             )
         }
         return data
+    }
+
+    package func postJSON(_ path: String, _ body: Data) async throws -> Data {
+        try await request(.POST, path, body: body)
     }
 
     package func call<T: Decodable>(

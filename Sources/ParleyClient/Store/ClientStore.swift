@@ -282,35 +282,21 @@ final class ClientStore: Sendable {
             for table in ["groups", "history", "outbox", "known_keys", "key_packages"] {
                 try db.execute(sql: "DELETE FROM \(table)")
             }
-            for row in migrated.groups {
-                try db.execute(
-                    sql: "INSERT INTO group_records (id, sealed) VALUES (?, ?)",
-                    arguments: [Data(row.id), Data(row.sealed)]
-                )
-            }
-            for row in migrated.history {
-                try db.execute(
-                    sql: "INSERT INTO entries (group_id, sealed) VALUES (?, ?)",
-                    arguments: [Data(row.group), Data(row.sealed)]
-                )
-            }
-            for row in migrated.outbox {
-                try db.execute(
-                    sql: "INSERT INTO queue (group_id, sealed) VALUES (?, ?)",
-                    arguments: [Data(row.group), Data(row.sealed)]
-                )
-            }
-            for row in migrated.knownKeys {
-                try db.execute(
-                    sql: "INSERT INTO known_keys (username, keys) VALUES (?, ?)",
-                    arguments: [Data(row.id), Data(row.keys)]
-                )
-            }
-            for row in migrated.keyPackages {
-                try db.execute(
-                    sql: "INSERT INTO key_packages (reference, sealed) VALUES (?, ?)",
-                    arguments: [Data(row.reference), Data(row.sealed)]
-                )
+            // Every re-sealed row is two blobs: one insert per table, in the tables' order.
+            let rows: [(table: String, columns: String, rows: [(Data, Data)])] = [
+                ("group_records", "id, sealed", migrated.groups.map { (Data($0.id), Data($0.sealed)) }),
+                ("entries", "group_id, sealed", migrated.history.map { (Data($0.group), Data($0.sealed)) }),
+                ("queue", "group_id, sealed", migrated.outbox.map { (Data($0.group), Data($0.sealed)) }),
+                ("known_keys", "username, keys", migrated.knownKeys.map { (Data($0.id), Data($0.keys)) }),
+                (
+                    "key_packages", "reference, sealed",
+                    migrated.keyPackages.map { (Data($0.reference), Data($0.sealed)) }
+                ),
+            ]
+            for (table, columns, values) in rows {
+                for (first, second) in values {
+                    try db.execute(sql: "INSERT INTO \(table) (\(columns)) VALUES (?, ?)", arguments: [first, second])
+                }
             }
             for (key, value) in migrated.settings {
                 if let value {
