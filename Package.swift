@@ -112,7 +112,7 @@ let package = Package(
         .executableTarget(
             name: "parley-bench",
             dependencies: [
-                "MLS", "ParleyServer", "ParleyClient", "ParleyProtocol",
+                "MLS", "ParleyServer", "ParleyClient", "ParleyProtocol", "ParleyChat",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),

@@ -16,7 +16,11 @@ public struct ChatScreen: Sendable {
     public var username: String
     public var group: String?
     public var groups: [GroupSummary] = []
-    public var history: [HistoryEntry] = []
+    public var history: [HistoryEntry] = [] {
+        didSet { if history.count < oldValue.count { wrapCache.keep(first: history.count) } }
+    }
+    /// The history's entries as wrapped for the last width (``WrapCache``).
+    let wrapCache = WrapCache()
     public var unread: [String: Int] = [:]
     public var editor = LineEditor()
     /// How many lines above the bottom the message pane (or the help) is scrolled.
@@ -38,20 +42,25 @@ public struct ChatScreen: Sendable {
 
     /// The message pane's lines, wrapped to `width` columns.
     public func messageLines(width: Int) -> [String] {
-        history.flatMap { Self.lines(of: $0, width: width) }
+        history.indices.flatMap { wrappedLines(at: $0, width: width) }
     }
 
     /// The last `count` message lines (or all there are): drawing a frame
-    /// wraps only what it shows, however long the history.
+    /// takes only what it shows, however long the history, wrapped once per width.
     func lastMessageLines(_ count: Int, width: Int) -> [String] {
         var tail: [[String]] = []
         var total = 0
-        for entry in history.reversed() where total < count {
-            let lines = Self.lines(of: entry, width: width)
+        for index in history.indices.reversed() where total < count {
+            let lines = wrappedLines(at: index, width: width)
             tail.append(lines)
             total += lines.count
         }
         return Array(tail.reversed().joined().suffix(count))
+    }
+
+    /// History entry `index` wrapped to `width`, from the cache when it is there.
+    func wrappedLines(at index: Int, width: Int) -> [String] {
+        wrapCache.lines(of: history[index], at: index, width: width) { Self.lines(of: $0, width: $1) }
     }
 
     static func lines(of entry: HistoryEntry, width: Int) -> [String] {

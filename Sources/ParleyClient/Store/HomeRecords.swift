@@ -13,6 +13,15 @@ public struct HistoryEntry: Sendable, Hashable, Codable {
     /// A caveat the user should see beside the line (e.g. the server's time for it is far
     /// from this device's clock); nil when there is none. Optional so older homes decode.
     public var note: String? = nil
+
+    public init(seq: UInt64, time: UInt64, sender: String, kind: Kind, text: String, note: String? = nil) {
+        self.seq = seq
+        self.time = time
+        self.sender = sender
+        self.kind = kind
+        self.text = text
+        self.note = note
+    }
 }
 
 /// What a home keeps about one group besides its MLS state; sealed at rest.
