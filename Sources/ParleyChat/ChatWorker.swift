@@ -22,13 +22,15 @@ public final class RequestQueue: @unchecked Sendable {
 /// worker): it takes requests from a queue, runs them against the client one
 /// at a time (the client reads one socket, so its operations must not
 /// overlap), pumps arriving frames in between, reconnects with backoff, and
-/// reports everything as events. The screen never waits on it.
+/// reports everything as events. The screen never waits on it, and while a
+/// long command runs (an `/add` of several users), what the client receives
+/// meanwhile still reaches the screen.
 public struct ChatWorker: Sendable {
-    let client: ParleyClient
+    let client: any ChatBackend
     let requests: RequestQueue
     let emit: @Sendable (WorkerEvent) -> Void
 
-    public init(client: ParleyClient, requests: RequestQueue, emit: @escaping @Sendable (WorkerEvent) -> Void) {
+    public init(client: any ChatBackend, requests: RequestQueue, emit: @escaping @Sendable (WorkerEvent) -> Void) {
         self.client = client
         self.requests = requests
         self.emit = emit
@@ -48,7 +50,7 @@ public struct ChatWorker: Sendable {
             if let request = requests.take() {
                 switch request {
                 case .view(let name): viewed = name
-                case .run(let command, let group): await run(command, in: group)
+                case .run(let command, let group): await run(command, in: group, viewing: viewed)
                 }
                 await report(viewed: viewed, changed: [])
             } else if connected {
@@ -103,12 +105,44 @@ public struct ChatWorker: Sendable {
         )
     }
 
-    private func run(_ command: ChatCommand, in group: String?) async {
-        do {
-            emit(.finished(command, .success(try await perform(command, in: group ?? ""))))
-        } catch {
-            emit(.finished(command, .failure(error)))
+    /// Runs one command; meanwhile, what the client applies from the server (it keeps
+    /// processing frames while it waits for its own answers) goes to the screen.
+    private func run(_ command: ChatCommand, in group: String?, viewing viewed: String?) async {
+        let outcome = await withTaskGroup(of: Result<CommandOutcome, any Error>?.self) { tasks in
+            tasks.addTask {
+                do { return .success(try await perform(command, in: group ?? "")) } catch { return .failure(error) }
+            }
+            tasks.addTask {
+                await reportArrivals(viewed: viewed)
+                return nil
+            }
+            var outcome: Result<CommandOutcome, any Error> = .success(.nothing)
+            for await result in tasks {
+                guard let result else { continue }
+                outcome = result
+                tasks.cancelAll()
+            }
+            return outcome
         }
+        emit(.finished(command, outcome))
+    }
+
+    /// Until cancelled, reports the groups whose log moved (by their last seq) every
+    /// ``pumpWait``. It only reads: the command's task is the one reading the socket.
+    private func reportArrivals(viewed: String?) async {
+        var seen = await positions()
+        while !Task.isCancelled {
+            try? await Task.sleep(for: Self.pumpWait)
+            let now = await positions()
+            let changed = Set(now.filter { seen[$0.key] != $0.value }.keys)
+            guard !changed.isEmpty, !Task.isCancelled else { continue }
+            seen = now
+            await report(viewed: viewed, changed: changed)
+        }
+    }
+
+    private func positions() async -> [String: UInt64] {
+        Dictionary(await client.groupSummaries().map { ($0.name, $0.lastSeq) }, uniquingKeysWith: max)
     }
 
     /// One command against the client. The screen checked the open group and

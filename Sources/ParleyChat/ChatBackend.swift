@@ -1,0 +1,20 @@
+import ParleyClient
+
+/// What the chat's worker asks of the client: ``ParleyClient`` in the app, a scripted
+/// stand-in in the chat's unit tests (which then need no server).
+public protocol ChatBackend: Sendable {
+    func sync() async throws
+    func pump(timeout: Duration) async throws -> Set<String>
+    func history(_ name: String) async throws -> [HistoryEntry]
+    func groupSummaries() async -> [GroupSummary]
+    func send(_ text: String, to name: String) async throws -> SendOutcome
+    func createGroup(_ name: String) async throws
+    func members(_ name: String) async throws -> [String]
+    func add(_ users: [String], to name: String) async throws
+    func remove(_ user: String, from name: String) async throws
+    func leave(_ name: String) async throws
+    func destroy(_ name: String) async throws
+    func verify(_ user: String) async throws -> (number: String, changed: Bool)
+}
+
+extension ParleyClient: ChatBackend {}

@@ -1,0 +1,86 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import ParleyChat
+@testable import ParleyClient
+
+/// A client the worker drives without a server: `add` waits until the test lets it finish,
+/// and messages "arrive" (as the engine applies them during a command) when the test says.
+actor ScriptedBackend: ChatBackend {
+    var entries: [HistoryEntry] = []
+    var lastSeq: UInt64 = 0
+    private var addGate: CheckedContinuation<Void, Never>?
+    private(set) var addStarted = false
+
+    func arrive(_ text: String) {
+        lastSeq += 1
+        entries.append(HistoryEntry(seq: lastSeq, time: 0, sender: "alice", kind: .text, text: text))
+    }
+
+    func finishAdd() {
+        addGate?.resume()
+        addGate = nil
+    }
+
+    func sync() async throws {}
+    func pump(timeout: Duration) async throws -> Set<String> {
+        try await Task.sleep(for: timeout)
+        return []
+    }
+    func history(_ name: String) async throws -> [HistoryEntry] { entries }
+    func groupSummaries() async -> [GroupSummary] {
+        [GroupSummary(name: "g", members: ["alice", "bob"], admins: ["bob"], epoch: 1, lastSeq: lastSeq, active: true)]
+    }
+    func send(_ text: String, to name: String) async throws -> SendOutcome { .queued }
+    func createGroup(_ name: String) async throws {}
+    func members(_ name: String) async throws -> [String] { ["alice", "bob"] }
+    func add(_ users: [String], to name: String) async throws {
+        addStarted = true
+        await withCheckedContinuation { addGate = $0 }
+    }
+    func remove(_ user: String, from name: String) async throws {}
+    func leave(_ name: String) async throws {}
+    func destroy(_ name: String) async throws {}
+    func verify(_ user: String) async throws -> (number: String, changed: Bool) { ("", false) }
+}
+
+@Suite struct ChatWorkerArrivalTests {
+    /// A long `/add` is running; a message arrives meanwhile. The screen gets it while the
+    /// command still runs, not only once it is done.
+    @Test func arrivalsReachTheScreenWhileACommandRuns() async throws {
+        let backend = ScriptedBackend()
+        let (events, sink) = AsyncStream.makeStream(of: WorkerEvent.self)
+        let requests = RequestQueue()
+        let worker = ChatWorker(client: backend, requests: requests) { sink.yield($0) }
+        let running = Task { await worker.run(viewing: "g") }
+        let watchdog = Task {
+            try await Task.sleep(for: .seconds(30))
+            sink.finish()
+        }
+        requests.push([.run(.add(users: ["carol", "dave"]), group: "g")])
+        while await !backend.addStarted { try await Task.sleep(for: .milliseconds(5)) }
+        await backend.arrive("hello while you add")
+
+        var sawArrival = false
+        for await event in events {
+            if case .snapshot(let snapshot) = event,
+                snapshot.history.contains(where: { $0.text == "hello while you add" })
+            {
+                sawArrival = true
+                #expect(snapshot.changed == ["g"])
+                await backend.finishAdd()
+            }
+            if case .finished(.add, let result) = event {
+                #expect(sawArrival, "the arrival reached the screen only after the command finished")
+                if case .failure(let error) = result { Issue.record("the add failed: \(error)") }
+                break
+            }
+        }
+        #expect(sawArrival)
+        running.cancel()
+        watchdog.cancel()
+        sink.finish()
+        _ = await running.value
+    }
+}
