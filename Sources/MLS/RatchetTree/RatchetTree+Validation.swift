@@ -1,3 +1,6 @@
+import Dispatch
+import Foundation
+
 /// Validation of a received tree (RFC 9420 §12.4.3.1) and of leaf nodes (§7.3).
 extension RatchetTree {
     /// Everything a joiner checks besides comparing the root hash with the
@@ -16,20 +19,30 @@ extension RatchetTree {
         try verifyUniqueKeys()
         let members = self.members
         let credentialTypesInUse = Set(members.map { $0.leaf.credential.credentialType })
-        for (index, leaf) in members {
+        @Sendable func check(_ member: (index: LeafIndex, leaf: LeafNode)) throws {
             try validateLeafNode(
-                leaf,
-                at: index,
+                member.leaf,
+                at: member.index,
                 groupID: groupID,
                 requiredCapabilities: requiredCapabilities,
                 now: now
             )
-            for type in credentialTypesInUse where !leaf.capabilities.credentials.contains(type) {
+            for type in credentialTypesInUse where !member.leaf.capabilities.credentials.contains(type) {
                 throw MLSError.invalidLeafNode(
-                    "\(index) does not support credential type \(type.rawValue), which a member uses"
+                    "\(member.index) does not support credential type \(type.rawValue), which a member uses"
                 )
             }
         }
+        // Each leaf's checks (mostly one signature verification) are independent of the others:
+        // in chunks on every core; the first failing leaf in tree order is the one reported.
+        guard members.count >= 32 else { return try members.forEach(check) }
+        let chunks = min(members.count / 16, 4 * ProcessInfo.processInfo.activeProcessorCount)
+        let failures = ChunkFailures(count: chunks)
+        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            let range = (chunk * members.count / chunks)..<((chunk + 1) * members.count / chunks)
+            do { try members[range].forEach(check) } catch { failures.record(error, chunk: chunk) }
+        }
+        try failures.throwFirst()
     }
 
     /// The checks of §7.3 that depend only on the leaf and the group: the
@@ -105,5 +118,21 @@ extension RatchetTree {
                 throw MLSError.invalidTree("node \(position) repeats another member's signature key")
             }
         }
+    }
+}
+
+/// The first error of each chunk of a concurrent check, thrown in chunk order afterwards.
+private final class ChunkFailures: @unchecked Sendable {
+    private var errors: [(any Error)?]
+    private let lock = NSLock()
+
+    init(count: Int) { errors = Array(repeating: nil, count: count) }
+
+    func record(_ error: any Error, chunk: Int) {
+        lock.withLock { errors[chunk] = error }
+    }
+
+    func throwFirst() throws {
+        if let error = lock.withLock({ errors.lazy.compactMap { $0 }.first }) { throw error }
     }
 }

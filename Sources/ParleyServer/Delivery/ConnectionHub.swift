@@ -4,7 +4,8 @@ import Synchronization
 /// What a connected device's writer is told to send.
 enum Outbound: Sendable {
     /// A message accepted in a group, with its frame; the writer fills any gap from storage.
-    case message(groupID: Int64, ServerFrame.Message)
+    /// `encoded` is the frame as JSON text when fan-out encoded it once for many members.
+    case message(groupID: Int64, ServerFrame.Message, encoded: String? = nil)
     /// The sender's copy again, for a resend of a stored id: written even if this connection
     /// already sent that seq (in order, filling any gap, if it did not).
     case echo(groupID: Int64, ServerFrame.Message)
@@ -27,7 +28,7 @@ enum Outbound: Sendable {
     /// its payload plus a fixed allowance for the frame around it.
     var cost: Int {
         switch self {
-        case .message(_, let frame), .echo(_, let frame): frame.message.count + 256
+        case .message(_, let frame, _), .echo(_, let frame): frame.message.count + 256
         case .welcome(_, let frame): frame.welcome.count + 256
         case .frame: 256
         case .replaced, .sessionEnded: 0

@@ -355,10 +355,16 @@ extension DeliveryService {
             sender: sender.userName,
             message: Data(append.data)
         )
+        // Encoded once for every member but the sender, whose copy carries its id (issue 15).
+        let encoded = try? String(decoding: WireJSON.encode(ServerFrame.message(frame)), as: UTF8.self)
         for recipient in accepted.recipients {
-            var copy = frame
-            if recipient == sender.id { copy.id = accepted.clientID }
-            hub.send(.message(groupID: groupID, copy), to: recipient)
+            if recipient == sender.id {
+                var copy = frame
+                copy.id = accepted.clientID
+                hub.send(.message(groupID: groupID, copy), to: recipient)
+            } else {
+                hub.send(.message(groupID: groupID, frame, encoded: encoded), to: recipient)
+            }
             metrics.deliveries.increment()
         }
         for welcome in append.welcomes {

@@ -147,8 +147,8 @@ struct WebSocketSession {
                     return
                 }
                 switch event {
-                case .message(let groupID, let frame):
-                    try await deliver(frame, groupID: groupID, lastSent: &lastSent, &writer)
+                case .message(let groupID, let frame, let encoded):
+                    try await deliver(frame, groupID: groupID, lastSent: &lastSent, &writer, encoded: encoded)
                 case .echo(let groupID, let frame):
                     try await deliver(frame, groupID: groupID, lastSent: &lastSent, &writer, again: true)
                 case .welcome(let groupID, let frame):
@@ -182,7 +182,8 @@ struct WebSocketSession {
         groupID: Int64,
         lastSent: inout [Int64: UInt64],
         _ writer: inout FrameWriter,
-        again: Bool = false
+        again: Bool = false,
+        encoded: String? = nil
     ) async throws {
         // Seqs start at 1 (the server assigns them), so frame.seq - 1 cannot wrap.
         let last = lastSent[groupID] ?? frame.seq - 1
@@ -194,7 +195,11 @@ struct WebSocketSession {
             // Something was queued out of order or dropped: fill the gap from storage.
             try await sendLog(groupID: groupID, name: frame.group, after: last, through: frame.seq - 1, &writer)
         }
-        try await writer.send(.message(frame))
+        if let encoded {
+            try await writer.send(text: encoded)
+        } else {
+            try await writer.send(.message(frame))
+        }
         lastSent[groupID] = frame.seq
     }
 
@@ -314,6 +319,11 @@ struct FrameWriter {
     let outbound: WebSocketOutboundWriter
 
     func send(_ frame: ServerFrame) async throws {
-        try await outbound.write(.text(String(decoding: try WireJSON.encode(frame), as: UTF8.self)))
+        try await send(text: String(decoding: try WireJSON.encode(frame), as: UTF8.self))
+    }
+
+    /// A frame already encoded (fan-out encodes a message once for all its recipients).
+    func send(text: String) async throws {
+        try await outbound.write(.text(text))
     }
 }
