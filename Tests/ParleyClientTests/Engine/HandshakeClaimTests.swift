@@ -9,6 +9,26 @@ import Testing
 /// fork-consistency guarantee, exactly"), so a fork the server shows before a change to
 /// the group is revealed by the change itself, not only by a later application message.
 @Suite struct HandshakeClaimTests {
+    /// alice's record of g's log from the epoch bob joined in (the test plays her client).
+    static func alicesLedger(_ scene: EngineScene) throws -> HistoryLedger {
+        try HistoryLedger(
+            suite: scene.alice.suite.suite,
+            epoch: scene.alice.epoch,
+            epochAuthenticator: scene.alice.epochAuthenticator,
+            startSeq: scene.seq
+        )
+    }
+
+    /// alice self-updates with her claim from `ledger`; bob receives the commit.
+    static func aliceCommits(_ scene: EngineScene, claiming ledger: inout HistoryLedger) async throws {
+        var options = CommitOptions.selfUpdate
+        options.authenticatedData = ledger.claimForOutgoing().encoded()
+        let commit = try scene.alice.commit(options)
+        _ = try scene.alice.process(commit.message)
+        scene.server.deliver(try scene.frame(commit.message))
+        _ = try await scene.bob.pump(timeout: .milliseconds(1))
+    }
+
     /// bob's self-update commit and his leave proposal each carry his claim in their signed
     /// authenticated_data, about the epoch they were sent in.
     @Test func bobsCommitsAndProposalsCarryHisClaim() async throws {
@@ -32,20 +52,10 @@ import Testing
     /// the commit still applies, and the group carries on in the new epoch.
     @Test func aForkBeforeACommitIsRevealedByTheCommit() async throws {
         let scene = try await EngineScene()
-        var ledger = try HistoryLedger(
-            suite: scene.alice.suite.suite,
-            epoch: scene.alice.epoch,
-            epochAuthenticator: scene.alice.epochAuthenticator,
-            startSeq: scene.seq
-        )
+        var ledger = try Self.alicesLedger(scene)
         scene.server.deliver(try scene.fromAlice("shown to bob at #2"))
         try ledger.record(seq: scene.seq, message: Array("another message, shown to alice at #2".utf8))
-        var options = CommitOptions.selfUpdate
-        options.authenticatedData = ledger.claimForOutgoing().encoded()
-        let commit = try scene.alice.commit(options)
-        _ = try scene.alice.process(commit.message)
-        scene.server.deliver(try scene.frame(commit.message))
-        _ = try await scene.bob.pump(timeout: .milliseconds(1))
+        try await Self.aliceCommits(scene, claiming: &ledger)
         #expect(
             try await scene.notices().contains(
                 "Warning: the server showed you and alice different histories of g after #1."
@@ -60,22 +70,12 @@ import Testing
     /// The same commit with a claim that matches what bob was shown: no warning.
     @Test func aCommitWhoseClaimMatchesWarnsOfNothing() async throws {
         let scene = try await EngineScene()
-        var ledger = try HistoryLedger(
-            suite: scene.alice.suite.suite,
-            epoch: scene.alice.epoch,
-            epochAuthenticator: scene.alice.epochAuthenticator,
-            startSeq: scene.seq
-        )
+        var ledger = try Self.alicesLedger(scene)
         let shown = try scene.fromAlice("shown to both at #2")
         guard case .message(let frame) = shown else { return }
         scene.server.deliver(shown)
         try ledger.record(seq: frame.seq, message: [UInt8](frame.message))
-        var options = CommitOptions.selfUpdate
-        options.authenticatedData = ledger.claimForOutgoing().encoded()
-        let commit = try scene.alice.commit(options)
-        _ = try scene.alice.process(commit.message)
-        scene.server.deliver(try scene.frame(commit.message))
-        _ = try await scene.bob.pump(timeout: .milliseconds(1))
+        try await Self.aliceCommits(scene, claiming: &ledger)
         #expect(try await scene.notices().allSatisfy { !$0.hasPrefix("Warning") })
         #expect(await scene.summary()?.epoch == scene.alice.epoch)
     }
