@@ -1,0 +1,158 @@
+import Foundation
+import GRPCCore
+import MLS
+
+/// Application messages, proposals and commits.
+extension MLSClientService {
+    func protect(request: MlsClient_ProtectRequest, context: ServerContext) async throws -> MlsClient_ProtectResponse {
+        try await rpc {
+            var member = try await state.member(request.stateID)
+            let message = try member.group.encrypt(
+                [UInt8](request.plaintext),
+                authenticatedData: [UInt8](request.authenticatedData)
+            )
+            await state.replace(request.stateID, with: member)
+            var response = MlsClient_ProtectResponse()
+            response.ciphertext = Data(try message.tlsEncoded())
+            return response
+        }
+    }
+
+    func unprotect(
+        request: MlsClient_UnprotectRequest,
+        context: ServerContext
+    ) async throws -> MlsClient_UnprotectResponse {
+        try await rpc {
+            var member = try await state.member(request.stateID)
+            guard case .application(let application) = try member.group.process(message(request.ciphertext)) else {
+                throw InteropError.notApplication
+            }
+            await state.replace(request.stateID, with: member)
+            var response = MlsClient_UnprotectResponse()
+            response.authenticatedData = Data(application.authenticatedData)
+            response.plaintext = Data(application.data)
+            return response
+        }
+    }
+
+    func addProposal(
+        request: MlsClient_AddProposalRequest,
+        context: ServerContext
+    ) async throws -> MlsClient_ProposalResponse {
+        try await rpc { try await propose(.add(try keyPackage(request.keyPackage)), stateID: request.stateID) }
+    }
+
+    func removeProposal(
+        request: MlsClient_RemoveProposalRequest,
+        context: ServerContext
+    ) async throws -> MlsClient_ProposalResponse {
+        try await rpc {
+            let group = try await state.member(request.stateID).group
+            let leaf = try leafIndex(of: [UInt8](request.removedID), in: group)
+            return try await propose(.remove(removed: leaf), stateID: request.stateID)
+        }
+    }
+
+    /// A standalone proposal, remembered so this member can commit it by value.
+    func propose(_ proposal: Proposal, stateID: UInt32) async throws -> MlsClient_ProposalResponse {
+        var member = try await state.member(stateID)
+        let encoded = try member.group.propose(proposal).tlsEncoded()
+        member.ownProposals[encoded] = proposal
+        await state.replace(stateID, with: member)
+        var response = MlsClient_ProposalResponse()
+        response.proposal = Data(encoded)
+        return response
+    }
+
+    /// The harness names members by their basic credential's identity.
+    func leafIndex(of identity: [UInt8], in group: Group) throws -> LeafIndex {
+        guard let member = group.members.first(where: { $0.credential == .basic(identity: identity) }) else {
+            throw InteropError.unknownMember(identity: identity)
+        }
+        return member.index
+    }
+
+    func commit(request: MlsClient_CommitRequest, context: ServerContext) async throws -> MlsClient_CommitResponse {
+        try await rpc {
+            var member = try await state.member(request.stateID)
+            var options = CommitOptions(forcePath: request.forcePath, ratchetTreeInWelcome: !request.externalTree)
+            for proposal in request.byReference {
+                if let own = member.ownProposals[[UInt8](proposal)] {
+                    try addByValue(own, to: &options)
+                } else {
+                    _ = try member.group.process(message(proposal))
+                }
+            }
+            for description in request.byValue {
+                try addByValue(try proposal(description, in: member.group), to: &options)
+            }
+            let output = try member.group.commit(options)
+            member.pendingCommit = output.message
+            await state.replace(request.stateID, with: member)
+            var response = MlsClient_CommitResponse()
+            response.commit = Data(try output.message.tlsEncoded())
+            if let welcome = output.welcome { response.welcome = Data(try welcome.tlsEncoded()) }
+            if request.externalTree {
+                var next = member.group
+                _ = try next.process(output.message)
+                response.ratchetTree = Data(try next.tree.encoded())
+            }
+            return response
+        }
+    }
+
+    func addByValue(_ proposal: Proposal, to options: inout CommitOptions) throws {
+        switch proposal {
+        case .add(let keyPackage): options.add.append(keyPackage)
+        case .remove(let removed): options.remove.append(removed)
+        case .groupContextExtensions(let extensions): options.groupContextExtensions = extensions
+        default: throw InteropError.unsupported("committing this proposal type by value")
+        }
+    }
+
+    func proposal(_ description: MlsClient_ProposalDescription, in group: Group) throws -> Proposal {
+        switch String(decoding: description.proposalType, as: UTF8.self) {
+        case "add": return .add(try keyPackage(description.keyPackage))
+        case "remove": return .remove(removed: try leafIndex(of: [UInt8](description.removedID), in: group))
+        case let other: throw InteropError.unsupported("\(other) proposals by value")
+        }
+    }
+
+    func handleCommit(
+        request: MlsClient_HandleCommitRequest,
+        context: ServerContext
+    ) async throws -> MlsClient_HandleCommitResponse {
+        try await rpc {
+            var member = try await state.member(request.stateID)
+            for proposal in request.proposal where member.ownProposals[[UInt8](proposal)] == nil {
+                _ = try member.group.process(message(proposal))
+            }
+            _ = try member.group.process(message(request.commit))
+            return try await advance(request.stateID, member)
+        }
+    }
+
+    func handlePendingCommit(
+        request: MlsClient_HandlePendingCommitRequest,
+        context: ServerContext
+    ) async throws -> MlsClient_HandleCommitResponse {
+        try await rpc {
+            var member = try await state.member(request.stateID)
+            guard let commit = member.pendingCommit else { throw InteropError.noPendingCommit }
+            _ = try member.group.process(commit)
+            return try await advance(request.stateID, member)
+        }
+    }
+
+    /// A new epoch: the proposals of the last one are gone.
+    func advance(_ stateID: UInt32, _ member: InteropState.Member) async throws -> MlsClient_HandleCommitResponse {
+        var member = member
+        member.pendingCommit = nil
+        member.ownProposals = [:]
+        await state.replace(stateID, with: member)
+        var response = MlsClient_HandleCommitResponse()
+        response.stateID = stateID
+        response.epochAuthenticator = Data(member.group.epochAuthenticator)
+        return response
+    }
+}
