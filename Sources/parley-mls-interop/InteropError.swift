@@ -10,6 +10,7 @@ enum InteropError: Error, Equatable {
     case notApplication
     case noPendingCommit
     case unsupported(String)
+    case invalidExtensionType(UInt32)
 
     var rpcError: RPCError {
         switch self {
@@ -26,6 +27,8 @@ enum InteropError: Error, Equatable {
         case .noPendingCommit: RPCError(code: .failedPrecondition, message: "this state has no pending Commit")
         case .unsupported(let what):
             RPCError(code: .unimplemented, message: "Parley's interop client does not do \(what) yet")
+        case .invalidExtensionType(let type):
+            RPCError(code: .invalidArgument, message: "extension type \(type) does not fit in 16 bits")
         }
     }
 }

@@ -9,9 +9,9 @@ actor InteropState {
         var group: Group
         /// The Commit this member created last, adopted by HandlePendingCommit.
         var pendingCommit: MLSMessage?
-        /// This member's own standalone proposals by their encoding: its own
-        /// PrivateMessage cannot be decrypted again, so it commits them by value.
-        var ownProposals: [[UInt8]: Proposal] = [:]
+        /// The ProposalRefs of this member's own standalone proposals by their
+        /// encoding: its own PrivateMessage cannot be decrypted again.
+        var ownProposals: [[UInt8]: [UInt8]] = [:]
     }
 
     /// A KeyPackage waiting for its Welcome, and the PSKs stored for the join.

@@ -53,11 +53,23 @@ extension MLSClientService {
         }
     }
 
-    /// A standalone proposal, remembered so this member can commit it by value.
+    /// A standalone proposal, its reference remembered by its encoding for
+    /// when the harness names it in a Commit.
     func propose(_ proposal: Proposal, stateID: UInt32) async throws -> MlsClient_ProposalResponse {
+        try await propose(stateID: stateID) { try $0.propose(proposal) }
+    }
+
+    func propose(
+        stateID: UInt32,
+        _ make: (inout Group) throws -> MLSMessage
+    ) async throws -> MlsClient_ProposalResponse {
         var member = try await state.member(stateID)
-        let encoded = try member.group.propose(proposal).tlsEncoded()
-        member.ownProposals[encoded] = proposal
+        let before = Set(member.group.pendingProposals.compactMap(\.reference))
+        let encoded = try make(&member.group).tlsEncoded()
+        if let reference = member.group.pendingProposals.compactMap(\.reference).first(where: { !before.contains($0) })
+        {
+            member.ownProposals[encoded] = reference
+        }
         await state.replace(stateID, with: member)
         var response = MlsClient_ProposalResponse()
         response.proposal = Data(encoded)
@@ -76,13 +88,17 @@ extension MLSClientService {
         try await rpc {
             var member = try await state.member(request.stateID)
             var options = CommitOptions(forcePath: request.forcePath, ratchetTreeInWelcome: !request.externalTree)
+            var references = Set<[UInt8]>()
             for proposal in request.byReference {
                 if let own = member.ownProposals[[UInt8](proposal)] {
-                    try addByValue(own, to: &options)
+                    references.insert(own)
+                } else if case .proposal(let reference, _) = try member.group.process(message(proposal)) {
+                    references.insert(reference)
                 } else {
-                    _ = try member.group.process(message(proposal))
+                    throw InteropError.notA("proposal")
                 }
             }
+            options.onlyPendingReferences = references
             for description in request.byValue {
                 try addByValue(try proposal(description, in: member.group), to: &options)
             }
@@ -98,23 +114,6 @@ extension MLSClientService {
                 response.ratchetTree = Data(try next.tree.encoded())
             }
             return response
-        }
-    }
-
-    func addByValue(_ proposal: Proposal, to options: inout CommitOptions) throws {
-        switch proposal {
-        case .add(let keyPackage): options.add.append(keyPackage)
-        case .remove(let removed): options.remove.append(removed)
-        case .groupContextExtensions(let extensions): options.groupContextExtensions = extensions
-        default: throw InteropError.unsupported("committing this proposal type by value")
-        }
-    }
-
-    func proposal(_ description: MlsClient_ProposalDescription, in group: Group) throws -> Proposal {
-        switch String(decoding: description.proposalType, as: UTF8.self) {
-        case "add": return .add(try keyPackage(description.keyPackage))
-        case "remove": return .remove(removed: try leafIndex(of: [UInt8](description.removedID), in: group))
-        case let other: throw InteropError.unsupported("\(other) proposals by value")
         }
     }
 

@@ -1,44 +1,9 @@
 import GRPCCore
 
 /// The RPCs of scenarios Parley's interop client does not run yet (ReInit,
-/// branches, external senders, update and PSK proposals, external join):
-/// each answers UNIMPLEMENTED, so the runner reports those scripts as failed.
+/// branches, external senders, new-member proposals): each answers
+/// UNIMPLEMENTED, so the runner reports those scripts as failed.
 extension MLSClientService {
-    func externalJoin(
-        request: MlsClient_ExternalJoinRequest,
-        context: ServerContext
-    ) async throws -> MlsClient_ExternalJoinResponse {
-        throw InteropError.unsupported("externalJoin").rpcError
-    }
-
-    func updateProposal(
-        request: MlsClient_UpdateProposalRequest,
-        context: ServerContext
-    ) async throws -> MlsClient_ProposalResponse {
-        throw InteropError.unsupported("updateProposal").rpcError
-    }
-
-    func externalPSKProposal(
-        request: MlsClient_ExternalPSKProposalRequest,
-        context: ServerContext
-    ) async throws -> MlsClient_ProposalResponse {
-        throw InteropError.unsupported("externalPSKProposal").rpcError
-    }
-
-    func resumptionPSKProposal(
-        request: MlsClient_ResumptionPSKProposalRequest,
-        context: ServerContext
-    ) async throws -> MlsClient_ProposalResponse {
-        throw InteropError.unsupported("resumptionPSKProposal").rpcError
-    }
-
-    func groupContextExtensionsProposal(
-        request: MlsClient_GroupContextExtensionsProposalRequest,
-        context: ServerContext
-    ) async throws -> MlsClient_ProposalResponse {
-        throw InteropError.unsupported("groupContextExtensionsProposal").rpcError
-    }
-
     func reInitProposal(
         request: MlsClient_ReInitProposalRequest,
         context: ServerContext
