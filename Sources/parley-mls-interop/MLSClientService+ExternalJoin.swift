@@ -9,7 +9,6 @@ extension MLSClientService {
         context: ServerContext
     ) async throws -> MlsClient_ExternalJoinResponse {
         try await rpc {
-            guard request.psks.isEmpty else { throw InteropError.unsupported("PSKs in an external commit") }
             guard case .groupInfo(let info) = try message(request.groupInfo) else {
                 throw InteropError.notA("GroupInfo")
             }
@@ -22,13 +21,16 @@ extension MLSClientService {
                 prior = view.members.first { $0.credential == .basic(identity: identity) }?.index
                 guard prior != nil else { throw InteropError.unknownMember(identity: identity) }
             }
+            var psks: [[UInt8]: [UInt8]] = [:]
+            for psk in request.psks { psks[[UInt8](psk.pskID)] = [UInt8](psk.pskSecret) }
             let joined = try Group.joinExternally(
                 groupInfo: info,
                 ratchetTree: tree,
                 credential: .basic(identity: identity),
                 signatureKeys: suite.generateSignatureKeyPair(),
                 removing: prior,
-                policy: policy(encryptHandshake: request.encryptHandshake)
+                preSharedKeys: request.psks.map { .fresh(.external(pskID: [UInt8]($0.pskID)), suite: suite) },
+                policy: policy(encryptHandshake: request.encryptHandshake, externalPSKs: psks)
             )
             var response = MlsClient_ExternalJoinResponse()
             response.stateID = await state.add(InteropState.Member(group: joined.group))

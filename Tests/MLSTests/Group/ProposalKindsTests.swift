@@ -121,4 +121,22 @@ import Testing
         bob.policy.externalPSKs[Array("psk".utf8)] = Array(repeating: 2, count: 32)
         #expect(#expect(throws: MLSError.self) { try bob.process(commit.message) }?.kind == "invalidCommit")
     }
+
+    @Test func anExternalJoinerInjectsAnExternalPSKThatEveryMemberMustHold() throws {
+        let psk: [[UInt8]: [UInt8]] = [Array("psk".utf8): Array(repeating: 9, count: 32)]
+        var (alice, bob) = try pair(psks: psk)
+        bob.policy.externalPSKs = [:]
+        let charlie = TestClient("charlie", suite)
+        var (joined, commit) = try Group.joinExternally(
+            groupInfo: alice.groupInfo(includeExternalPub: true),
+            credential: charlie.credential,
+            signatureKeys: charlie.signatureKeys,
+            preSharedKeys: [.fresh(.external(pskID: Array("psk".utf8)), suite: suite)],
+            policy: GroupPolicy(externalPSKs: psk)
+        )
+        _ = try alice.process(commit)
+        try expectInSync(&alice, &joined)
+        #expect(#expect(throws: MLSError.self) { try bob.process(commit) }?.kind == "missingPSK")
+        #expect(bob.epoch == 1)
+    }
 }
