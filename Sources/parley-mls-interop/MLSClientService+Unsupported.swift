@@ -1,7 +1,7 @@
 import GRPCCore
 
 /// The RPCs of scenarios Parley's interop client does not run yet (ReInit,
-/// branches, external senders, new-member proposals): each answers
+/// external senders, new-member proposals): each answers
 /// UNIMPLEMENTED, so the runner reports those scripts as failed.
 extension MLSClientService {
     func reInitProposal(
@@ -42,20 +42,6 @@ extension MLSClientService {
         context: ServerContext
     ) async throws -> MlsClient_JoinGroupResponse {
         throw InteropError.unsupported("handleReInitWelcome").rpcError
-    }
-
-    func createBranch(
-        request: MlsClient_CreateBranchRequest,
-        context: ServerContext
-    ) async throws -> MlsClient_CreateSubgroupResponse {
-        throw InteropError.unsupported("createBranch").rpcError
-    }
-
-    func handleBranch(
-        request: MlsClient_HandleBranchRequest,
-        context: ServerContext
-    ) async throws -> MlsClient_HandleBranchResponse {
-        throw InteropError.unsupported("handleBranch").rpcError
     }
 
     func newMemberAddProposal(

@@ -363,8 +363,11 @@ extension Group {
             case .external(let pskID):
                 guard let psk = policy.externalPSKs[pskID] else { throw MLSError.missingPSK }
                 return (id, psk)
-            case .resumption(_, let pskGroupID, let pskEpoch):
-                guard pskGroupID == groupID, let psk = resumptionPSKs[pskEpoch] else { throw MLSError.missingPSK }
+            case .resumption(_, let pskGroupID, let pskEpoch) where pskGroupID == groupID:
+                guard let psk = resumptionPSKs[pskEpoch] else { throw MLSError.missingPSK }
+                return (id, psk)
+            case .resumption:
+                guard let psk = policy.otherGroupsResumptionPSKs[id.kind] else { throw MLSError.missingPSK }
                 return (id, psk)
             }
         }

@@ -140,7 +140,8 @@ extension Group {
         }
     }
 
-    /// psk_secret for a Welcome: only external PSKs can be known to a joiner.
+    /// psk_secret for a Welcome: a joiner knows external PSKs and the resumption
+    /// PSKs of the groups it comes from (a branch or ReInit, §11.2, §11.3).
     private static func joinPSKSecret(
         _ ids: [PreSharedKeyID],
         _ suite: CipherSuiteProvider,
@@ -148,9 +149,12 @@ extension Group {
     ) throws -> [UInt8]? {
         guard !ids.isEmpty else { return nil }
         let psks = try ids.map { id -> (id: PreSharedKeyID, psk: [UInt8]) in
-            guard case .external(let pskID) = id.kind, let psk = policy.externalPSKs[pskID] else {
-                throw MLSError.missingPSK
-            }
+            let psk: [UInt8]? =
+                switch id.kind {
+                case .external(let pskID): policy.externalPSKs[pskID]
+                case .resumption: policy.otherGroupsResumptionPSKs[id.kind]
+                }
+            guard let psk else { throw MLSError.missingPSK }
             return (id, psk)
         }
         return try KeySchedule.pskSecret(suite, psks: psks)

@@ -245,6 +245,16 @@ public struct Group: Sendable {
         )
     }
 
+    /// This epoch's resumption PSK (§8.6) under a fresh id naming this group and
+    /// epoch with `usage`, for a group that starts from this one: a branch
+    /// (§11.3) or a ReInit's successor (§11.2) puts it in its first Commit and
+    /// Welcome, and its members and joiners hold it in
+    /// ``GroupPolicy/otherGroupsResumptionPSKs``.
+    public func resumptionPSK(usage: ResumptionPSKUsage) -> (id: PreSharedKeyID, psk: [UInt8]) {
+        let id = PreSharedKeyID.fresh(.resumption(usage: usage, groupID: groupID, epoch: epoch), suite: suite)
+        return (id, epochSecrets.resumptionPSK)
+    }
+
     // MARK: GroupInfo (§12.4.3)
 
     /// A signed GroupInfo for the current epoch, e.g. for the delivery
