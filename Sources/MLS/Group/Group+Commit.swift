@@ -6,6 +6,10 @@ public struct CommitOptions: Sendable {
     public var remove: [LeafIndex]
     /// New GroupContext extensions, replacing the current ones.
     public var groupContextExtensions: [Extension]?
+    /// PSKs to inject into the new epoch's key schedule (§8.4), as PreSharedKey
+    /// proposals by value; external ones must be in ``GroupPolicy/externalPSKs``
+    /// of every member and joiner. Make ids with ``PreSharedKeyID/fresh(_:suite:)``.
+    public var preSharedKeys: [PreSharedKeyID]
     /// Include proposals received this epoch (by reference), as §12.4 says a committer SHOULD.
     public var includePendingProposals: Bool
     /// When set, only the received proposals with these ProposalRefs are
@@ -29,9 +33,11 @@ public struct CommitOptions: Sendable {
         ratchetTreeInWelcome: Bool = true,
         leafNode: LeafNode? = nil,
         authenticatedData: [UInt8] = [],
-        onlyPendingReferences: Set<[UInt8]>? = nil
+        onlyPendingReferences: Set<[UInt8]>? = nil,
+        preSharedKeys: [PreSharedKeyID] = []
     ) {
         self.add = add
+        self.preSharedKeys = preSharedKeys
         self.remove = remove
         self.groupContextExtensions = groupContextExtensions
         self.includePendingProposals = includePendingProposals
@@ -122,7 +128,7 @@ extension Group {
 
     /// The proposals a Commit carries: received ones by reference first (when the
     /// options include them), then the options' own by value, in the order §12.3
-    /// applies them (GroupContextExtensions, Removes, Adds).
+    /// applies them (GroupContextExtensions, Removes, Adds, then PreSharedKeys).
     private func proposalList(
         for options: CommitOptions
     ) -> [(item: ProposalOrRef, proposal: ProposalWithSender)] {
@@ -137,6 +143,7 @@ extension Group {
         if let extensions = options.groupContextExtensions { byValue.append(.groupContextExtensions(extensions)) }
         byValue += options.remove.map { .remove(removed: $0) }
         byValue += options.add.map { .add($0) }
+        byValue += options.preSharedKeys.map { .preSharedKey($0) }
         list += byValue.map { (.proposal($0), ProposalWithSender(proposal: $0, sender: me)) }
         return list
     }
@@ -274,7 +281,7 @@ extension Group {
     private func committablePending(alongside options: CommitOptions) -> [ProposalWithSender] {
         var touched = Set(options.remove)
         var addedKeys = Set(options.add.map(\.leafNode.signatureKey))
-        var pskIDs = Set<PreSharedKeyID>()
+        var pskIDs = Set(options.preSharedKeys)
         var hasExtensions = options.groupContextExtensions != nil
         let sorted = publicGroup.proposals.values.sorted {
             ($0.reference ?? []).lexicographicallyPrecedes($1.reference ?? [])
@@ -314,6 +321,7 @@ extension Group {
     ) throws -> Group {
         var next = self
         next.pending = nil
+        next.updateKeys = [:]
         let removed = staged.applied.removed.map(\.leaf)
         for index in next.pastEpochs.indices { next.pastEpochs[index].removedLater.formUnion(removed) }
         next.pastEpochs.append(
@@ -355,8 +363,11 @@ extension Group {
             case .external(let pskID):
                 guard let psk = policy.externalPSKs[pskID] else { throw MLSError.missingPSK }
                 return (id, psk)
-            case .resumption(_, let pskGroupID, let pskEpoch):
-                guard pskGroupID == groupID, let psk = resumptionPSKs[pskEpoch] else { throw MLSError.missingPSK }
+            case .resumption(_, let pskGroupID, let pskEpoch) where pskGroupID == groupID:
+                guard let psk = resumptionPSKs[pskEpoch] else { throw MLSError.missingPSK }
+                return (id, psk)
+            case .resumption:
+                guard let psk = policy.otherGroupsResumptionPSKs[id.kind] else { throw MLSError.missingPSK }
                 return (id, psk)
             }
         }

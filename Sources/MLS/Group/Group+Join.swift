@@ -140,7 +140,8 @@ extension Group {
         }
     }
 
-    /// psk_secret for a Welcome: only external PSKs can be known to a joiner.
+    /// psk_secret for a Welcome: a joiner knows external PSKs and the resumption
+    /// PSKs of the groups it comes from (a branch or ReInit, §11.2, §11.3).
     private static func joinPSKSecret(
         _ ids: [PreSharedKeyID],
         _ suite: CipherSuiteProvider,
@@ -148,9 +149,12 @@ extension Group {
     ) throws -> [UInt8]? {
         guard !ids.isEmpty else { return nil }
         let psks = try ids.map { id -> (id: PreSharedKeyID, psk: [UInt8]) in
-            guard case .external(let pskID) = id.kind, let psk = policy.externalPSKs[pskID] else {
-                throw MLSError.missingPSK
-            }
+            let psk: [UInt8]? =
+                switch id.kind {
+                case .external(let pskID): policy.externalPSKs[pskID]
+                case .resumption: policy.otherGroupsResumptionPSKs[id.kind]
+                }
+            guard let psk else { throw MLSError.missingPSK }
             return (id, psk)
         }
         return try KeySchedule.pskSecret(suite, psks: psks)
@@ -160,7 +164,10 @@ extension Group {
     /// `external_pub`. Returns the Commit to send and the group as it will be
     /// once the delivery service accepts that Commit.
     ///
-    /// - Parameter oldLeaf: this client's old leaf, to resynchronise after losing state.
+    /// - Parameters:
+    ///   - oldLeaf: this client's old leaf, to resynchronise after losing state.
+    ///   - preSharedKeys: external PSKs (held in `policy.externalPSKs`, and by
+    ///     every member) that the Commit injects as PreSharedKey proposals.
     public static func joinExternally(
         groupInfo: GroupInfo,
         ratchetTree: RatchetTree? = nil,
@@ -168,14 +175,14 @@ extension Group {
         signatureKeys: SignatureKeyPair,
         capabilities: Capabilities? = nil,
         removing oldLeaf: LeafIndex? = nil,
+        preSharedKeys: [PreSharedKeyID] = [],
         authenticatedData: [UInt8] = [],
         policy: GroupPolicy = GroupPolicy()
     ) throws -> (group: Group, commit: MLSMessage) {
         let publicGroup = try PublicGroup(groupInfo: groupInfo, tree: ratchetTree, policy: policy)
         let suite = publicGroup.suite
         let (kemOutput, initSecret) = try exportExternalInit(groupInfo, suite)
-        var proposals: [Proposal] = [.externalInit(kemOutput: kemOutput)]
-        if let oldLeaf { proposals.append(.remove(removed: oldLeaf)) }
+        let proposals = externalCommitProposals(kemOutput, removing: oldLeaf, preSharedKeys)
         let list = proposals.map { ProposalWithSender(proposal: $0, sender: .newMemberCommit) }
         let (applied, ownLeaf, prepared, provisional, path) = try externalCommitPath(
             publicGroup,
@@ -202,7 +209,8 @@ extension Group {
             signed,
             provisional: provisional,
             initSecret: initSecret,
-            commitSecret: prepared.commitSecret
+            commitSecret: prepared.commitSecret,
+            pskSecret: joinPSKSecret(applied.pskIDs, suite, policy)
         )
         signed.auth.confirmationTag = tag
         let message = MLSMessage.publicMessage(
@@ -232,6 +240,18 @@ extension Group {
             confirmationTag: tag
         )
         return (group, message)
+    }
+
+    /// An external Commit's proposals (§12.4.3.2): its ExternalInit, at most
+    /// one Remove of the joiner's old leaf, and PSKs.
+    private static func externalCommitProposals(
+        _ kemOutput: [UInt8],
+        removing oldLeaf: LeafIndex?,
+        _ preSharedKeys: [PreSharedKeyID]
+    ) -> [Proposal] {
+        var proposals: [Proposal] = [.externalInit(kemOutput: kemOutput)]
+        if let oldLeaf { proposals.append(.remove(removed: oldLeaf)) }
+        return proposals + preSharedKeys.map { .preSharedKey($0) }
     }
 
     /// This client's leaf as an Add would place it; the UpdatePath then replaces its
@@ -292,7 +312,8 @@ extension Group {
         _ signed: AuthenticatedContent,
         provisional: GroupContext,
         initSecret: [UInt8],
-        commitSecret: [UInt8]
+        commitSecret: [UInt8],
+        pskSecret: [UInt8]?
     ) throws -> (newContext: GroupContext, secrets: EpochSecrets, confirmationTag: [UInt8]) {
         let suite = publicGroup.suite
         var newContext = provisional
@@ -307,7 +328,12 @@ extension Group {
             commitSecret: commitSecret,
             groupContext: newContext
         )
-        let secrets = try KeySchedule.epochSecrets(suite, joinerSecret: joinerSecret, groupContext: newContext)
+        let secrets = try KeySchedule.epochSecrets(
+            suite,
+            joinerSecret: joinerSecret,
+            pskSecret: pskSecret,
+            groupContext: newContext
+        )
         let tag = TranscriptHash.confirmationTag(
             suite,
             confirmationKey: secrets.confirmationKey,

@@ -150,10 +150,10 @@ extension Group {
             isActive = false
             return staged.summary(isOwnCommit: false, removedSelf: true)
         }
-        var keys = treeKeys
+        var keys = try ownKeys(after: staged)
         var commitSecret = KeySchedule.zeros(suite)
         if let path = staged.path {
-            let result = try treeKeys.applying(
+            let result = try keys.applying(
                 path,
                 from: staged.committer,
                 in: staged.applied.tree,
@@ -192,6 +192,18 @@ extension Group {
         }
         self = try advanced(to: staged, secrets: secrets, treeKeys: keys, confirmationTag: tag)
         return staged.summary(isOwnCommit: false, removedSelf: false)
+    }
+
+    /// This member's tree keys once the commit's proposals apply: when it
+    /// commits this member's Update, the leaf key is the one made for it (§12.1.2).
+    private func ownKeys(after staged: PublicGroup.StagedCommit) throws -> TreeKEMPrivateKeys {
+        var keys = treeKeys
+        guard staged.applied.updated.contains(ownLeaf) else { return keys }
+        guard let leaf = staged.applied.tree.leafNode(at: ownLeaf), let key = updateKeys[leaf.encryptionKey] else {
+            throw MLSError.invalidCommit("the commit applies an Update of this member's leaf that it never proposed")
+        }
+        keys.leafKey = key
+        return keys
     }
 
     /// init_secret of the epoch a commit ends: the previous epoch's, or for an

@@ -33,6 +33,10 @@ public struct Group: Sendable {
     /// resumption_psk of recent epochs, by epoch (§8.6).
     var resumptionPSKs: [UInt64: [UInt8]] = [:]
     var pending: PendingCommit?
+    /// Private keys of this member's Update proposals of this epoch, by their
+    /// leaf's encryption key, for when another member commits one (§12.1.2).
+    /// Not part of the serialized state: a restored member's Updates lapse.
+    var updateKeys: [HPKEPublicKey: HPKEPrivateKey] = [:]
     /// False once this member is removed or the group is reinitialised.
     public internal(set) var isActive = true
 
@@ -167,7 +171,40 @@ public struct Group: Sendable {
         try propose(.remove(removed: ownLeaf), authenticatedData: authenticatedData)
     }
 
+    /// An Update proposal (§12.1.2): this member's leaf with a fresh encryption
+    /// key, for another member to commit (a committer cannot commit its own).
+    ///
+    /// - Parameter template: new leaf content (credential, capabilities,
+    ///   extensions); its encryption key, source and signature are replaced.
+    ///   Defaults to the current leaf.
+    public mutating func proposeUpdate(
+        leafNode template: LeafNode? = nil,
+        authenticatedData: [UInt8] = []
+    ) throws
+        -> MLSMessage
+    {
+        guard isActive, let current = tree.leafNode(at: ownLeaf) else { throw MLSError.groupInactive }
+        var leaf = template ?? current
+        if template != nil {
+            try PublicGroup.checkCredential(leaf, policy)
+            try PublicGroup.checkSuccessor(leaf, replacing: current, policy)
+        }
+        let keys = try suite.generateHPKEKeyPair()
+        leaf.encryptionKey = keys.publicKey
+        leaf.source = .update
+        try leaf.sign(suite, with: signer, groupID: groupID, leafIndex: ownLeaf)
+        let message = try propose(.update(leaf), authenticatedData: authenticatedData)
+        updateKeys[keys.publicKey] = keys.privateKey
+        return message
+    }
+
     /// A standalone proposal from this member, to be committed later by reference.
+    ///
+    /// The proposal is also cached here, as if received (§12.1): another member's
+    /// Commit may name it by ProposalRef, and this member's own PrivateMessage
+    /// cannot be decrypted again to learn it. A proposal this member's own view
+    /// refuses (the checks every receiver makes) is sent uncached: no member
+    /// that checks it will cache or commit it either.
     public mutating func propose(_ proposal: Proposal, authenticatedData: [UInt8] = []) throws -> MLSMessage {
         guard isActive else { throw MLSError.groupInactive }
         let content = FramedContent(
@@ -177,22 +214,17 @@ public struct Group: Sendable {
             authenticatedData: authenticatedData,
             body: .proposal(proposal)
         )
-        return try protectHandshake(content)
-    }
-
-    /// Signs and protects a proposal or commit from this member, as
-    /// PublicMessage or PrivateMessage according to the policy.
-    mutating func protectHandshake(_ content: FramedContent, confirmationTag: [UInt8]? = nil) throws -> MLSMessage {
         let wireFormat: WireFormat = policy.handshakeAsPublicMessage ? .publicMessage : .privateMessage
-        var signed = try AuthenticatedContent.sign(
+        let signed = try AuthenticatedContent.sign(
             content,
             wireFormat: wireFormat,
             context: context,
             signer: signer,
             suite
         )
-        signed.auth.confirmationTag = confirmationTag
-        return try protect(signed, as: wireFormat)
+        let message = try protect(signed, as: wireFormat)
+        _ = try? publicGroup.cacheProposal(signed)
+        return message
     }
 
     /// Signed content framed in `wireFormat`; a PrivateMessage consumes a handshake key of this
@@ -211,6 +243,16 @@ public struct Group: Sendable {
                 paddingBlock: policy.paddingBlock
             )
         )
+    }
+
+    /// This epoch's resumption PSK (§8.6) under a fresh id naming this group and
+    /// epoch with `usage`, for a group that starts from this one: a branch
+    /// (§11.3) or a ReInit's successor (§11.2) puts it in its first Commit and
+    /// Welcome, and its members and joiners hold it in
+    /// ``GroupPolicy/otherGroupsResumptionPSKs``.
+    public func resumptionPSK(usage: ResumptionPSKUsage) -> (id: PreSharedKeyID, psk: [UInt8]) {
+        let id = PreSharedKeyID.fresh(.resumption(usage: usage, groupID: groupID, epoch: epoch), suite: suite)
+        return (id, epochSecrets.resumptionPSK)
     }
 
     // MARK: GroupInfo (§12.4.3)

@@ -91,6 +91,10 @@ public struct GroupPolicy: Sendable {
     public var handshakeAsPublicMessage: Bool
     /// Pre-shared keys the application provides, by PSK id (RFC 9420 §8.4).
     public var externalPSKs: [[UInt8]: [UInt8]]
+    /// Resumption PSKs of other groups (RFC 9420 §8.6), by what a PreSharedKeyID
+    /// names: how a branch or a ReInit's successor group (§11.2, §11.3) and its
+    /// joiners prove they come from the old group. See ``Group/resumptionPSK(usage:)``.
+    public var otherGroupsResumptionPSKs: [PreSharedKeyID.Kind: [UInt8]] = [:]
     /// The current time in seconds since the Unix epoch, for KeyPackage
     /// lifetimes; nil skips lifetime checks on received leaves.
     public var now: @Sendable () -> UInt64?

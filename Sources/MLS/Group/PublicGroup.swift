@@ -450,7 +450,11 @@ public struct PublicGroup: Sendable {
             guard id.pskNonce.count == suite.hashLength else {
                 throw MLSError.invalidProposal("a PSK nonce must be Nh bytes long")
             }
-            if case .resumption(let usage, _, _) = id.kind, usage != .application {
+            // §12.1.4: reinit and branch PSKs belong to the first Commit of a group
+            // started from another one (§11.2, §11.3), and name that other group.
+            if case .resumption(let usage, let pskGroupID, _) = id.kind, usage != .application,
+                context.epoch != 0 || pskGroupID == context.groupID
+            {
                 throw MLSError.invalidProposal(
                     "a resumption PSK outside reinit or branching must have usage application"
                 )

@@ -79,3 +79,11 @@ extension KeySchedule {
         return secret
     }
 }
+
+extension PreSharedKeyID {
+    /// An id for `kind` with a fresh random nonce of Nh bytes, as §8.4 requires
+    /// of every PreSharedKey proposal and Welcome.
+    public static func fresh(_ kind: Kind, suite: CipherSuiteProvider) -> PreSharedKeyID {
+        PreSharedKeyID(kind: kind, pskNonce: suite.randomBytes(suite.hashLength))
+    }
+}
