@@ -56,6 +56,32 @@ extension ParleyClient {
         return try await engine.removeDevice(signatureKey: entry.signatureKey)
     }
 
+    /// Signs the device holding `signatureKey` into the account's list as `name` and publishes
+    /// it; that device may then log in. The primitive under linking (`parley devices approve`).
+    public func approveDevice(signatureKey: [UInt8], name: String) async throws {
+        guard let vault, let username else { throw ClientError.notLoggedIn }
+        guard let identity = try vault.accountIdentity() else { throw ClientError.noAccountIdentity }
+        let entry = DeviceEntry(signatureKey: signatureKey, name: name, addedAt: Self.nowMilliseconds())
+        let signed: SignedDeviceList
+        do {
+            signed = try identity.sign(try await ownDeviceList().adding(entry))
+        } catch let error as DeviceListError {
+            throw ClientError.deviceList(user: username, error)
+        }
+        let (api, token) = try await requireAPI()
+        let body = try WireJSON.encode(API.DeviceListBody(deviceList: Data(try signed.encoded())))
+        try await api.request(.PUT, "/v1/devices", token: token, body: body)
+        try requireEngine().store.setContactPin(ContactPin(identityKey: identity.publicKey, list: signed), of: username)
+    }
+
+    /// A new home's device signature key, created (and sealed under `password`) before it logs
+    /// in, so an existing device can approve it first.
+    public func newDeviceKey(password: String) throws -> [UInt8] {
+        let vault = try KeyVault.open(password: password, database: database, suite: suite)
+        try vault.createSignatureKeysIfNeeded(suite: suite)
+        return try vault.signatureKeys().publicKey.bytes
+    }
+
     private func ownDeviceList() async throws -> DeviceList {
         guard let username else { throw ClientError.notLoggedIn }
         guard let list = try await requireEngine().verifiedDeviceList(of: username) else {
