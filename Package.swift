@@ -49,7 +49,7 @@ let package = Package(
         // Client <-> server frames, errors and the Parley group policy, shared by both sides.
         .target(
             name: "ParleyProtocol",
-            dependencies: ["MLS"],
+            dependencies: ["MLS", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSettings
         ),
         // Delivery service, accounts and KeyPackage directory.

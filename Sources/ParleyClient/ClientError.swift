@@ -30,6 +30,16 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
     case unusableWelcome(WelcomeProblem)
     /// The directory handed out a KeyPackage whose credential is not the user's.
     case foreignKeyPackage(user: String)
+    /// `user`'s signed device list was refused; the case says why.
+    case deviceList(user: String, DeviceListError)
+    /// None of the devices the server offered for `user` is in their signed device list.
+    case noListedDevices(user: String)
+    /// This device does not hold the account's identity key (or the account has none).
+    case noAccountIdentity
+    /// No active device of this account has that name.
+    case noSuchDevice(String)
+    /// A device does not revoke itself: revoke it from another device of the account.
+    case cannotRevokeThisDevice
 
     public enum HomeDamage: Sendable, Equatable {
         case groupRecord, keyPackage, keyDerivationCost, oversizedGroupRecord, sealing
@@ -104,11 +114,41 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
             "it is for the group you are already in as \(name)"
         case .foreignKeyPackage(let user):
             "The server handed out a key package that is not \(user)'s."
+        case .deviceList(let user, let reason):
+            Self.sentence(deviceList: reason, of: user)
+        case .noListedDevices(let user):
+            "The server offered only devices for \(user) that \(user)'s signed device list does not contain; "
+                + "none was added."
+        case .noAccountIdentity:
+            "This device does not hold the account's identity key, so it cannot sign the device list; "
+                + "use the device you registered with."
+        case .noSuchDevice(let name):
+            "This account has no active device called \(name); `parley devices` lists them."
+        case .cannotRevokeThisDevice:
+            "A device cannot revoke itself; revoke it from another device of the account."
         case .frameTooLarge(let limit):
             "The server sent a frame larger than \(limit) bytes, which this client does not accept, so the "
                 + "connection was closed; the next command reconnects. If it keeps happening, tell the operator."
         case .groupUnusable(let name, let reason):
             "You can no longer follow \(name): \(reason) Ask an admin to remove you and add you again."
+        }
+    }
+
+    private static func sentence(deviceList reason: DeviceListError, of user: String) -> String {
+        switch reason {
+        case .identityKeyChanged:
+            "\(user)'s identity key changed since you first saw it, so their device list was refused and nothing "
+                + "was added. If \(user) confirms (in person) that they restored their account, compare safety "
+                + "numbers; otherwise the server may be trying to add its own device."
+        case .badSignature:
+            "\(user)'s device list is not signed by their identity key, so it was refused and nothing was added."
+        case .staleVersion(let known, let offered):
+            "The server sent an older device list for \(user) (version \(offered), you have seen \(known)); "
+                + "it was refused and nothing was added."
+        case .userMismatch(_, let found):
+            "The server sent \(found)'s device list when asked for \(user)'s; it was refused and nothing was added."
+        default:
+            "The server sent a device list for \(user) that could not be read or is missing; nothing was added."
         }
     }
 

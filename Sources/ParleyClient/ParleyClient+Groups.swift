@@ -35,10 +35,15 @@ extension ParleyClient {
     /// Creates a group with this user as its admin.
     public func createGroup(_ name: String) async throws { try await requireEngine().createGroup(name) }
 
-    /// Adds users (every device of each) with one commit.
-    public func add(_ users: [String], to name: String) async throws {
+    /// Adds users (every device of each that their signed device list names) with one commit.
+    /// A device the server offered that a list does not name is left out, with a warning in
+    /// the group (``addReporting(_:to:)`` also returns those sentences).
+    public func add(_ users: [String], to name: String) async throws { _ = try await addReporting(users, to: name) }
+
+    /// ``add(_:to:)``, returning a sentence for each device the server offered that was not added.
+    public func addReporting(_ users: [String], to name: String) async throws -> [String] {
         let (engine, local) = try await engine(for: name)
-        try await engine.add(users, to: local)
+        return try await engine.add(users, to: local)
     }
 
     /// Removes every device of `user`.

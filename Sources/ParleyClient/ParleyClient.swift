@@ -52,15 +52,57 @@ public actor ParleyClient {
 
     // MARK: Account
 
-    /// Creates the account, then logs this home in as its first device.
-    public func register(server: String, username: String, password: String, invite: String? = nil) async throws {
+    /// Creates the account with a new identity key and a signed device list naming this home,
+    /// then logs this home in as its first device. Returns the recovery code (the identity
+    /// key's seed, docs/SECURITY.md "Recovery"): show it once and never store it elsewhere.
+    @discardableResult
+    public func register(
+        server: String,
+        username: String,
+        password: String,
+        invite: String? = nil,
+        deviceName: String = "first device"
+    ) async throws -> String {
+        if let existing = self.username, existing != username {
+            throw ClientError.homeBelongsToSomeoneElse(owner: existing, requested: username)
+        }
         let api = try await connectAPI(server: server, acceptNewCertificate: false)
-        try await api.request(
-            .POST,
-            "/v1/accounts",
-            body: WireJSON.encode(API.Register(username: username, password: password, invite: invite))
+        let vault = try KeyVault.open(password: password, database: database, suite: suite)
+        try vault.createSignatureKeysIfNeeded(suite: suite)
+        let identity = try vault.accountIdentity() ?? AccountIdentity()
+        let signed = try Self.firstDeviceList(
+            username: username,
+            identity: identity,
+            deviceKey: try vault.signatureKeys().publicKey.bytes,
+            deviceName: deviceName
         )
+        try vault.setAccountIdentity(identity)
+        let request = API.Register(
+            username: username,
+            password: password,
+            invite: invite,
+            deviceList: Data(try signed.encoded())
+        )
+        try await api.request(.POST, "/v1/accounts", body: WireJSON.encode(request))
         try await login(server: server, username: username, password: password)
+        // This home pins its own account like a contact's: safety numbers read both pins.
+        try requireEngine().store.setContactPin(ContactPin(identityKey: identity.publicKey, list: signed), of: username)
+        return identity.recoveryCode
+    }
+
+    static func nowMilliseconds() -> UInt64 {
+        UInt64(exactly: (Date().timeIntervalSince1970 * 1000).rounded(.down)) ?? 0
+    }
+
+    static func firstDeviceList(
+        username: String,
+        identity: AccountIdentity,
+        deviceKey: [UInt8],
+        deviceName: String
+    ) throws -> SignedDeviceList {
+        let entry = DeviceEntry(signatureKey: deviceKey, name: deviceName, addedAt: Self.nowMilliseconds())
+        let list = try DeviceList.first(user: username, identityKey: identity.publicKey, device: entry)
+        return try identity.sign(list)
     }
 
     /// Logs this home in: pins the server certificate on first use, creates this device's

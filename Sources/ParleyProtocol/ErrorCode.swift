@@ -31,6 +31,8 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case usernameRetired
     case signatureKeyInUse
     case tooManyDevices
+    case deviceNotListed
+    case invalidDeviceList
 
     /// What happened and what to do, in one sentence.
     public var sentence: String {
@@ -66,6 +68,10 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
             "That device key belongs to another account or to a removed one; log in from a new home (a new device)."
         case .tooManyDevices:
             "This account has as many devices as this server allows; log in from a device you already use."
+        case .deviceNotListed:
+            "This device is not in the account's signed device list; approve it from a device of the account."
+        case .invalidDeviceList:
+            "The device list was refused: it is malformed, not signed by the account's identity key, or not newer."
         }
     }
 }

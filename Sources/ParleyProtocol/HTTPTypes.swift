@@ -7,11 +7,22 @@ public enum API {
         public var username: String
         public var password: String
         public var invite: String?
-        public init(username: String, password: String, invite: String? = nil) {
+        /// The account's first signed device list (``SignedDeviceList``), naming the registering
+        /// device; it carries the identity key the server then keeps for good. Absent from
+        /// clients older than the device directory.
+        public var deviceList: Data?
+        public init(username: String, password: String, invite: String? = nil, deviceList: Data? = nil) {
             self.username = username
             self.password = password
             self.invite = invite
+            self.deviceList = deviceList
         }
+    }
+
+    /// `GET /v1/users/NAME/devices` and `PUT /v1/devices`: an encoded ``SignedDeviceList``.
+    public struct DeviceListBody: Codable, Sendable {
+        public var deviceList: Data
+        public init(deviceList: Data) { self.deviceList = deviceList }
     }
 
     /// Asks for a login challenge: a fresh nonce for `username`, valid once and briefly.

@@ -9,7 +9,10 @@ import MLS
 /// - the admins are listed in the `parley_admins` GroupContext extension;
 /// - only an admin proposes adding members, removing others, or new group
 ///   extensions, and only an admin commits proposals others made, except a
-///   member's own leave, which any member may commit;
+///   member's own leave, which any member may commit; any member may add a
+///   device of its own account (linking);
+/// - where a ``DeviceDirectoryCheck`` is given (the server), every added device
+///   must be active in its account's signed device list, whoever adds it;
 /// - group extensions keep a decodable, non-empty admin list that still names
 ///   every current admin: the list cannot demote an admin or be seized;
 /// - group extensions keep a valid group name (`GroupNameExtension.swift`) once
@@ -49,9 +52,14 @@ public enum ParleyGroupPolicy {
     /// clock, so KeyPackage lifetimes are enforced when members are added.
     public static func groupPolicy(
         credentialValidator: any CredentialValidator = CredentialRule(),
+        deviceDirectory: (any DeviceDirectoryCheck)? = nil,
         now: @escaping @Sendable () -> UInt64? = ParleyGroupPolicy.currentTime
     ) -> GroupPolicy {
-        GroupPolicy(credentialValidator: credentialValidator, commitPolicy: CommitRule(), now: now)
+        GroupPolicy(
+            credentialValidator: credentialValidator,
+            commitPolicy: CommitRule(deviceDirectory: deviceDirectory),
+            now: now
+        )
     }
 
     /// Seconds since the Unix epoch; nil (no lifetime checks) only if the clock is before 1970.
@@ -78,22 +86,29 @@ public enum ParleyGroupPolicy {
 
     /// The admin rules, by proposer and by committer.
     public struct CommitRule: CommitPolicy {
-        public init() {}
+        /// The device directory the Add rule consults; nil where none is at hand (clients check
+        /// added devices against the signed lists themselves, `DeviceDirectory` in ParleyClient).
+        let deviceDirectory: (any DeviceDirectoryCheck)?
+
+        public init(deviceDirectory: (any DeviceDirectoryCheck)? = nil) {
+            self.deviceDirectory = deviceDirectory
+        }
 
         public func validateProposal(_ item: ProposalWithSender, group: PublicGroup) throws {
             let proposer = try Self.memberLeaf(item.sender)
             let roster = try Roster(group)
             let proposerIsAdmin = roster.isAdmin(proposer)
             switch item.proposal {
-            case .add:
-                guard proposerIsAdmin else { throw ParleyPolicyError.notAdmin }
+            case .add(let keyPackage):
+                try checkAdd(keyPackage, proposer: proposer, roster: roster)
             case .remove(let leaf):
                 // An admin may drop another device of its own (a lost or stolen one);
                 // `validate` keeps at least one of its devices in the group.
                 let ownOtherDevice =
                     leaf != proposer && roster.name(leaf) != nil && roster.name(leaf) == roster.name(proposer)
                 guard !roster.isAdmin(leaf) || ownOtherDevice else { throw ParleyPolicyError.adminCannotBeRemoved }
-                guard leaf == proposer || proposerIsAdmin else { throw ParleyPolicyError.notAdmin }
+                // Any member may drop its own account's other device (a revoked one).
+                guard leaf == proposer || proposerIsAdmin || ownOtherDevice else { throw ParleyPolicyError.notAdmin }
             case .update:
                 // Always the proposer's own leaf; its identity is CredentialRule's successor check.
                 break
@@ -121,6 +136,19 @@ public enum ParleyGroupPolicy {
                 guard case .remove(let leaf) = item.proposal, item.sender == .member(leaf) else {
                     throw ParleyPolicyError.notAdmin
                 }
+            }
+        }
+
+        /// An admin adds anyone's listed devices; any member adds its own account's listed devices.
+        /// Listed: active in the account's signed device list, when a directory is consulted.
+        private func checkAdd(_ keyPackage: KeyPackage, proposer: LeafIndex, roster: Roster) throws {
+            let added = ParleyGroupPolicy.username(of: keyPackage.leafNode.credential)
+            if let deviceDirectory, let added {
+                guard try deviceDirectory.isListed(user: added, signatureKey: keyPackage.leafNode.signatureKey.bytes)
+                else { throw ParleyPolicyError.deviceNotListed }
+            }
+            guard roster.isAdmin(proposer) || (added != nil && added == roster.name(proposer)) else {
+                throw ParleyPolicyError.notAdmin
             }
         }
 
@@ -194,6 +222,8 @@ public enum ParleyPolicyError: Error, Hashable, Sendable, CustomStringConvertibl
     case invalidGroupName
     /// New group extensions would leave a named group without a name.
     case groupNameRemoved
+    /// An added device is not active in its account's signed device list.
+    case deviceNotListed
 
     public var errorBody: ErrorBody {
         switch self {
@@ -211,6 +241,8 @@ public enum ParleyPolicyError: Error, Hashable, Sendable, CustomStringConvertibl
         case .adminListChange: ErrorBody(.notPermitted, "The admin list may add admins but never drop one.")
         case .invalidGroupName: ErrorBody(.invalidMessage, "A group's name must be a valid group name.")
         case .groupNameRemoved: ErrorBody(.notPermitted, "A group's name may be changed but not removed.")
+        case .deviceNotListed:
+            ErrorBody(.deviceNotListed, "An added device is not in its account's signed device list.")
         }
     }
 

@@ -52,8 +52,9 @@ struct Register: AsyncParsableCommand {
         guard let server = options.server else {
             throw Operator.Failure(description: "Give the server with --server https://host:port.")
         }
+        var recoveryCode = ""
         try await options.run(unlock: false) { client in
-            try await client.register(
+            recoveryCode = try await client.register(
                 server: server,
                 username: name,
                 password: options.password(for: name),
@@ -61,6 +62,8 @@ struct Register: AsyncParsableCommand {
             )
         }
         print(TerminalText.line("Registered \(name) on \(server); this home is logged in."))
+        print(TerminalText.line("Recovery code (write it down; it restores your identity if you lose every device):"))
+        print(TerminalText.line(recoveryCode))
     }
 }
 
@@ -139,8 +142,10 @@ struct Add: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await options.run { try await $0.add(users, to: group) }
+        var warnings: [String] = []
+        try await options.run { warnings = try await $0.addReporting(users, to: group) }
         print(TerminalText.line("Added \(users.joined(separator: ", ")) to \(group)."))
+        for warning in warnings { print(TerminalText.line(warning)) }
     }
 }
 

@@ -100,23 +100,34 @@ extension GroupEngine {
         try persist(name, lines: [systemLine(name, "You created \(name).", seq: 0)])
     }
 
-    /// Adds users (every device of each) with one commit.
-    func add(_ users: [String], to name: String) async throws {
+    /// Adds users (every device of each that their signed device list names) with one commit;
+    /// returns a warning for each device the server offered that a list does not name.
+    @discardableResult
+    func add(_ users: [String], to name: String) async throws -> [String] {
         try await sync()
         _ = try usableGroup(name)
         var keyPackages: [KeyPackage] = []
+        var warnings: [String] = []
         for user in users {
+            let list = try await verifiedDeviceList(of: user)
+            var offered: [KeyPackage] = []
             for encoded in try await transport.claimKeyPackages(of: user) {
                 guard case .keyPackage(let package) = try MLSMessage(tlsEncoded: [UInt8](encoded)),
                     ParleyGroupPolicy.username(of: package.leafNode.credential) == user
                 else {
                     throw ClientError.foreignKeyPackage(user: user)
                 }
-                keyPackages.append(package)
+                offered.append(package)
             }
+            let (listed, refused) = Self.listedPackages(offered, of: user, list: list)
+            guard !listed.isEmpty else { throw ClientError.noListedDevices(user: user) }
+            keyPackages += listed
+            warnings += refused
         }
         let adding = keyPackages
         try await commit(in: name, CommitOptions(add: adding, includePendingProposals: false))
+        for warning in warnings { try warn(name, warning) }
+        return warnings
     }
 
     /// Removes every device of `user`.
@@ -182,10 +193,14 @@ extension GroupEngine {
 
     // MARK: Safety numbers
 
-    /// A safety number for this user and `user`: 60 digits both sides compute from the
-    /// signature keys their groups actually use. Compare out of band. `changed` is true
-    /// when `user`'s keys differ from those seen last time.
+    /// A safety number for this user and `user`: 60 digits both sides compute from their
+    /// account identity keys (pinned, so linking or revoking a device does not change it), or,
+    /// for an account without one, from the signature keys their groups actually use. Compare
+    /// out of band. `changed` is true when `user`'s keys differ from those seen last time.
     func verify(_ user: String) async throws -> (number: String, changed: Bool) {
+        if let mine = try store.contactPin(of: identity.username), let theirs = try await verifiedDeviceList(of: user) {
+            return try safetyNumber(user, mine: [mine.identityKey], theirs: [theirs.identityKey])
+        }
         var theirKeys = Set<[UInt8]>()
         for group in groups.values {
             for member in group.tree.members where ParleyGroupPolicy.username(of: member.leaf.credential) == user {
@@ -194,8 +209,15 @@ extension GroupEngine {
         }
         if theirKeys.isEmpty { theirKeys = Set(try await transport.signatureKeys(of: user)) }
         let sortedKeys = theirKeys.sorted { $0.lexicographicallyPrecedes($1) }
-        let mine = identity.signatureKeys.publicKey.bytes
-        let halves = [(identity.username, [mine]), (user, sortedKeys)].sorted { $0.0 < $1.0 }
+        return try safetyNumber(user, mine: [identity.signatureKeys.publicKey.bytes], theirs: sortedKeys)
+    }
+
+    private func safetyNumber(
+        _ user: String,
+        mine: [[UInt8]],
+        theirs sortedKeys: [[UInt8]]
+    ) throws -> (number: String, changed: Bool) {
+        let halves = [(identity.username, mine), (user, sortedKeys)].sorted { $0.0 < $1.0 }
         let number = halves.map { Self.fingerprintDigits(name: $0.0, keys: $0.1) }.joined()
         let digest = Array(SHA256.hash(data: sortedKeys.flatMap { $0 }))
         let previous = try store.knownKeys(of: user)

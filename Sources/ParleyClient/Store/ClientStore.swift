@@ -66,6 +66,8 @@ final class ClientStore: Sendable {
         case username, server, device, certificate, salt, kdf, check, token
         case signaturePrivate = "signature_private"
         case signaturePublic = "signature_public"
+        /// The account's identity key seed (sealed), on devices that hold it.
+        case identityPrivate = "identity_private"
     }
 
     func setting(_ setting: Setting) throws -> [UInt8]? {

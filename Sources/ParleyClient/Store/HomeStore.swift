@@ -34,6 +34,10 @@ protocol HomeStore: Sendable {
     /// A digest of the signature keys last seen for `user` (safety numbers).
     func knownKeys(of user: String) throws -> [UInt8]?
     func setKnownKeys(_ digest: [UInt8], of user: String) throws
+
+    /// The identity key pinned for `user` and the last signed device list accepted (``ContactPin``).
+    func contactPin(of user: String) throws -> ContactPin?
+    func setContactPin(_ pin: ContactPin, of user: String) throws
 }
 
 extension KeyPackageBundle {

@@ -11,6 +11,7 @@ final class InMemoryHomeStore: HomeStore {
         var nextRow: Int64 = 1
         var keyPackages: [[UInt8]: KeyPackageBundle] = [:]
         var knownKeys: [String: [UInt8]] = [:]
+        var contactPins: [String: ContactPin] = [:]
     }
     private let contents = Mutex(Contents())
 
@@ -78,4 +79,8 @@ final class InMemoryHomeStore: HomeStore {
     func knownKeys(of user: String) throws -> [UInt8]? { contents.withLock { $0.knownKeys[user] } }
 
     func setKnownKeys(_ digest: [UInt8], of user: String) throws { contents.withLock { $0.knownKeys[user] = digest } }
+
+    func contactPin(of user: String) throws -> ContactPin? { contents.withLock { $0.contactPins[user] } }
+
+    func setContactPin(_ pin: ContactPin, of user: String) throws { contents.withLock { $0.contactPins[user] = pin } }
 }

@@ -126,4 +126,16 @@ struct SealedHomeStore: HomeStore {
     func setKnownKeys(_ digest: [UInt8], of user: String) throws {
         try database.setKnownKeys(key.identifier("user", user), digest)
     }
+
+    // Contact pins share the known-keys table under their own keyed-hash ids, sealed: the pins
+    // say whom this home talks to.
+    func contactPin(of user: String) throws -> ContactPin? {
+        try database.knownKeys(key.identifier("contact", user)).map {
+            try ContactPin(encoded: try key.open($0, context: "contact"))
+        }
+    }
+
+    func setContactPin(_ pin: ContactPin, of user: String) throws {
+        try database.setKnownKeys(key.identifier("contact", user), try key.seal(try pin.encoded(), context: "contact"))
+    }
 }

@@ -19,6 +19,9 @@ protocol ServerTransport: Sendable {
     func destroyGroup(_ name: String, notice: UInt64?) async throws
     /// The signature keys of `user`'s devices, as the directory lists them.
     func signatureKeys(of user: String) async throws -> [[UInt8]]
+    /// `user`'s signed device list as the server serves it (unverified); nil when the server
+    /// has none for the account (an account created before the directory).
+    func deviceList(of user: String) async throws -> [UInt8]?
     /// Opens the WebSocket: a replay of what this device has not acknowledged, then
     /// `replayFinished`, then live frames.
     func openConnection() async throws -> any ServerConnection
@@ -92,6 +95,16 @@ struct LiveServerTransport: ServerTransport {
         let (api, token) = try await session()
         let path = "/v1/users/\(Self.pathComponent(user))"
         return try await api.call(.GET, path, token: token, as: API.User.self).signatureKeys.map { [UInt8]($0) }
+    }
+
+    func deviceList(of user: String) async throws -> [UInt8]? {
+        let (api, token) = try await session()
+        let path = "/v1/users/\(Self.pathComponent(user))/devices"
+        do {
+            return [UInt8](try await api.call(.GET, path, token: token, as: API.DeviceListBody.self).deviceList)
+        } catch ClientError.server(let error) where error.code == .notFound {
+            return nil
+        }
     }
 
     func openConnection() async throws -> any ServerConnection {

@@ -1,5 +1,6 @@
 import Foundation
 import MLS
+import ParleyProtocol
 
 /// This device's secrets, unlocked: the sealing key derived from the password (scrypt, see
 /// ``SealingKey``), and through it the device's signature key pair and session token. The
@@ -67,6 +68,18 @@ struct KeyVault: Sendable {
             privateKey: SignaturePrivateKey(try sealing.open(sealed, context: "signature")),
             publicKey: SignaturePublicKey(publicKey)
         )
+    }
+
+    // MARK: Account identity (signs the account's device list; never sent)
+
+    /// The account's identity, if this device holds it (the registering device does).
+    func accountIdentity() throws -> AccountIdentity? {
+        guard let sealed = try database.setting(.identityPrivate) else { return nil }
+        return try AccountIdentity(seed: try sealing.open(sealed, context: "identity"))
+    }
+
+    func setAccountIdentity(_ identity: AccountIdentity) throws {
+        try database.set(.identityPrivate, try sealing.seal(identity.seed, context: "identity"))
     }
 
     // MARK: Session token

@@ -21,6 +21,8 @@ final class AccountService: Sendable {
     /// Each server hashes on two threads, with eight more requests allowed to wait.
     private let work = PasswordWork(threads: 2, waiting: 8)
     private let limits: AccountLimits
+    /// Identity keys and signed device lists.
+    let directory: DeviceDirectory
 
     init(
         storage: any ServerStorage,
@@ -35,6 +37,7 @@ final class AccountService: Sendable {
         self.certificateDER = certificateDER
         self.logger = logger
         limits = AccountLimits(configuration)
+        directory = DeviceDirectory(storage: storage, configuration: configuration, hub: hub, logger: logger)
     }
 
     // MARK: Registration
@@ -43,6 +46,7 @@ final class AccountService: Sendable {
     func register(_ request: API.Register, address: String) async throws {
         try checkRegistrationPolicy(request)
         try validate(request)
+        let firstList = try request.deviceList.map { try directory.checkFirst($0, user: request.username) }
         guard limits.registrationsPerAddress.allow(address), limits.registrationsServerWide.allow("server") else {
             logger.notice("registration rate-limited", metadata: ["address": "\(address)"])
             throw ErrorBody(.rateLimited)
@@ -50,7 +54,8 @@ final class AccountService: Sendable {
         let (hasher, password) = (self.hasher, request.password)
         let salt = hasher.newSalt()
         let hash = try await work.run { try hasher.hash(password, salt: salt) }
-        try create(request.username, hash: hash, salt: salt)
+        let userID = try create(request.username, hash: hash, salt: salt)
+        if let firstList { try storage.storeDeviceList(userID: userID, firstList) }
     }
 
     /// The operator's `admin add-user`: no registration policy, no rate limit, hashed inline.
@@ -79,15 +84,18 @@ final class AccountService: Sendable {
         guard request.password.utf8.count <= 1024 else { throw ErrorBody(.tooLarge) }
     }
 
-    private func create(_ name: String, hash: [UInt8], salt: [UInt8]) throws {
+    @discardableResult
+    private func create(_ name: String, hash: [UInt8], salt: [UInt8]) throws -> Int64 {
+        let id: Int64
         do {
-            _ = try storage.createUser(name: name, passwordHash: hash, salt: salt)
+            id = try storage.createUser(name: name, passwordHash: hash, salt: salt)
         } catch StorageError.conflict {
             throw ErrorBody(.usernameTaken)
         } catch StorageError.retired {
             throw ErrorBody(.usernameRetired)
         }
         logger.info("user registered", metadata: ["user": "\(name)"])
+        return id
     }
 
     // MARK: Login
@@ -122,6 +130,10 @@ final class AccountService: Sendable {
             limits.recordFailure(failures)
             logger.notice("login failed", metadata: ["user": "\(request.username)", "address": "\(address)"])
             throw ErrorBody(.invalidPassword)
+        }
+        // Only a device the account's signed list names may log in (docs/PROTOCOL.md, "Device directory").
+        guard try directory.isListed(userID: user.id, signatureKey: [UInt8](request.signatureKey)) else {
+            throw ErrorBody(.deviceNotListed)
         }
         let deviceID = try registerDevice(of: user, key: [UInt8](request.signatureKey))
         let token = SessionToken.generate()

@@ -82,7 +82,12 @@ final class KeyPackageDirectory: Sendable {
         }
         guard let user = try storage.user(named: username) else { throw ErrorBody(.userNotFound) }
         let oneTime = oneTimeClaimsPerTarget.allow("target:\(user.id)")
-        let entries = try storage.devices(ofUser: user.id).compactMap { device in
+        // Only devices the account's signed list names (clients check that list themselves too).
+        let listed = ListedDevices(storage: storage)
+        let devices = try storage.devices(ofUser: user.id).filter {
+            try listed.isListed(user: username, signatureKey: $0.signatureKey)
+        }
+        let entries = try devices.compactMap { device in
             let package =
                 oneTime
                 ? try storage.claimKeyPackage(deviceID: device.id)

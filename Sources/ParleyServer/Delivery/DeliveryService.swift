@@ -93,7 +93,10 @@ actor DeliveryService {
     /// The group policy the server enforces: Parley's admin rule, and
     /// credentials that name a registered user on one of that user's devices.
     nonisolated var policy: GroupPolicy {
-        ParleyGroupPolicy.groupPolicy(credentialValidator: RegisteredDevices(storage: storage))
+        ParleyGroupPolicy.groupPolicy(
+            credentialValidator: RegisteredDevices(storage: storage),
+            deviceDirectory: ListedDevices(storage: storage)
+        )
     }
 
     struct RegisteredDevices: CredentialValidator {

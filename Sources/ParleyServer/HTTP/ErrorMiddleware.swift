@@ -35,6 +35,8 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         case .usernameTaken, .groupNameInUse, .wrongEpoch, .tooManyMembers: .conflict
         case .usernameRetired, .signatureKeyInUse: .conflict
         case .registrationClosed, .invalidInvite, .notMember, .notPermitted, .tooManyDevices: .forbidden
+        case .deviceNotListed: .forbidden
+        case .invalidDeviceList: .conflict
         case .invalidLoginProof: .unauthorized
         case .rateLimited: .tooManyRequests
         case .quotaExceeded: .init(code: 507, reasonPhrase: "Insufficient Storage")

@@ -22,6 +22,7 @@ struct Routes {
             .add(middleware: DeviceAuthenticator(accounts: accounts))
             .group(context: AuthenticatedContext.self)
         addUsers(to: authenticated)
+        addDevices(to: authenticated)
         addKeyPackages(to: authenticated)
         addGroups(to: authenticated)
         return router

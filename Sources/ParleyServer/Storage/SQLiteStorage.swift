@@ -106,6 +106,17 @@ public final class SQLiteStorage: ServerStorage {
         migrator.registerMigration("notices-destroy-message") { db in
             try db.execute(sql: "ALTER TABLE notices ADD COLUMN message BLOB")
         }
+        // The signed device directory (docs/PROTOCOL.md, "Device directory"): per account its
+        // identity key, set once and never changed, and the latest signed device list.
+        migrator.registerMigration("device-directory") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE device_lists (
+                        user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+                        identity_key BLOB NOT NULL, version INTEGER NOT NULL, list BLOB NOT NULL);
+                    """
+            )
+        }
         return migrator
     }
 
@@ -117,6 +128,47 @@ public final class SQLiteStorage: ServerStorage {
 
     /// A seq or time bound for SQL: beyond Int64.max nothing is stored, so clamping selects the same rows.
     static func bound(_ value: UInt64) -> Int64 { Int64(clamping: value) }
+
+    // MARK: Device directory
+
+    public func deviceList(ofUser userID: Int64) throws -> StoredDeviceList? {
+        try pool.read { db in
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: "SELECT identity_key, version, list FROM device_lists WHERE user_id = ?",
+                    arguments: [userID]
+                )
+            else { return nil }
+            return StoredDeviceList(
+                identityKey: [UInt8](row["identity_key"] as Data),
+                version: try Self.unsigned(row, "version"),
+                data: [UInt8](row["list"] as Data)
+            )
+        }
+    }
+
+    public func storeDeviceList(userID: Int64, _ list: StoredDeviceList) throws {
+        guard let version = Int64(exactly: list.version) else { throw StorageError.conflict("version out of range") }
+        try pool.write { db in
+            if let row = try Row.fetchOne(
+                db,
+                sql: "SELECT identity_key, version FROM device_lists WHERE user_id = ?",
+                arguments: [userID]
+            ) {
+                guard [UInt8](row["identity_key"] as Data) == list.identityKey else {
+                    throw StorageError.conflict("identity key differs")
+                }
+                guard try Self.unsigned(row, "version") < list.version else {
+                    throw StorageError.conflict("version not newer")
+                }
+            }
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO device_lists (user_id, identity_key, version, list) VALUES (?, ?, ?, ?)",
+                arguments: [userID, Data(list.identityKey), version, Data(list.data)]
+            )
+        }
+    }
 
     // MARK: Accounts
 

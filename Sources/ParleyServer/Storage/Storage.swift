@@ -30,6 +30,13 @@ public protocol ServerStorage: Sendable {
     /// Welcomes) and tombstones its signature key; false when the user has no such device.
     func removeDevice(userID: Int64, deviceID: Int64) throws -> Bool
 
+    // Device directory
+    /// The account's identity key and latest signed device list, nil for an account without one.
+    func deviceList(ofUser userID: Int64) throws -> StoredDeviceList?
+    /// Stores `list` as the account's latest, atomically: `.conflict` unless the account has no
+    /// list yet, or its stored identity key equals `list`'s and `list`'s version is higher.
+    func storeDeviceList(userID: Int64, _ list: StoredDeviceList) throws
+
     // KeyPackage directory
     func addKeyPackages(deviceID: Int64, _ packages: [StoredKeyPackage]) throws
     func availableKeyPackages(deviceID: Int64) throws -> Int
@@ -80,6 +87,14 @@ public struct UserRecord: Sendable, Hashable {
     public var passwordHash: [UInt8]
     public var salt: [UInt8]
     public var createdAt: UInt64
+}
+
+/// An account's signed device list as stored: the server keeps the bytes it was given and
+/// serves them unchanged (it verified them on the way in, but clients never rely on that).
+public struct StoredDeviceList: Sendable, Hashable {
+    public var identityKey: [UInt8]
+    public var version: UInt64
+    public var data: [UInt8]
 }
 
 public struct DeviceRecord: Sendable, Hashable {

@@ -156,6 +156,7 @@ final class FakeServer: ServerTransport {
     func createGroup(_ request: API.CreateGroup) async throws {}
     func destroyGroup(_ name: String, notice: UInt64?) async throws {}
     func signatureKeys(of user: String) async throws -> [[UInt8]] { [] }
+    func deviceList(of user: String) async throws -> [UInt8]? { nil }
 }
 
 /// One connection to the ``FakeServer``: frames queue up until the engine takes them.
