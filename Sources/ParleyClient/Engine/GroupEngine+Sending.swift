@@ -21,6 +21,12 @@ extension GroupEngine {
     /// echo is processed (``confirmedSends``, by the `send` id, or by its bytes for a queued
     /// text); on `wrongEpoch` another commit won: by then it has been processed, so the
     /// message is rebuilt on the new epoch and sent again. Returns the echo's seq.
+    ///
+    /// A queued text already submitted once (its answer lost with the connection) goes out
+    /// again as the same bytes under the same id, never rebuilt: the server keeps one message
+    /// per id and answers a resend with that message's echo, so the echo always matches the
+    /// bytes the outbox holds. Only `wrongEpoch`, a refusal that says those bytes can never
+    /// be stored, lets the text be encrypted anew.
     @discardableResult
     func submit(
         in name: String,
@@ -30,34 +36,58 @@ extension GroupEngine {
         _ build: MessageBuilder
     ) async throws -> UInt64 {
         let connection = try await openConnection()
+        var resend = queued?.item.submitted
         for _ in 0..<5 {
-            var group = try usableGroup(name)
-            let claim = carriesClaim ? authenticatedData(for: name) : []
-            let (message, welcome) = try build(&group, claim)
-            let bytes = Data(try message.tlsEncoded())
-            // Saved before sending: a pending commit whose echo arrives after a restart is
-            // merged, and a ratchet generation once used is never used again.
-            groups[name] = group
-            try persist(name)
-            if var queued {
-                queued.item.submitted = bytes
-                try store.update(queued)
-            }
-            let welcomeBytes = try welcome.map { Data(try $0.tlsEncoded()) }
+            let (bytes, welcome) = try resend.map { ($0, nil) } ?? prepare(name, queued, carriesClaim, build)
+            resend = nil
             inFlight[bytes] = id
             defer { inFlight.removeValue(forKey: bytes) }
-            try connection.send(
-                .send(.init(id: id, group: serverName(name), message: bytes, welcome: welcomeBytes))
-            )
+            try connection.send(.send(.init(id: id, group: serverName(name), message: bytes, welcome: welcome)))
             guard let refusal = try await answer(to: id, on: connection) else {
                 return confirmedSends[id] ?? 0
             }
             groups[name]?.discardPendingCommit()
-            withdrawHistoryClaim(claim, in: name)
+            // Bytes a later flush resends keep their claim; discarded ones give it back.
+            if queued == nil || refusal.code == .wrongEpoch {
+                withdrawHistoryClaim(Self.authenticatedData(of: bytes), in: name)
+            }
             try persist(name)
             guard refusal.code == .wrongEpoch else { throw ClientError.server(refusal) }
         }
         throw ClientError.server(ErrorBody(.wrongEpoch, "The group kept changing; try again."))
+    }
+
+    /// Builds the next message of `name` (and its Welcome), saving the group's new state and
+    /// the bytes a queued text is submitted as before anything is sent: a pending commit whose
+    /// echo arrives after a restart is merged, and a ratchet generation once used is never
+    /// used again.
+    private func prepare(
+        _ name: String,
+        _ queued: QueuedMessage?,
+        _ carriesClaim: Bool,
+        _ build: MessageBuilder
+    ) throws -> (message: Data, welcome: Data?) {
+        var group = try usableGroup(name)
+        let claim = carriesClaim ? authenticatedData(for: name) : []
+        let (message, welcome) = try build(&group, claim)
+        let bytes = Data(try message.tlsEncoded())
+        groups[name] = group
+        try persist(name)
+        if var queued {
+            queued.item.submitted = bytes
+            try store.update(queued)
+        }
+        return (bytes, try welcome.map { Data(try $0.tlsEncoded()) })
+    }
+
+    /// The authenticated_data an encoded message carries (RFC 9420 §6: in the clear in both
+    /// PublicMessage and PrivateMessage), where this device's history claim is.
+    static func authenticatedData(of bytes: Data) -> [UInt8] {
+        switch try? MLSMessage(tlsEncoded: [UInt8](bytes)) {
+        case .publicMessage(let framed): framed.content.authenticatedData
+        case .privateMessage(let framed): framed.authenticatedData
+        default: []
+        }
     }
 
     /// Waits until the `send` named `id` is echoed (nil) or refused (the server's error).
