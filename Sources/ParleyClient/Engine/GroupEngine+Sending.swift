@@ -130,12 +130,12 @@ extension GroupEngine {
 
     /// Sends a text: stored in the outbox first, so it survives being offline.
     func send(_ text: String, to name: String) async throws -> SendOutcome {
-        _ = try usableGroup(name)
+        let group = try usableGroup(name)
         guard (try? ApplicationContent.text(text).encoded()) != nil else {
             throw ClientError.invalid("A message must be 1 to \(ApplicationContent.maxTextBytes) bytes of text.")
         }
         let id = UUID().uuidString
-        try store.enqueue(OutboxItem(id: id, group: name, text: text))
+        try store.enqueue(OutboxItem(id: id, group: name, text: text, groupID: Data(group.groupID)))
         do {
             try await connect()
             try await flushOutbox()
@@ -154,7 +154,7 @@ extension GroupEngine {
     /// reconnect) is no longer queued, so it is never sent twice.
     func flushOutbox() async throws {
         for queued in try store.outbox() {
-            if let reason = unsendableReason(queued.item.group) {
+            if let reason = unsendableReason(queued.item) {
                 try park(queued, because: reason)
                 continue
             }
@@ -187,8 +187,12 @@ extension GroupEngine {
         try store.park(queued, line: line)
     }
 
-    private func unsendableReason(_ name: String) -> String? {
+    private func unsendableReason(_ item: OutboxItem) -> String? {
+        let name = item.group
         guard let group = groups[name] else { return "you are not in \(name) any more." }
+        if let id = item.groupID, id != Data(group.groupID) {
+            return "\(name) is no longer the group it was typed in."
+        }
         if let problem = records[name]?.problem { return "you can no longer follow \(name): \(problem)" }
         return group.isActive ? nil : "you are no longer a member of \(name)."
     }

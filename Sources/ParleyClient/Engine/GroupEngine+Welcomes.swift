@@ -144,9 +144,11 @@ extension GroupEngine {
             guard seq > records[current]?.lastSeq ?? 0 else { return nil }
             return (current, true)
         }
-        // A different group: it takes the server's name only from a group this device no
-        // longer follows (removed, or unfollowable); never from one it is in.
-        return followed(server) ? (newLocalName(for: server), false) : (server, false)
+        // A different group never takes a name one of this device's groups holds, followed or
+        // not: a server that makes a group unfollowable (a forged commit) must not be able to
+        // put its own group in that name's place, where the outbox and history of the old one
+        // would follow it. A name held by no group (only a refused invitation's line) is free.
+        return groups[server] == nil ? (server, false) : (newLocalName(for: server), false)
     }
 
     private func joinLines(
