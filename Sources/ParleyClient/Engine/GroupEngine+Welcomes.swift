@@ -99,7 +99,9 @@ extension GroupEngine {
         guard Int64(exactly: frame.seq) != nil else {
             throw ClientError.unusableWelcome(.seqBeyondLog(frame.seq))
         }
-        guard frame.seq > records[frame.group]?.lastSeq ?? 0 else { return nil }
+        // No seq check against the group holding the name: a Welcome's seq is of the new
+        // group's log, which may be a different group's; `place` compares it with the same
+        // MLS group's cursor only.
         guard case .welcome(let welcome) = try MLSMessage(tlsEncoded: [UInt8](frame.welcome)) else {
             throw ClientError.unusableWelcome(.notAWelcome)
         }

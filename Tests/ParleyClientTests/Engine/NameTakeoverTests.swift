@@ -6,7 +6,7 @@ import Testing
 @testable import ParleyClient
 
 /// A group of the server's making must never take the local name of a group bob holds, and
-/// a text typed in one group is never encrypted into another (review s5, H1;
+/// a text typed in one group is never encrypted into another (review s5, H1 and M2;
 /// docs/SECURITY.md).
 @Suite struct NameTakeoverTests {
     /// A commit of alice's group at bob's epoch with a broken signature or tag: it fails to
@@ -64,5 +64,23 @@ import Testing
         #expect(scene.server.sends.allSatisfy { $0.id != "typed" })
         #expect(try scene.store.outbox().isEmpty)
         #expect(try await scene.notices().contains { $0.contains("g is no longer the group it was typed in") })
+    }
+
+    /// M2: bob still holds g, far along its log (seq 500; say its destroy notice could not
+    /// be verified). A new group the server also calls g invites him at seq 2 of its own log:
+    /// the Welcome is joined under a new local name, not dropped because 2 <= 500.
+    @Test func aWelcomeNumberedBelowAnotherGroupsCursorIsJoined() async throws {
+        let scene = try await EngineScene()
+        scene.server.deliver(
+            try scene.frame(try scene.alice.encrypt(ApplicationContent.text("far").encoded()), seq: 500)
+        )
+        _ = try await scene.bob.pump(timeout: .milliseconds(1))
+        #expect(await scene.summary()?.lastSeq == 500)
+        let welcome = try AttackerReviewEngineTests.carolsWelcome(scene, named: "g")
+        scene.server.deliver(.welcome(.init(group: "g", seq: 2, time: scene.now, welcome: welcome)))
+        _ = try await scene.bob.pump(timeout: .milliseconds(1))
+        #expect(await scene.bob.groupSummaries().map(\.name) == ["g", "g#2"])
+        #expect(try await scene.bob.history("g#2").first?.text == "You joined g.")
+        #expect(try await scene.texts() == ["far"])
     }
 }
