@@ -21,6 +21,12 @@ extension GroupEngine {
     /// echo is processed (``confirmedSends``, by the `send` id, or by its bytes for a queued
     /// text); on `wrongEpoch` another commit won: by then it has been processed, so the
     /// message is rebuilt on the new epoch and sent again. Returns the echo's seq.
+    ///
+    /// A queued text already submitted once (its answer lost with the connection) goes out
+    /// again as the same bytes under the same id, never rebuilt: the server keeps one message
+    /// per id and answers a resend with that message's echo, so the echo always matches the
+    /// bytes the outbox holds. Only `wrongEpoch`, a refusal that says those bytes can never
+    /// be stored, lets the text be encrypted anew.
     @discardableResult
     func submit(
         in name: String,
@@ -30,34 +36,58 @@ extension GroupEngine {
         _ build: MessageBuilder
     ) async throws -> UInt64 {
         let connection = try await openConnection()
+        var resend = queued?.item.submitted
         for _ in 0..<5 {
-            var group = try usableGroup(name)
-            let claim = carriesClaim ? authenticatedData(for: name) : []
-            let (message, welcome) = try build(&group, claim)
-            let bytes = Data(try message.tlsEncoded())
-            // Saved before sending: a pending commit whose echo arrives after a restart is
-            // merged, and a ratchet generation once used is never used again.
-            groups[name] = group
-            try persist(name)
-            if var queued {
-                queued.item.submitted = bytes
-                try store.update(queued)
-            }
-            let welcomeBytes = try welcome.map { Data(try $0.tlsEncoded()) }
+            let (bytes, welcome) = try resend.map { ($0, nil) } ?? prepare(name, queued, carriesClaim, build)
+            resend = nil
             inFlight[bytes] = id
             defer { inFlight.removeValue(forKey: bytes) }
-            try connection.send(
-                .send(.init(id: id, group: serverName(name), message: bytes, welcome: welcomeBytes))
-            )
+            try connection.send(.send(.init(id: id, group: serverName(name), message: bytes, welcome: welcome)))
             guard let refusal = try await answer(to: id, on: connection) else {
                 return confirmedSends[id] ?? 0
             }
             groups[name]?.discardPendingCommit()
-            withdrawHistoryClaim(claim, in: name)
+            // Bytes a later flush resends keep their claim; discarded ones give it back.
+            if queued == nil || refusal.code == .wrongEpoch {
+                withdrawHistoryClaim(Self.authenticatedData(of: bytes), in: name)
+            }
             try persist(name)
             guard refusal.code == .wrongEpoch else { throw ClientError.server(refusal) }
         }
         throw ClientError.server(ErrorBody(.wrongEpoch, "The group kept changing; try again."))
+    }
+
+    /// Builds the next message of `name` (and its Welcome), saving the group's new state and
+    /// the bytes a queued text is submitted as before anything is sent: a pending commit whose
+    /// echo arrives after a restart is merged, and a ratchet generation once used is never
+    /// used again.
+    private func prepare(
+        _ name: String,
+        _ queued: QueuedMessage?,
+        _ carriesClaim: Bool,
+        _ build: MessageBuilder
+    ) throws -> (message: Data, welcome: Data?) {
+        var group = try usableGroup(name)
+        let claim = carriesClaim ? authenticatedData(for: name) : []
+        let (message, welcome) = try build(&group, claim)
+        let bytes = Data(try message.tlsEncoded())
+        groups[name] = group
+        try persist(name)
+        if var queued {
+            queued.item.submitted = bytes
+            try store.update(queued)
+        }
+        return (bytes, try welcome.map { Data(try $0.tlsEncoded()) })
+    }
+
+    /// The authenticated_data an encoded message carries (RFC 9420 §6: in the clear in both
+    /// PublicMessage and PrivateMessage), where this device's history claim is.
+    static func authenticatedData(of bytes: Data) -> [UInt8] {
+        switch try? MLSMessage(tlsEncoded: [UInt8](bytes)) {
+        case .publicMessage(let framed): framed.content.authenticatedData
+        case .privateMessage(let framed): framed.authenticatedData
+        default: []
+        }
     }
 
     /// Waits until the `send` named `id` is echoed (nil) or refused (the server's error).
@@ -100,12 +130,12 @@ extension GroupEngine {
 
     /// Sends a text: stored in the outbox first, so it survives being offline.
     func send(_ text: String, to name: String) async throws -> SendOutcome {
-        _ = try usableGroup(name)
+        let group = try usableGroup(name)
         guard (try? ApplicationContent.text(text).encoded()) != nil else {
             throw ClientError.invalid("A message must be 1 to \(ApplicationContent.maxTextBytes) bytes of text.")
         }
         let id = UUID().uuidString
-        try store.enqueue(OutboxItem(id: id, group: name, text: text))
+        try store.enqueue(OutboxItem(id: id, group: name, text: text, groupID: Data(group.groupID)))
         do {
             try await connect()
             try await flushOutbox()
@@ -124,7 +154,7 @@ extension GroupEngine {
     /// reconnect) is no longer queued, so it is never sent twice.
     func flushOutbox() async throws {
         for queued in try store.outbox() {
-            if let reason = unsendableReason(queued.item.group) {
+            if let reason = unsendableReason(queued.item) {
                 try park(queued, because: reason)
                 continue
             }
@@ -157,8 +187,12 @@ extension GroupEngine {
         try store.park(queued, line: line)
     }
 
-    private func unsendableReason(_ name: String) -> String? {
+    private func unsendableReason(_ item: OutboxItem) -> String? {
+        let name = item.group
         guard let group = groups[name] else { return "you are not in \(name) any more." }
+        if let id = item.groupID, id != Data(group.groupID) {
+            return "\(name) is no longer the group it was typed in."
+        }
         if let problem = records[name]?.problem { return "you can no longer follow \(name): \(problem)" }
         return group.isActive ? nil : "you are no longer a member of \(name)."
     }

@@ -99,7 +99,9 @@ extension GroupEngine {
         guard Int64(exactly: frame.seq) != nil else {
             throw ClientError.unusableWelcome(.seqBeyondLog(frame.seq))
         }
-        guard frame.seq > records[frame.group]?.lastSeq ?? 0 else { return nil }
+        // No seq check against the group holding the name: a Welcome's seq is of the new
+        // group's log, which may be a different group's; `place` compares it with the same
+        // MLS group's cursor only.
         guard case .welcome(let welcome) = try MLSMessage(tlsEncoded: [UInt8](frame.welcome)) else {
             throw ClientError.unusableWelcome(.notAWelcome)
         }
@@ -144,9 +146,11 @@ extension GroupEngine {
             guard seq > records[current]?.lastSeq ?? 0 else { return nil }
             return (current, true)
         }
-        // A different group: it takes the server's name only from a group this device no
-        // longer follows (removed, or unfollowable); never from one it is in.
-        return followed(server) ? (newLocalName(for: server), false) : (server, false)
+        // A different group never takes a name one of this device's groups holds, followed or
+        // not: a server that makes a group unfollowable (a forged commit) must not be able to
+        // put its own group in that name's place, where the outbox and history of the old one
+        // would follow it. A name held by no group (only a refused invitation's line) is free.
+        return groups[server] == nil ? (server, false) : (newLocalName(for: server), false)
     }
 
     private func joinLines(

@@ -89,8 +89,15 @@ final class ServerSocket: Sendable {
     /// The most frames that ever waited in this socket's inbox at once.
     var peakQueuedFrames: Int { inbox.peakCount }
 
+    /// Ends the connection from this side at once, whatever the server does: the reading task
+    /// is cancelled (which closes the socket's input, so the WebSocket layer ends the
+    /// connection) and the inbox closes, dropping what it held. Only finishing the outgoing
+    /// stream would leave both to a server that never completes the close, each timeout
+    /// keeping another socket and its inbox alive.
     func close() {
         outgoing.finish()
+        task.cancel()
+        inbox.close(error: .unreachable("the connection was closed"), dropping: true)
     }
 }
 
@@ -120,6 +127,8 @@ final class FrameInbox: Sendable {
         var bytes = 0
         var peak = 0
         var closed = false
+        /// Closed from this side: frames are no longer kept.
+        var dropping = false
         var error: ClientError?
         var nextWaiter: UInt64 = 0
         var waiters: [UInt64: (wait: Wait, continuation: CheckedContinuation<Void, Never>)] = [:]
@@ -152,6 +161,8 @@ final class FrameInbox: Sendable {
     /// the whole byte bound cannot wedge it.
     func offer(_ frame: ServerFrame, size: Int) -> Bool {
         let woken = state.withLock { state -> [CheckedContinuation<Void, Never>]? in
+            // Closed from this side: whatever the reader still hands over is dropped.
+            if state.dropping { return [] }
             guard state.fits(size, maxFrames: maxFrames, maxBytes: maxBytes) else { return nil }
             let (total, overflow) = state.bytes.addingReportingOverflow(max(0, size))
             state.frames.append((frame, size))
@@ -227,10 +238,17 @@ final class FrameInbox: Sendable {
         state.withLock { $0.waiters.removeValue(forKey: id) }?.continuation.resume()
     }
 
-    func close(error: ClientError?) {
+    /// Closes the inbox; `dropping` also frees the frames it held (the connection was closed
+    /// from this side and will not be read again). The first close's error is the one kept.
+    func close(error: ClientError?, dropping: Bool = false) {
         let woken = state.withLock { state in
+            if !state.closed { state.error = error }
             state.closed = true
-            state.error = error
+            if dropping {
+                state.dropping = true
+                state.frames = []
+                state.bytes = 0
+            }
             return state.release(frames: nil)
         }
         for waiter in woken { waiter.resume() }

@@ -76,6 +76,9 @@ struct OutboxItem: Codable, Sendable, Equatable {
     /// The exact MLS message last submitted for it: its echo is recognised by these bytes
     /// too, so a copy replayed without its `id` (after a reconnect) still confirms it.
     var submitted: Data?
+    /// The MLS group ID of the group it was typed in: if the name now holds another group,
+    /// it is parked, never encrypted into that one (nil in items queued before it was kept).
+    var groupID: Data?
 }
 
 /// An outbox item with the store's row number, which names it for update and removal.

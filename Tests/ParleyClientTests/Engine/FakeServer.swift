@@ -23,6 +23,10 @@ final class FakeServer: ServerTransport {
         /// Accepted and logged, but the echo is held back (a slow server): the client times
         /// out; the copy reaches it in the next connection's replay.
         case acceptSilently
+        /// Accepted into the server's log writer but not yet stored (``storeLate()`` stores
+        /// it): a new connection's replay does not have it, and a resend of its id is refused
+        /// as still in flight (`rateLimited`, like the real server's `resendInFlight`).
+        case acceptLate
     }
 
     struct State {
@@ -40,6 +44,27 @@ final class FakeServer: ServerTransport {
         var nextSeq: [String: UInt64] = [:]
         var uploaded: [Data] = []
         var connections = 0
+        /// Stored messages by `send` id: a resend of a stored id is answered with the stored
+        /// message's echo, never stored twice (as the real server does).
+        var stored: [String: ServerFrame.Message] = [:]
+        /// Sends accepted with ``Answer/acceptLate``, not yet stored.
+        var late: [ClientFrame.Send] = []
+
+        /// Appends a send to its group's log; returns the stored message.
+        mutating func store(_ send: ClientFrame.Send, from user: String) -> ServerFrame.Message {
+            let seq = nextSeq[send.group] ?? 1
+            nextSeq[send.group] = seq + 1
+            let message = ServerFrame.Message(
+                group: send.group,
+                seq: seq,
+                time: UInt64(Date().timeIntervalSince1970 * 1000),
+                sender: user,
+                message: send.message
+            )
+            accepted[send.group, default: []].append(message)
+            stored[send.id] = message
+            return message
+        }
 
         /// Keeps the next seq of a group past every frame handed out.
         mutating func numbered(_ frame: ServerFrame) {
@@ -73,6 +98,19 @@ final class FakeServer: ServerTransport {
         }
     }
 
+    /// Stores the sends accepted with ``Answer/acceptLate`` and echoes each (with its id)
+    /// live on the open connection, as the real server's log writer does once it commits.
+    func storeLate() {
+        state.withLock { state in
+            for send in state.late {
+                var echo = state.store(send, from: user)
+                echo.id = send.id
+                if let connection = state.connection, !connection.isClosed { connection.push(.message(echo)) }
+            }
+            state.late = []
+        }
+    }
+
     func script(_ answers: Answer...) { state.withLock { $0.answers += answers } }
     func setReachable(_ reachable: Bool) { state.withLock { $0.reachable = reachable } }
     var sends: [ClientFrame.Send] { state.withLock { $0.sends } }
@@ -88,6 +126,14 @@ final class FakeServer: ServerTransport {
                 state.acks[ack.group] = max(state.acks[ack.group] ?? 0, ack.seq)
             case .send(let send):
                 state.sends.append(send)
+                if var earlier = state.stored[send.id] {
+                    earlier.id = send.id
+                    return connection.push(.message(earlier))
+                }
+                if state.late.contains(where: { $0.id == send.id }) {
+                    let body = ErrorBody(.rateLimited, "still being stored")
+                    return connection.push(.error(.init(id: send.id, group: send.group, error: body)))
+                }
                 let answer = state.answers.isEmpty ? .accept : state.answers.removeFirst()
                 switch answer {
                 case .refuse(let code, let before):
@@ -96,18 +142,10 @@ final class FakeServer: ServerTransport {
                         connection.push(frame)
                     }
                     connection.push(.error(.init(id: send.id, group: send.group, error: ErrorBody(code, "refused"))))
+                case .acceptLate:
+                    state.late.append(send)
                 case .accept, .acceptThenDrop, .acceptSilently:
-                    let seq = state.nextSeq[send.group] ?? 1
-                    state.nextSeq[send.group] = seq + 1
-                    let message = ServerFrame.Message(
-                        group: send.group,
-                        seq: seq,
-                        time: UInt64(Date().timeIntervalSince1970 * 1000),
-                        sender: user,
-                        message: send.message
-                    )
-                    state.accepted[send.group, default: []].append(message)
-                    var echo = message
+                    var echo = state.store(send, from: user)
                     echo.id = state.echoesCarryID ? send.id : nil
                     switch answer {
                     case .accept: connection.push(.message(echo))

@@ -29,4 +29,27 @@ import Testing
         // The first copy, logged once, is no longer queued: nothing is left to resend.
         #expect(try scene.store.outbox().isEmpty)
     }
+
+    /// Review s5 H2: the server has taken bob's message into its log writer but not stored it
+    /// when bob times out, so the next connection's replay lacks it. The client must resend
+    /// the bytes it submitted, under the same id, not a new encryption of the text: the copy
+    /// the server stores later (echoed live with the id) must still confirm it, and the
+    /// outbox must not wedge on a resend the server answers with that stored echo.
+    @Test func aSendStoredAfterTheReplayStillConfirmsAndNothingWedges() async throws {
+        let scene = try await EngineScene()
+        await scene.bob.setTimeout(.milliseconds(200))
+        scene.server.script(.acceptLate)
+        #expect(try await scene.bob.send("late", to: "g") == .queued)
+        // The new connection's replay lacks it; its resend is refused as still in flight.
+        #expect(try await scene.bob.send("second", to: "g") != .queued)
+        let submissions = scene.server.sends.filter { $0.id == scene.server.sends[0].id }.map(\.message)
+        #expect(submissions.count == 2)
+        #expect(Set(submissions).count == 1, "the text was encrypted anew while its first copy was in flight")
+        scene.server.storeLate()
+        _ = try await scene.bob.pump(timeout: .milliseconds(50))
+        #expect(try scene.store.outbox().isEmpty)
+        #expect(try await scene.bob.send("third", to: "g") != .queued)
+        #expect(try await scene.texts() == ["second", "late", "third"])
+        #expect(scene.server.state.withLock { $0.accepted["g"]?.count } == 3)
+    }
 }
