@@ -52,6 +52,9 @@ actor DeliveryService {
     var userBytes: [Int64: Int64] = [:]
     /// Sends waiting to be stored, by group, device and client id: a resend of one waits for its echo.
     var inFlight: Set<InFlightID> = []
+    /// The ticket of each group's last queued message, until it is settled: a refusal waits for
+    /// it, so it never overtakes an accepted message that is not yet durable (review s5 M1).
+    var lastTickets: [Int64: Ticket] = [:]
     private var incarnations: UInt64 = 0
     let writer: LogWriter
     let sendLimiter: RateLimiter
@@ -207,6 +210,11 @@ actor DeliveryService {
         return nil
     }
 
+    /// The id of a cached group by name, without reading storage.
+    func cachedID(named name: String) -> Int64? {
+        idsByName[Array(name.utf8)] ?? idsByName[Array(name.precomposedStringWithCanonicalMapping.utf8)]
+    }
+
     /// The group when `device` is a member; `notMember` otherwise, whether or not it exists.
     func group(named name: String, for device: DeviceRecord) throws -> CachedGroup {
         guard let group = try lookup(name), group.memberDevices.contains(device.id) else { throw ErrorBody(.notMember) }
@@ -311,6 +319,7 @@ actor DeliveryService {
         }
         try storage.destroyGroup(id: group.record.id, notify: members, notice: message)
         cache.removeValue(forKey: group.record.id)
+        lastTickets.removeValue(forKey: group.record.id)
         idsByName.removeValue(forKey: Array(name.utf8))
         for member in members {
             hub.send(.frame(.groupDestroyed(.init(group: name, notice: message))), to: member)

@@ -148,22 +148,23 @@ final class LogWriter: Sendable {
     }
 }
 
-/// The answer to one queued entry, awaited by its sender: a one-shot promise.
+/// The answer to one queued entry: a one-shot promise, awaited by its sender and by refusals
+/// of later sends to its group (which wait until it is settled, review s5 M1).
 final class Ticket: Sendable {
-    private let state = Mutex<(result: Result<UInt64, any Error>?, waiter: CheckedContinuation<UInt64, any Error>?)>(
-        (nil, nil)
+    private let state = Mutex<(result: Result<UInt64, any Error>?, waiters: [CheckedContinuation<UInt64, any Error>])>(
+        (nil, [])
     )
 
     init() {}
 
     func complete(_ result: Result<UInt64, any Error>) {
-        let waiter = state.withLock { state -> CheckedContinuation<UInt64, any Error>? in
-            guard state.result == nil else { return nil }
+        let waiters = state.withLock { state -> [CheckedContinuation<UInt64, any Error>] in
+            guard state.result == nil else { return [] }
             state.result = result
-            defer { state.waiter = nil }
-            return state.waiter
+            defer { state.waiters = [] }
+            return state.waiters
         }
-        waiter?.resume(with: result)
+        for waiter in waiters { waiter.resume(with: result) }
     }
 
     /// The seq the entry was stored under, once it is durable; throws why it was not stored.
@@ -171,7 +172,7 @@ final class Ticket: Sendable {
         get async throws {
             try await withCheckedThrowingContinuation { continuation in
                 let ready = state.withLock { state -> Result<UInt64, any Error>? in
-                    if state.result == nil { state.waiter = continuation }
+                    if state.result == nil { state.waiters.append(continuation) }
                     return state.result
                 }
                 if let ready { continuation.resume(with: ready) }

@@ -1,0 +1,83 @@
+import Foundation
+import GRDB
+import MLS
+import ParleyProtocol
+import Synchronization
+import Testing
+
+@testable import ParleyServer
+
+/// Review s5, server findings: with group commit, a message is accepted before it is durable.
+/// What a device is told (refusals, destroy notices, ack checks) must follow what is durable.
+@Suite(.serialized) struct GroupCommitOrderTests {
+    /// Holds SQLite's write lock from a second connection, as a long transaction would, so the
+    /// server's log writer waits (its busy timeout is 10 s) and accepted messages stay in flight.
+    final class WriteLock: Sendable {
+        private let release = DispatchSemaphore(value: 0)
+        private let done = DispatchSemaphore(value: 0)
+
+        init(databasePath: String) throws {
+            var configuration = Configuration()
+            configuration.busyMode = .timeout(10)
+            let queue = try DatabaseQueue(path: databasePath, configuration: configuration)
+            let taken = DispatchSemaphore(value: 0)
+            let release = release
+            let done = done
+            Thread {
+                try? queue.inTransaction(.immediate) { _ in
+                    taken.signal()
+                    release.wait()
+                    return .commit
+                }
+                done.signal()
+            }.start()
+            taken.wait()
+        }
+
+        func unlock() {
+            release.signal()
+            done.wait()
+        }
+    }
+
+    // MARK: M1
+
+    /// Alice's commit is accepted but not yet durable; Bob's commit of the same epoch is refused.
+    /// Bob must receive Alice's commit before the refusal: the client rebuilds on a refusal
+    /// assuming it has by then processed what caused it.
+    @Test func aRefusalNeverOvertakesTheInFlightMessageThatCausedIt() async throws {
+        try await TestServer.with { server in
+            let (alice, bob, _) = try await HostileMemberTests.aliceAndBob(on: server)
+            let lock = try WriteLock(databasePath: server.server.configuration.databasePath)
+            let aliceCommit = try alice.groups["g"]!.commit()
+            try alice.socket!.send(
+                .send(.init(id: "alice-c", group: "g", message: Data(try aliceCommit.message.tlsEncoded())))
+            )
+            // The delivery actor has checked Alice's commit (the group moved to epoch 2) while
+            // the writer still waits for the lock.
+            for _ in 0..<2000 {
+                if try await server.server.delivery.lookup("g")?.view.epoch == 2 { break }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            #expect(try await server.server.delivery.lookup("g")?.view.epoch == 2)
+            let bobCommit = try bob.groups["g"]!.commit()
+            try bob.socket!.send(
+                .send(.init(id: "bob-c", group: "g", message: Data(try bobCommit.message.tlsEncoded())))
+            )
+            // Long enough for an immediate refusal to reach Bob while Alice's commit waits.
+            try await Task.sleep(for: .milliseconds(500))
+            lock.unlock()
+            var beforeRefusal: [ServerFrame.Message] = []
+            var refusal: ServerFrame.ErrorFrame?
+            while refusal == nil, let frame = await bob.nextFrame(timeout: .seconds(30)) {
+                switch frame {
+                case .message(let message): beforeRefusal.append(message)
+                case .error(let error) where error.id == "bob-c": refusal = error
+                default: continue
+                }
+            }
+            #expect(refusal != nil)
+            #expect(beforeRefusal.map(\.seq) == [2], "Alice's commit reaches Bob before his refusal")
+        }
+    }
+}
