@@ -80,4 +80,53 @@ import Testing
             #expect(beforeRefusal.map(\.seq) == [2], "Alice's commit reaches Bob before his refusal")
         }
     }
+
+    // MARK: M3
+
+    /// The admin's destroy notice is kept once for the group, whatever the number of member
+    /// devices, and only if it is no larger than a destroy_group message with its history claim.
+    @Test func theDestroyNoticeIsStoredOnceAndBounded() async throws {
+        try await TestServer.with { server in
+            let (alice, bob, others) = try await HostileMemberTests.aliceAndBob(on: server, also: ["carol", "dave"])
+            // An admin message of 64 KiB: stored once per member device before the fix.
+            let sent = try await alice.sendText(String(repeating: "x", count: ApplicationContent.maxTextBytes), to: "g")
+            let big = try #require(sent.accepted)
+            await #expect(throws: ErrorBody.self) {
+                try await server.request(.DELETE, "/v1/groups/g?notice=\(big.seq)", token: alice.token)
+            }
+            #expect(try server.server.storage.group(named: "g") != nil, "a refused destroy keeps the group")
+            let destroy = try alice.groups["g"]!.encrypt(
+                try ApplicationContent.destroyGroup.encoded(),
+                authenticatedData: Self.longestClaim()
+            )
+            let notice = try #require(try await alice.submit(destroy, to: "g").accepted)
+            for user in [bob] + others { user.socket?.close() }
+            try await server.request(.DELETE, "/v1/groups/g?notice=\(notice.seq)", token: alice.token)
+            let queue = try DatabaseQueue(path: server.server.configuration.databasePath)
+            let (perDevice, shared) = try await queue.read { db in
+                (
+                    try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM notices WHERE message IS NOT NULL") ?? -1,
+                    try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM destroy_notices") ?? -1
+                )
+            }
+            #expect(perDevice == 0, "no copy of the notice per member device")
+            #expect(shared == 1, "one copy for the destroyed group")
+            for user in [bob] + others {
+                let replay = await user.connect()
+                #expect(replay.contains(.groupDestroyed(.init(group: "g", notice: notice.message))), "\(user.name)")
+            }
+        }
+    }
+
+    /// The longest history claim a member can attach (both hashes at their longest).
+    static func longestClaim() -> [UInt8] {
+        let hash = [UInt8](repeating: 7, count: HistoryClaim.maxHashBytes)
+        return HistoryClaim(
+            epoch: 2,
+            lastSeq: .max,
+            hash: hash,
+            senderIndex: .max,
+            previousEpoch: .init(lastSeq: .max, hash: hash)
+        ).encoded()
+    }
 }

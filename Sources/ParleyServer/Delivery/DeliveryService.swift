@@ -317,6 +317,13 @@ actor DeliveryService {
             let entry = try storage.messages(groupID: group.record.id, after: seq - 1, through: seq, limit: 1).first
             return entry.flatMap { $0.seq == seq && $0.senderDevice == device.id ? Data($0.data) : nil }
         }
+        let limit = Self.maxDestroyNoticeBytes(groupIDBytes: group.view.groupID.count)
+        if let message, message.count > limit {
+            throw ErrorBody(
+                .tooLarge,
+                "A destroy notice is at most \(limit) bytes: an admin's destroy_group message with its history claim."
+            )
+        }
         try storage.destroyGroup(id: group.record.id, notify: members, notice: message)
         cache.removeValue(forKey: group.record.id)
         lastTickets.removeValue(forKey: group.record.id)
@@ -325,6 +332,20 @@ actor DeliveryService {
             hub.send(.frame(.groupDestroyed(.init(group: name, notice: message))), to: member)
         }
         logger.info("group destroyed", metadata: ["group": "\(name)", "by": "\(device.userName)"])
+    }
+
+    /// The longest destroy notice kept (review s5 M3): an MLSMessage holding a PrivateMessage
+    /// (RFC 9420 §6.3) of a `destroy_group` with the longest history claim as its authenticated
+    /// data. Every vector's length is counted as 4 bytes, the longest variable-length prefix (§2.1.2).
+    static func maxDestroyNoticeBytes(groupIDBytes: Int) -> Int {
+        let header = 2 + 2  // version, wire_format
+        let framing = (4 + groupIDBytes) + 8 + 1  // group_id, epoch, content_type
+        let authenticatedData = 4 + HistoryClaim.maxEncodedBytes
+        let senderData = 4 + 4 + 4 + 4 + 16  // length, leaf_index, generation, reuse_guard, AEAD tag
+        // The content (version and type), the signature (ECDSA P-521 in DER, the longest of the
+        // suites, is at most 139 bytes), zero padding to blocks of up to 256 bytes, the AEAD tag.
+        let content = 4 + (4 + 2) + (4 + 139) + 255 + 16
+        return header + framing + authenticatedData + senderData + content
     }
 
     /// Quotas count what storage keeps; after pruning, counts are taken again.
