@@ -129,4 +129,33 @@ import Testing
             previousEpoch: .init(lastSeq: .max, hash: hash)
         ).encoded()
     }
+
+    // MARK: L1
+
+    /// A message is durable and fanned out before its sender's turn on the delivery actor
+    /// records it: a recipient's ack for it is accepted in that window. The entry is queued
+    /// to the writer directly, so the sender's turn never comes, as when the actor is busy.
+    @Test func anAckForADurableMessageIsAcceptedBeforeItsSenderResumes() async throws {
+        try await TestServer.with { server in
+            let (_, bob, _) = try await HostileMemberTests.aliceAndBob(on: server)
+            let delivery = server.server.delivery
+            let group = try #require(try await delivery.lookup("g"))
+            let storage = server.server.storage
+            let sender = try #require(try storage.device(withSignatureKey: bob.signatureKeys.publicKey.bytes))
+            let ticket = Ticket()
+            try await delivery.writer.enqueue(
+                LogWriter.Entry(
+                    append: LogAppend(groupID: group.record.id, time: 1, senderDevice: sender.id, data: [1]),
+                    incarnation: group.incarnation,
+                    onCommit: { _ in },
+                    ticket: ticket
+                )
+            )
+            let seq = try await ticket.value
+            #expect(seq == 2)
+            try await delivery.acknowledge(.init(group: "g", seq: seq), from: sender)
+            let membership = try server.server.storage.membership(groupID: group.record.id, deviceID: sender.id)
+            #expect(membership?.ackedSeq == seq)
+        }
+    }
 }

@@ -327,6 +327,7 @@ actor DeliveryService {
         try storage.destroyGroup(id: group.record.id, notify: members, notice: message)
         cache.removeValue(forKey: group.record.id)
         lastTickets.removeValue(forKey: group.record.id)
+        writer.forget(group: group.record.id)
         idsByName.removeValue(forKey: Array(name.utf8))
         for member in members {
             hub.send(.frame(.groupDestroyed(.init(group: name, notice: message))), to: member)
@@ -366,7 +367,9 @@ actor DeliveryService {
         else {
             throw ErrorBody(.notMember)
         }
-        let last = membership.leftSeq ?? group.record.lastSeq
+        // Fan-out runs once a message is durable, before its sender's turn on this actor
+        // records it in the cache: the writer's durable seq covers that window (review s5 L1).
+        let last = membership.leftSeq ?? max(group.record.lastSeq, writer.durableSeq(of: group.record.id) ?? 0)
         guard ack.seq <= last else {
             throw ErrorBody(
                 .malformedRequest,

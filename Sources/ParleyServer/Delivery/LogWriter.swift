@@ -47,6 +47,8 @@ final class LogWriter: Sendable {
     private let finished = DispatchSemaphore(value: 0)
     /// Transactions and entries written, for tests and metrics.
     private let counts = Mutex((transactions: 0, entries: 0))
+    /// Each group's last durable seq, published before anyone is told of it (review s5 L1).
+    private let durable = Mutex<[Int64: UInt64]>([:])
 
     init(storage: any ServerStorage, capacity: Int = 8192, maxBatch: Int = 1024) {
         self.storage = storage
@@ -93,6 +95,12 @@ final class LogWriter: Sendable {
 
     var written: (transactions: Int, entries: Int) { counts.withLock { $0 } }
 
+    /// The group's last seq this writer made durable; nil if it stored none since it started.
+    func durableSeq(of group: Int64) -> UInt64? { durable.withLock { $0[group] } }
+
+    /// Forgets a destroyed group's durable seq.
+    func forget(group: Int64) { durable.withLock { _ = $0.removeValue(forKey: group) } }
+
     private func run() {
         while true {
             wakeUp.wait()
@@ -131,6 +139,11 @@ final class LogWriter: Sendable {
         counts.withLock {
             $0.transactions += 1
             $0.entries += kept.count
+        }
+        durable.withLock { durable in
+            for (entry, result) in zip(kept, results) {
+                if case .success(let seq) = result { durable[entry.append.groupID] = seq }
+            }
         }
         var newlyRefused = Set<UInt64>()
         for (entry, result) in zip(kept, results) {
