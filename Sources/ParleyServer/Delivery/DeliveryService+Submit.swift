@@ -182,6 +182,8 @@ extension DeliveryService {
         } catch {
             if lastTickets[id] === ticket { lastTickets.removeValue(forKey: id) }
             if cache[id]?.incarnation == submission.group.incarnation { cache.removeValue(forKey: id) }
+            // No later send is checked against this load of the group any more.
+            writer.release(incarnation: submission.group.incarnation)
             userBytes.removeValue(forKey: submission.device.userID)
             if case LogWriterError.full = error { throw DeliveryError.busy }
             logger.warning(

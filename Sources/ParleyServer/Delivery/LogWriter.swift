@@ -36,6 +36,16 @@ final class LogWriter: Sendable {
         var started = false
         var stopped = false
         var refused: Set<UInt64> = []
+        /// Refused incarnations the service no longer uses, forgotten once none of theirs wait.
+        var released: Set<UInt64> = []
+
+        /// Forgets released incarnations of which no entry waits (review s5 L3).
+        mutating func pruneReleased() {
+            let waiting = Set(queue.map(\.incarnation))
+            let done = released.subtracting(waiting)
+            refused.subtract(done)
+            released.subtract(done)
+        }
     }
 
     let capacity: Int
@@ -94,6 +104,19 @@ final class LogWriter: Sendable {
     }
 
     var written: (transactions: Int, entries: Int) { counts.withLock { $0 } }
+
+    /// Refused incarnations remembered, for tests.
+    var refusedCount: Int { state.withLock { $0.refused.count } }
+
+    /// The service no longer checks sends against `incarnation` (it dropped that load of the
+    /// group): once none of its entries wait, its refusal is forgotten, so the set stays small.
+    func release(incarnation: UInt64) {
+        state.withLock { state in
+            guard state.refused.contains(incarnation) else { return }
+            state.released.insert(incarnation)
+            state.pruneReleased()
+        }
+    }
 
     /// The group's last seq this writer made durable; nil if it stored none since it started.
     func durableSeq(of group: Int64) -> UInt64? { durable.withLock { $0[group] } }
@@ -156,7 +179,10 @@ final class LogWriter: Sendable {
                 refused.append((entry, error))
             }
         }
-        if !newlyRefused.isEmpty { state.withLock { $0.refused.formUnion(newlyRefused) } }
+        state.withLock { state in
+            state.refused.formUnion(newlyRefused)
+            if !state.released.isEmpty { state.pruneReleased() }
+        }
         for (entry, error) in refused { entry.ticket.complete(.failure(error)) }
     }
 }
