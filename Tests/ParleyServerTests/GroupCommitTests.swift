@@ -189,6 +189,27 @@ import Testing
         }
     }
 
+    /// Review s5 L3: a refused incarnation is remembered only until the service releases it
+    /// (it dropped that load of the group); the set of refused incarnations does not grow forever.
+    @Test func aReleasedRefusedIncarnationIsForgotten() async throws {
+        let fixture = try Fixture(groups: 1)
+        let writer = LogWriter(storage: fixture.storage)
+        let commits = Commits()
+        // No such group: the foreign key refuses it, and with it incarnation 7.
+        let (refused, refusedTicket) = commits.entry(fixture.append(999, 1), incarnation: 7)
+        try writer.enqueue(refused)
+        writer.start()
+        await #expect(throws: (any Error).self) { try await refusedTicket.value }
+        #expect(writer.refusedCount == 1)
+        writer.release(incarnation: 7)
+        #expect(writer.refusedCount == 0)
+        // A later entry of a released incarnation is not refused for it (the service no longer sends any).
+        let (later, laterTicket) = commits.entry(fixture.append(fixture.groups[0], 3), incarnation: 7)
+        try writer.enqueue(later)
+        #expect(try await laterTicket.value == 1)
+        writer.stop()
+    }
+
     @Test func stoppingRefusesWhatWaitsAndAFullQueueRefusesAtOnce() async throws {
         let fixture = try Fixture(groups: 1)
         let writer = LogWriter(storage: fixture.storage, capacity: 2)

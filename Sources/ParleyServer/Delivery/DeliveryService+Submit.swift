@@ -63,10 +63,19 @@ extension DeliveryService {
             inFlight.insert(key)
             defer { inFlight.remove(key) }
             return try await stored(submission, ticket)
-        } catch let error as DeliveryError {
-            metrics.rejected(error.errorBody.code)
+        } catch {
+            if let refusal = error as? DeliveryError { metrics.rejected(refusal.errorBody.code) }
+            await settled(groupNamed: send.group)
             throw error
         }
+    }
+
+    /// Returns once the group's messages queued so far are settled (stored and fanned out, or
+    /// refused). A refusal is sent only then (review s5 M1): a message refused as stale
+    /// (`wrongEpoch`, a commit of a past epoch) reaches its sender after what made it stale.
+    private func settled(groupNamed name: String) async {
+        guard let id = cachedID(named: name), let ticket = lastTickets[id] else { return }
+        _ = try? await ticket.value
     }
 
     /// The checks that need no decoding: rate, id, size and membership.
@@ -158,6 +167,7 @@ extension DeliveryService {
         group.storedBytes += Int64(submission.append.data.count)
         userBytes[submission.device.userID] = submission.userTotal
         cache[group.record.id] = group
+        lastTickets[group.record.id] = ticket
         return ticket
     }
 
@@ -168,8 +178,12 @@ extension DeliveryService {
         let seq: UInt64
         do {
             seq = try await ticket.value
+            if lastTickets[id] === ticket { lastTickets.removeValue(forKey: id) }
         } catch {
+            if lastTickets[id] === ticket { lastTickets.removeValue(forKey: id) }
             if cache[id]?.incarnation == submission.group.incarnation { cache.removeValue(forKey: id) }
+            // No later send is checked against this load of the group any more.
+            writer.release(incarnation: submission.group.incarnation)
             userBytes.removeValue(forKey: submission.device.userID)
             if case LogWriterError.full = error { throw DeliveryError.busy }
             logger.warning(

@@ -52,6 +52,9 @@ actor DeliveryService {
     var userBytes: [Int64: Int64] = [:]
     /// Sends waiting to be stored, by group, device and client id: a resend of one waits for its echo.
     var inFlight: Set<InFlightID> = []
+    /// The ticket of each group's last queued message, until it is settled: a refusal waits for
+    /// it, so it never overtakes an accepted message that is not yet durable (review s5 M1).
+    var lastTickets: [Int64: Ticket] = [:]
     private var incarnations: UInt64 = 0
     let writer: LogWriter
     let sendLimiter: RateLimiter
@@ -210,6 +213,11 @@ actor DeliveryService {
         return nil
     }
 
+    /// The id of a cached group by name, without reading storage.
+    func cachedID(named name: String) -> Int64? {
+        idsByName[Array(name.utf8)] ?? idsByName[Array(name.precomposedStringWithCanonicalMapping.utf8)]
+    }
+
     /// The group when `device` is a member; `notMember` otherwise, whether or not it exists.
     func group(named name: String, for device: DeviceRecord) throws -> CachedGroup {
         guard let group = try lookup(name), group.memberDevices.contains(device.id) else { throw ErrorBody(.notMember) }
@@ -312,13 +320,36 @@ actor DeliveryService {
             let entry = try storage.messages(groupID: group.record.id, after: seq - 1, through: seq, limit: 1).first
             return entry.flatMap { $0.seq == seq && $0.senderDevice == device.id ? Data($0.data) : nil }
         }
+        let limit = Self.maxDestroyNoticeBytes(groupIDBytes: group.view.groupID.count)
+        if let message, message.count > limit {
+            throw ErrorBody(
+                .tooLarge,
+                "A destroy notice is at most \(limit) bytes: an admin's destroy_group message with its history claim."
+            )
+        }
         try storage.destroyGroup(id: group.record.id, notify: members, notice: message)
         cache.removeValue(forKey: group.record.id)
+        lastTickets.removeValue(forKey: group.record.id)
+        writer.forget(group: group.record.id)
         idsByName.removeValue(forKey: Array(name.utf8))
         for member in members {
             hub.send(.frame(.groupDestroyed(.init(group: name, notice: message))), to: member)
         }
         logger.info("group destroyed", metadata: ["group": "\(name)", "by": "\(device.userName)"])
+    }
+
+    /// The longest destroy notice kept (review s5 M3): an MLSMessage holding a PrivateMessage
+    /// (RFC 9420 §6.3) of a `destroy_group` with the longest history claim as its authenticated
+    /// data. Every vector's length is counted as 4 bytes, the longest variable-length prefix (§2.1.2).
+    static func maxDestroyNoticeBytes(groupIDBytes: Int) -> Int {
+        let header = 2 + 2  // version, wire_format
+        let framing = (4 + groupIDBytes) + 8 + 1  // group_id, epoch, content_type
+        let authenticatedData = 4 + HistoryClaim.maxEncodedBytes
+        let senderData = 4 + 4 + 4 + 4 + 16  // length, leaf_index, generation, reuse_guard, AEAD tag
+        // The content (version and type), the signature (ECDSA P-521 in DER, the longest of the
+        // suites, is at most 139 bytes), zero padding to blocks of up to 256 bytes, the AEAD tag.
+        let content = 4 + (4 + 2) + (4 + 139) + 255 + 16
+        return header + framing + authenticatedData + senderData + content
     }
 
     /// Quotas count what storage keeps; after pruning, counts are taken again.
@@ -339,7 +370,9 @@ actor DeliveryService {
         else {
             throw ErrorBody(.notMember)
         }
-        let last = membership.leftSeq ?? group.record.lastSeq
+        // Fan-out runs once a message is durable, before its sender's turn on this actor
+        // records it in the cache: the writer's durable seq covers that window (review s5 L1).
+        let last = membership.leftSeq ?? max(group.record.lastSeq, writer.durableSeq(of: group.record.id) ?? 0)
         guard ack.seq <= last else {
             throw ErrorBody(
                 .malformedRequest,

@@ -36,6 +36,16 @@ final class LogWriter: Sendable {
         var started = false
         var stopped = false
         var refused: Set<UInt64> = []
+        /// Refused incarnations the service no longer uses, forgotten once none of theirs wait.
+        var released: Set<UInt64> = []
+
+        /// Forgets released incarnations of which no entry waits (review s5 L3).
+        mutating func pruneReleased() {
+            let waiting = Set(queue.map(\.incarnation))
+            let done = released.subtracting(waiting)
+            refused.subtract(done)
+            released.subtract(done)
+        }
     }
 
     let capacity: Int
@@ -47,6 +57,8 @@ final class LogWriter: Sendable {
     private let finished = DispatchSemaphore(value: 0)
     /// Transactions and entries written, for tests and metrics.
     private let counts = Mutex((transactions: 0, entries: 0))
+    /// Each group's last durable seq, published before anyone is told of it (review s5 L1).
+    private let durable = Mutex<[Int64: UInt64]>([:])
 
     init(storage: any ServerStorage, capacity: Int = 8192, maxBatch: Int = 1024) {
         self.storage = storage
@@ -93,6 +105,25 @@ final class LogWriter: Sendable {
 
     var written: (transactions: Int, entries: Int) { counts.withLock { $0 } }
 
+    /// Refused incarnations remembered, for tests.
+    var refusedCount: Int { state.withLock { $0.refused.count } }
+
+    /// The service no longer checks sends against `incarnation` (it dropped that load of the
+    /// group): once none of its entries wait, its refusal is forgotten, so the set stays small.
+    func release(incarnation: UInt64) {
+        state.withLock { state in
+            guard state.refused.contains(incarnation) else { return }
+            state.released.insert(incarnation)
+            state.pruneReleased()
+        }
+    }
+
+    /// The group's last seq this writer made durable; nil if it stored none since it started.
+    func durableSeq(of group: Int64) -> UInt64? { durable.withLock { $0[group] } }
+
+    /// Forgets a destroyed group's durable seq.
+    func forget(group: Int64) { durable.withLock { _ = $0.removeValue(forKey: group) } }
+
     private func run() {
         while true {
             wakeUp.wait()
@@ -132,6 +163,11 @@ final class LogWriter: Sendable {
             $0.transactions += 1
             $0.entries += kept.count
         }
+        durable.withLock { durable in
+            for (entry, result) in zip(kept, results) {
+                if case .success(let seq) = result { durable[entry.append.groupID] = seq }
+            }
+        }
         var newlyRefused = Set<UInt64>()
         for (entry, result) in zip(kept, results) {
             switch result {
@@ -143,27 +179,31 @@ final class LogWriter: Sendable {
                 refused.append((entry, error))
             }
         }
-        if !newlyRefused.isEmpty { state.withLock { $0.refused.formUnion(newlyRefused) } }
+        state.withLock { state in
+            state.refused.formUnion(newlyRefused)
+            if !state.released.isEmpty { state.pruneReleased() }
+        }
         for (entry, error) in refused { entry.ticket.complete(.failure(error)) }
     }
 }
 
-/// The answer to one queued entry, awaited by its sender: a one-shot promise.
+/// The answer to one queued entry: a one-shot promise, awaited by its sender and by refusals
+/// of later sends to its group (which wait until it is settled, review s5 M1).
 final class Ticket: Sendable {
-    private let state = Mutex<(result: Result<UInt64, any Error>?, waiter: CheckedContinuation<UInt64, any Error>?)>(
-        (nil, nil)
+    private let state = Mutex<(result: Result<UInt64, any Error>?, waiters: [CheckedContinuation<UInt64, any Error>])>(
+        (nil, [])
     )
 
     init() {}
 
     func complete(_ result: Result<UInt64, any Error>) {
-        let waiter = state.withLock { state -> CheckedContinuation<UInt64, any Error>? in
-            guard state.result == nil else { return nil }
+        let waiters = state.withLock { state -> [CheckedContinuation<UInt64, any Error>] in
+            guard state.result == nil else { return [] }
             state.result = result
-            defer { state.waiter = nil }
-            return state.waiter
+            defer { state.waiters = [] }
+            return state.waiters
         }
-        waiter?.resume(with: result)
+        for waiter in waiters { waiter.resume(with: result) }
     }
 
     /// The seq the entry was stored under, once it is durable; throws why it was not stored.
@@ -171,7 +211,7 @@ final class Ticket: Sendable {
         get async throws {
             try await withCheckedThrowingContinuation { continuation in
                 let ready = state.withLock { state -> Result<UInt64, any Error>? in
-                    if state.result == nil { state.waiter = continuation }
+                    if state.result == nil { state.waiters.append(continuation) }
                     return state.result
                 }
                 if let ready { continuation.resume(with: ready) }

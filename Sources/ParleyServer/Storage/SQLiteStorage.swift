@@ -117,6 +117,16 @@ public final class SQLiteStorage: ServerStorage {
                     """
             )
         }
+        // The destroy message is kept once per destroyed group, not once per member device
+        // (review s5 M3); each device's notice refers to it. Older notices keep their own copy.
+        migrator.registerMigration("notices-shared-destroy-message") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE destroy_notices (id INTEGER PRIMARY KEY AUTOINCREMENT, message BLOB NOT NULL);
+                    ALTER TABLE notices ADD COLUMN notice_id INTEGER REFERENCES destroy_notices(id);
+                    """
+            )
+        }
         return migrator
     }
 
@@ -698,10 +708,15 @@ public final class SQLiteStorage: ServerStorage {
         try pool.write { db in
             guard let name = try String.fetchOne(db, sql: "SELECT name FROM groups WHERE id = ?", arguments: [id])
             else { return }
+            var noticeID: Int64?
+            if let notice {
+                try db.execute(sql: "INSERT INTO destroy_notices (message) VALUES (?)", arguments: [notice])
+                noticeID = db.lastInsertedRowID
+            }
             for device in devices {
                 try db.execute(
-                    sql: "INSERT INTO notices (device_id, group_name, message) VALUES (?, ?, ?)",
-                    arguments: [device, name, notice]
+                    sql: "INSERT INTO notices (device_id, group_name, notice_id) VALUES (?, ?, ?)",
+                    arguments: [device, name, noticeID]
                 )
             }
             try db.execute(sql: "DELETE FROM groups WHERE id = ?", arguments: [id])
@@ -712,18 +727,35 @@ public final class SQLiteStorage: ServerStorage {
         try pool.read { db in
             try Row.fetchAll(
                 db,
-                sql: "SELECT group_name, message FROM notices WHERE device_id = ? ORDER BY id",
+                sql: """
+                    SELECT n.group_name, COALESCE(d.message, n.message) AS message FROM notices n
+                    LEFT JOIN destroy_notices d ON d.id = n.notice_id WHERE n.device_id = ? ORDER BY n.id
+                    """,
                 arguments: [deviceID]
             ).map { DestroyNotice(group: $0["group_name"], notice: $0["message"]) }
         }
     }
 
     public func clearNotices(forDevice deviceID: Int64) throws {
-        try pool.write { db in try db.execute(sql: "DELETE FROM notices WHERE device_id = ?", arguments: [deviceID]) }
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM notices WHERE device_id = ?", arguments: [deviceID])
+            try Self.deleteUnreferencedDestroyNotices(db)
+        }
+    }
+
+    /// A destroy message no device's notice refers to any more (all fetched, or their devices removed).
+    private static func deleteUnreferencedDestroyNotices(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                DELETE FROM destroy_notices
+                WHERE id NOT IN (SELECT notice_id FROM notices WHERE notice_id IS NOT NULL)
+                """
+        )
     }
 
     public func prune(olderThan cutoff: UInt64) throws -> Int {
         try pool.write { db in
+            try Self.deleteUnreferencedDestroyNotices(db)
             try db.execute(
                 sql: """
                     DELETE FROM messages WHERE time < ? OR (seq <= (
