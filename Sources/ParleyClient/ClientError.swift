@@ -104,14 +104,8 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
             Self.sentence(damage)
         case .notAnMLSMessage:
             "it is not an MLS message"
-        case .unusableWelcome(.seqBeyondLog(let seq)):
-            "its seq \(seq) is beyond any group's log"
-        case .unusableWelcome(.notAWelcome):
-            "it is not a Welcome"
-        case .unusableWelcome(.noKeyPackageOfThisDevice):
-            "it names none of this device's key packages"
-        case .unusableWelcome(.groupAlreadyFollowed(let name)):
-            "it is for the group you are already in as \(name)"
+        case .unusableWelcome(let problem):
+            Self.sentence(problem)
         case .foreignKeyPackage(let user):
             "The server handed out a key package that is not \(user)'s."
         case .deviceList(let user, let reason):
@@ -131,6 +125,15 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
                 + "connection was closed; the next command reconnects. If it keeps happening, tell the operator."
         case .groupUnusable(let name, let reason):
             "You can no longer follow \(name): \(reason) Ask an admin to remove you and add you again."
+        }
+    }
+
+    private static func sentence(_ problem: WelcomeProblem) -> String {
+        switch problem {
+        case .seqBeyondLog(let seq): "its seq \(seq) is beyond any group's log"
+        case .notAWelcome: "it is not a Welcome"
+        case .noKeyPackageOfThisDevice: "it names none of this device's key packages"
+        case .groupAlreadyFollowed(let name): "it is for the group you are already in as \(name)"
         }
     }
 
