@@ -12,6 +12,8 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
     /// tell them apart.
     case ambiguousGroup(String, candidates: [String])
     case noSuchMember(String, group: String)
+    /// Every listed device of the user is already in the group.
+    case alreadyMember(String, group: String)
     case timedOut
     /// A failure described only by its sentence (tools and tests); the client's own
     /// failures have cases of their own, so nothing ever matches on this text.
@@ -88,6 +90,8 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
                 + candidates.dropLast().joined(separator: ", ") + " or \(candidates.last ?? name) to say which."
         case .noSuchMember(let user, let group):
             "\(user) is not a member of \(group)."
+        case .alreadyMember(let user, let group):
+            "\(user) is already in \(group) with every device their signed list names."
         case .timedOut:
             "The server did not answer in time; try again."
         case .invalid(let message):

@@ -77,13 +77,25 @@ struct Login: AsyncParsableCommand {
         false
 
     func run() async throws {
+        let password = options.password(for: name)
         try await options.run(unlock: false) { client in
-            try await client.login(
-                server: options.server,
-                username: name,
-                password: options.password(for: name),
-                acceptNewCertificate: acceptNewCertificate
-            )
+            do {
+                try await client.login(
+                    server: options.server,
+                    username: name,
+                    password: password,
+                    acceptNewCertificate: acceptNewCertificate
+                )
+            } catch ClientError.server(let body) where body.code == .deviceNotListed {
+                // A new home of an account with a signed device list: say how to approve it.
+                let key = try await client.newDeviceKey(password: password)
+                throw ClientError.invalid(
+                    "This home is a new device of \(name), and \(name)'s signed device list does not name it yet. "
+                        + "On a device of the account run\n  parley devices approve-key "
+                        + key.map { String(format: "%02x", $0) }.joined()
+                        + " --name DEVICE\nthen run this login again."
+                )
+            }
         }
         print(TerminalText.line("Logged in as \(name)."))
     }

@@ -6,7 +6,7 @@ import ParleyClient
 struct Devices: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List this account's devices, as its signed device list names them.",
-        subcommands: [DevicesList.self, DevicesRevoke.self],
+        subcommands: [DevicesList.self, DevicesApproveKey.self, DevicesRevoke.self],
         defaultSubcommand: DevicesList.self
     )
 }
@@ -42,5 +42,44 @@ struct DevicesRevoke: AsyncParsableCommand {
         try await options.run { groups = try await $0.revokeDevice(named: name) }
         let from = groups.isEmpty ? "" : " and removed it from \(groups.joined(separator: ", "))"
         print(TerminalText.line("Revoked \(name)\(from)."))
+    }
+}
+
+/// `parley devices approve-key KEY --name NAME`: signs a new home's device key (printed by its
+/// `parley login`) into the account's list. The whole key is copied from one screen to the
+/// other, so the server cannot substitute its own; `parley link` will make this a short code.
+struct DevicesApproveKey: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "approve-key",
+        abstract: "Sign a new device, by the key its `parley login` printed, into this account's device list."
+    )
+    @OptionGroup var options: ClientOptions
+    @Argument(help: "The new device's signature key: 64 hexadecimal digits.") var key: String
+    @Option(help: "A name for the new device, e.g. laptop.") var name: String
+
+    func validate() throws {
+        guard Self.bytes(ofHex: key) != nil else {
+            throw ValidationError("The key must be the 64 hexadecimal digits the new device's login printed.")
+        }
+    }
+
+    func run() async throws {
+        guard let signatureKey = Self.bytes(ofHex: key) else { return }
+        try await options.run { try await $0.approveDevice(signatureKey: signatureKey, name: name) }
+        print(TerminalText.line("Approved \(name); it can log in now."))
+    }
+
+    /// Exactly 32 bytes of hexadecimal (an Ed25519 public key), else nil.
+    static func bytes(ofHex text: String) -> [UInt8]? {
+        let digits = Array(text.utf8)
+        guard digits.count == 64 else { return nil }
+        var bytes: [UInt8] = []
+        for index in stride(from: 0, to: 64, by: 2) {
+            guard let pair = UInt8(String(decoding: digits[index..<index + 2], as: UTF8.self), radix: 16) else {
+                return nil
+            }
+            bytes.append(pair)
+        }
+        return bytes
     }
 }

@@ -249,6 +249,30 @@ final class Harness: @unchecked Sendable {
         await harness.stop()
     }
 
+    @Test func aDeviceApprovedLaterIsAddedToAGroupItsAccountIsIn() async throws {
+        let harness = Harness()
+        try await harness.start()
+        let (alice, bob) = try await harness.aliceAndBob()
+        let bobLaptop = try harness.client("bob", home: "bob-laptop")
+        // Not in bob's signed list yet: the server refuses the login, and nothing else changes.
+        do {
+            try await bobLaptop.login(server: harness.url, username: "bob", password: "password of bob")
+            Issue.record("an unlisted device logged in")
+        } catch ClientError.server(let body) {
+            #expect(body.code == .deviceNotListed)
+        }
+        try await bob.approveDevice(signatureKey: bobLaptop.newDeviceKey(password: "password of bob"), name: "laptop")
+        try await bobLaptop.login(server: harness.url, username: "bob", password: "password of bob")
+        // bob is already in g: adding him again adds only the device g lacks, from his own device.
+        try await bob.add(["bob"], to: "g")
+        _ = try await alice.send("for every device of bob", to: "g")
+        try await bobLaptop.sync()
+        #expect(try await bobLaptop.history("g").last?.text == "for every device of bob")
+        await #expect(throws: ClientError.alreadyMember("bob", group: "g")) { try await bob.add(["bob"], to: "g") }
+        for client in [alice, bob, bobLaptop] { await client.close() }
+        await harness.stop()
+    }
+
     @Test func safetyNumbersMatchOnBothSidesAndFlagChangedKeys() async throws {
         let harness = Harness()
         try await harness.start()

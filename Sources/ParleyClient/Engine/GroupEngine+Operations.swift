@@ -105,7 +105,7 @@ extension GroupEngine {
     @discardableResult
     func add(_ users: [String], to name: String) async throws -> [String] {
         try await sync()
-        _ = try usableGroup(name)
+        let tree = try usableGroup(name).tree
         var keyPackages: [KeyPackage] = []
         var warnings: [String] = []
         for user in users {
@@ -121,7 +121,11 @@ extension GroupEngine {
             }
             let (listed, refused) = Self.listedPackages(offered, of: user, list: list)
             guard !listed.isEmpty else { throw ClientError.noListedDevices(user: user) }
-            keyPackages += listed
+            // Adding a user who is already a member adds only their devices the group lacks
+            // (a device approved since): MLS refuses a second leaf with the same key.
+            let missing = listed.filter { tree.leaf(withSignatureKey: $0.leafNode.signatureKey) == nil }
+            guard !missing.isEmpty else { throw ClientError.alreadyMember(user, group: name) }
+            keyPackages += missing
             warnings += refused
         }
         let adding = keyPackages
