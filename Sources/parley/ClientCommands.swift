@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ParleyChat
 import ParleyClient
+import ParleyProtocol
 
 /// Options every client command shares.
 struct ClientOptions: ParsableArguments {
@@ -92,7 +93,7 @@ struct Login: AsyncParsableCommand {
                 throw ClientError.invalid(
                     "This home is a new device of \(name), and \(name)'s signed device list does not name it yet. "
                         + "On a device of the account run\n  parley devices approve-key "
-                        + key.map { String(format: "%02x", $0) }.joined()
+                        + Hex.encode(key)
                         + " --name DEVICE\nthen run this login again."
                 )
             }

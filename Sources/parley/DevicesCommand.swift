@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ParleyClient
+import ParleyProtocol
 
 /// `parley devices` and `parley devices revoke NAME`: the account's signed device list.
 struct Devices: AsyncParsableCommand {
@@ -70,16 +71,5 @@ struct DevicesApproveKey: AsyncParsableCommand {
     }
 
     /// Exactly 32 bytes of hexadecimal (an Ed25519 public key), else nil.
-    static func bytes(ofHex text: String) -> [UInt8]? {
-        let digits = Array(text.utf8)
-        guard digits.count == 64 else { return nil }
-        var bytes: [UInt8] = []
-        for index in stride(from: 0, to: 64, by: 2) {
-            guard let pair = UInt8(String(decoding: digits[index..<index + 2], as: UTF8.self), radix: 16) else {
-                return nil
-            }
-            bytes.append(pair)
-        }
-        return bytes
-    }
+    static func bytes(ofHex text: String) -> [UInt8]? { Hex.decode(text, count: 32) }
 }

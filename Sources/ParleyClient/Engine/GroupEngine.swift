@@ -85,7 +85,7 @@ actor GroupEngine {
     /// group is the server's NAME again (its messages are told apart by group ID).
     private static func serverNameBeforeMovingAside(_ name: String, _ group: Group) -> String? {
         guard let hash = name.lastIndex(of: "#"), hash > name.startIndex else { return nil }
-        let id = group.groupID.prefix(4).map { String(format: "%02x", $0) }.joined()
+        let id = Hex.encode(group.groupID.prefix(4))
         return name[name.index(after: hash)...] == id ? String(name[..<hash]) : nil
     }
 

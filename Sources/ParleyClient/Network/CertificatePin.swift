@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import NIOTLS
+import ParleyProtocol
 
 /// Trust on first use, like ssh's `accept-new`: the first connection records
 /// the server's certificate; later connections trust exactly that certificate,
@@ -11,7 +12,7 @@ import NIOTLS
 package enum CertificatePin {
     /// SHA-256 over the DER certificate, as colon-separated hex (as `parley serve` prints it).
     package static func fingerprint(_ der: [UInt8]) -> String {
-        SHA256.hash(data: der).map { String(format: "%02X", $0) }.joined(separator: ":")
+        Hex.encode(SHA256.hash(data: der), uppercase: true, separator: ":")
     }
 
     /// A client TLS configuration that trusts only `der` (TLS 1.3).

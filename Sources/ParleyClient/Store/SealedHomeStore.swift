@@ -1,5 +1,6 @@
 import Foundation
 import MLS
+import ParleyProtocol
 
 /// The ``HomeStore`` of a real home: ``ClientStore``'s SQLite file, every record sealed with
 /// the home's ``SealingKey`` and every row named by a keyed hash, so the file shows neither
@@ -14,8 +15,6 @@ struct SealedHomeStore: HomeStore {
 
     func rowID(_ group: String) -> [UInt8] { key.identifier("group", group) }
 
-    static func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
-
     // MARK: Groups
 
     func sealed(_ group: StoredGroup) throws -> (id: [UInt8], sealed: [UInt8]) {
@@ -25,11 +24,11 @@ struct SealedHomeStore: HomeStore {
         }
         let plain = withUnsafeBytes(of: length.bigEndian) { Array($0) } + Array(meta) + group.state
         let id = rowID(group.record.name)
-        return (id, try key.seal(plain, context: "group-record:" + Self.hexString(id)))
+        return (id, try key.seal(plain, context: "group-record:" + Hex.encode(id)))
     }
 
     func opened(id: [UInt8], sealed: [UInt8]) throws -> StoredGroup {
-        let plain = try key.open(sealed, context: "group-record:" + Self.hexString(id))
+        let plain = try key.open(sealed, context: "group-record:" + Hex.encode(id))
         guard plain.count >= 4 else { throw ClientError.damagedHome(.groupRecord) }
         let length = plain[0..<4].reduce(0) { $0 << 8 | Int($1) }
         guard length <= plain.count - 4 else { throw ClientError.damagedHome(.groupRecord) }
@@ -56,7 +55,7 @@ struct SealedHomeStore: HomeStore {
     // MARK: History
 
     func seal(_ entry: HistoryEntry, group: String) throws -> [UInt8] {
-        try key.seal(Array(try JSONEncoder().encode(entry)), context: "history:" + Self.hexString(rowID(group)))
+        try key.seal(Array(try JSONEncoder().encode(entry)), context: "history:" + Hex.encode(rowID(group)))
     }
 
     func history(of name: String) throws -> [HistoryEntry] {
@@ -64,7 +63,7 @@ struct SealedHomeStore: HomeStore {
         return try database.history(group: id).map {
             try JSONDecoder().decode(
                 HistoryEntry.self,
-                from: Data(try key.open($0, context: "history:" + Self.hexString(id)))
+                from: Data(try key.open($0, context: "history:" + Hex.encode(id)))
             )
         }
     }
@@ -77,12 +76,12 @@ struct SealedHomeStore: HomeStore {
 
     func sealed(_ item: OutboxItem) throws -> (group: [UInt8], sealed: [UInt8]) {
         let id = rowID(item.group)
-        return (id, try key.seal(Array(try JSONEncoder().encode(item)), context: "outbox:" + Self.hexString(id)))
+        return (id, try key.seal(Array(try JSONEncoder().encode(item)), context: "outbox:" + Hex.encode(id)))
     }
 
     func outbox() throws -> [QueuedMessage] {
         try database.outbox().map { row in
-            let plain = try key.open(row.sealed, context: "outbox:" + Self.hexString(row.group))
+            let plain = try key.open(row.sealed, context: "outbox:" + Hex.encode(row.group))
             return QueuedMessage(row: row.id, item: try JSONDecoder().decode(OutboxItem.self, from: Data(plain)))
         }
     }

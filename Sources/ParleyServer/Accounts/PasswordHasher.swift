@@ -1,4 +1,5 @@
 import Crypto
+import ParleyProtocol
 import _CryptoExtras
 
 /// scrypt password hashing with a per-user random salt (RFC 7914 via swift-crypto).
@@ -49,7 +50,7 @@ enum SecureRandom {
 /// Session tokens: 256 random bits handed to the client; only their SHA-256 is stored.
 enum SessionToken {
     static func generate() -> String {
-        SecureRandom.bytes(32).map { String(format: "%02x", $0) }.joined()
+        Hex.encode(SecureRandom.bytes(32))
     }
 
     static func hash(_ token: String) -> [UInt8] {
@@ -60,6 +61,6 @@ enum SessionToken {
 /// How operators tell a user's devices apart: the SHA-256 of the signature key, first 16 bytes in hex.
 enum DeviceFingerprint {
     static func of(_ signatureKey: [UInt8]) -> String {
-        SHA256.hash(data: signatureKey).prefix(16).map { String(format: "%02x", $0) }.joined()
+        Hex.encode(SHA256.hash(data: signatureKey).prefix(16))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import ParleyProtocol
 
 /// A read-only look at what the server stores, for `parley demo` and operators:
 /// each logged message's group, position, size and first bytes.
@@ -24,7 +25,7 @@ public enum LogInspection {
                     group: row["name"],
                     seq: row["seq"],
                     bytes: data.count,
-                    prefix: data.prefix(24).map { String(format: "%02x", $0) }.joined()
+                    prefix: Hex.encode(data.prefix(24))
                 )
             }
         }

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import NIOSSL
+import ParleyProtocol
 import SwiftASN1
 import X509
 
@@ -15,7 +16,7 @@ struct ServerIdentity: Sendable {
     var fingerprint: String { Self.fingerprint(of: certificateDER) }
 
     static func fingerprint(of der: [UInt8]) -> String {
-        SHA256.hash(data: der).map { String(format: "%02X", $0) }.joined(separator: ":")
+        Hex.encode(SHA256.hash(data: der), uppercase: true, separator: ":")
     }
 
     /// TLS 1.3 only.
