@@ -53,6 +53,10 @@ public enum MLSError: Error, Hashable, Sendable {
     case rejectedByPolicy(PolicyRejection)
     /// The group can no longer be used: this member was removed or the group was reinitialised.
     case groupInactive
+    /// An external proposal's signer is not in the group's `external_senders` extension (§12.1.8.1).
+    case notAnExternalSender
+    /// A successor group (§11.2) was asked of a group that no ReInit has closed.
+    case notReinitialized
     /// A message this member sent itself; it cannot be decrypted again (its key is deleted).
     case ownMessage
     /// A pre-shared key the message needs is not available.

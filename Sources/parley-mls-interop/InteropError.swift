@@ -5,6 +5,8 @@ import GRPCCore
 enum InteropError: Error, Equatable {
     case unknownState(UInt32)
     case unknownTransaction(UInt32)
+    case unknownReInit(UInt32)
+    case unknownSigner(UInt32)
     case notA(String)
     case unknownMember(identity: [UInt8])
     case notApplication
@@ -16,6 +18,8 @@ enum InteropError: Error, Equatable {
         switch self {
         case .unknownState(let id): RPCError(code: .notFound, message: "no group state \(id)")
         case .unknownTransaction(let id): RPCError(code: .notFound, message: "no KeyPackage transaction \(id)")
+        case .unknownReInit(let id): RPCError(code: .notFound, message: "no reinitialised group \(id)")
+        case .unknownSigner(let id): RPCError(code: .notFound, message: "no external signer \(id)")
         case .notA(let kind):
             RPCError(code: .invalidArgument, message: "the bytes are not an MLSMessage holding a \(kind)")
         case .unknownMember(let identity):

@@ -20,7 +20,17 @@ actor InteropState {
         var externalPSKs: [[UInt8]: [UInt8]] = [:]
     }
 
+    /// A member whose group a ReInit closed (RFC 9420 §11.2), with the
+    /// KeyPackage of the new suite it joins the successor by.
+    struct ReInitMember {
+        var old: Group
+        var bundle: KeyPackageBundle
+    }
+
     private var members: [UInt32: Member] = [:]
+    private var reInits: [UInt32: ReInitMember] = [:]
+    /// External senders' signature keys (RFC 9420 §12.1.8.1), by signer id.
+    private var signers: [UInt32: SignatureKeyPair] = [:]
     private var transactions: [UInt32: Transaction] = [:]
     private var nextID: UInt32 = 1
 
@@ -54,6 +64,32 @@ actor InteropState {
     }
 
     func finishTransaction(_ id: UInt32) { transactions[id] = nil }
+
+    /// The closed group moves from its state id to a new reinit id.
+    func reInit(_ stateID: UInt32, _ reInit: ReInitMember) -> UInt32 {
+        members[stateID] = nil
+        let id = newID()
+        reInits[id] = reInit
+        return id
+    }
+
+    func reInitMember(_ id: UInt32) throws -> ReInitMember {
+        guard let reInit = reInits[id] else { throw InteropError.unknownReInit(id) }
+        return reInit
+    }
+
+    func finishReInit(_ id: UInt32) { reInits[id] = nil }
+
+    func add(signer: SignatureKeyPair) -> UInt32 {
+        let id = newID()
+        signers[id] = signer
+        return id
+    }
+
+    func signer(_ id: UInt32) throws -> SignatureKeyPair {
+        guard let signer = signers[id] else { throw InteropError.unknownSigner(id) }
+        return signer
+    }
 
     /// StorePSK names a group state or a pending KeyPackage transaction.
     func storePSK(_ id: UInt32, pskID: [UInt8], secret: [UInt8]) throws {

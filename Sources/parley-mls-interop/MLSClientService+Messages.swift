@@ -48,7 +48,7 @@ extension MLSClientService {
     ) async throws -> MlsClient_ProposalResponse {
         try await rpc {
             let group = try await state.member(request.stateID).group
-            let leaf = try leafIndex(of: [UInt8](request.removedID), in: group)
+            let leaf = try leafIndex(of: [UInt8](request.removedID), in: group.publicGroup)
             return try await propose(.remove(removed: leaf), stateID: request.stateID)
         }
     }
@@ -77,7 +77,7 @@ extension MLSClientService {
     }
 
     /// The harness names members by their basic credential's identity.
-    func leafIndex(of identity: [UInt8], in group: Group) throws -> LeafIndex {
+    func leafIndex(of identity: [UInt8], in group: PublicGroup) throws -> LeafIndex {
         guard let member = group.members.first(where: { $0.credential == .basic(identity: identity) }) else {
             throw InteropError.unknownMember(identity: identity)
         }
@@ -100,7 +100,7 @@ extension MLSClientService {
             }
             options.onlyPendingReferences = references
             for description in request.byValue {
-                try addByValue(try proposal(description, in: member.group), to: &options)
+                try addByValue(try proposal(description, in: member.group.publicGroup), to: &options)
             }
             let output = try member.group.commit(options)
             member.pendingCommit = output.message

@@ -29,7 +29,10 @@ extension MLSClientService {
     ) async throws -> MlsClient_ProposalResponse {
         try await rpc {
             let group = try await state.member(request.stateID).group
-            return try await propose(.preSharedKey(resumptionPSK(request.epochID, in: group)), stateID: request.stateID)
+            return try await propose(
+                .preSharedKey(resumptionPSK(request.epochID, in: group.publicGroup)),
+                stateID: request.stateID
+            )
         }
     }
 
@@ -43,7 +46,7 @@ extension MLSClientService {
     }
 
     /// A resumption PSK of this group's epoch `epoch`, for use inside the group (§8.6).
-    func resumptionPSK(_ epoch: UInt64, in group: Group) -> PreSharedKeyID {
+    func resumptionPSK(_ epoch: UInt64, in group: PublicGroup) -> PreSharedKeyID {
         PreSharedKeyID.fresh(.resumption(usage: .application, groupID: group.groupID, epoch: epoch), suite: group.suite)
     }
 
@@ -67,7 +70,7 @@ extension MLSClientService {
         }
     }
 
-    func proposal(_ description: MlsClient_ProposalDescription, in group: Group) throws -> Proposal {
+    func proposal(_ description: MlsClient_ProposalDescription, in group: PublicGroup) throws -> Proposal {
         switch String(decoding: description.proposalType, as: UTF8.self) {
         case "add": return .add(try keyPackage(description.keyPackage))
         case "remove": return .remove(removed: try leafIndex(of: [UInt8](description.removedID), in: group))
@@ -75,6 +78,8 @@ extension MLSClientService {
             return .preSharedKey(.fresh(.external(pskID: [UInt8](description.pskID)), suite: group.suite))
         case "resumptionPSK": return .preSharedKey(resumptionPSK(description.epochID, in: group))
         case "groupContextExtensions": return .groupContextExtensions(try extensions(description.extensions))
+        case "reinit":
+            return .reInit(try reInitParameters(description.groupID, description.cipherSuite, description.extensions))
         case let other: throw InteropError.unsupported("\(other) proposals by value")
         }
     }

@@ -23,6 +23,10 @@ public struct CommitOptions: Sendable {
     /// Replaces this member's leaf content (credential, capabilities, extensions) in the path.
     public var leafNode: LeafNode?
     public var authenticatedData: [UInt8]
+    /// A ReInit (§12.1.5) by value: the Commit then carries nothing else (§12.2)
+    /// and closes the group. A received ReInit is committed by naming its
+    /// ProposalRef in ``onlyPendingReferences``; it is never included otherwise.
+    public var reInit: ReInit?
 
     public init(
         add: [KeyPackage] = [],
@@ -34,9 +38,11 @@ public struct CommitOptions: Sendable {
         leafNode: LeafNode? = nil,
         authenticatedData: [UInt8] = [],
         onlyPendingReferences: Set<[UInt8]>? = nil,
-        preSharedKeys: [PreSharedKeyID] = []
+        preSharedKeys: [PreSharedKeyID] = [],
+        reInit: ReInit? = nil
     ) {
         self.add = add
+        self.reInit = reInit
         self.preSharedKeys = preSharedKeys
         self.remove = remove
         self.groupContextExtensions = groupContextExtensions
@@ -144,6 +150,7 @@ extension Group {
         byValue += options.remove.map { .remove(removed: $0) }
         byValue += options.add.map { .add($0) }
         byValue += options.preSharedKeys.map { .preSharedKey($0) }
+        if let reInit = options.reInit { byValue.append(.reInit(reInit)) }
         list += byValue.map { (.proposal($0), ProposalWithSender(proposal: $0, sender: me)) }
         return list
     }
@@ -160,6 +167,8 @@ extension Group {
 
     private func applyWithPath(_ proposals: [ProposalWithSender], options: CommitOptions) throws -> CommitPath {
         var applied = try publicGroup.apply(proposals, committer: .member(ownLeaf))
+        // A ReInit to a suite this library lacks would close the group with no way on.
+        if let reInit = applied.reInit { _ = try reInit.cipherSuite.provider() }
         let addedLeaves = Set(applied.added.map(\.leaf))
         var provisional = applied.context
         provisional.epoch = try publicGroup.nextEpoch()
@@ -306,7 +315,13 @@ extension Group {
                 return addedKeys.insert(keyPackage.leafNode.signatureKey).inserted
             case .preSharedKey(let id):
                 return pskIDs.insert(id).inserted
-            case .reInit, .externalInit:
+            case .reInit:
+                // Only when the caller names it: a ReInit closes the group, so it
+                // is never swept into a commit made for another reason.
+                guard let reference = cached.reference, options.onlyPendingReferences?.contains(reference) == true
+                else { return false }
+                return true
+            case .externalInit:
                 return false
             }
         }
@@ -351,7 +366,10 @@ extension Group {
         {
             next.resumptionPSKs.removeValue(forKey: oldest)
         }
-        if staged.applied.reInit != nil { next.isActive = false }
+        if let reInit = staged.applied.reInit {
+            next.isActive = false
+            next.reInit = reInit
+        }
         return next
     }
 
@@ -363,7 +381,7 @@ extension Group {
             case .external(let pskID):
                 guard let psk = policy.externalPSKs[pskID] else { throw MLSError.missingPSK }
                 return (id, psk)
-            case .resumption(_, let pskGroupID, let pskEpoch) where pskGroupID == groupID:
+            case .resumption(.application, let pskGroupID, let pskEpoch) where pskGroupID == groupID:
                 guard let psk = resumptionPSKs[pskEpoch] else { throw MLSError.missingPSK }
                 return (id, psk)
             case .resumption:

@@ -10,6 +10,16 @@ extension Group {
         ratchetTree: RatchetTree? = nil,
         policy: GroupPolicy = GroupPolicy()
     ) throws -> Group {
+        try joinNamingPSKs(welcome: welcome, keyPackage: bundle, ratchetTree: ratchetTree, policy: policy).group
+    }
+
+    /// ``join(welcome:keyPackage:ratchetTree:policy:)``, also returning the PSKs the Welcome names.
+    static func joinNamingPSKs(
+        welcome: Welcome,
+        keyPackage bundle: KeyPackageBundle,
+        ratchetTree: RatchetTree?,
+        policy: GroupPolicy
+    ) throws -> (group: Group, psks: [PreSharedKeyID]) {
         let suite = try welcome.cipherSuite.provider()
         guard bundle.keyPackage.cipherSuite == welcome.cipherSuite else {
             throw MLSError.invalidWelcome("the Welcome is for another cipher suite than the KeyPackage")
@@ -18,6 +28,7 @@ extension Group {
         let pskSecret = try joinPSKSecret(groupSecrets.psks, suite, policy)
         let groupInfo = try decryptGroupInfo(welcome, groupSecrets, pskSecret: pskSecret, suite)
 
+        try checkFirstEpoch(groupInfo, psks: groupSecrets.psks)
         let publicGroup = try PublicGroup(groupInfo: groupInfo, tree: ratchetTree, policy: policy)
         let tree = publicGroup.tree
         guard let ownLeaf = tree.members.first(where: { $0.leaf == bundle.keyPackage.leafNode })?.index else {
@@ -45,7 +56,7 @@ extension Group {
         else {
             throw MLSError.invalidWelcome("the GroupInfo's confirmation tag does not match the joiner secret")
         }
-        return Group(
+        let group = Group(
             publicGroup: publicGroup,
             ownLeaf: ownLeaf,
             signer: bundle.signaturePrivateKey,
@@ -60,6 +71,17 @@ extension Group {
             confirmationTag: groupInfo.confirmationTag,
             resumptionPSKs: [context.epoch: secrets.resumptionPSK]
         )
+        return (group, groupSecrets.psks)
+    }
+
+    /// §12.4.3.1: a reinit or branch PSK starts a new group, whose Welcome is for its first epoch.
+    private static func checkFirstEpoch(_ groupInfo: GroupInfo, psks: [PreSharedKeyID]) throws {
+        let startsFromAnotherGroup = psks.contains { id in
+            if case .resumption(let usage, _, _) = id.kind { usage != .application } else { false }
+        }
+        guard !startsFromAnotherGroup || groupInfo.groupContext.epoch == 1 else {
+            throw MLSError.invalidWelcome("a Welcome with a reinit or branch PSK must be for epoch 1")
+        }
     }
 
     /// The GroupSecrets of the Welcome's entry for this KeyPackage (§12.4.3.1).

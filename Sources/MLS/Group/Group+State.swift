@@ -2,8 +2,9 @@
 /// mls-rs model: one atomic record per group). The blob holds private keys
 /// and epoch secrets: store it encrypted. Policy hooks are not part of it.
 extension Group {
-    /// 2 added, per past epoch, when it ended and which leaves were removed since.
-    static let stateFormatVersion: UInt16 = 2
+    /// 2 added, per past epoch, when it ended and which leaves were removed since;
+    /// 3 the ReInit that closed the group.
+    static let stateFormatVersion: UInt16 = 3
 
     /// The complete state, including a pending Commit and the kept past epochs.
     public func serialized() throws -> [UInt8] {
@@ -70,6 +71,7 @@ extension Group {
             writer.write(UInt8(0))
         }
         writer.write(UInt8(isActive ? 1 : 0))
+        try writer.writeOptional(reInit.map { Proposal.reInit($0) })
     }
 
     private init(decodingStateFrom reader: inout TLSReader, version: UInt16, policy: GroupPolicy) throws {
@@ -134,6 +136,13 @@ extension Group {
         case 0: isActive = false
         case 1: isActive = true
         case let other: throw DecodingError.invalidOptionalPresence(other)
+        }
+        if version >= 3 {
+            switch try reader.readOptional(Proposal.self) {
+            case nil: break
+            case .reInit(let value)?: reInit = value
+            case _?: throw MLSError.invalidState("the stored ReInit is another kind of proposal")
+            }
         }
     }
 }

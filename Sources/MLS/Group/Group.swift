@@ -39,6 +39,10 @@ public struct Group: Sendable {
     var updateKeys: [HPKEPublicKey: HPKEPrivateKey] = [:]
     /// False once this member is removed or the group is reinitialised.
     public internal(set) var isActive = true
+    /// The ReInit (§12.1.5) the Commit that closed this group carried: the
+    /// parameters of its successor (§11.2), which ``createSuccessor(signatureKeys:keyPackages:capabilities:forcePath:ratchetTreeInWelcome:)``
+    /// creates and ``joinSuccessor(welcome:keyPackage:ratchetTree:)`` joins. Nil while the group is open.
+    public internal(set) var reInit: ReInit?
 
     // MARK: Reading
 

@@ -451,9 +451,10 @@ public struct PublicGroup: Sendable {
                 throw MLSError.invalidProposal("a PSK nonce must be Nh bytes long")
             }
             // §12.1.4: reinit and branch PSKs belong to the first Commit of a group
-            // started from another one (§11.2, §11.3), and name that other group.
+            // started from another one (§11.2, §11.3). A branch names another group;
+            // a ReInit's successor may keep the old group's ID.
             if case .resumption(let usage, let pskGroupID, _) = id.kind, usage != .application,
-                context.epoch != 0 || pskGroupID == context.groupID
+                context.epoch != 0 || (usage == .branch && pskGroupID == context.groupID)
             {
                 throw MLSError.invalidProposal(
                     "a resumption PSK outside reinit or branching must have usage application"
