@@ -137,23 +137,17 @@ public struct PublicGroup: Sendable {
             return leafNode.signatureKey
         case .external(let index):
             guard case .proposal(let proposal) = content.body,
-                [.add, .remove, .psk, .reinit, .groupContextExtensions].contains(proposal.proposalType)
+                Self.externalSenderProposalTypes.contains(proposal.proposalType)
             else {
                 throw MLSError.invalidMessage(
                     "an external sender may only send add, remove, psk, reinit or group_context_extensions proposals"
                 )
             }
-            let senders =
-                try context.extensions.first(.externalSenders).map { bytes -> [ExternalSender] in
-                    var reader = TLSReader(bytes)
-                    let list = try reader.readVector(of: ExternalSender.self)
-                    try reader.finish()
-                    return list
-                } ?? []
-            guard Int(index) < senders.count else {
-                throw MLSError.invalidMessage("external sender \(index) is not in external_senders")
+            let senders = try externalSenders()
+            guard let position = Int(exactly: index), position < senders.count else {
+                throw MLSError.notAnExternalSender
             }
-            return senders[Int(index)].signatureKey
+            return senders[position].signatureKey
         case .newMemberProposal:
             guard case .proposal(.add(let keyPackage)) = content.body else {
                 throw MLSError.invalidMessage("a new_member_proposal sender may only propose adding itself")
@@ -238,8 +232,8 @@ public struct PublicGroup: Sendable {
             }
         case .externalInit:
             throw MLSError.invalidProposal("ExternalInit is only allowed inline in an external commit")
-        case .groupContextExtensions:
-            break
+        case .groupContextExtensions(let extensions):
+            _ = try ExternalSender.list(in: extensions)
         }
     }
 
@@ -299,6 +293,9 @@ public struct PublicGroup: Sendable {
         }
         for item in list {
             if case .groupContextExtensions(let extensions) = item.proposal { result.context.extensions = extensions }
+        }
+        if result.context.extensions != context.extensions {
+            _ = try ExternalSender.list(in: result.context.extensions)
         }
         let requiredCapabilities: RequiredCapabilities? = try result.context.extensions.decode(.requiredCapabilities)
         let now = policy.now()
