@@ -48,6 +48,9 @@ public enum MLSError: Error, Hashable, Sendable {
     case invalidKeyPackage(String)
     /// A Welcome cannot be used to join (RFC 9420 §12.4.3.1).
     case invalidWelcome(String)
+    /// A GroupInfo carries no `ratchet_tree` extension and no tree was supplied:
+    /// the joiner must get the tree elsewhere (§12.4.3.1 leaves how to the application).
+    case ratchetTreeNotFound
     /// The application's policy hook refused a credential, a proposal or a
     /// commit; the hook's own error travels inside, as a value.
     case rejectedByPolicy(PolicyRejection)

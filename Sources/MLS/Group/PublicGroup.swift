@@ -50,7 +50,7 @@ public struct PublicGroup: Sendable {
             tree = suppliedTree
         } else {
             guard let encoded = groupInfo.extensions.first(.ratchetTree) else {
-                throw MLSError.invalidWelcome("no ratchet tree: it is neither in the GroupInfo nor supplied")
+                throw MLSError.ratchetTreeNotFound
             }
             let nodes = try RatchetTree.decodeNodes(encoded)
             let position = Int(groupInfo.signer.nodeIndex.rawValue)

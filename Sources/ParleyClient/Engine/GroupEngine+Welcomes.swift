@@ -198,12 +198,10 @@ extension GroupEngine {
     private func open(_ welcome: Welcome, with bundle: KeyPackageBundle, group name: String) async throws -> Group {
         do {
             return try Group.join(welcome: welcome, keyPackage: bundle, policy: policy)
-        } catch let first as MLSError {
+        } catch MLSError.ratchetTreeNotFound {
             let encoded = try await transport.ratchetTree(of: name)
-            guard let tree = try? RatchetTree(suite, encoded: encoded),
-                let joined = try? Group.join(welcome: welcome, keyPackage: bundle, ratchetTree: tree, policy: policy)
-            else { throw first }
-            return joined
+            let tree = try RatchetTree(suite, encoded: encoded)
+            return try Group.join(welcome: welcome, keyPackage: bundle, ratchetTree: tree, policy: policy)
         }
     }
 
