@@ -140,7 +140,8 @@ extension Group {
     ) -> [(item: ProposalOrRef, proposal: ProposalWithSender)] {
         let me = Sender.member(ownLeaf)
         var list: [(item: ProposalOrRef, proposal: ProposalWithSender)] = []
-        if options.includePendingProposals {
+        // A ReInit is committed alone (§12.2): received proposals wait for the successor.
+        if options.includePendingProposals, options.reInit == nil {
             list = committablePending(alongside: options).compactMap { cached in
                 cached.reference.map { (.reference($0), cached) }
             }

@@ -41,7 +41,10 @@ extension Group {
     /// The new group must hold the old group's members and no one else
     /// (§12.4.3.1 asks joiners to check that "all the members of the old group
     /// are also members of the new group"), compared by credential; otherwise
-    /// this throws and nothing is sent.
+    /// this throws and nothing is sent. Members come with new keys, so whether a
+    /// credential really is the old member's is the ``GroupPolicy/credentialValidator``'s
+    /// judgement, as for any join (§5.3.1): with bare `basic` credentials any
+    /// member could present a KeyPackage under another's name.
     ///
     /// - Returns: the new group at epoch 1 and the Welcome for the others
     ///   (nil when the caller was the only member).

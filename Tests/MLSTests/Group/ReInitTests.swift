@@ -162,6 +162,18 @@ import Testing
         #expect(error?.kind == "invalidProposal")
     }
 
+    /// Received proposals wait: a ReInit by value is committed alone (§12.2) even when
+    /// other proposals are pending, which would otherwise make the commit invalid.
+    @Test func aReInitByValueLeavesPendingProposalsOut() throws {
+        var (alice, bob, _, _) = try TestClient.threeMemberGroup(suite, policy: GroupPolicy())
+        _ = try alice.process(bob.proposeUpdate())
+        #expect(alice.pendingProposals.count == 1)
+        let reInit = ReInit(groupID: Array("next".utf8), cipherSuite: suite.suite)
+        let output = try alice.commit(CommitOptions(reInit: reInit))
+        _ = try bob.process(output.message)
+        #expect(bob.reInit == reInit && output.summary.updated.isEmpty)
+    }
+
     @Test func aCommitterRefusesAReInitToASuiteItLacks() throws {
         var (alice, _, _, _) = try TestClient.threeMemberGroup(suite, policy: GroupPolicy())
         let reInit = ReInit(groupID: Array("next".utf8), cipherSuite: .mls256DHKEMX448AES256GCMSHA512Ed448)
