@@ -89,16 +89,50 @@ public enum ChatApp {
 }
 
 /// Reads the terminal on a thread of its own, so a blocking read never holds
-/// one of the few threads Swift's tasks share. Reports a quiet moment every
-/// 50 ms, which resolves a lone ESC and notices a resize.
+/// one of the few threads Swift's tasks share. It sleeps in `poll` until a key
+/// arrives, the window is resized (SIGWINCH) or `stop` is called (issue 15: no
+/// polling while idle); 50 ms after the last bytes it reports one quiet moment,
+/// which resolves a lone ESC.
 final class InputReader: @unchecked Sendable {
+    /// How long after the last bytes the quiet moment comes.
+    static let quietAfter: Int32 = 50
+    private let input: Int32
+    /// Written to wake the thread: by `stop`, and on a resize.
+    private let wake: (read: Int32, write: Int32)
     private let lock = NSLock()
     private var stopped = false
+    private var started = false
+    private var resize: (any DispatchSourceSignal)?
+    private let done = DispatchSemaphore(value: 0)
+
+    /// Reads `input` (standard input by default; a pipe in tests).
+    init(input: Int32 = STDIN_FILENO) {
+        self.input = input
+        var descriptors: [Int32] = [-1, -1]
+        if pipe(&descriptors) != 0 { descriptors = [-1, -1] }
+        wake = (descriptors[0], descriptors[1])
+    }
+
+    deinit {
+        for descriptor in [wake.read, wake.write] where descriptor >= 0 { close(descriptor) }
+    }
 
     func start(_ report: @escaping @Sendable (Terminal.Input) -> Void) {
+        signal(SIGWINCH, SIG_IGN)
+        let resize = DispatchSource.makeSignalSource(signal: SIGWINCH)
+        resize.setEventHandler { report(.quiet) }
+        resize.resume()
+        lock.withLock {
+            self.resize = resize
+            started = true
+        }
         let thread = Thread { [self] in
+            defer { done.signal() }
+            var pending = false
             while !lock.withLock({ stopped }) {
-                let input = Terminal.read(milliseconds: 50)
+                let input = waitForInput(timeout: pending ? Self.quietAfter : -1)
+                guard let input else { continue }
+                if case .bytes = input { pending = true } else { pending = false }
                 report(input)
                 if case .closed = input { return }
             }
@@ -106,7 +140,31 @@ final class InputReader: @unchecked Sendable {
         thread.start()
     }
 
+    /// Stops the thread (it wakes at once) and waits until it has.
     func stop() {
-        lock.withLock { stopped = true }
+        let (source, running) = lock.withLock {
+            defer { (stopped, resize) = (true, nil) }
+            return (resize, started && !stopped)
+        }
+        source?.cancel()
+        var byte: UInt8 = 1
+        if running, wake.write >= 0, write(wake.write, &byte, 1) == 1 { done.wait() }
+    }
+
+    /// Bytes, a quiet moment after `timeout` ms (-1: none), the input closed, or nil when
+    /// woken by `stop`.
+    private func waitForInput(timeout: Int32) -> Terminal.Input? {
+        var descriptors = [
+            pollfd(fd: input, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0),
+        ]
+        let ready = poll(&descriptors, wake.read >= 0 ? 2 : 1, timeout)
+        if ready < 0 { return errno == EINTR ? nil : .closed }
+        guard ready > 0 else { return .quiet }
+        if descriptors[1].revents != 0 { return nil }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = read(input, &buffer, buffer.count)
+        if count < 0, errno == EINTR || errno == EAGAIN { return nil }
+        return count > 0 ? .bytes(Array(buffer[0..<count])) : .closed
     }
 }

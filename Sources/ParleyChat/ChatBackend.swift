@@ -5,6 +5,11 @@ import ParleyClient
 public protocol ChatBackend: Sendable {
     func sync() async throws
     func pump(timeout: Duration) async throws -> Set<String>
+    /// The connection and how many frames arrived on it (read before a pump, waited past after).
+    func arrivalMark() async -> ArrivalMark
+    /// Returns once a frame arrived after `mark`, the connection changed, `timeout` passed or
+    /// the task is cancelled; takes no frame, so it is safe to cancel.
+    func waitForArrival(after mark: ArrivalMark, timeout: Duration) async
     func history(_ name: String) async throws -> [HistoryEntry]
     func groupSummaries() async -> [GroupSummary]
     func send(_ text: String, to name: String) async throws -> SendOutcome

@@ -2,19 +2,49 @@ import Foundation
 import ParleyClient
 
 /// Requests from the screen to the worker: a lock-guarded queue, so the
-/// screen hands work over without awaiting anything.
+/// screen hands work over without awaiting anything, and the worker waits
+/// for the next one on a continuation (no polling).
 public final class RequestQueue: @unchecked Sendable {
     private let lock = NSLock()
     private var items: [WorkerRequest] = []
+    private var nextWaiter: UInt64 = 0
+    private var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
 
     public init() {}
 
     public func push(_ requests: [WorkerRequest]) {
-        lock.withLock { items += requests }
+        guard !requests.isEmpty else { return }
+        let woken = lock.withLock {
+            items += requests
+            defer { waiters = [:] }
+            return Array(waiters.values)
+        }
+        for waiter in woken { waiter.resume() }
     }
 
     func take() -> WorkerRequest? {
         lock.withLock { items.isEmpty ? nil : items.removeFirst() }
+    }
+
+    /// Returns once a request waits, or the task is cancelled.
+    func waitForRequest() async {
+        let id = lock.withLock {
+            defer { nextWaiter += 1 }
+            return nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                // Checked under the lock `push` and the cancellation take: no wake-up is lost.
+                let ready = lock.withLock {
+                    let ready = !items.isEmpty || Task.isCancelled
+                    if !ready { waiters[id] = continuation }
+                    return ready
+                }
+                if ready { continuation.resume() }
+            }
+        } onCancel: {
+            lock.withLock { waiters.removeValue(forKey: id) }?.resume()
+        }
     }
 }
 
@@ -36,10 +66,15 @@ public struct ChatWorker: Sendable {
         self.emit = emit
     }
 
-    /// How long one pump waits for frames: also how soon a new request starts.
-    static let pumpWait = Duration.milliseconds(100)
+    /// The longest the worker waits without an event: then it pumps anyway, so the client's
+    /// due work (a self-update, the outbox) runs on an idle connection too.
+    static let idleWait = Duration.seconds(60)
+    /// After frames arrive during a command: the moment the command's task has to apply them
+    /// before the groups' positions are read (once per arrival, not a polling loop).
+    static let settle = Duration.milliseconds(20)
 
-    /// Runs until the task is cancelled.
+    /// Runs until the task is cancelled. It sleeps until something happens: a request from
+    /// the screen, a frame from the server, or the time to reconnect (issue 15: no polling).
     public func run(viewing group: String?) async {
         var viewed = group
         await report(viewed: viewed, changed: [])
@@ -54,23 +89,42 @@ public struct ChatWorker: Sendable {
                 }
                 await report(viewed: viewed, changed: [])
             } else if connected {
+                // The mark is read before the pump: a frame arriving during it ends the wait at once.
+                let mark = await client.arrivalMark()
                 do {
-                    let changed = try await client.pump(timeout: Self.pumpWait)
+                    let changed = try await client.pump(timeout: .zero)
                     if !changed.isEmpty { await report(viewed: viewed, changed: changed) }
                 } catch {
                     connected = false
                     emit(.connection(.offline("\(error)")))
                     nextAttempt = .now + backoff
+                    continue
+                }
+                await firstOf(requests.waitForRequest) { [client] in
+                    await client.waitForArrival(after: mark, timeout: Self.idleWait)
                 }
             } else if ContinuousClock.now >= nextAttempt {
                 connected = await connect(viewed: viewed)
                 backoff = connected ? .seconds(1) : min(backoff * 2, .seconds(30))
                 nextAttempt = .now + backoff
             } else {
-                try? await Task.sleep(for: .milliseconds(50))
+                await firstOf(requests.waitForRequest) { [nextAttempt] in try? await Task.sleep(until: nextAttempt) }
             }
         }
         await sendWhatWasTyped()
+    }
+
+    /// Waits until the first of two events; the other wait is cancelled (both only wait).
+    private func firstOf(
+        _ one: @escaping @Sendable () async -> Void,
+        _ other: @escaping @Sendable () async -> Void
+    ) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask(operation: one)
+            group.addTask(operation: other)
+            await group.next()
+            group.cancelAll()
+        }
     }
 
     /// On quitting, messages typed but not yet handed to the client still
@@ -127,16 +181,22 @@ public struct ChatWorker: Sendable {
         emit(.finished(command, outcome))
     }
 
-    /// Until cancelled, reports the groups whose log moved (by their last seq) every
-    /// ``pumpWait``. It only reads: the command's task is the one reading the socket.
+    /// Until cancelled, reports the groups whose log moved (by their last seq) each time
+    /// frames arrive. It only reads: the command's task is the one reading the socket.
     private func reportArrivals(viewed: String?) async {
         var seen = await positions()
+        var mark = await client.arrivalMark()
         while !Task.isCancelled {
-            try? await Task.sleep(for: Self.pumpWait)
-            let now = await positions()
-            let changed = Set(now.filter { seen[$0.key] != $0.value }.keys)
+            await client.waitForArrival(after: mark, timeout: Self.idleWait)
+            let now = await client.arrivalMark()
+            // No frame came: the connection is being replaced by the command; wait a moment.
+            let pause = now == mark ? Self.settle * 5 : Self.settle
+            mark = now
+            try? await Task.sleep(for: pause)
+            let positions = await positions()
+            let changed = Set(positions.filter { seen[$0.key] != $0.value }.keys)
             guard !changed.isEmpty, !Task.isCancelled else { continue }
-            seen = now
+            seen = positions
             await report(viewed: viewed, changed: changed)
         }
     }

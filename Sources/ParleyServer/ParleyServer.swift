@@ -242,7 +242,7 @@ private struct RetentionService: Service {
             if let pruned = try? storage.prune(olderThan: overflow || underflow ? 0 : cutoff), pruned > 0 {
                 logger.info("messages pruned", metadata: ["count": "\(pruned)"])
                 // Quotas count what is kept: recount after pruning.
-                await delivery.forgetStoredBytes()
+                delivery.forgetStoredBytes()
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(3600)) }
         }

@@ -7,7 +7,7 @@ struct ParleyBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "parley-bench",
         abstract: "Benchmarks for Parley. Build with -c release.",
-        subcommands: [MLSBench.self, LoadBench.self, ChatRenderBench.self]
+        subcommands: [MLSBench.self, LoadBench.self, LargeGroupBench.self, ChatRenderBench.self]
     )
 }
 
@@ -255,6 +255,8 @@ struct MLSBench: AsyncParsableCommand {
             }
         )
 
+        try measureCommitsWithEcho(n: n, tree: tree, creator: creator, newcomers: newcomers)
+
         var ciphertextCount = 0
         report(
             "commit_self_update",
@@ -291,6 +293,30 @@ struct MLSBench: AsyncParsableCommand {
             try updates.map { message in
                 var group = receiver
                 return try milliseconds { _ = try group.process(message) }
+            }
+        )
+    }
+
+    /// Add one and self-update as mls-rs's anchor times them (issue 15): the commit, then
+    /// processing its echo, which merges it (RFC 9420 §14: the committer adopts the new
+    /// epoch only then).
+    func measureCommitsWithEcho(n: Int, tree: String, creator: Group, newcomers: [KeyPackageBundle]) throws {
+        report(
+            "commit_add_one_with_echo",
+            n: n,
+            tree: tree,
+            try newcomers.map { bundle in
+                var group = creator
+                return try milliseconds { _ = try group.process(try group.addMembers([bundle.keyPackage]).message) }
+            }
+        )
+        report(
+            "commit_self_update_with_echo",
+            n: n,
+            tree: tree,
+            try (0..<runs).map { _ in
+                var group = creator
+                return try milliseconds { _ = try group.process(try group.selfUpdate().message) }
             }
         )
     }

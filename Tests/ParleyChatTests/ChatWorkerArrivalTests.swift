@@ -12,10 +12,45 @@ actor ScriptedBackend: ChatBackend {
     var lastSeq: UInt64 = 0
     private var addGate: CheckedContinuation<Void, Never>?
     private(set) var addStarted = false
+    /// Frames "arrived" so far, and the worker's waits for more.
+    private var arrivals: UInt64 = 0
+    private var arrivalWaiters: [UUID: CheckedContinuation<Void, Never>] = [:]
+    private var cancelledWaits: Set<UUID> = []
+    /// How often the worker pumped: an idle worker must not (issue 15).
+    private(set) var pumps = 0
+    private var pumped: UInt64 = 0
 
     func arrive(_ text: String) {
         lastSeq += 1
         entries.append(HistoryEntry(seq: lastSeq, time: 0, sender: "alice", kind: .text, text: text))
+        arrivals += 1
+        for waiter in arrivalWaiters.values { waiter.resume() }
+        arrivalWaiters = [:]
+    }
+
+    var isWaitingForArrival: Bool { !arrivalWaiters.isEmpty }
+
+    func arrivalMark() -> ArrivalMark { ArrivalMark(connection: 1, count: arrivals) }
+
+    /// Waits for `arrive` or cancellation; the timeout is not needed by these tests.
+    func waitForArrival(after mark: ArrivalMark, timeout: Duration) async {
+        guard arrivals <= mark.count else { return }
+        let id = UUID()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                if cancelledWaits.remove(id) != nil {
+                    continuation.resume()
+                } else {
+                    arrivalWaiters[id] = continuation
+                }
+            }
+        } onCancel: {
+            Task { await self.cancelWait(id) }
+        }
+    }
+
+    private func cancelWait(_ id: UUID) {
+        if let waiter = arrivalWaiters.removeValue(forKey: id) { waiter.resume() } else { cancelledWaits.insert(id) }
     }
 
     func finishAdd() {
@@ -25,8 +60,10 @@ actor ScriptedBackend: ChatBackend {
 
     func sync() async throws {}
     func pump(timeout: Duration) async throws -> Set<String> {
+        pumps += 1
         try await Task.sleep(for: timeout)
-        return []
+        defer { pumped = arrivals }
+        return arrivals > pumped ? ["g"] : []
     }
     func history(_ name: String) async throws -> [HistoryEntry] { entries }
     func groupSummaries() async -> [GroupSummary] {

@@ -143,7 +143,7 @@ import Testing
             let storage = server.server.storage
             let sender = try #require(try storage.device(withSignatureKey: bob.signatureKeys.publicKey.bytes))
             let ticket = Ticket()
-            try await delivery.writer.enqueue(
+            try delivery.writer.enqueue(
                 LogWriter.Entry(
                     append: LogAppend(groupID: group.record.id, time: 1, senderDevice: sender.id, data: [1]),
                     incarnation: group.incarnation,

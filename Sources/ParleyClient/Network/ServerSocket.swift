@@ -82,6 +82,18 @@ final class ServerSocket: Sendable {
         }
     }
 
+    /// How many frames arrived on this connection so far.
+    var arrivals: UInt64 { inbox.arrivals }
+
+    /// Returns once a frame beyond the first `seen` arrived, the connection closed, `timeout`
+    /// passed or the task is cancelled. Only waits: it takes no frame, so cancelling it is safe.
+    func waitForArrival(after seen: UInt64, timeout: Duration) async {
+        let deadline = ContinuousClock.now + timeout
+        while inbox.arrivals <= seen, !inbox.isClosed, ContinuousClock.now < deadline, !Task.isCancelled {
+            await inbox.wait(for: .arrival(after: seen), until: deadline)
+        }
+    }
+
     /// The connection ended: a new one is needed. Frames still waiting here are dropped with
     /// it; the new connection replays everything after the acknowledged cursors.
     var isClosed: Bool { inbox.isClosed }
@@ -118,14 +130,24 @@ final class FrameInbox: Sendable {
     enum Wait: Sendable {
         case frame
         case room(size: Int)
+        /// More than this many frames arrived in all (taken or not).
+        case arrival(after: UInt64)
 
-        var isFrame: Bool { if case .frame = self { true } else { false } }
+        /// Whether an arriving frame wakes this waiter (a taken one wakes the others).
+        var isFrame: Bool {
+            switch self {
+            case .frame, .arrival: true
+            case .room: false
+            }
+        }
     }
 
     private struct State {
         var frames: [(ServerFrame, Int)] = []
         var bytes = 0
         var peak = 0
+        /// Frames ever added.
+        var arrivals: UInt64 = 0
         var closed = false
         /// Closed from this side: frames are no longer kept.
         var dropping = false
@@ -168,6 +190,7 @@ final class FrameInbox: Sendable {
             state.frames.append((frame, size))
             state.bytes = overflow ? .max : total
             state.peak = max(state.peak, state.frames.count)
+            state.arrivals += 1
             return state.release(frames: true)
         }
         for waiter in woken ?? [] { waiter.resume() }
@@ -222,6 +245,7 @@ final class FrameInbox: Sendable {
                         switch wait {
                         case .frame: !state.frames.isEmpty
                         case .room(let size): state.fits(size, maxFrames: maxFrames, maxBytes: maxBytes)
+                        case .arrival(let seen): state.arrivals > seen
                         }
                     let ready = wanted || state.closed || Task.isCancelled || deadline.map { .now >= $0 } == true
                     if !ready { state.waiters[id] = (wait, continuation) }
@@ -257,6 +281,7 @@ final class FrameInbox: Sendable {
     var isFinished: Bool { state.withLock { $0.closed && $0.frames.isEmpty } }
     var isClosed: Bool { state.withLock { $0.closed } }
     var count: Int { state.withLock { $0.frames.count } }
+    var arrivals: UInt64 { state.withLock { $0.arrivals } }
     var bytes: Int { state.withLock { $0.bytes } }
     /// The most frames it ever held at once.
     var peakCount: Int { state.withLock { $0.peak } }

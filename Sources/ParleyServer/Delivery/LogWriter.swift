@@ -31,13 +31,32 @@ final class LogWriter: Sendable {
         var ticket: Ticket
     }
 
+    /// A device's acknowledgement: stored with others in one transaction after the messages'
+    /// (acks never wait on the delivery shards, issue 15); `done` runs on the writer's thread.
+    struct Acknowledgement: Sendable {
+        var ack: LogAcknowledgement
+        var done: @Sendable (Result<Void, any Error>) -> Void
+    }
+
+    /// One turn of the writer: messages, then acknowledgements, then chores.
+    private struct Work {
+        var entries: [Entry]
+        var acks: [Acknowledgement]
+        var chores: [@Sendable () -> Void]
+    }
+
     private struct State {
         var queue: [Entry] = []
+        var acks: [Acknowledgement] = []
+        /// Work that must see no transaction in progress (recounting quotas after pruning).
+        var chores: [@Sendable () -> Void] = []
         var started = false
         var stopped = false
         var refused: Set<UInt64> = []
         /// Refused incarnations the service no longer uses, forgotten once none of theirs wait.
         var released: Set<UInt64> = []
+
+        var isIdle: Bool { queue.isEmpty && acks.isEmpty && chores.isEmpty }
 
         /// Forgets released incarnations of which no entry waits (review s5 L3).
         mutating func pruneReleased() {
@@ -83,7 +102,11 @@ final class LogWriter: Sendable {
         let (wasRunning, dropped) = state.withLock { state -> (Bool, [Entry]) in
             guard !state.stopped else { return (false, []) }
             state.stopped = true
-            defer { state.queue.removeAll() }
+            defer {
+                state.queue.removeAll()
+                state.acks.removeAll()
+                state.chores.removeAll()
+            }
             return (state.started, state.queue)
         }
         for entry in dropped { entry.ticket.complete(.failure(LogWriterError.stopped)) }
@@ -94,13 +117,36 @@ final class LogWriter: Sendable {
 
     /// Queues an entry, or throws ``LogWriterError/full`` or ``LogWriterError/stopped`` at once.
     func enqueue(_ entry: Entry) throws(LogWriterError) {
-        let wasEmpty = try state.withLock { state throws(LogWriterError) -> Bool in
+        let wasIdle = try state.withLock { state throws(LogWriterError) -> Bool in
             guard !state.stopped else { throw .stopped }
             guard state.queue.count < capacity else { throw .full }
-            state.queue.append(entry)
-            return state.queue.count == 1
+            defer { state.queue.append(entry) }
+            return state.isIdle
         }
-        if wasEmpty { wakeUp.signal() }
+        if wasIdle { wakeUp.signal() }
+    }
+
+    /// Queues an acknowledgement, or throws ``LogWriterError/full`` (`capacity` wait already)
+    /// or ``LogWriterError/stopped`` at once.
+    func enqueue(_ acknowledgement: Acknowledgement) throws(LogWriterError) {
+        let wasIdle = try state.withLock { state throws(LogWriterError) -> Bool in
+            guard !state.stopped else { throw .stopped }
+            guard state.acks.count < capacity else { throw .full }
+            defer { state.acks.append(acknowledgement) }
+            return state.isIdle
+        }
+        if wasIdle { wakeUp.signal() }
+    }
+
+    /// Runs `chore` on the writer's thread between two transactions, so no commit lands while
+    /// it runs; dropped if the writer stops first.
+    func betweenTransactions(_ chore: @escaping @Sendable () -> Void) {
+        let wasIdle = state.withLock { state -> Bool in
+            guard !state.stopped else { return false }
+            defer { state.chores.append(chore) }
+            return state.isIdle
+        }
+        if wasIdle { wakeUp.signal() }
     }
 
     var written: (transactions: Int, entries: Int) { counts.withLock { $0 } }
@@ -127,20 +173,44 @@ final class LogWriter: Sendable {
     private func run() {
         while true {
             wakeUp.wait()
-            while let batch = nextBatch() { write(batch) }
+            while let work = nextWork() {
+                if !work.entries.isEmpty { write(work.entries) }
+                if !work.acks.isEmpty { write(work.acks) }
+                for chore in work.chores { chore() }
+            }
             if state.withLock({ $0.stopped }) { break }
         }
         finished.signal()
     }
 
-    /// Takes up to `maxBatch` waiting entries; nil when none wait or the writer stopped.
-    private func nextBatch() -> [Entry]? {
+    /// Takes up to `maxBatch` waiting entries and acknowledgements, and the chores; nil when
+    /// nothing waits or the writer stopped.
+    private func nextWork() -> Work? {
         state.withLock { state in
-            guard !state.stopped, !state.queue.isEmpty else { return nil }
-            let count = min(maxBatch, state.queue.count)
-            defer { state.queue.removeFirst(count) }
-            return Array(state.queue.prefix(count))
+            guard !state.stopped, !state.isIdle else { return nil }
+            let (entries, acks) = (min(maxBatch, state.queue.count), min(maxBatch, state.acks.count))
+            defer {
+                state.queue.removeFirst(entries)
+                state.acks.removeFirst(acks)
+                state.chores.removeAll()
+            }
+            return Work(
+                entries: Array(state.queue.prefix(entries)),
+                acks: Array(state.acks.prefix(acks)),
+                chores: state.chores
+            )
         }
+    }
+
+    /// Stores acknowledgements in one transaction and tells each sender how it went.
+    private func write(_ acks: [Acknowledgement]) {
+        let results: [Result<Void, any Error>]
+        do {
+            results = try storage.acknowledge(batch: acks.map(\.ack))
+        } catch {
+            results = Array(repeating: .failure(error), count: acks.count)
+        }
+        for (ack, result) in zip(acks, results) { ack.done(result) }
     }
 
     private func write(_ batch: [Entry]) {

@@ -90,8 +90,13 @@ struct WebSocketSession {
                 reply(send.id, send.group, WireError.body(for: error, logger: logger))
             }
         case .ack(let ack):
+            // Stored by the log writer with others; a refusal is answered from its thread.
+            let (hub, logger, deviceID) = (hub, logger, device.id)
             do {
-                try await delivery.acknowledge(ack, from: device)
+                try delivery.acknowledge(ack, from: device) { error in
+                    let body = WireError.body(for: error, logger: logger)
+                    hub.send(.frame(.error(.init(id: nil, group: ack.group, error: body))), to: deviceID)
+                }
             } catch {
                 reply(nil, ack.group, WireError.body(for: error, logger: logger))
             }

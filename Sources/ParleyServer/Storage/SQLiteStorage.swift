@@ -704,6 +704,51 @@ public final class SQLiteStorage: ServerStorage {
         }
     }
 
+    /// The log writer's acknowledgements, in one transaction (one fsync) with a savepoint each.
+    public func acknowledge(batch: [LogAcknowledgement]) throws -> [Result<Void, any Error>] {
+        try pool.write { db in
+            batch.map { ack in
+                Result {
+                    try db.inSavepoint {
+                        try Self.acknowledge(ack, db)
+                        return .commit
+                    }
+                }
+            }
+        }
+    }
+
+    private static func acknowledge(_ ack: LogAcknowledgement, _ db: Database) throws {
+        var found: (id: Int64, last: UInt64)?
+        for name in ack.nameSpellings where found == nil {
+            if let row = try Row.fetchOne(db, sql: "SELECT id, last_seq FROM groups WHERE name = ?", arguments: [name])
+            {
+                found = (row["id"], try unsigned(row, "last_seq"))
+            }
+        }
+        guard let (groupID, lastSeq) = found,
+            let row = try Row.fetchOne(
+                db,
+                sql: "SELECT left_seq FROM memberships WHERE group_id = ? AND device_id = ?",
+                arguments: [groupID, ack.deviceID]
+            )
+        else {
+            throw AcknowledgementRefusal.notMember
+        }
+        let last = row["left_seq"] as Int64? != nil ? try unsigned(row, "left_seq") : lastSeq
+        guard ack.seq <= last, let seq = Int64(exactly: ack.seq) else {
+            throw AcknowledgementRefusal.beyondLog(last: last)
+        }
+        try db.execute(
+            sql: "UPDATE memberships SET acked_seq = ? WHERE group_id = ? AND device_id = ? AND acked_seq < ?",
+            arguments: [seq, groupID, ack.deviceID, seq]
+        )
+        try db.execute(
+            sql: "DELETE FROM welcomes WHERE group_id = ? AND device_id = ? AND seq <= ?",
+            arguments: [groupID, ack.deviceID, seq]
+        )
+    }
+
     public func destroyGroup(id: Int64, notify devices: [Int64], notice: Data?) throws {
         try pool.write { db in
             guard let name = try String.fetchOne(db, sql: "SELECT name FROM groups WHERE id = ?", arguments: [id])

@@ -72,6 +72,11 @@ public protocol ServerStorage: Sendable {
     func storedBytes(userID: Int64) throws -> Int64
     func welcomes(forDevice deviceID: Int64) throws -> [WelcomeRecord]
     func acknowledge(deviceID: Int64, groupID: Int64, seq: UInt64) throws
+    /// Several devices' acknowledgements made durable together (the log writer's, issue 15): one
+    /// result per entry, in order. An entry is refused (``AcknowledgementRefusal``) when its
+    /// device is not and never was a member of the group, or names a seq past the last message
+    /// meant for it; the others are kept. A throw means none was.
+    func acknowledge(batch: [LogAcknowledgement]) throws -> [Result<Void, any Error>]
     /// Deletes the group and its log; each of `devices` is told once, with `notice` (the
     /// admin's signed destroy message) when there is one.
     func destroyGroup(id: Int64, notify devices: [Int64], notice: Data?) throws
@@ -212,7 +217,50 @@ public enum StorageError: Error, Equatable {
     case earlierRefused
 }
 
+/// A device's acknowledgement of its messages in a group up to `seq`, by the group's name as the
+/// device gave it (its exact bytes first, then its Unicode NFC form, as group lookups do).
+public struct LogAcknowledgement: Sendable, Hashable {
+    public var deviceID: Int64
+    public var groupName: String
+    public var seq: UInt64
+
+    public init(deviceID: Int64, groupName: String, seq: UInt64) {
+        self.deviceID = deviceID
+        self.groupName = groupName
+        self.seq = seq
+    }
+
+    /// The spellings of the name to look up, exact bytes first (String `==` would equate them).
+    var nameSpellings: [String] {
+        let composed = groupName.precomposedStringWithCanonicalMapping
+        return Array(groupName.utf8) == Array(composed.utf8) ? [groupName] : [groupName, composed]
+    }
+}
+
+/// Why an acknowledgement was not stored.
+public enum AcknowledgementRefusal: Error, Hashable, Sendable {
+    /// No such group, or the device never was a member of it (one answer: no name oracle).
+    case notMember
+    /// The seq lies past `last`, the last message for this device (the log's end, or its removal).
+    case beyondLog(last: UInt64)
+}
+
 extension ServerStorage {
+    /// One transaction per entry, for storage without batched acknowledgements.
+    public func acknowledge(batch: [LogAcknowledgement]) throws -> [Result<Void, any Error>] {
+        batch.map { ack in
+            Result {
+                let group = try ack.nameSpellings.lazy.compactMap { try self.group(named: $0) }.first
+                guard let group, let membership = try membership(groupID: group.id, deviceID: ack.deviceID) else {
+                    throw AcknowledgementRefusal.notMember
+                }
+                let last = membership.leftSeq ?? group.lastSeq
+                guard ack.seq <= last else { throw AcknowledgementRefusal.beyondLog(last: last) }
+                try acknowledge(deviceID: ack.deviceID, groupID: group.id, seq: ack.seq)
+            }
+        }
+    }
+
     /// One transaction per entry, for storage without group commit.
     public func append(batch: [LogAppend]) throws -> [Result<UInt64, any Error>] {
         var failedGroups = Set<Int64>()

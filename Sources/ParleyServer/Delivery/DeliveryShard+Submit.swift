@@ -4,10 +4,7 @@ import ParleyProtocol
 
 /// The submission pipeline: validate, apply, persist, fan out. Each step is one function;
 /// refusals are ``DeliveryError`` values, turned into wire errors only at the edge.
-extension DeliveryService {
-    /// Client ids are chosen by clients (UUIDs in Parley's): bounded so the index stays small.
-    static let maxClientIDBytes = 128
-
+extension DeliveryShard {
     /// A message on its way through the pipeline.
     struct Submission {
         let send: ClientFrame.Send
@@ -19,8 +16,8 @@ extension DeliveryService {
         /// The devices that receive it: the members before it (a removed device gets its removal).
         let recipients: Set<Int64>
         var append: LogAppend
-        /// The sending user's stored bytes once it is stored.
-        let userTotal: Int64
+
+        var size: Int64 { Int64(append.data.count) }  // Int is 64 bits on every platform Parley serves from
     }
 
     /// A send waiting to be stored: a second send with the same id waits until it is.
@@ -58,8 +55,15 @@ extension DeliveryService {
             let key = InFlightID(group: group.record.id, device: device.id, clientID: send.id)
             guard !inFlight.contains(key) else { throw DeliveryError.resendInFlight }
             var submission = try validate(send, in: group, from: device)
-            try apply(&submission)
-            let ticket = try enqueue(submission)
+            try reserve(submission)
+            let ticket: Ticket
+            do {
+                try apply(&submission)
+                ticket = try enqueue(submission)
+            } catch {
+                storedBytes.released(submission.size, user: device.userID, group: group.record.id)
+                throw error
+            }
             inFlight.insert(key)
             defer { inFlight.remove(key) }
             return try await stored(submission, ticket)
@@ -80,8 +84,10 @@ extension DeliveryService {
 
     /// The checks that need no decoding: rate, id, size and membership.
     private func admit(_ send: ClientFrame.Send, from device: DeviceRecord) throws -> CachedGroup {
-        guard sendLimiter.allow("device:\(device.id)") else { throw DeliveryError.rateLimited }
-        guard (1...Self.maxClientIDBytes).contains(send.id.utf8.count) else { throw DeliveryError.invalidClientID }
+        guard shared.sendLimiter.allow("device:\(device.id)") else { throw DeliveryError.rateLimited }
+        guard (1...DeliveryService.maxClientIDBytes).contains(send.id.utf8.count) else {
+            throw DeliveryError.invalidClientID
+        }
         guard send.message.count <= configuration.maxFrameBytes,
             (send.welcome?.count ?? 0) <= configuration.maxFrameBytes
         else {
@@ -105,8 +111,6 @@ extension DeliveryService {
         guard let message = try? MLSMessage(tlsEncoded: [UInt8](send.message)) else {
             throw DeliveryError.undecodable
         }
-        let size = Int64(send.message.count)  // Int is 64 bits on every platform Parley serves from
-        let userTotal = try checkQuota(group, user: device.userID, adding: size)
         let append = LogAppend(
             groupID: group.record.id,
             time: Clock.milliseconds(),
@@ -121,8 +125,7 @@ extension DeliveryService {
             senderLeaf: senderLeaf,
             group: group,
             recipients: group.memberDevices,
-            append: append,
-            userTotal: userTotal
+            append: append
         )
     }
 
@@ -144,6 +147,9 @@ extension DeliveryService {
     /// runs on the writer's thread once the message's transaction committed.
     private func enqueue(_ submission: Submission) throws -> Ticket {
         let ticket = Ticket()
+        let (storedBytes, size, user, groupID) = (
+            storedBytes, submission.size, submission.device.userID, submission.group.record.id
+        )
         let accepted = Accepted(
             groupID: submission.group.record.id,
             name: submission.group.record.name,
@@ -155,7 +161,10 @@ extension DeliveryService {
         let entry = LogWriter.Entry(
             append: submission.append,
             incarnation: submission.group.incarnation,
-            onCommit: { [self] seq in fanOut(accepted, seq: seq) },
+            onCommit: { [self] seq in
+                storedBytes.stored(size, user: user, group: groupID)
+                fanOut(accepted, seq: seq)
+            },
             ticket: ticket
         )
         do {
@@ -163,9 +172,7 @@ extension DeliveryService {
         } catch {
             throw error == .full ? DeliveryError.busy : DeliveryError.notStored
         }
-        var group = submission.group
-        group.storedBytes += Int64(submission.append.data.count)
-        userBytes[submission.device.userID] = submission.userTotal
+        let group = submission.group
         cache[group.record.id] = group
         lastTickets[group.record.id] = ticket
         return ticket
@@ -184,7 +191,7 @@ extension DeliveryService {
             if cache[id]?.incarnation == submission.group.incarnation { cache.removeValue(forKey: id) }
             // No later send is checked against this load of the group any more.
             writer.release(incarnation: submission.group.incarnation)
-            userBytes.removeValue(forKey: submission.device.userID)
+            storedBytes.released(submission.size, user: submission.device.userID, group: id)
             if case LogWriterError.full = error { throw DeliveryError.busy }
             logger.warning(
                 "message not stored",
@@ -200,24 +207,40 @@ extension DeliveryService {
         return seq
     }
 
-    /// Storage quotas per group and per sending user (finding 13); returns the user's new total.
-    private func checkQuota(_ group: CachedGroup, user: Int64, adding size: Int64) throws -> Int64 {
-        let current: Int64
-        if let known = userBytes[user] {
-            current = known
-        } else {
-            current = try storage.storedBytes(userID: user)
-            userBytes[user] = current
+    /// Reserves the message's bytes against the sending user's and the group's storage quotas
+    /// (finding 13), counting what is stored and what is queued (review s5 L2). An account not
+    /// known yet is read from storage first.
+    private func reserve(_ submission: Submission) throws {
+        let (user, group) = (submission.device.userID, submission.group.record.id)
+        let limits = (
+            user: Int64(configuration.maxStoredBytesPerUser), group: Int64(configuration.maxStoredBytesPerGroup)
+        )
+        // An account is unknown at most once between prunings; a few rounds cover a prune racing.
+        for _ in 0..<4 {
+            do {
+                try storedBytes.reserve(
+                    submission.size,
+                    user: user,
+                    group: group,
+                    userLimit: limits.user,
+                    groupLimit: limits.group
+                )
+                return
+            } catch .over(.user) {
+                throw DeliveryError.quotaExceeded(.user)
+            } catch .over(.group) {
+                throw DeliveryError.quotaExceeded(.group)
+            } catch .unknown(let key) {
+                let generation = storedBytes.known(key).generation
+                let stored: Int64 =
+                    switch key {
+                    case .user(let id): try storage.storedBytes(userID: id)
+                    case .group(let id): try storage.storedBytes(groupID: id)
+                    }
+                storedBytes.learn(key, stored: stored, generation: generation)
+            }
         }
-        let (userTotal, userOverflow) = current.addingReportingOverflow(size)
-        let (groupTotal, groupOverflow) = group.storedBytes.addingReportingOverflow(size)
-        guard !userOverflow, userTotal <= Int64(configuration.maxStoredBytesPerUser) else {
-            throw DeliveryError.quotaExceeded(.user)
-        }
-        guard !groupOverflow, groupTotal <= Int64(configuration.maxStoredBytesPerGroup) else {
-            throw DeliveryError.quotaExceeded(.group)
-        }
-        return userTotal
+        throw DeliveryError.busy
     }
 
     /// An application message: opaque to the server, but its group and epoch must be current
