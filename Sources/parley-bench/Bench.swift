@@ -7,7 +7,7 @@ struct ParleyBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "parley-bench",
         abstract: "Benchmarks for Parley. Build with -c release.",
-        subcommands: [MLSBench.self, LoadBench.self, LargeGroupBench.self, ChatRenderBench.self]
+        subcommands: [MLSBench.self, LoadBench.self, LargeGroupBench.self, ChatRenderBench.self, CrashBench.self]
     )
 }
 

@@ -120,8 +120,13 @@ extension GroupEngine {
             server: name == frame.group ? nil : frame.group
         )
         anchorHistory(name, joined, at: frame.seq)
-        if !bundle.keyPackage.isLastResort { try store.deleteKeyPackage(reference: entry.newMember) }
-        try persist(name, lines: joinLines(name, joined, rejoining: rejoining, frame))
+        // The one-time KeyPackage goes in the transaction that saves the group: deleted first,
+        // a crash before the save would leave the replayed Welcome nothing to open it with.
+        try persist(
+            name,
+            lines: joinLines(name, joined, rejoining: rejoining, frame),
+            consuming: bundle.keyPackage.isLastResort ? nil : entry.newMember
+        )
         try connection?.send(.ack(.init(group: frame.group, seq: frame.seq)))
         return name
     }

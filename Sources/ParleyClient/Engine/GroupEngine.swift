@@ -233,10 +233,20 @@ actor GroupEngine {
     // MARK: State and history
 
     /// Saves `name`'s record and state with the history lines its change produced.
-    func persist(_ name: String, lines: [HistoryEntry] = [], confirming row: Int64? = nil) throws {
+    func persist(
+        _ name: String,
+        lines: [HistoryEntry] = [],
+        confirming row: Int64? = nil,
+        consuming keyPackage: [UInt8]? = nil
+    ) throws {
         guard let record = records[name] else { throw ClientError.noSuchGroup(name) }
         let state = try groups[name]?.serialized() ?? []
-        try store.save(StoredGroup(record: record, state: state), appending: lines, confirming: row)
+        try store.save(
+            StoredGroup(record: record, state: state),
+            appending: lines,
+            confirming: row,
+            consuming: keyPackage
+        )
     }
 
     /// Forgets a group this device no longer holds (an admin destroyed it).

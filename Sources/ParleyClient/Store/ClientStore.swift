@@ -141,8 +141,14 @@ final class ClientStore: Sendable {
         }
     }
 
-    /// Saves a group's record together with what its processing produced.
-    func save(group id: [UInt8], sealed: [UInt8], lines: [[UInt8]] = [], sentOutboxID: Int64? = nil) throws {
+    /// Saves a group's record together with what its processing produced, in one transaction.
+    func save(
+        group id: [UInt8],
+        sealed: [UInt8],
+        lines: [[UInt8]] = [],
+        sentOutboxID: Int64? = nil,
+        usedKeyPackage: [UInt8]? = nil
+    ) throws {
         try queue.write { db in
             try db.execute(
                 sql: "INSERT OR REPLACE INTO group_records (id, sealed) VALUES (?, ?)",
@@ -155,6 +161,9 @@ final class ClientStore: Sendable {
                 )
             }
             if let sentOutboxID { try db.execute(sql: "DELETE FROM queue WHERE id = ?", arguments: [sentOutboxID]) }
+            if let usedKeyPackage {
+                try db.execute(sql: "DELETE FROM key_packages WHERE reference = ?", arguments: [Data(usedKeyPackage)])
+            }
         }
     }
 

@@ -11,8 +11,15 @@ import MLS
 protocol HomeStore: Sendable {
     /// Every group the home knows, in no particular order.
     func groups() throws -> [StoredGroup]
-    /// Saves a group with the history lines its change produced; removes outbox row `confirmed`.
-    func save(_ group: StoredGroup, appending lines: [HistoryEntry], confirming confirmed: Int64?) throws
+    /// Saves a group with the history lines its change produced; removes outbox row `confirmed`
+    /// and, for a group just joined, the one-time KeyPackage `consumed` its Welcome used: a
+    /// crash between the two would lose the key the replayed Welcome needs, and the group.
+    func save(
+        _ group: StoredGroup,
+        appending lines: [HistoryEntry],
+        confirming confirmed: Int64?,
+        consuming consumed: [UInt8]?
+    ) throws
     /// Forgets a group's state and queued messages; its history stays readable.
     func deleteGroup(named name: String) throws
 
@@ -38,6 +45,12 @@ protocol HomeStore: Sendable {
     /// The identity key pinned for `user` and the last signed device list accepted (``ContactPin``).
     func contactPin(of user: String) throws -> ContactPin?
     func setContactPin(_ pin: ContactPin, of user: String) throws
+}
+
+extension HomeStore {
+    func save(_ group: StoredGroup, appending lines: [HistoryEntry], confirming confirmed: Int64?) throws {
+        try save(group, appending: lines, confirming: confirmed, consuming: nil)
+    }
 }
 
 extension KeyPackageBundle {

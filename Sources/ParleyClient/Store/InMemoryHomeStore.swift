@@ -19,11 +19,17 @@ final class InMemoryHomeStore: HomeStore {
 
     func groups() throws -> [StoredGroup] { contents.withLock { Array($0.groups.values) } }
 
-    func save(_ group: StoredGroup, appending lines: [HistoryEntry], confirming confirmed: Int64?) throws {
+    func save(
+        _ group: StoredGroup,
+        appending lines: [HistoryEntry],
+        confirming confirmed: Int64?,
+        consuming consumed: [UInt8]?
+    ) throws {
         contents.withLock {
             $0.groups[group.record.name] = group
             $0.history[group.record.name, default: []] += lines
             if let confirmed { $0.outbox.removeAll { $0.row == confirmed } }
+            if let consumed { $0.keyPackages.removeValue(forKey: consumed) }
         }
     }
 

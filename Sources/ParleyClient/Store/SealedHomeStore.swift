@@ -40,13 +40,19 @@ struct SealedHomeStore: HomeStore {
         try database.groupRecords().map { try opened(id: $0.id, sealed: $0.sealed) }
     }
 
-    func save(_ group: StoredGroup, appending lines: [HistoryEntry], confirming confirmed: Int64?) throws {
+    func save(
+        _ group: StoredGroup,
+        appending lines: [HistoryEntry],
+        confirming confirmed: Int64?,
+        consuming consumed: [UInt8]?
+    ) throws {
         let (id, sealed) = try sealed(group)
         try database.save(
             group: id,
             sealed: sealed,
             lines: try lines.map { try seal($0, group: group.record.name) },
-            sentOutboxID: confirmed
+            sentOutboxID: confirmed,
+            usedKeyPackage: consumed
         )
     }
 

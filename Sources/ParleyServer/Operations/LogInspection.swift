@@ -12,6 +12,28 @@ public enum LogInspection {
         public var prefix: String
     }
 
+    /// A group's place in its log: the last seq assigned, and the seq through which every
+    /// current member has acknowledged (what the server may prune, SQLiteStorage.prune).
+    public struct GroupRow: Sendable {
+        public var group: String
+        public var lastSeq: Int64
+        public var acknowledgedByAll: Int64
+    }
+
+    public static func groups(dataDirectory: String) throws -> [GroupRow] {
+        let queue = try DatabaseQueue(path: (dataDirectory as NSString).appendingPathComponent("parley.sqlite"))
+        return try queue.read { db in
+            try GRDB.Row.fetchAll(
+                db,
+                sql: """
+                    SELECT g.name, g.last_seq, COALESCE((SELECT MIN(ms.acked_seq) FROM memberships ms
+                        WHERE ms.group_id = g.id AND ms.left_seq IS NULL), 0) AS acked
+                    FROM groups g ORDER BY g.name
+                    """
+            ).map { GroupRow(group: $0["name"], lastSeq: $0["last_seq"], acknowledgedByAll: $0["acked"]) }
+        }
+    }
+
     public static func messages(dataDirectory: String) throws -> [Row] {
         let queue = try DatabaseQueue(path: (dataDirectory as NSString).appendingPathComponent("parley.sqlite"))
         return try queue.read { db in
