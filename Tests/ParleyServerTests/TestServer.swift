@@ -65,6 +65,13 @@ final class TestServer: LoginTransport, @unchecked Sendable {
         )
     }
 
+    /// A test that throws before `stop()` fails alone instead of crashing the whole test process:
+    /// AsyncHTTPClient traps (debug builds) on a client released while still running.
+    deinit {
+        task.cancel()
+        client.shutdown { _ in }
+    }
+
     /// Trusts exactly the server's certificate: pinning, as the client does.
     static func pinned(_ der: [UInt8]) -> TLSConfiguration {
         var configuration = TLSConfiguration.makeClientConfiguration()

@@ -113,7 +113,7 @@ final class DeliveryService: Sendable {
     func groups(of device: DeviceRecord) async throws -> [API.Group] {
         var groups: [API.Group] = []
         for record in try storage.groups(ofDevice: device.id) {
-            groups.append(try await shard(for: record.name).describe(record: record))
+            if let group = try await shard(for: record.name).describe(groupID: record.id) { groups.append(group) }
         }
         return groups
     }

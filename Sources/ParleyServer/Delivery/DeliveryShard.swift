@@ -222,9 +222,14 @@ actor DeliveryShard {
         return cached
     }
 
-    /// A stored group as a member sees it (for the list of a device's groups).
-    func describe(record: GroupRecord) throws -> API.Group {
-        try describe(try load(record))
+    /// A device's group as a member sees it (for the list of its groups); nil once destroyed.
+    /// The record is read inside this shard's turn: a record read before the turn can predate a
+    /// commit this shard stored meanwhile, and caching it would let a second commit of that
+    /// epoch in (review s6: a member forking the log through the group list).
+    func describe(groupID: Int64) throws -> API.Group? {
+        if let cached = cache[groupID] { return try describe(cached) }
+        guard let record = try storage.group(id: groupID) else { return nil }
+        return try describe(try load(record))
     }
 
     /// The stored state is written on commits only; proposals accepted after the last
