@@ -1,0 +1,58 @@
+/// Why linking a device failed, each case with a sentence for the person at the keyboard.
+/// Callers match on the case, never on the text.
+public enum LinkError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The typed code is not 16 characters of the code alphabet.
+    case malformedCode
+    /// The request's check digits differ from the code's: the server (or a typo) changed it.
+    case codeMismatch
+    /// A field of a link request has the wrong shape.
+    case malformedRequest(Field)
+    /// The request belongs to another account than the approving device's.
+    case otherAccount(String)
+    /// The bundle could not be opened with this device's key: sealed to another device, or damaged.
+    case bundleNotForThisDevice
+    /// The bundle opened but does not decode (truncated, trailing bytes, a bound exceeded).
+    case malformedBundle
+    /// The bundle names another recipient or another link request than this device's.
+    case bundleForAnotherRequest
+    /// The bundle's signature does not verify with the key that claims to have sent it.
+    case bundleSignatureInvalid
+    /// The bundle's sender is not a device of this account in the groups it speaks for.
+    case bundleSenderUnknown
+    /// The bundle would exceed a bound (lines per group, groups, bytes).
+    case bundleTooLarge
+    /// This home has no link in progress (run `parley link` first).
+    case noLinkInProgress
+
+    public enum Field: String, Sendable, Equatable {
+        case username, deviceName, signatureKey, hpkeKey, nonce
+    }
+
+    public var description: String {
+        switch self {
+        case .malformedCode:
+            "That is not a link code; type the 16 characters the new device shows, e.g. 7KQ2-MX4P-93TD-R8VW."
+        case .codeMismatch:
+            "The code does not match the request the server returned: the server or a typo changed the new "
+                + "device's keys. Nothing was approved; check the code, or start `parley link` again."
+        case .malformedRequest(let field):
+            "The link request's \(field.rawValue) is not valid; start `parley link` again on the new device."
+        case .otherAccount(let name):
+            "That link request is for the account \(name), not this one; approve it from that account's device."
+        case .bundleNotForThisDevice:
+            "The history bundle was not sealed to this device's key; it was ignored."
+        case .malformedBundle:
+            "The history bundle is damaged or truncated; it was ignored."
+        case .bundleForAnotherRequest:
+            "The history bundle answers another device's or an older link request; it was ignored."
+        case .bundleSignatureInvalid:
+            "The history bundle's signature does not verify; it was ignored."
+        case .bundleSenderUnknown:
+            "The history bundle was not sent by one of your own devices in those groups; it was ignored."
+        case .bundleTooLarge:
+            "The history bundle is larger than Parley accepts; approve again with fewer messages per group."
+        case .noLinkInProgress:
+            "This home has no link in progress; run `parley link` on the new device first."
+        }
+    }
+}
