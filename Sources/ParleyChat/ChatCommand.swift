@@ -13,6 +13,8 @@ public enum ChatCommand: Equatable, Sendable {
     case leave
     case destroy
     case verify(user: String)
+    /// `/devices approve CODE`: approve a new device of this account by the code it shows.
+    case approveDevice(code: String)
     case help
     case quit
 }
@@ -43,12 +45,15 @@ public struct CommandSpec: Equatable, Sendable {
         case one(String)
         /// One or more words, separated by spaces or commas.
         case many(String)
+        /// A fixed word, then one word of the kind named (`/devices approve CODE`).
+        case subcommand(String, String)
 
         var placeholder: String {
             switch self {
             case .none: "nothing"
             case .one(let kind): kind
             case .many(let kind): "\(kind)..."
+            case .subcommand(let word, let kind): "\(word) \(kind)"
             }
         }
 
@@ -57,6 +62,7 @@ public struct CommandSpec: Equatable, Sendable {
             case .none: "no arguments"
             case .one(let kind): "one \(kind)"
             case .many(let kind): "one or more \(kind)s"
+            case .subcommand(let word, let kind): "\(word) and one \(kind)"
             }
         }
     }
@@ -68,7 +74,7 @@ public struct CommandSpec: Equatable, Sendable {
 
     /// Which command this is; the parser switches on it, never on the name.
     public enum Verb: Equatable, Sendable {
-        case switchTo, groups, create, members, add, remove, leave, destroy, verify, help, quit
+        case switchTo, groups, create, members, add, remove, leave, destroy, verify, approveDevice, help, quit
     }
 
     public let verb: Verb
@@ -157,6 +163,14 @@ public struct CommandSpec: Equatable, Sendable {
             summary: "show the safety number to compare with USER"
         ),
         CommandSpec(
+            verb: .approveDevice,
+            name: "/devices",
+            aliases: [],
+            argument: .subcommand("approve", "CODE"),
+            completes: .nothing,
+            summary: "approve your new device by the code it shows"
+        ),
+        CommandSpec(
             verb: .help,
             name: "/help",
             aliases: [],
@@ -202,6 +216,9 @@ extension ChatCommand {
         switch spec.argument {
         case .none where !arguments.isEmpty, .one where arguments.count > 1: throw .extraArguments(spec)
         case .one where arguments.isEmpty, .many where arguments.isEmpty: throw .missingArgument(spec)
+        case .subcommand(let word, _) where arguments.first != word || arguments.count < 2:
+            throw .missingArgument(spec)
+        case .subcommand where arguments.count > 2: throw .extraArguments(spec)
         default: break
         }
         let first = arguments.first ?? ""
@@ -215,6 +232,7 @@ extension ChatCommand {
         case .leave: .leave
         case .destroy: .destroy
         case .verify: .verify(user: first)
+        case .approveDevice: .approveDevice(code: arguments.last ?? "")
         case .help: .help
         case .quit: .quit
         }

@@ -42,6 +42,7 @@ public enum CommandOutcome: Equatable, Sendable {
     case leaveRequested(String)
     case destroyed(String)
     case safetyNumber(user: String, number: String, changed: Bool)
+    case deviceApproved(LinkApproval)
     case nothing
 
     var sentence: String {
@@ -56,6 +57,11 @@ public enum CommandOutcome: Equatable, Sendable {
         case .destroyed(let name): "Destroyed \(name)."
         case .safetyNumber(let user, let number, let changed):
             (changed ? "WARNING: \(user)'s keys CHANGED. " : "") + "Safety number with \(user): \(number)"
+        case .deviceApproved(let approval):
+            "Approved \(approval.deviceName): added to \(approval.addedTo.count) groups, sent \(approval.messages) "
+                + "messages of history"
+                + (approval.notAddedTo.isEmpty
+                    ? "." : "; not added to " + approval.notAddedTo.keys.sorted().joined(separator: ", ") + ".")
         }
     }
 }
@@ -153,7 +159,7 @@ public struct ChatState: Sendable {
             case .switchTo(let name):
                 guard screen.groups.contains(where: { $0.name == name }) else { throw ChatRefusal.notInGroup(name) }
                 return open(name)
-            case .create, .verify: return start(command)
+            case .create, .verify, .approveDevice: return start(command)
             case .message, .members, .leave: return start(command, in: try openGroup())
             case .add, .remove, .destroy: return start(command, in: try adminGroup())
             }
@@ -188,6 +194,7 @@ public struct ChatState: Sendable {
         case .add(let users): "/add \(users.joined(separator: " "))"
         case .remove(let user): "/remove \(user)"
         case .verify(let user): "/verify \(user)"
+        case .approveDevice: "/devices approve"
         case .members: "/members"
         case .leave: "/leave"
         case .destroy: "/destroy"

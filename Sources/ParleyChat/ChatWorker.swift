@@ -234,6 +234,13 @@ public struct ChatWorker: Sendable {
         case .verify(let user):
             let (number, changed) = try await client.verify(user)
             return .safetyNumber(user: user, number: number, changed: changed)
+        case .approveDevice(let code):
+            let approval = try await client.approveLink(
+                code: code,
+                deviceName: ParleyClient.localDeviceName(),
+                messagesPerGroup: 1_000
+            )
+            return .deviceApproved(approval)
         case .switchTo, .groups, .help, .quit:
             // Local commands never reach the worker; were one sent, it does nothing here.
             return .nothing

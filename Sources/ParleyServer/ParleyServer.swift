@@ -24,6 +24,7 @@ public final class ParleyServer: Sendable {
     let directory: KeyPackageDirectory
     let delivery: DeliveryService
     let hub: ConnectionHub
+    let linking: LinkService
     let metrics = ServerMetrics()
     let logger: Logger
     private let serviceGroup = Mutex<ServiceGroup?>(nil)
@@ -54,6 +55,7 @@ public final class ParleyServer: Sendable {
             certificateDER: identity.certificateDER,
             logger: logger
         )
+        linking = LinkService(storage: storage, accounts: accounts, logger: logger)
         delivery = DeliveryService(
             storage: storage,
             hub: hub,
@@ -71,7 +73,8 @@ public final class ParleyServer: Sendable {
             delivery: delivery,
             metrics: metrics,
             hub: hub,
-            configuration: configuration
+            configuration: configuration,
+            linking: linking
         )
     }
 

@@ -6,8 +6,8 @@ import ParleyProtocol
 /// `parley devices` and `parley devices revoke NAME`: the account's signed device list.
 struct Devices: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List this account's devices, as its signed device list names them.",
-        subcommands: [DevicesList.self, DevicesApproveKey.self, DevicesRevoke.self],
+        abstract: "List, approve (link) and revoke this account's devices, as its signed device list names them.",
+        subcommands: [DevicesList.self, DevicesApprove.self, DevicesApproveKey.self, DevicesRevoke.self],
         defaultSubcommand: DevicesList.self
     )
 }

@@ -12,7 +12,7 @@ struct Parley: AsyncParsableCommand {
         subcommands: [
             Serve.self, Admin.self, Demo.self,
             Register.self, Login.self, Logout.self, Groups.self, Create.self, Add.self, Remove.self, Leave.self,
-            Destroy.self, Members.self, Send.self, Read.self, Verify.self, Chat.self, Devices.self,
+            Destroy.self, Members.self, Send.self, Read.self, Verify.self, Chat.self, Devices.self, Link.self,
         ]
     )
 }

@@ -147,6 +147,21 @@ import Testing
         #expect(throws: LinkError.malformedBundle) { try HistoryBundle(from: &utf8Reader) }
     }
 
+    @Test func theAccountIdentitySeedTravelsSealedAndMustBe32Bytes() throws {
+        let desktop = suite.generateSignatureKeyPair()
+        let laptop = try device("laptop")
+        let identity = AccountIdentity()
+        var sent = bundle(from: desktop, to: laptop)
+        sent.accountIdentitySeed = identity.seed
+        let opened = try open(try sent.sealed(signingWith: desktop.privateKey), as: laptop)
+        #expect(opened.accountIdentitySeed == identity.seed)
+        #expect(try AccountIdentity(seed: try #require(opened.accountIdentitySeed)).publicKey == identity.publicKey)
+
+        sent.accountIdentitySeed = Array(identity.seed.dropLast())
+        var reader = TLSReader(try sent.encoded())
+        #expect(throws: LinkError.malformedBundle) { try HistoryBundle(from: &reader) }
+    }
+
     @Test func anOversizedSealedBundleIsRefusedBeforeAnyWork() throws {
         let laptop = try device("laptop")
         #expect(throws: LinkError.bundleTooLarge) {

@@ -74,8 +74,9 @@ import Testing
         #expect(throws: LinkError.malformedRequest(.hpkeKey)) { try badHPKE.validate() }
         #expect(throws: LinkError.malformedRequest(.nonce)) { try badNonce.validate() }
         #expect(throws: LinkError.malformedRequest(.deviceName)) { try badName.validate() }
-        #expect(!LinkRequest.isValidDeviceName(" laptop"))
-        #expect(!LinkRequest.isValidDeviceName(String(repeating: "a", count: 33)))
+        #expect(!LinkRequest.isValidDeviceName(""))
+        #expect(!LinkRequest.isValidDeviceName(String(repeating: "a", count: 65)))
+        #expect(LinkRequest.isValidDeviceName("Alice's laptop"))
         try good.validate()
     }
 

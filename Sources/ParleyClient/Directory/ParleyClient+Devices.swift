@@ -82,7 +82,7 @@ extension ParleyClient {
         return try vault.signatureKeys().publicKey.bytes
     }
 
-    private func ownDeviceList() async throws -> DeviceList {
+    func ownDeviceList() async throws -> DeviceList {
         guard let username else { throw ClientError.notLoggedIn }
         guard let list = try await requireEngine().verifiedDeviceList(of: username) else {
             throw ClientError.noAccountIdentity

@@ -109,22 +109,7 @@ extension GroupEngine {
         var keyPackages: [KeyPackage] = []
         var warnings: [String] = []
         for user in users {
-            let list = try await verifiedDeviceList(of: user)
-            var offered: [KeyPackage] = []
-            for encoded in try await transport.claimKeyPackages(of: user) {
-                guard case .keyPackage(let package) = try MLSMessage(tlsEncoded: [UInt8](encoded)),
-                    ParleyGroupPolicy.username(of: package.leafNode.credential) == user
-                else {
-                    throw ClientError.foreignKeyPackage(user: user)
-                }
-                offered.append(package)
-            }
-            let (listed, refused) = Self.listedPackages(offered, of: user, list: list)
-            guard !listed.isEmpty else { throw ClientError.noListedDevices(user: user) }
-            // Adding a user who is already a member adds only their devices the group lacks
-            // (a device approved since): MLS refuses a second leaf with the same key.
-            let missing = listed.filter { tree.leaf(withSignatureKey: $0.leafNode.signatureKey) == nil }
-            guard !missing.isEmpty else { throw ClientError.alreadyMember(user, group: name) }
+            let (missing, refused) = try await missingDevices(of: user, in: tree, group: name)
             keyPackages += missing
             warnings += refused
         }
@@ -132,6 +117,41 @@ extension GroupEngine {
         try await commit(in: name, CommitOptions(add: adding, includePendingProposals: false))
         for warning in warnings { try warn(name, warning) }
         return warnings
+    }
+
+    /// KeyPackages of `user`'s listed devices that `tree` lacks, and a warning for each device the
+    /// server offered that `user`'s signed list does not name. Devices already in the group are
+    /// skipped before the claim, so their one-time KeyPackages are not spent for nothing.
+    private func missingDevices(
+        of user: String,
+        in tree: RatchetTree,
+        group name: String
+    ) async throws -> (missing: [KeyPackage], refused: [String]) {
+        let list = try await verifiedDeviceList(of: user)
+        let present = tree.members.filter { ParleyGroupPolicy.username(of: $0.leaf.credential) == user }
+            .map(\.leaf.signatureKey.bytes)
+        if let list, !present.isEmpty, list.activeDevices.allSatisfy({ present.contains($0.signatureKey) }) {
+            throw ClientError.alreadyMember(user, group: name)
+        }
+        var offered: [KeyPackage] = []
+        do {
+            for encoded in try await transport.claimKeyPackages(of: user, skipping: present) {
+                guard case .keyPackage(let package) = try MLSMessage(tlsEncoded: [UInt8](encoded)),
+                    ParleyGroupPolicy.username(of: package.leafNode.credential) == user
+                else {
+                    throw ClientError.foreignKeyPackage(user: user)
+                }
+                offered.append(package)
+            }
+        } catch ClientError.server(let body) where body.code == .noKeyPackages && !present.isEmpty && list == nil {
+            throw ClientError.alreadyMember(user, group: name)
+        }
+        let (listed, refused) = Self.listedPackages(offered, of: user, list: list)
+        guard !listed.isEmpty else { throw ClientError.noListedDevices(user: user) }
+        // MLS refuses a second leaf with the same key: a server that ignored `skipping` gains nothing.
+        let missing = listed.filter { tree.leaf(withSignatureKey: $0.leafNode.signatureKey) == nil }
+        guard !missing.isEmpty else { throw ClientError.alreadyMember(user, group: name) }
+        return (missing, refused)
     }
 
     /// Removes every device of `user`.

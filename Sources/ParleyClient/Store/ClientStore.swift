@@ -68,6 +68,8 @@ final class ClientStore: Sendable {
         case signaturePublic = "signature_public"
         /// The account's identity key seed (sealed), on devices that hold it.
         case identityPrivate = "identity_private"
+        /// Sealed: a link in progress on a new device (Linking/PendingLink.swift).
+        case link
     }
 
     func setting(_ setting: Setting) throws -> [UInt8]? {

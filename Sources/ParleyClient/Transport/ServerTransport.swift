@@ -9,8 +9,9 @@ import ParleyProtocol
 protocol ServerTransport: Sendable {
     /// The group's current ratchet tree (for a Welcome that leaves it out, RFC 9420 §12.4.3.1).
     func ratchetTree(of group: String) async throws -> [UInt8]
-    /// One KeyPackage (an `MLSMessage`) for each of `user`'s devices.
-    func claimKeyPackages(of user: String) async throws -> [Data]
+    /// One KeyPackage (an `MLSMessage`) for each of `user`'s devices, except those whose
+    /// signature key is in `skipping` (already in the group: their one-time packages are kept).
+    func claimKeyPackages(of user: String, skipping: [[UInt8]]) async throws -> [Data]
     func keyPackageStock() async throws -> API.KeyPackageStock
     func uploadKeyPackages(_ upload: API.UploadKeyPackages) async throws
     func createGroup(_ request: API.CreateGroup) async throws
@@ -62,12 +63,12 @@ struct LiveServerTransport: ServerTransport {
         return [UInt8](try await api.call(.GET, path, token: token, as: API.RatchetTree.self).tree)
     }
 
-    func claimKeyPackages(of user: String) async throws -> [Data] {
+    func claimKeyPackages(of user: String, skipping: [[UInt8]]) async throws -> [Data] {
         let (api, token) = try await session()
         let path = "/v1/users/\(Self.pathComponent(user))/keypackages/claim"
-        return try await api.call(.POST, path, token: token, as: API.ClaimedKeyPackages.self).keyPackages.map(
-            \.keyPackage
-        )
+        let body = API.ClaimKeyPackages(skip: skipping.map { Data($0) })
+        return try await api.call(.POST, path, token: token, json: body, as: API.ClaimedKeyPackages.self).keyPackages
+            .map(\.keyPackage)
     }
 
     func keyPackageStock() async throws -> API.KeyPackageStock {

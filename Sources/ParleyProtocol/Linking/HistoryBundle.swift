@@ -39,6 +39,9 @@ public struct HistoryBundle: Sendable, Hashable {
     public var linkNonce: [UInt8]
     /// Milliseconds since the Unix epoch, by the sender's clock.
     public var createdAt: UInt64
+    /// The account identity key's 32-byte seed (``AccountIdentity``), so the new device can sign
+    /// the account's device list too; nil when the sender holds none. Travels only sealed.
+    public var accountIdentitySeed: [UInt8]?
     public var groups: [GroupHistory]
 
     public init(
@@ -46,6 +49,7 @@ public struct HistoryBundle: Sendable, Hashable {
         senderDeviceName: String,
         request: LinkRequest,
         createdAt: UInt64,
+        accountIdentitySeed: [UInt8]? = nil,
         groups: [GroupHistory]
     ) {
         senderSignatureKey = sender.bytes
@@ -54,6 +58,7 @@ public struct HistoryBundle: Sendable, Hashable {
         recipientHPKEKey = [UInt8](request.hpkePublicKey)
         linkNonce = [UInt8](request.nonce)
         self.createdAt = createdAt
+        self.accountIdentitySeed = accountIdentitySeed
         self.groups = groups
     }
 
@@ -184,7 +189,9 @@ extension HistoryBundle {
     ///     uint16 version = 1;
     ///     opaque sender_signature_key<V>; opaque sender_device_name<V>;
     ///     opaque recipient_signature_key<V>; opaque recipient_hpke_key<V>;
-    ///     opaque link_nonce<V>; uint64 created_at; GroupHistory groups<V>;
+    ///     opaque link_nonce<V>; uint64 created_at;
+    ///     optional<opaque account_identity_seed<V>>;   // 32 bytes when present
+    ///     GroupHistory groups<V>;
     /// } HistoryBundle;
     /// ```
     func encoded() throws -> [UInt8] {
@@ -196,6 +203,12 @@ extension HistoryBundle {
         try writer.writeOpaque(recipientHPKEKey)
         try writer.writeOpaque(linkNonce)
         writer.write(createdAt)
+        if let accountIdentitySeed {
+            writer.write(UInt8(1))
+            try writer.writeOpaque(accountIdentitySeed)
+        } else {
+            writer.write(UInt8(0))
+        }
         try writer.writeVector { groups in
             for group in self.groups {
                 try groups.writeOpaque(Array(group.group.utf8))
@@ -225,6 +238,10 @@ extension HistoryBundle {
         recipientHPKEKey = try reader.readOpaque()
         linkNonce = try reader.readOpaque()
         createdAt = try reader.read(UInt64.self)
+        accountIdentitySeed = try reader.readOptional { try $0.readOpaque() }
+        guard accountIdentitySeed.map({ $0.count == AccountIdentity.seedBytes }) ?? true else {
+            throw LinkError.malformedBundle
+        }
         groups = try reader.readVector { reader in
             let group = try Self.string(reader.readOpaque())
             let lines = try reader.readVector(of: Self.line)

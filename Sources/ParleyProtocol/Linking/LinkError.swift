@@ -23,6 +23,11 @@ public enum LinkError: Error, Sendable, Equatable, CustomStringConvertible {
     case bundleTooLarge
     /// This home has no link in progress (run `parley link` first).
     case noLinkInProgress
+    /// This home is already a device of an account; a new device links from a new home.
+    case homeInUse
+    /// The bundle's account identity does not sign the account's device list, or the list does
+    /// not name the bundle's sender or this device: the server or a stranger made the bundle.
+    case bundleIdentityMismatch
 
     public enum Field: String, Sendable, Equatable {
         case username, deviceName, signatureKey, hpkeKey, nonce
@@ -53,6 +58,10 @@ public enum LinkError: Error, Sendable, Equatable, CustomStringConvertible {
             "The history bundle is larger than Parley accepts; approve again with fewer messages per group."
         case .noLinkInProgress:
             "This home has no link in progress; run `parley link` on the new device first."
+        case .homeInUse:
+            "This home is already a device of an account; link the new device from a new home (--home DIR)."
+        case .bundleIdentityMismatch:
+            "The history bundle's account identity does not match your account's device list; it was ignored."
         }
     }
 }

@@ -20,7 +20,8 @@ public struct LinkRequest: Codable, Sendable, Hashable {
     public static let nonceLength = 32
     /// Ed25519 public keys and X25519 public keys are both 32 bytes in suite 1.
     public static let keyLength = 32
-    public static let maxDeviceNameBytes = 32
+    /// The longest device name (``DeviceName``).
+    public static let maxDeviceNameBytes = 64
 
     public init(username: String, deviceName: String, signatureKey: Data, hpkePublicKey: Data, nonce: Data) {
         self.username = username
@@ -40,23 +41,9 @@ public struct LinkRequest: Codable, Sendable, Hashable {
         guard !username.isEmpty, username.utf8.count <= 64 else { throw .malformedRequest(.username) }
     }
 
-    /// 1 to 32 bytes of a-z, A-Z, 0-9, '-', '_', '.' and space, not starting or ending with a space:
-    /// the name is printed in other people's histories, so nothing a terminal would interpret.
-    public static func isValidDeviceName(_ name: String) -> Bool {
-        let bytes = Array(name.utf8)
-        guard (1...maxDeviceNameBytes).contains(bytes.count), bytes.first != 0x20, bytes.last != 0x20 else {
-            return false
-        }
-        return bytes.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."),
-                UInt8(ascii: " "):
-                true
-            default: false
-            }
-        }
-    }
+    /// The device directory's rule (``DeviceName``): the name is printed in other people's
+    /// histories and device lists, so nothing a terminal would interpret.
+    public static func isValidDeviceName(_ name: String) -> Bool { DeviceName.isValid(name) }
 
     /// What the check digits hash, TLS presentation language:
     /// `struct { opaque label<V> = "Parley link code v1"; opaque username<V>; opaque device_name<V>;
@@ -85,6 +72,26 @@ extension API {
             self.lookupID = lookupID
             self.expiresAt = expiresAt
         }
+    }
+
+    /// `POST /v1/link/requests`, sent without a session (no device list names the new device
+    /// yet): the request, and a login proof for the same account and signature key (the password,
+    /// and a fresh server challenge signed with the key), so only the account's owner, holding
+    /// the key, can post one.
+    public struct PostLinkRequest: Codable, Sendable {
+        public var login: Login
+        public var request: LinkRequest
+        public init(login: Login, request: LinkRequest) {
+            self.login = login
+            self.request = request
+        }
+    }
+
+    /// `GET /v1/link/requests/{id}/state`, polled by the new device without a session: whether
+    /// the account's signed device list names the request's key yet (then it can log in).
+    public struct LinkRequestState: Codable, Sendable {
+        public var approved: Bool
+        public init(approved: Bool) { self.approved = approved }
     }
 
     /// A pending link request as the approving device fetches it.

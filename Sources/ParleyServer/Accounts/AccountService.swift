@@ -112,6 +112,23 @@ final class AccountService: Sendable {
     /// Checks the proof of possession and the password, registers the device's signature key
     /// under the account if new, and opens a session for that device.
     func login(_ request: API.Login, address: String) async throws -> API.Session {
+        let user = try await checkCredentials(request, address: address)
+        // Only a device the account's signed list names may log in (docs/PROTOCOL.md, "Device directory").
+        guard try directory.isListed(userID: user.id, signatureKey: [UInt8](request.signatureKey)) else {
+            throw ErrorBody(.deviceNotListed)
+        }
+        let deviceID = try registerDevice(of: user, key: [UInt8](request.signatureKey))
+        let token = SessionToken.generate()
+        let expiresAt = sessionExpiry()
+        try storage.createSession(tokenHash: SessionToken.hash(token), deviceID: deviceID, expiresAt: expiresAt)
+        logger.info("device logged in", metadata: ["user": "\(user.name)", "device": "\(deviceID)"])
+        return API.Session(token: token, deviceID: deviceID, expiresAt: expiresAt)
+    }
+
+    /// A login's checks without the session: the proof of possession of the signature key and
+    /// the password, under the same rate limits. Also what a new device's link request must
+    /// pass, before any device list names it (docs/PROTOCOL.md, "Linking a device").
+    func checkCredentials(_ request: API.Login, address: String) async throws -> UserRecord {
         // Before anything uses or logs it: the name is the client's, and may hold terminal
         // escapes, line breaks or a megabyte of text (attacker review: log injection).
         guard Username.isValid(request.username) else { throw ErrorBody(.invalidUsername) }
@@ -131,16 +148,7 @@ final class AccountService: Sendable {
             logger.notice("login failed", metadata: ["user": "\(request.username)", "address": "\(address)"])
             throw ErrorBody(.invalidPassword)
         }
-        // Only a device the account's signed list names may log in (docs/PROTOCOL.md, "Device directory").
-        guard try directory.isListed(userID: user.id, signatureKey: [UInt8](request.signatureKey)) else {
-            throw ErrorBody(.deviceNotListed)
-        }
-        let deviceID = try registerDevice(of: user, key: [UInt8](request.signatureKey))
-        let token = SessionToken.generate()
-        let expiresAt = sessionExpiry()
-        try storage.createSession(tokenHash: SessionToken.hash(token), deviceID: deviceID, expiresAt: expiresAt)
-        logger.info("device logged in", metadata: ["user": "\(user.name)", "device": "\(deviceID)"])
-        return API.Session(token: token, deviceID: deviceID, expiresAt: expiresAt)
+        return user
     }
 
     /// Now plus the configured lifetime, saturating at the largest time storage holds (Int64).

@@ -74,9 +74,15 @@ final class KeyPackageDirectory: Sendable {
         )
     }
 
-    /// One KeyPackage for every device of `username`: one-time ones within the target's
-    /// hourly budget, last-resort ones past it.
-    func claim(username: String, by claimer: DeviceRecord) throws -> API.ClaimedKeyPackages {
+    /// One KeyPackage for every device of `username` whose key is not in `skipping`: one-time
+    /// ones within the target's hourly budget, last-resort ones past it.
+    func claim(
+        username: String,
+        by claimer: DeviceRecord,
+        skipping: Set<[UInt8]> = []
+    ) throws
+        -> API.ClaimedKeyPackages
+    {
         guard claimsPerDevice.allow("device:\(claimer.id)"), claimsPerAccount.allow("account:\(claimer.userID)") else {
             throw ErrorBody(.rateLimited)
         }
@@ -85,7 +91,7 @@ final class KeyPackageDirectory: Sendable {
         // Only devices the account's signed list names (clients check that list themselves too).
         let listed = ListedDevices(storage: storage)
         let devices = try storage.devices(ofUser: user.id).filter {
-            try listed.isListed(user: username, signatureKey: $0.signatureKey)
+            try !skipping.contains($0.signatureKey) && listed.isListed(user: username, signatureKey: $0.signatureKey)
         }
         let entries = try devices.compactMap { device in
             let package =

@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import ParleyProtocol
 
@@ -11,8 +12,20 @@ extension Routes {
         v1.get("keypackages") { _, context in
             try json(try directory.stock(of: context.device))
         }
-        v1.post("users/:name/keypackages/claim") { _, context in
-            try json(try directory.claim(username: try Self.name(context), by: context.device))
+        v1.post("users/:name/keypackages/claim") { request, context in
+            // The body is optional (devices to skip); an empty one skips none.
+            let body = try await request.body.collect(upTo: 64 << 10)
+            let skip =
+                body.readableBytes == 0
+                ? [] : try WireJSON.decode(API.ClaimKeyPackages.self, from: Data(buffer: body)).skip
+            guard skip.count <= API.ClaimKeyPackages.maxSkipped else { throw ErrorBody(.tooLarge) }
+            return try json(
+                try directory.claim(
+                    username: try Self.name(context),
+                    by: context.device,
+                    skipping: Set(skip.map { [UInt8]($0) })
+                )
+            )
         }
     }
 }

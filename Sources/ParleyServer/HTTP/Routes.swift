@@ -12,12 +12,14 @@ struct Routes {
     let metrics: ServerMetrics
     let hub: ConnectionHub
     let configuration: ServerConfiguration
+    let linking: LinkService
 
     func router() -> Router<ParleyRequestContext> {
         let router = Router(context: ParleyRequestContext.self)
         router.middlewares.add(ErrorMiddleware())
         addOperations(to: router)
         addSessions(to: router.group("v1"))
+        addLinkRequests(to: router.group("v1"))
         let authenticated = router.group("v1")
             .add(middleware: DeviceAuthenticator(accounts: accounts))
             .group(context: AuthenticatedContext.self)
@@ -25,6 +27,7 @@ struct Routes {
         addDevices(to: authenticated)
         addKeyPackages(to: authenticated)
         addGroups(to: authenticated)
+        addLinking(to: authenticated)
         return router
     }
 

@@ -5,7 +5,8 @@ import GRDB
 /// so a committed transaction survives a crash or power loss before the
 /// server acknowledges anything. SQL is kept to what PostgreSQL also accepts.
 public final class SQLiteStorage: ServerStorage {
-    private let pool: DatabasePool
+    /// Internal, not private: the linking tables' methods live in SQLiteStorage+Linking.swift.
+    let pool: DatabasePool
 
     public init(path: String) throws {
         var configuration = Configuration()
@@ -124,6 +125,28 @@ public final class SQLiteStorage: ServerStorage {
                 sql: """
                     CREATE TABLE destroy_notices (id INTEGER PRIMARY KEY AUTOINCREMENT, message BLOB NOT NULL);
                     ALTER TABLE notices ADD COLUMN notice_id INTEGER REFERENCES destroy_notices(id);
+                    """
+            )
+        }
+        // Linking a device (PROTOCOL.md, "Linking a device"): pending requests expire after minutes;
+        // a sealed history bundle waits for its one device, and goes with it. Both are keyed by
+        // account and signature key: the new device posts before it has a device row (it may not
+        // log in until the account's signed list names it).
+        migrator.registerMigration("link-requests") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE link_requests (
+                        lookup_id TEXT PRIMARY KEY,
+                        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                        signature_key BLOB NOT NULL,
+                        device_name TEXT NOT NULL, hpke_key BLOB NOT NULL, nonce BLOB NOT NULL,
+                        expires_at INTEGER NOT NULL,
+                        UNIQUE (user_id, signature_key));
+                    CREATE TABLE link_bundles (
+                        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                        signature_key BLOB NOT NULL,
+                        data BLOB NOT NULL, expires_at INTEGER NOT NULL,
+                        PRIMARY KEY (user_id, signature_key));
                     """
             )
         }

@@ -84,6 +84,19 @@ public protocol ServerStorage: Sendable {
     func clearNotices(forDevice deviceID: Int64) throws
     /// Deletes messages every member device has acknowledged, and any older than `cutoff`.
     func prune(olderThan cutoff: UInt64) throws -> Int
+
+    // Linking a device (SQLiteStorage+Linking.swift)
+    /// Stores a pending request, replacing one for the same account and key; expired requests are
+    /// deleted first. `.conflict` when the lookup id is taken, `.limitReached` when the account
+    /// already has `maxPending` pending requests for other keys.
+    func createLinkRequest(_ request: StoredLinkRequest, maxPending: Int, now: UInt64) throws
+    /// The pending request with this lookup id, unless it expired.
+    func linkRequest(lookupID: String, now: UInt64) throws -> StoredLinkRequest?
+    /// Deletes the request and stores the sealed bundle for its account and key, in one
+    /// transaction; false when the request is gone or a bundle already waits for that key.
+    func answerLinkRequest(lookupID: String, bundle: [UInt8], expiresAt: UInt64, now: UInt64) throws -> Bool
+    /// The sealed bundle waiting for the account's key, deleted in the same transaction; nil when none.
+    func takeLinkBundle(userID: Int64, signatureKey: [UInt8], now: UInt64) throws -> [UInt8]?
 }
 
 public struct UserRecord: Sendable, Hashable {

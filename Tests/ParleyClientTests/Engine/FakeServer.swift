@@ -181,7 +181,7 @@ final class FakeServer: ServerTransport {
         throw ClientError.server(ErrorBody(.notFound, "no tree"))
     }
 
-    func claimKeyPackages(of user: String) async throws -> [Data] { [] }
+    func claimKeyPackages(of user: String, skipping: [[UInt8]]) async throws -> [Data] { [] }
 
     func keyPackageStock() async throws -> API.KeyPackageStock {
         API.KeyPackageStock(available: state.withLock { $0.uploaded.count }, lowWatermark: 1)

@@ -1,0 +1,41 @@
+import ParleyClient
+import Testing
+
+@testable import ParleyChat
+
+/// `/devices approve CODE` in the chat: parsed from the command table, run by the worker with no
+/// group open, and its outcome said in one line.
+@Suite struct LinkChatCommandTests {
+    @Test func devicesApproveParsesToItsCommand() throws {
+        #expect(
+            try ChatCommand.parse("/devices approve 7KQ2-MX4P-93TD-R8VW") == .approveDevice(code: "7KQ2-MX4P-93TD-R8VW")
+        )
+        #expect(try ChatCommand.parse("  /devices   approve abcd ") == .approveDevice(code: "abcd"))
+    }
+
+    @Test func devicesWithoutApproveAndACodeIsRefusedWithUsage() throws {
+        let spec = try #require(CommandSpec.all.first { $0.verb == .approveDevice })
+        #expect(spec.usage == "/devices approve CODE")
+        for line in ["/devices", "/devices approve", "/devices revoke laptop"] {
+            #expect(throws: ChatParseError.missingArgument(spec)) { try ChatCommand.parse(line) }
+        }
+        #expect(throws: ChatParseError.extraArguments(spec)) { try ChatCommand.parse("/devices approve A B") }
+    }
+
+    @Test func theWorkerGetsItWithNoGroupNeededAndTheOutcomeIsOneLine() {
+        var chat = ChatState(username: "alice", group: nil)
+        for character in "/devices approve 7KQ2-MX4P-93TD-R8VW" {
+            _ = chat.handle(.character(character), rows: 24, columns: 80)
+        }
+        #expect(
+            chat.handle(.enter, rows: 24, columns: 80) == [
+                .run(.approveDevice(code: "7KQ2-MX4P-93TD-R8VW"), group: nil)
+            ]
+        )
+        let approval = LinkApproval(deviceName: "laptop", addedTo: ["g", "h"], notAddedTo: ["x": "why"], messages: 12)
+        #expect(
+            CommandOutcome.deviceApproved(approval).sentence
+                == "Approved laptop: added to 2 groups, sent 12 messages of history; not added to x."
+        )
+    }
+}

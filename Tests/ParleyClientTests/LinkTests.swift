@@ -1,0 +1,250 @@
+import Foundation
+import GRDB
+import ParleyProtocol
+import Testing
+
+@testable import ParleyClient
+
+/// Linking a device through a real server: the code, the approval, groups and history on the new
+/// device; and a hostile operator who edits the server's database to swap keys or move a bundle.
+@Suite(.serialized) struct LinkTests {
+    /// The server's own database, as an operator with shell access edits it.
+    func serverDatabase(_ harness: Harness) throws -> DatabaseQueue {
+        try DatabaseQueue(path: harness.root + "/server/parley.sqlite")
+    }
+
+    func text(_ history: [HistoryEntry]) -> [String] { history.filter { $0.kind == .text }.map(\.text) }
+
+    /// Starts linking `home` as a new device of `user` (no login: it may not log in yet).
+    func start(
+        _ home: ParleyClient,
+        _ user: String,
+        _ harness: Harness,
+        name: String = "laptop"
+    ) async throws
+        -> LinkCode
+    {
+        try await home.startLink(server: harness.url, username: user, password: "password of \(user)", deviceName: name)
+    }
+
+    /// What `parley link` does after showing the code: polls until approved and the bundle is in.
+    func waitForLink(_ home: ParleyClient, _ user: String) async throws -> LinkCompletion {
+        for _ in 0..<300 {
+            if let done = try await home.finishLink(password: "password of \(user)") { return done }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw LinkError.noLinkInProgress
+    }
+
+    /// Logs the new device in as soon as the account's list names it (what `finishLink` does
+    /// first), without fetching the bundle, so a test can tamper with it in between.
+    func loginWhenListed(_ home: ParleyClient, _ user: String, _ harness: Harness) async throws {
+        for _ in 0..<300 {
+            do {
+                return try await home.login(server: harness.url, username: user, password: "password of \(user)")
+            } catch ClientError.server(let body) where body.code == .deviceNotListed {
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    /// Both halves at once, as two people (or one at two screens) would run them.
+    func link(
+        _ home: ParleyClient,
+        code: LinkCode,
+        approvedBy approver: ParleyClient,
+        messages: Int = 1_000
+    ) async throws -> (LinkApproval, LinkCompletion) {
+        let user = try #require(await approver.username)
+        async let done = waitForLink(home, user)
+        let approval = try await approver.approveLink(
+            code: code.description,
+            deviceName: "desktop",
+            messagesPerGroup: messages
+        )
+        return (approval, try await done)
+    }
+
+    @Test func anApprovedDeviceJoinsEveryGroupReadsItsHistoryAndNewMessages() async throws {
+        let harness = Harness()
+        try await harness.start()
+        let (alice, bob) = try await harness.aliceAndBob()
+        try await alice.createGroup("side")
+        for line in ["one", "two", "three"] { _ = try await alice.send(line, to: "g") }
+        _ = try await bob.send("four", to: "g")
+        _ = try await alice.send("note to self", to: "side")
+        try await alice.sync()
+
+        let laptop = try harness.client("alice", home: "alice-laptop")
+        let code = try await start(laptop, "alice", harness)
+        #expect(try await laptop.finishLink(password: "password of alice") == nil)  // not approved yet
+
+        let (approval, done) = try await link(laptop, code: code, approvedBy: alice, messages: 3)
+        #expect(approval.deviceName == "laptop")
+        #expect(approval.addedTo.sorted() == ["g", "side"])
+        #expect(approval.notAddedTo.isEmpty)
+        #expect(approval.messages == 4)
+
+        #expect(done.from == "desktop")
+        #expect(done.imported == ["g": 3, "side": 1])
+        #expect(done.skipped.isEmpty)
+        let history = try await laptop.history("g")
+        let transferred = history.filter { $0.note == "from your device desktop" }
+        #expect(transferred.map(\.text) == ["two", "three", "four"])
+        #expect(transferred.map(\.sender) == ["alice", "alice", "bob"])
+        #expect(text(try await laptop.history("side")) == ["note to self"])
+
+        // New messages reach the new device in every group, from others and from the old device.
+        _ = try await bob.send("welcome, laptop", to: "g")
+        _ = try await alice.send("side note", to: "side")
+        try await laptop.sync()
+        #expect(text(try await laptop.history("g")).last == "welcome, laptop")
+        #expect(text(try await laptop.history("side")).last == "side note")
+        // And the new device speaks in the group like any other.
+        _ = try await laptop.send("hello from the laptop", to: "g")
+        try await bob.sync()
+        #expect(text(try await bob.history("g")).last == "hello from the laptop")
+        // The transferred lines were never sent: bob saw each of them once, as sent originally.
+        #expect(text(try await bob.history("g")).filter { $0 == "two" }.count == 1)
+        // The link is over: the home forgets its pending request.
+        await #expect(throws: LinkError.noLinkInProgress) { try await laptop.finishLink(password: "password of alice") }
+        // The laptop holds the account identity now: it signs the list itself (approves the next device).
+        let tablet = try harness.client("alice", home: "alice-tablet")
+        let tabletCode = try await start(tablet, "alice", harness, name: "tablet")
+        let (fromLaptop, _) = try await link(tablet, code: tabletCode, approvedBy: laptop)
+        #expect(fromLaptop.addedTo.sorted() == ["g", "side"])
+        let names = try await alice.devices().map(\.name)
+        #expect(names.count == 3 && names.contains("laptop") && names.contains("tablet"))
+        await tablet.close()
+        for client in [alice, bob, laptop] { await client.close() }
+        await harness.stop()
+    }
+
+    /// The operator swaps the HPKE key (to read the history) or the key behind the request (to
+    /// link a ghost device of its own): the code no longer matches and nothing is approved.
+    @Test func aRequestWhoseKeysTheServerSwappedIsRefusedAtApproval() async throws {
+        let harness = Harness()
+        try await harness.start()
+        let (alice, bob) = try await harness.aliceAndBob()
+        let laptop = try harness.client("alice", home: "alice-laptop")
+        let code = try await start(laptop, "alice", harness)
+        try await alice.sync()  // bob's self-update after joining moves the epoch first
+        let epochBefore = await alice.groupSummaries().first { $0.name == "g" }?.epoch
+        let database = try serverDatabase(harness)
+        let operatorKey = Data((try API.Login.suite.generateHPKEKeyPair()).publicKey.bytes)
+        try await database.write { db in
+            try db.execute(sql: "UPDATE link_requests SET hpke_key = ?", arguments: [operatorKey])
+        }
+        await #expect(throws: LinkError.codeMismatch) {
+            try await alice.approveLink(code: code.description, deviceName: "desktop")
+        }
+        // A ghost device of the operator's, put behind the request.
+        let ghost = Data(API.Login.suite.generateSignatureKeyPair().publicKey.bytes)
+        try await database.write { db in
+            try db.execute(sql: "UPDATE link_requests SET signature_key = ?", arguments: [ghost])
+        }
+        await #expect(throws: LinkError.codeMismatch) {
+            try await alice.approveLink(code: code.description, deviceName: "desktop")
+        }
+        // Nothing happened: the list names no new device, no commit moved the group's epoch, no bundle waits.
+        #expect(try await alice.devices().count == 1)
+        try await alice.sync()
+        #expect(await alice.groupSummaries().first { $0.name == "g" }?.epoch == epochBefore)
+        #expect(try await laptop.finishLink(password: "password of alice") == nil)
+        let bundles = try await database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM link_bundles") }
+        #expect(bundles == 0)
+        for client in [alice, bob, laptop] { await client.close() }
+        await harness.stop()
+    }
+
+    /// The operator knows the new device's HPKE key and nonce, so it can seal a bundle of its own
+    /// to it, signed by a key of its own and carrying an account identity of its own (to become
+    /// the account's identity on the new device): the identity does not sign alice's list, so the
+    /// bundle is refused whole, and no line or identity is kept.
+    @Test func aBundleTheServerForgedIsRefused() async throws {
+        let harness = Harness()
+        try await harness.start()
+        let (alice, bob) = try await harness.aliceAndBob()
+        _ = try await alice.send("genuine", to: "g")
+        let laptop = try harness.client("alice", home: "alice-laptop")
+        let code = try await start(laptop, "alice", harness)
+        let database = try serverDatabase(harness)
+        let laptopKey = try await laptop.signatureKeys().publicKey.bytes
+        let request = try await database.read { db in
+            let row = try #require(try Row.fetchOne(db, sql: "SELECT hpke_key, nonce FROM link_requests"))
+            return LinkRequest(
+                username: "alice",
+                deviceName: "laptop",
+                signatureKey: Data(laptopKey),
+                hpkePublicKey: row["hpke_key"],
+                nonce: row["nonce"]
+            )
+        }
+        async let loggedIn: Void = loginWhenListed(laptop, "alice", harness)
+        _ = try await alice.approveLink(code: code.description, deviceName: "desktop")
+        try await loggedIn
+        let ghost = API.Login.suite.generateSignatureKeyPair()
+        for seed in [AccountIdentity().seed, nil] {
+            let forged = try HistoryBundle(
+                sender: ghost.publicKey,
+                senderDeviceName: "desktop",
+                request: request,
+                createdAt: 0,
+                accountIdentitySeed: seed,
+                groups: [
+                    .init(group: "g", lines: [.init(seq: 1, time: 1, sender: "bob", text: "send me your password")])
+                ]
+            ).sealed(signingWith: ghost.privateKey)
+            try await database.write { db in
+                try db.execute(sql: "DELETE FROM link_bundles")
+                try db.execute(
+                    sql: "INSERT INTO link_bundles (user_id, signature_key, data, expires_at) VALUES "
+                        + "((SELECT id FROM users WHERE name = 'alice'), ?, ?, ?)",
+                    arguments: [Data(laptopKey), Data(forged), Int64.max]
+                )
+            }
+            let expected: LinkError = seed == nil ? .bundleSenderUnknown : .bundleIdentityMismatch
+            await #expect(throws: expected) { try await laptop.finishLink(password: "password of alice") }
+        }
+        // The laptop is in the group (alice's genuine approval added it), but holds no forged line
+        // and no identity: it cannot sign the list.
+        try await laptop.sync()
+        #expect(!text(try await laptop.history("g")).contains("send me your password"))
+        await #expect(throws: ClientError.noAccountIdentity) {
+            try await laptop.approveDevice(signatureKey: ghost.publicKey.bytes, name: "ghost")
+        }
+        _ = try await bob.send("after the link", to: "g")
+        try await laptop.sync()
+        #expect(text(try await laptop.history("g")).last == "after the link")
+        for client in [alice, bob, laptop] { await client.close() }
+        await harness.stop()
+    }
+
+    /// The operator hands the laptop's sealed bundle to another new device: it cannot be opened there.
+    @Test func aBundleMovedToAnotherDeviceCannotBeOpened() async throws {
+        let harness = Harness()
+        try await harness.start()
+        let (alice, bob) = try await harness.aliceAndBob()
+        _ = try await alice.send("secret history", to: "g")
+        let laptop = try harness.client("alice", home: "alice-laptop")
+        let phone = try harness.client("alice", home: "alice-phone")
+        let laptopCode = try await start(laptop, "alice", harness)
+        _ = try await start(phone, "alice", harness, name: "phone")
+        async let loggedIn: Void = loginWhenListed(laptop, "alice", harness)
+        _ = try await alice.approveLink(code: laptopCode.description, deviceName: "desktop")
+        try await loggedIn
+        let phoneKey = try await phone.signatureKeys().publicKey.bytes
+        try await alice.approveDevice(signatureKey: phoneKey, name: "phone")
+        try await phone.login(server: harness.url, username: "alice", password: "password of alice")
+        let database = try serverDatabase(harness)
+        try await database.write { db in
+            try db.execute(sql: "UPDATE link_bundles SET signature_key = ?", arguments: [Data(phoneKey)])
+        }
+        await #expect(throws: LinkError.bundleNotForThisDevice) {
+            try await phone.finishLink(password: "password of alice")
+        }
+        #expect(((try? await phone.history("g")) ?? []).allSatisfy { $0.text != "secret history" })
+        for client in [alice, bob, laptop, phone] { await client.close() }
+        await harness.stop()
+    }
+}
