@@ -94,6 +94,9 @@ import Testing
         #expect(transferred.map(\.sender) == ["alice", "alice", "bob"])
         #expect(text(try await laptop.history("side")) == ["note to self"])
 
+        // bob's history says alice has a new device, by the name her signed list gives it.
+        try await bob.sync()
+        #expect(try await bob.history("g").map(\.text).contains("alice linked a device: laptop"))
         // New messages reach the new device in every group, from others and from the old device.
         _ = try await bob.send("welcome, laptop", to: "g")
         _ = try await alice.send("side note", to: "side")
@@ -245,6 +248,42 @@ import Testing
         }
         #expect(((try? await phone.history("g")) ?? []).allSatisfy { $0.text != "secret history" })
         for client in [alice, bob, laptop, phone] { await client.close() }
+        await harness.stop()
+    }
+
+    /// Revoking a linked device while it is connected: its WebSocket closes at once, it cannot
+    /// read what follows, it is gone from every group, and the others' histories say so.
+    @Test func aDeviceRevokedWhileConnectedIsCutOffAtOnceAndLeavesEveryGroup() async throws {
+        let harness = Harness()
+        try await harness.start()
+        let (alice, bob) = try await harness.aliceAndBob()
+        try await alice.createGroup("side")
+        let laptop = try harness.client("alice", home: "alice-laptop")
+        _ = try await link(laptop, code: try await start(laptop, "alice", harness), approvedBy: alice)
+        try await laptop.sync()
+        let engine = try await laptop.requireEngine()
+        #expect(await !engine.isConnectionClosed)
+        let laptopKey = try await laptop.signatureKeys().publicKey.bytes
+
+        let removedFrom = try await alice.revokeDevice(named: "laptop")
+        #expect(removedFrom.sorted() == ["g", "side"])
+        var closed = false
+        for _ in 0..<50 where !closed {
+            closed = await engine.isConnectionClosed
+            if !closed { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(closed)
+        _ = try await bob.send("after the revocation", to: "g")
+        await #expect(throws: ClientError.self) { try await laptop.sync() }
+        #expect(!text(try await laptop.history("g")).contains("after the revocation"))
+        for name in ["g", "side"] {
+            let leaves = try await alice.group(name).tree.members.map(\.leaf.signatureKey.bytes)
+            #expect(!leaves.contains(laptopKey))
+        }
+        try await bob.sync()
+        #expect(try await bob.history("g").map(\.text).contains("alice removed a device: laptop"))
+        #expect(try await alice.devices().first { $0.name == "laptop" }?.revokedAt != nil)
+        for client in [alice, bob, laptop] { await client.close() }
         await harness.stop()
     }
 }

@@ -56,7 +56,9 @@ extension GroupEngine {
     func handle(_ frame: ServerFrame) async throws -> String? {
         switch frame {
         case .message(let message):
+            let before = groups[message.group]
             try handle(message)
+            try await checkDeviceChanges(in: message.group, from: before, seq: message.seq)
             return message.group
         case .welcome(let welcome):
             return try await join(welcome)
