@@ -20,6 +20,8 @@ public protocol ChatBackend: Sendable {
     func leave(_ name: String) async throws
     func destroy(_ name: String) async throws
     func verify(_ user: String) async throws -> (number: String, changed: Bool)
+    /// `/devices` (ParleyClient+Devices.swift).
+    func devices() async throws -> [DeviceInfo]
     /// `/devices approve CODE` (ParleyClient+Linking.swift).
     func approveLink(code: String, deviceName: String, messagesPerGroup: Int) async throws -> LinkApproval
 }

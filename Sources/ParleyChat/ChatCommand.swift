@@ -13,6 +13,8 @@ public enum ChatCommand: Equatable, Sendable {
     case leave
     case destroy
     case verify(user: String)
+    /// `/devices`: this account's devices.
+    case devices
     /// `/devices approve CODE`: approve a new device of this account by the code it shows.
     case approveDevice(code: String)
     case help
@@ -45,15 +47,15 @@ public struct CommandSpec: Equatable, Sendable {
         case one(String)
         /// One or more words, separated by spaces or commas.
         case many(String)
-        /// A fixed word, then one word of the kind named (`/devices approve CODE`).
-        case subcommand(String, String)
+        /// Nothing, or a fixed word then one word of the kind named (`/devices [approve CODE]`).
+        case optionalSubcommand(String, String)
 
         var placeholder: String {
             switch self {
             case .none: "nothing"
             case .one(let kind): kind
             case .many(let kind): "\(kind)..."
-            case .subcommand(let word, let kind): "\(word) \(kind)"
+            case .optionalSubcommand(let word, let kind): "\(word) \(kind)"
             }
         }
 
@@ -62,7 +64,7 @@ public struct CommandSpec: Equatable, Sendable {
             case .none: "no arguments"
             case .one(let kind): "one \(kind)"
             case .many(let kind): "one or more \(kind)s"
-            case .subcommand(let word, let kind): "\(word) and one \(kind)"
+            case .optionalSubcommand(let word, let kind): "nothing, or \(word) and one \(kind)"
             }
         }
     }
@@ -74,7 +76,7 @@ public struct CommandSpec: Equatable, Sendable {
 
     /// Which command this is; the parser switches on it, never on the name.
     public enum Verb: Equatable, Sendable {
-        case switchTo, groups, create, members, add, remove, leave, destroy, verify, approveDevice, help, quit
+        case switchTo, groups, create, members, add, remove, leave, destroy, verify, devices, help, quit
     }
 
     public let verb: Verb
@@ -85,7 +87,11 @@ public struct CommandSpec: Equatable, Sendable {
     public let summary: String
 
     public var usage: String {
-        argument == .none ? name : "\(name) \(argument.placeholder)"
+        switch argument {
+        case .none: name
+        case .optionalSubcommand: "\(name) [\(argument.placeholder)]"
+        default: "\(name) \(argument.placeholder)"
+        }
     }
 
     /// Every command the chat knows, in the order `/help` lists them.
@@ -163,12 +169,12 @@ public struct CommandSpec: Equatable, Sendable {
             summary: "show the safety number to compare with USER"
         ),
         CommandSpec(
-            verb: .approveDevice,
+            verb: .devices,
             name: "/devices",
             aliases: [],
-            argument: .subcommand("approve", "CODE"),
+            argument: .optionalSubcommand("approve", "CODE"),
             completes: .nothing,
-            summary: "approve your new device by the code it shows"
+            summary: "list your devices, or approve a new one by the code it shows"
         ),
         CommandSpec(
             verb: .help,
@@ -216,9 +222,10 @@ extension ChatCommand {
         switch spec.argument {
         case .none where !arguments.isEmpty, .one where arguments.count > 1: throw .extraArguments(spec)
         case .one where arguments.isEmpty, .many where arguments.isEmpty: throw .missingArgument(spec)
-        case .subcommand(let word, _) where arguments.first != word || arguments.count < 2:
+        case .optionalSubcommand(let word, _)
+        where !arguments.isEmpty && (arguments.first != word || arguments.count < 2):
             throw .missingArgument(spec)
-        case .subcommand where arguments.count > 2: throw .extraArguments(spec)
+        case .optionalSubcommand where arguments.count > 2: throw .extraArguments(spec)
         default: break
         }
         let first = arguments.first ?? ""
@@ -232,7 +239,7 @@ extension ChatCommand {
         case .leave: .leave
         case .destroy: .destroy
         case .verify: .verify(user: first)
-        case .approveDevice: .approveDevice(code: arguments.last ?? "")
+        case .devices: arguments.isEmpty ? .devices : .approveDevice(code: arguments.last ?? "")
         case .help: .help
         case .quit: .quit
         }

@@ -43,6 +43,7 @@ public enum CommandOutcome: Equatable, Sendable {
     case destroyed(String)
     case safetyNumber(user: String, number: String, changed: Bool)
     case deviceApproved(LinkApproval)
+    case devices([DeviceInfo])
     case nothing
 
     var sentence: String {
@@ -57,6 +58,7 @@ public enum CommandOutcome: Equatable, Sendable {
         case .destroyed(let name): "Destroyed \(name)."
         case .safetyNumber(let user, let number, let changed):
             (changed ? "WARNING: \(user)'s keys CHANGED. " : "") + "Safety number with \(user): \(number)"
+        case .devices(let devices): "Your devices: " + devices.map(\.summary).joined(separator: "; ")
         case .deviceApproved(let approval):
             "Approved \(approval.deviceName): added to \(approval.addedTo.count) groups, sent \(approval.messages) "
                 + "messages of history"
@@ -159,7 +161,7 @@ public struct ChatState: Sendable {
             case .switchTo(let name):
                 guard screen.groups.contains(where: { $0.name == name }) else { throw ChatRefusal.notInGroup(name) }
                 return open(name)
-            case .create, .verify, .approveDevice: return start(command)
+            case .create, .verify, .approveDevice, .devices: return start(command)
             case .message, .members, .leave: return start(command, in: try openGroup())
             case .add, .remove, .destroy: return start(command, in: try adminGroup())
             }
@@ -195,6 +197,7 @@ public struct ChatState: Sendable {
         case .remove(let user): "/remove \(user)"
         case .verify(let user): "/verify \(user)"
         case .approveDevice: "/devices approve"
+        case .devices: "/devices"
         case .members: "/members"
         case .leave: "/leave"
         case .destroy: "/destroy"

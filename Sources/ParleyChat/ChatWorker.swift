@@ -234,6 +234,7 @@ public struct ChatWorker: Sendable {
         case .verify(let user):
             let (number, changed) = try await client.verify(user)
             return .safetyNumber(user: user, number: number, changed: changed)
+        case .devices: return .devices(try await client.devices())
         case .approveDevice(let code):
             let approval = try await client.approveLink(
                 code: code,

@@ -19,14 +19,7 @@ struct DevicesList: AsyncParsableCommand {
     func run() async throws {
         var devices: [DeviceInfo] = []
         try await options.run { devices = try await $0.devices() }
-        for device in devices {
-            let added = Date(timeIntervalSince1970: Double(device.addedAt) / 1000).formatted(.iso8601)
-            let state = device.revokedAt.map {
-                "revoked \(Date(timeIntervalSince1970: Double($0) / 1000).formatted(.iso8601))"
-            }
-            let this = device.isThisDevice ? " (this device)" : ""
-            print(TerminalText.line("\(device.name)  added \(added)\(state.map { "  \($0)" } ?? "")\(this)"))
-        }
+        for device in devices { print(TerminalText.line(device.summary)) }
     }
 }
 

@@ -80,6 +80,7 @@ actor ScriptedBackend: ChatBackend {
     func leave(_ name: String) async throws {}
     func destroy(_ name: String) async throws {}
     func verify(_ user: String) async throws -> (number: String, changed: Bool) { ("", false) }
+    func devices() async throws -> [DeviceInfo] { [] }
     func approveLink(code: String, deviceName: String, messagesPerGroup: Int) async throws -> LinkApproval {
         LinkApproval(deviceName: "laptop", addedTo: [], notAddedTo: [:], messages: 0)
     }

@@ -13,13 +13,28 @@ import Testing
         #expect(try ChatCommand.parse("  /devices   approve abcd ") == .approveDevice(code: "abcd"))
     }
 
-    @Test func devicesWithoutApproveAndACodeIsRefusedWithUsage() throws {
-        let spec = try #require(CommandSpec.all.first { $0.verb == .approveDevice })
-        #expect(spec.usage == "/devices approve CODE")
-        for line in ["/devices", "/devices approve", "/devices revoke laptop"] {
+    @Test func devicesAloneListsAndAnythingButApproveAndACodeIsRefusedWithUsage() throws {
+        #expect(try ChatCommand.parse("/devices") == .devices)
+        let spec = try #require(CommandSpec.all.first { $0.verb == .devices })
+        #expect(spec.usage == "/devices [approve CODE]")
+        for line in ["/devices approve", "/devices revoke laptop"] {
             #expect(throws: ChatParseError.missingArgument(spec)) { try ChatCommand.parse(line) }
         }
         #expect(throws: ChatParseError.extraArguments(spec)) { try ChatCommand.parse("/devices approve A B") }
+    }
+
+    @Test func theDeviceListIsOneLineNamingThisDevice() {
+        let devices = [
+            DeviceInfo(name: "desktop", addedAt: 0, isThisDevice: true, connected: true),
+            DeviceInfo(name: "phone", addedAt: 0, revokedAt: 0, isThisDevice: false),
+            DeviceInfo(name: "laptop", addedAt: 0, isThisDevice: false),
+        ]
+        let epoch = "1970-01-01T00:00:00Z"
+        #expect(
+            CommandOutcome.devices(devices).sentence
+                == "Your devices: desktop  added \(epoch)  online now  (this device); "
+                + "phone  added \(epoch)  revoked \(epoch); laptop  added \(epoch)  not seen since the server started"
+        )
     }
 
     @Test func theWorkerGetsItWithNoGroupNeededAndTheOutcomeIsOneLine() {

@@ -111,6 +111,11 @@ import Testing
         #expect(text(try await bob.history("g")).filter { $0 == "two" }.count == 1)
         // The link is over: the home forgets its pending request.
         await #expect(throws: LinkError.noLinkInProgress) { try await laptop.finishLink(password: "password of alice") }
+        // parley devices: both, this one marked, the laptop seen by the server (it just synced).
+        let listed = try await alice.devices()
+        #expect(listed.filter(\.isThisDevice).count == 1 && listed.first { $0.isThisDevice }?.name != "laptop")
+        let laptopSeen = try #require(listed.first { $0.name == "laptop" })
+        #expect(laptopSeen.lastSeen != nil && laptopSeen.revokedAt == nil)
         // The laptop holds the account identity now: it signs the list itself (approves the next device).
         let tablet = try harness.client("alice", home: "alice-tablet")
         let tabletCode = try await start(tablet, "alice", harness, name: "tablet")

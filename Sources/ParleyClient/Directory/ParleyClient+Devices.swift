@@ -9,20 +9,64 @@ public struct DeviceInfo: Sendable, Hashable {
     public var addedAt: UInt64
     public var revokedAt: UInt64?
     public var isThisDevice: Bool
+    /// The server's word (unsigned): its last authenticated request since the server started.
+    public var lastSeen: UInt64?
+    /// The server's word (unsigned): a WebSocket of it is open now.
+    public var connected: Bool
+
+    public init(
+        name: String,
+        addedAt: UInt64,
+        revokedAt: UInt64? = nil,
+        isThisDevice: Bool,
+        lastSeen: UInt64? = nil,
+        connected: Bool = false
+    ) {
+        self.name = name
+        self.addedAt = addedAt
+        self.revokedAt = revokedAt
+        self.isThisDevice = isThisDevice
+        self.lastSeen = lastSeen
+        self.connected = connected
+    }
+}
+
+extension DeviceInfo {
+    /// One line, as `parley devices` and the chat's `/devices` show it: name, when added, when
+    /// revoked or last seen (or online now), and which one is this device.
+    public var summary: String {
+        let date = { (ms: UInt64) in Date(timeIntervalSince1970: Double(ms) / 1000).formatted(.iso8601) }
+        var parts = [name, "added \(date(addedAt))"]
+        if let revokedAt {
+            parts.append("revoked \(date(revokedAt))")
+        } else if connected {
+            parts.append("online now")
+        } else {
+            parts.append(lastSeen.map { "last seen \(date($0))" } ?? "not seen since the server started")
+        }
+        if isThisDevice { parts.append("(this device)") }
+        return parts.joined(separator: "  ")
+    }
 }
 
 /// The account's own devices: listing and revoking (docs/PROTOCOL.md, "Device directory").
 extension ParleyClient {
-    /// This account's devices from its signed list, verified against the pinned identity key.
+    /// This account's devices from its signed list, verified against the pinned identity key,
+    /// with when the server last saw each (its unsigned word, matched by signature key).
     public func devices() async throws -> [DeviceInfo] {
         let list = try await ownDeviceList()
         let mine = try signatureKeys().publicKey.bytes
-        return list.entries.map {
-            DeviceInfo(
-                name: $0.name,
-                addedAt: $0.addedAt,
-                revokedAt: $0.revokedAt,
-                isThisDevice: $0.signatureKey == mine
+        let (api, token) = try await requireAPI()
+        let activity = try await api.call(.GET, "/v1/devices", token: token, as: API.DeviceActivity.self).devices
+        return list.entries.map { entry in
+            let seen = activity.first { [UInt8]($0.signatureKey) == entry.signatureKey }
+            return DeviceInfo(
+                name: entry.name,
+                addedAt: entry.addedAt,
+                revokedAt: entry.revokedAt,
+                isThisDevice: entry.signatureKey == mine,
+                lastSeen: seen?.lastSeen,
+                connected: seen?.connected ?? false
             )
         }
     }

@@ -245,6 +245,7 @@ final class AccountService: Sendable {
         else {
             throw ErrorBody(.unauthorized)
         }
+        directory.seen(session.device.id)
         return session.device
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ParleyProtocol
+import Synchronization
 
 /// The server's side of the signed device directory (docs/PROTOCOL.md, "Device directory").
 ///
@@ -18,6 +19,10 @@ final class DeviceDirectory: Sendable {
     let configuration: ServerConfiguration
     let hub: ConnectionHub
     let logger: Logger
+    /// When each device last made an authenticated request, since this process started: kept in
+    /// memory only (a write per request would cost more than `parley devices` is worth), one
+    /// entry per device row, dropped when the device is revoked.
+    private let lastSeen = Mutex<[Int64: UInt64]>([:])
 
     init(storage: any ServerStorage, configuration: ServerConfiguration, hub: ConnectionHub, logger: Logger) {
         self.storage = storage
@@ -66,6 +71,28 @@ final class DeviceDirectory: Sendable {
         try removeUnlisted(of: device.userID, user: device.userName, list: list)
     }
 
+    /// Notes an authenticated request of the device now.
+    func seen(_ deviceID: Int64) {
+        let now = Clock.milliseconds()
+        lastSeen.withLock { $0[deviceID] = now }
+    }
+
+    /// The account's devices as the server sees them: when each was last seen (since the server
+    /// started) and whether it is connected now. The server's word, shown as such.
+    func activity(of device: DeviceRecord) throws -> API.DeviceActivity {
+        let devices = try storage.devices(ofUser: device.userID)
+        let seen = lastSeen.withLock { map in devices.map { map[$0.id] } }
+        return API.DeviceActivity(
+            devices: zip(devices, seen).map { device, lastSeen in
+                API.DeviceActivity.Entry(
+                    signatureKey: Data(device.signatureKey),
+                    lastSeen: lastSeen,
+                    connected: hub.isConnected(deviceID: device.id)
+                )
+            }
+        )
+    }
+
     /// Whether the account's list (if it has one) names `signatureKey` as an active device.
     func isListed(userID: Int64, signatureKey: [UInt8]) throws -> Bool {
         guard let stored = try storage.deviceList(ofUser: userID) else { return true }
@@ -79,6 +106,7 @@ final class DeviceDirectory: Sendable {
         for device in try storage.devices(ofUser: userID) where !list.isActive(device.signatureKey) {
             guard try storage.removeDevice(userID: userID, deviceID: device.id) else { continue }
             hub.close(deviceID: device.id)
+            _ = lastSeen.withLock { $0.removeValue(forKey: device.id) }
             logger.info("device revoked by signed list", metadata: ["user": "\(user)", "device": "\(device.id)"])
         }
     }

@@ -130,6 +130,9 @@ final class ConnectionHub: Sendable {
 
     var count: Int { connections.withLock { $0.byDevice.count } }
 
+    /// Whether the device has a WebSocket open now (`parley devices` shows it as online).
+    func isConnected(deviceID: Int64) -> Bool { connections.withLock { $0.byDevice[deviceID] != nil } }
+
     /// Ends the device's connection (logout, account removal): it is told it is no longer
     /// logged in, then closed; it cannot reconnect without a valid session.
     /// With `connection`, only that connection, so a stale one cannot end its device's newer one.

@@ -8,6 +8,9 @@ extension Routes {
         v1.get("users/:name/devices") { _, context in
             try json(try accounts.directory.list(of: try Self.name(context)))
         }
+        v1.get("devices") { _, context in
+            try json(try accounts.directory.activity(of: context.device))
+        }
         v1.put("devices") { request, context -> Response in
             let body = try await request.decode(as: API.DeviceListBody.self, context: context)
             try accounts.directory.publish(body.deviceList, from: context.device)
