@@ -291,4 +291,35 @@ import Testing
         for client in [alice, bob, laptop] { await client.close() }
         await harness.stop()
     }
+
+    /// bob's list revokes his laptop but no commit of his follows (his device went offline):
+    /// alice, admin of the group, removes the laptop when she next syncs, and only it.
+    @Test func aRevocationWhoseCommitsNeverCameIsCompletedByAnAdminsNextSync() async throws {
+        let harness = Harness()
+        try await harness.start()
+        let (alice, bob) = try await harness.aliceAndBob()
+        let laptop = try harness.client("bob", home: "bob-laptop")
+        _ = try await link(laptop, code: try await start(laptop, "bob", harness), approvedBy: bob)
+        let laptopKey = try await laptop.signatureKeys().publicKey.bytes
+        try await alice.sync()
+        #expect(try await alice.group("g").tree.members.contains { $0.leaf.signatureKey.bytes == laptopKey })
+
+        // What `devices revoke` publishes, without the commits that normally follow.
+        let identity = try #require(try await bob.vault?.accountIdentity())
+        let list = try await bob.ownDeviceList()
+        let revoked = try identity.sign(try list.revoking(signatureKey: laptopKey, at: ParleyClient.nowMilliseconds()))
+        let (api, token) = try await bob.requireAPI()
+        let body = try WireJSON.encode(API.DeviceListBody(deviceList: Data(try revoked.encoded())))
+        try await api.request(.PUT, "/v1/devices", token: token, body: body)
+        await bob.close()
+
+        try await alice.requireEngine().setDeviceSweepInterval(0)
+        try await alice.sync()
+        let members = try await alice.group("g").tree.members.map(\.leaf.signatureKey.bytes)
+        #expect(!members.contains(laptopKey))
+        #expect(members.count == 2)  // alice and bob's first device stay
+        #expect(try await alice.history("g").map(\.text).contains("bob removed a device: laptop"))
+        for client in [alice, laptop] { await client.close() }
+        await harness.stop()
+    }
 }

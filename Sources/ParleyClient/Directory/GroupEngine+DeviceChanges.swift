@@ -1,3 +1,4 @@
+import Foundation
 import MLS
 import ParleyProtocol
 
@@ -92,4 +93,38 @@ extension GroupEngine {
         let gone = removed.filter { $0.user == user }.map { named($0) ?? "an unnamed device" }.sorted()
         return linked.map { "\(who) linked a device: \($0)" } + gone.map { "\(who) removed a device: \($0)" }
     }
+
+    /// An admin's duty when it syncs (at most every `deviceSweep.interval`): removes from each
+    /// group it administers the devices their account's signed list has revoked. The user's other
+    /// device does this when it revokes (``ParleyClient/revokeDevice(named:)``); this covers a
+    /// revocation whose commits never came (that device went offline). Only revoked entries of a
+    /// list that verifies: a hostile server cannot make an admin remove a listed device, and a
+    /// leaf no list ever named is flagged (``checkDeviceChanges(in:from:seq:)``), not removed.
+    /// Another admin's devices are left to that admin's own account (the policy keeps admins).
+    func removeRevokedDevices() async throws {
+        let now = Date().timeIntervalSince1970
+        guard now - deviceSweep.last >= deviceSweep.interval else { return }
+        deviceSweep.last = now
+        var lists: [String: DeviceList] = [:]
+        for (name, group) in groups.sorted(by: { $0.key < $1.key })
+        where group.isActive && isAdmin(group) && records[name]?.problem == nil {
+            var revoked: [LeafIndex] = []
+            for member in group.tree.members where member.index != group.ownLeaf {
+                guard let user = ParleyGroupPolicy.username(of: member.leaf.credential),
+                    user == identity.username || !ParleyGroupPolicy.isAdmin(user, in: group.context.extensions)
+                else { continue }
+                if lists[user] == nil, let list = try? await verifiedDeviceList(of: user) { lists[user] = list }
+                let key = member.leaf.signatureKey.bytes
+                guard lists[user]?.entries.contains(where: { $0.signatureKey == key && $0.revokedAt != nil }) == true
+                else { continue }
+                revoked.append(member.index)
+            }
+            guard !revoked.isEmpty else { continue }
+            try await isolated(name, "Removing revoked devices") {
+                try await commit(in: name, CommitOptions(remove: revoked, includePendingProposals: false))
+            }
+        }
+    }
+
+    func setDeviceSweepInterval(_ interval: TimeInterval) { deviceSweep = (interval, 0) }
 }

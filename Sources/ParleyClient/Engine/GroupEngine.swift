@@ -48,6 +48,8 @@ actor GroupEngine {
     /// How old this device's leaf in a group may get before `sync` refreshes it with a
     /// self-update (forward secrecy and post-compromise security).
     var selfUpdateInterval: TimeInterval = 7 * 86400
+    /// How often an admin's `sync` looks for revoked devices still in its groups, and when it last did.
+    var deviceSweep: (interval: TimeInterval, last: TimeInterval) = (600, 0)
     /// The local clock in milliseconds since 1970; tests set it to check time validation.
     var now: @Sendable () -> UInt64 = { UInt64(max(0, Date().timeIntervalSince1970 * 1000)) }
 
@@ -162,6 +164,7 @@ actor GroupEngine {
         try await connect()
         try await refreshLeaves()
         try await commitLeaveRequests()
+        try await removeRevokedDevices()
         try await flushOutbox()
         try acknowledgeAll()
         try await topUpKeyPackages(minimum: 5)
