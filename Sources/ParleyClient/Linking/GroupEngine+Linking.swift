@@ -6,18 +6,21 @@ import ParleyProtocol
 /// exports history; the new device checks who sent its bundle and files the lines.
 extension GroupEngine {
     /// Adds this account's device with `signatureKey` to `name`, with a KeyPackage the directory
-    /// hands out for it; nothing when it is a member already. Devices of this account already in
-    /// the group are skipped before the claim (their one-time KeyPackages are kept).
+    /// hands out for it; nothing when it is a member already.
     /// Throws ``LinkedDeviceError/noKeyPackage`` when the directory has none of that device.
     func addOwnDevice(signatureKey: [UInt8], to name: String) async throws {
         let group = try usableGroup(name)
         guard !group.tree.members.contains(where: { $0.leaf.signatureKey.bytes == signatureKey }) else { return }
+        // Every other device of this account is skipped (those in the group and those not), so
+        // the claim spends one KeyPackage: the new device's.
         let present = group.tree.members.filter {
             ParleyGroupPolicy.username(of: $0.leaf.credential) == identity.username
         }.map(\.leaf.signatureKey.bytes)
+        let listed = try await verifiedDeviceList(of: identity.username)?.activeDevices.map(\.signatureKey) ?? []
+        let others = Set(present + listed).subtracting([signatureKey])
         let claimed: [Data]
         do {
-            claimed = try await transport.claimKeyPackages(of: identity.username, skipping: present)
+            claimed = try await transport.claimKeyPackages(of: identity.username, skipping: Array(others))
         } catch ClientError.server(let body) where body.code == .noKeyPackages {
             throw LinkedDeviceError.noKeyPackage
         }

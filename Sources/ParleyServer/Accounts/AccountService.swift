@@ -234,6 +234,7 @@ final class AccountService: Sendable {
         guard let user = try storage.user(named: name), try storage.removeDevice(userID: user.id, deviceID: deviceID)
         else { return false }
         hub.close(deviceID: deviceID)
+        directory.forget(deviceID)
         logger.info("device removed", metadata: ["user": "\(name)", "device": "\(deviceID)"])
         return true
     }

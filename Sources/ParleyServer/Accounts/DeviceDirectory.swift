@@ -77,6 +77,11 @@ final class DeviceDirectory: Sendable {
         lastSeen.withLock { $0[deviceID] = now }
     }
 
+    /// Drops a removed device's last-seen time (the map holds only existing devices).
+    func forget(_ deviceID: Int64) {
+        _ = lastSeen.withLock { $0.removeValue(forKey: deviceID) }
+    }
+
     /// The account's devices as the server sees them: when each was last seen (since the server
     /// started) and whether it is connected now. The server's word, shown as such.
     func activity(of device: DeviceRecord) throws -> API.DeviceActivity {
@@ -106,7 +111,7 @@ final class DeviceDirectory: Sendable {
         for device in try storage.devices(ofUser: userID) where !list.isActive(device.signatureKey) {
             guard try storage.removeDevice(userID: userID, deviceID: device.id) else { continue }
             hub.close(deviceID: device.id)
-            _ = lastSeen.withLock { $0.removeValue(forKey: device.id) }
+            forget(device.id)
             logger.info("device revoked by signed list", metadata: ["user": "\(user)", "device": "\(device.id)"])
         }
     }

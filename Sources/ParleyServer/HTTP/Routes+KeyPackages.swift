@@ -14,10 +14,15 @@ extension Routes {
         }
         v1.post("users/:name/keypackages/claim") { request, context in
             // The body is optional (devices to skip); an empty one skips none.
-            let body = try await request.body.collect(upTo: 64 << 10)
-            let skip =
-                body.readableBytes == 0
-                ? [] : try WireJSON.decode(API.ClaimKeyPackages.self, from: Data(buffer: body)).skip
+            let skip: [Data]
+            do {
+                let body = try await request.body.collect(upTo: 64 << 10)
+                skip =
+                    body.readableBytes == 0
+                    ? [] : try WireJSON.decode(API.ClaimKeyPackages.self, from: Data(buffer: body)).skip
+            } catch {
+                throw ErrorBody(.malformedRequest, "The claim's body is not a list of devices to skip.")
+            }
             guard skip.count <= API.ClaimKeyPackages.maxSkipped else { throw ErrorBody(.tooLarge) }
             return try json(
                 try directory.claim(
