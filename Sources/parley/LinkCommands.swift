@@ -29,6 +29,7 @@ struct Link: AsyncParsableCommand {
             )
             print("On a device where you are logged in as \(TerminalText.line(name)), run:")
             print("  parley devices approve \(code)")
+            print("Type it only on your own device: its last eight characters are a secret the server never sees.")
             print("Waiting for the approval (up to \(wait) seconds)…")
             // The code must show now, also when standard output is a pipe or a file.
             fflush(nil)
@@ -54,7 +55,7 @@ struct DevicesApprove: AsyncParsableCommand {
         abstract: "Approve a new device by the code it shows: adds it to your groups and sends it your history."
     )
     @OptionGroup var options: ClientOptions
-    @Argument(help: "The code the new device shows, e.g. 7KQ2-MX4P-93TD-R8VW.") var code: String
+    @Argument(help: "The code the new device shows, e.g. 7KQ2-MX4P-93TD-R8VW-2C5N-KJ7A-Q3XE.") var code: String
     @Option(help: "Messages of history per group to send to the new device (0-10000).") var messages = 1_000
     @Option(help: "What the new device calls this one in its history. Default: this computer's name.")
     var deviceName: String?

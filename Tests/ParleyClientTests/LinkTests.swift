@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import MLS
 import ParleyProtocol
 import Testing
 
@@ -165,10 +166,108 @@ import Testing
         await harness.stop()
     }
 
-    /// The operator knows the new device's HPKE key and nonce, so it can seal a bundle of its own
-    /// to it, signed by a key of its own and carrying an account identity of its own (to become
-    /// the account's identity on the new device): the identity does not sign alice's list, so the
-    /// bundle is refused whole, and no line or identity is kept.
+    /// The laptop's request as the operator reads it from its database (everything but the secret).
+    func storedRequest(of laptop: ParleyClient, _ harness: Harness) async throws -> (LinkRequest, String) {
+        let laptopKey = try await laptop.signatureKeys().publicKey.bytes
+        return try await serverDatabase(harness).read { db in
+            let row = try #require(try Row.fetchOne(db, sql: "SELECT lookup_id, hpke_key, nonce FROM link_requests"))
+            let request = LinkRequest(
+                username: "alice",
+                deviceName: "laptop",
+                signatureKey: Data(laptopKey),
+                hpkePublicKey: row["hpke_key"],
+                nonce: row["nonce"]
+            )
+            return (request, row["lookup_id"])
+        }
+    }
+
+    /// What the operator seals to the laptop: signed by a ghost of its own, carrying an identity
+    /// of its own and its best guess of the code's secret (it never saw the secret).
+    func forgedBundle(
+        for request: LinkRequest,
+        lookupID: String,
+        ghost: SignatureKeyPair,
+        identity: AccountIdentity
+    ) throws -> [UInt8] {
+        let guess = try LinkCode(
+            lookupID: lookupID,
+            request: request,
+            secret: LinkCode.randomSecret(API.Login.suite.randomBytes(LinkCode.secretRandomBytes))
+        )
+        return try HistoryBundle(
+            sender: ghost.publicKey,
+            senderDeviceName: "desktop",
+            request: request,
+            code: guess,
+            createdAt: 0,
+            accountIdentitySeed: identity.seed,
+            groups: [.init(group: "g", lines: [.init(seq: 1, time: 1, sender: "bob", text: "send me your password")])]
+        ).sealed(signingWith: ghost.privateKey)
+    }
+
+    func putBundle(_ sealed: [UInt8], for key: [UInt8], _ harness: Harness) async throws {
+        try await serverDatabase(harness).write { db in
+            try db.execute(sql: "DELETE FROM link_bundles")
+            try db.execute(
+                sql: "INSERT INTO link_bundles (user_id, signature_key, data, expires_at) VALUES "
+                    + "((SELECT id FROM users WHERE name = 'alice'), ?, ?, ?)",
+                arguments: [Data(key), Data(sealed), Int64.max]
+            )
+        }
+    }
+
+    /// Review finding 1, performed: the operator fakes a whole link on a fresh home, with no
+    /// approval by alice at all. It knows the new device's keys and nonce from the request, makes
+    /// an identity and a ghost device of its own, signs a list naming the ghost and the laptop and
+    /// serves it as alice's (so the state poll says approved and the laptop logs in), and seals a
+    /// ghost-signed bundle with that identity to the laptop. Before the link secret, the laptop
+    /// (no pin of its own account yet) accepted all of it. Now the bundle lacks the secret of the
+    /// code shown on the laptop: refused with a sentence, the link ended, nothing kept.
+    @Test func aLinkTheServerFakesOnAFreshHomeIsRefused() async throws {
+        let harness = Harness()
+        try await harness.start()
+        let (alice, bob) = try await harness.aliceAndBob()
+        let laptop = try harness.client("alice", home: "alice-laptop")
+        _ = try await start(laptop, "alice", harness)
+        let (request, lookupID) = try await storedRequest(of: laptop, harness)
+        let ghost = API.Login.suite.generateSignatureKeyPair()
+        let operatorIdentity = AccountIdentity()
+        let forgedList = try operatorIdentity.sign(
+            try DeviceList.first(
+                user: "alice",
+                identityKey: operatorIdentity.publicKey,
+                device: DeviceEntry(signatureKey: ghost.publicKey.bytes, name: "desktop", addedAt: 1)
+            ).adding(DeviceEntry(signatureKey: [UInt8](request.signatureKey), name: "laptop", addedAt: 2))
+        )
+        try await serverDatabase(harness).write { db in
+            try db.execute(
+                sql: "UPDATE device_lists SET identity_key = ?, version = ?, list = ? "
+                    + "WHERE user_id = (SELECT id FROM users WHERE name = 'alice')",
+                arguments: [Data(operatorIdentity.publicKey), 2, Data(try forgedList.encoded())]
+            )
+        }
+        try await putBundle(
+            try forgedBundle(for: request, lookupID: lookupID, ghost: ghost, identity: operatorIdentity),
+            for: [UInt8](request.signatureKey),
+            harness
+        )
+        await #expect(throws: LinkError.linkSecretMismatch) {
+            try await laptop.finishLink(password: "password of alice")
+        }
+        #expect(LinkError.linkSecretMismatch.description.contains("none of your devices made it"))
+        // One guess per link: the link is over, and the laptop kept no identity to sign lists with.
+        await #expect(throws: LinkError.noLinkInProgress) { try await laptop.finishLink(password: "password of alice") }
+        await #expect(throws: ClientError.noAccountIdentity) {
+            try await laptop.approveDevice(signatureKey: ghost.publicKey.bytes, name: "ghost")
+        }
+        #expect(((try? await laptop.history("g")) ?? []).allSatisfy { $0.text != "send me your password" })
+        for client in [alice, bob, laptop] { await client.close() }
+        await harness.stop()
+    }
+
+    /// After alice's genuine approval, the operator replaces the bundle with one of its own (its
+    /// identity, a ghost sender, a guessed secret): refused whole, the link ended, no line or identity kept.
     @Test func aBundleTheServerForgedIsRefused() async throws {
         let harness = Harness()
         try await harness.start()
@@ -176,43 +275,15 @@ import Testing
         _ = try await alice.send("genuine", to: "g")
         let laptop = try harness.client("alice", home: "alice-laptop")
         let code = try await start(laptop, "alice", harness)
-        let database = try serverDatabase(harness)
-        let laptopKey = try await laptop.signatureKeys().publicKey.bytes
-        let request = try await database.read { db in
-            let row = try #require(try Row.fetchOne(db, sql: "SELECT hpke_key, nonce FROM link_requests"))
-            return LinkRequest(
-                username: "alice",
-                deviceName: "laptop",
-                signatureKey: Data(laptopKey),
-                hpkePublicKey: row["hpke_key"],
-                nonce: row["nonce"]
-            )
-        }
+        let (request, lookupID) = try await storedRequest(of: laptop, harness)
         async let loggedIn: Void = loginWhenListed(laptop, "alice", harness)
         _ = try await alice.approveLink(code: code.description, deviceName: "desktop")
         try await loggedIn
         let ghost = API.Login.suite.generateSignatureKeyPair()
-        for seed in [AccountIdentity().seed, nil] {
-            let forged = try HistoryBundle(
-                sender: ghost.publicKey,
-                senderDeviceName: "desktop",
-                request: request,
-                createdAt: 0,
-                accountIdentitySeed: seed,
-                groups: [
-                    .init(group: "g", lines: [.init(seq: 1, time: 1, sender: "bob", text: "send me your password")])
-                ]
-            ).sealed(signingWith: ghost.privateKey)
-            try await database.write { db in
-                try db.execute(sql: "DELETE FROM link_bundles")
-                try db.execute(
-                    sql: "INSERT INTO link_bundles (user_id, signature_key, data, expires_at) VALUES "
-                        + "((SELECT id FROM users WHERE name = 'alice'), ?, ?, ?)",
-                    arguments: [Data(laptopKey), Data(forged), Int64.max]
-                )
-            }
-            let expected: LinkError = seed == nil ? .bundleSenderUnknown : .bundleIdentityMismatch
-            await #expect(throws: expected) { try await laptop.finishLink(password: "password of alice") }
+        let forged = try forgedBundle(for: request, lookupID: lookupID, ghost: ghost, identity: AccountIdentity())
+        try await putBundle(forged, for: [UInt8](request.signatureKey), harness)
+        await #expect(throws: LinkError.linkSecretMismatch) {
+            try await laptop.finishLink(password: "password of alice")
         }
         // The laptop is in the group (alice's genuine approval added it), but holds no forged line
         // and no identity: it cannot sign the list.

@@ -13,7 +13,10 @@ import Testing
         var signature: SignatureKeyPair
         var hpke: HPKEKeyPair
         var request: LinkRequest
+        var code: LinkCode
     }
+
+    let identity = AccountIdentity()
 
     func device(_ name: String) throws -> Device {
         let signature = suite.generateSignatureKeyPair()
@@ -25,7 +28,12 @@ import Testing
             hpkePublicKey: Data(hpke.publicKey.bytes),
             nonce: Data(suite.randomBytes(LinkRequest.nonceLength))
         )
-        return Device(signature: signature, hpke: hpke, request: request)
+        let code = try LinkCode(
+            lookupID: "7KQ2",
+            request: request,
+            secret: LinkCode.randomSecret(suite.randomBytes(LinkCode.secretRandomBytes))
+        )
+        return Device(signature: signature, hpke: hpke, request: request, code: code)
     }
 
     func bundle(from sender: SignatureKeyPair, to device: Device) -> HistoryBundle {
@@ -33,7 +41,9 @@ import Testing
             sender: sender.publicKey,
             senderDeviceName: "desktop",
             request: device.request,
+            code: device.code,
             createdAt: 1_700_000_000_000,
+            accountIdentitySeed: identity.seed,
             groups: [
                 .init(
                     group: "team",
@@ -52,7 +62,8 @@ import Testing
             sealed,
             recipient: device.signature.publicKey,
             hpkeKey: device.hpke,
-            linkNonce: [UInt8](device.request.nonce)
+            linkNonce: [UInt8](device.request.nonce),
+            code: device.code
         )
     }
 
@@ -121,7 +132,7 @@ import Testing
         #expect(reader.isAtEnd)
 
         var wrongVersion = good
-        wrongVersion[1] = 2
+        wrongVersion[1] = 1
         var versionReader = TLSReader(wrongVersion)
         #expect(throws: LinkError.malformedBundle) { try HistoryBundle(from: &versionReader) }
 
@@ -150,16 +161,44 @@ import Testing
     @Test func theAccountIdentitySeedTravelsSealedAndMustBe32Bytes() throws {
         let desktop = suite.generateSignatureKeyPair()
         let laptop = try device("laptop")
-        let identity = AccountIdentity()
         var sent = bundle(from: desktop, to: laptop)
-        sent.accountIdentitySeed = identity.seed
         let opened = try open(try sent.sealed(signingWith: desktop.privateKey), as: laptop)
         #expect(opened.accountIdentitySeed == identity.seed)
-        #expect(try AccountIdentity(seed: try #require(opened.accountIdentitySeed)).publicKey == identity.publicKey)
+        #expect(try AccountIdentity(seed: opened.accountIdentitySeed).publicKey == identity.publicKey)
 
-        sent.accountIdentitySeed = Array(identity.seed.dropLast())
-        var reader = TLSReader(try sent.encoded())
-        #expect(throws: LinkError.malformedBundle) { try HistoryBundle(from: &reader) }
+        // Short, or missing (a bundle without a seed): refused.
+        for seed in [Array(identity.seed.dropLast()), []] {
+            sent.accountIdentitySeed = seed
+            var reader = TLSReader(try sent.encoded())
+            #expect(throws: LinkError.malformedBundle) { try HistoryBundle(from: &reader) }
+        }
+    }
+
+    /// Anyone who knows the new device's HPKE key (the server does) can seal and sign a bundle of
+    /// its own; without the code's secret, which only the device the user typed the code into
+    /// knows, it is refused before anything in it is used, however close the guess.
+    @Test func aBundleWithoutTheCodesSecretIsRefused() throws {
+        let server = suite.generateSignatureKeyPair()
+        let laptop = try device("laptop")
+        var guessed = laptop
+        guessed.code.secret = LinkCode.randomSecret(suite.randomBytes(LinkCode.secretRandomBytes))
+        var offByOne = Array(laptop.code.secret.utf8)
+        offByOne[7] = offByOne[7] == UInt8(ascii: "0") ? UInt8(ascii: "1") : UInt8(ascii: "0")
+        var close = laptop
+        close.code.secret = String(decoding: offByOne, as: UTF8.self)
+        for attempt in [guessed, close] where attempt.code.secret != laptop.code.secret {
+            let forged = try bundle(from: server, to: attempt).sealed(signingWith: server.privateKey)
+            #expect(throws: LinkError.linkSecretMismatch) { try open(forged, as: laptop) }
+        }
+        var empty = bundle(from: server, to: laptop)
+        empty.linkSecret = []
+        #expect(throws: LinkError.linkSecretMismatch) {
+            try open(try empty.sealed(signingWith: server.privateKey), as: laptop)
+        }
+        #expect(
+            try open(try bundle(from: server, to: laptop).sealed(signingWith: server.privateKey), as: laptop).linkSecret
+                == Array(laptop.code.secret.utf8)
+        )
     }
 
     @Test func anOversizedSealedBundleIsRefusedBeforeAnyWork() throws {

@@ -18,12 +18,22 @@ import Testing
         )
     }
 
-    @Test func aCodeIsSixteenCharactersInFourGroupsAndParsesBackAsTyped() throws {
+    func secret() -> String { LinkCode.randomSecret(suite.randomBytes(LinkCode.secretRandomBytes)) }
+
+    /// 20 bits of lookup id, 80 check bits and 40 bits of secret: seven groups of four.
+    @Test func aCodeIsTwentyEightCharactersInGroupsOfFourAndParsesBackAsTyped() throws {
         let request = try request()
-        let code = try LinkCode(lookupID: LinkCode.randomLookupID(suite.randomBytes(3)), request: request)
+        let code = try LinkCode(
+            lookupID: LinkCode.randomLookupID(suite.randomBytes(3)),
+            request: request,
+            secret: secret()
+        )
         let shown = code.description
-        #expect(shown.count == 19)
-        #expect(shown.split(separator: "-").map(\.count) == [4, 4, 4, 4])
+        #expect(shown.count == 34)
+        #expect(shown.split(separator: "-").map(\.count) == [4, 4, 4, 4, 4, 4, 4])
+        #expect(code.check.count * 5 == 80 && code.secret.count * 5 == 40)
+        #expect(code.secretMatches(Array(code.secret.utf8)))
+        #expect(!code.secretMatches(Array(code.secret.utf8.dropLast())))
         #expect(try LinkCode(parsing: shown) == code)
         // Typed in lower case, without dashes, with O for 0 and l for 1 (Crockford): the same code.
         let sloppy = shown.lowercased().replacingOccurrences(of: "-", with: " ")
@@ -33,7 +43,11 @@ import Testing
     }
 
     @Test func malformedCodesAreRefusedWithTheirOwnError() {
-        for text in ["", "7KQ2-MX4P-93TD", "7KQ2-MX4P-93TD-R8VW-1", "7KQ2-MX4P-93TD-R8VU", "7KQ2-MX4P-93TD-R8V!"] {
+        let valid = "7KQ2-MX4P-93TD-R8VW-2C5N-KJ7A-Q3XE"
+        #expect(throws: Never.self) { try LinkCode(parsing: valid) }
+        for text in [
+            "", "7KQ2-MX4P-93TD-R8VW", valid + "-1", String(valid.dropLast()) + "U", String(valid.dropLast()) + "!",
+        ] {
             #expect(throws: LinkError.malformedCode) { try LinkCode(parsing: text) }
         }
     }
@@ -42,7 +56,7 @@ import Testing
     /// the nonce, the name shown, the account — fails the check the approving device makes.
     @Test func everySwappedFieldFailsTheCheck() throws {
         let genuine = try request()
-        let code = try LinkCode(lookupID: "7KQ2", request: genuine)
+        let code = try LinkCode(lookupID: "7KQ2", request: genuine, secret: secret())
         let other = try request()
         var swaps: [LinkRequest] = []
         for keyPath in [\LinkRequest.signatureKey, \.hpkePublicKey, \.nonce] {

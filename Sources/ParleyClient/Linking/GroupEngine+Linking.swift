@@ -36,19 +36,14 @@ extension GroupEngine {
         try await commit(in: name, CommitOptions(add: [package], includePendingProposals: false))
     }
 
-    /// On the new device: the account's own signed list, verified and pinned. With the identity
-    /// the bundle carries, the list must verify under that identity's key (a server that serves
-    /// another list, or made the bundle itself with an identity of its own, is refused); the
-    /// bundle's sender and this device must both be active on it. Returns the identity to keep.
-    func pinOwnList(bundle: HistoryBundle) async throws -> AccountIdentity? {
+    /// On the new device, once the bundle's link secret checked out: the account's own signed list,
+    /// verified and pinned. The list must verify under the key of the identity the bundle carries
+    /// (a server that serves another list is refused); the bundle's sender and this device must
+    /// both be active on it. Returns the identity to keep.
+    func pinOwnList(bundle: HistoryBundle) async throws -> AccountIdentity {
         let me = identity.username
-        guard let seed = bundle.accountIdentitySeed else {
-            guard let list = try await verifiedDeviceList(of: me), list.isActive(bundle.senderSignatureKey) else {
-                throw LinkError.bundleSenderUnknown
-            }
-            return nil
-        }
-        guard let account = try? AccountIdentity(seed: seed), let bytes = try await transport.deviceList(of: me)
+        guard let account = try? AccountIdentity(seed: bundle.accountIdentitySeed),
+            let bytes = try await transport.deviceList(of: me)
         else { throw LinkError.bundleIdentityMismatch }
         let pin = try store.contactPin(of: me)
         let signed: SignedDeviceList

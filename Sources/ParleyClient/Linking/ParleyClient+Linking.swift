@@ -85,7 +85,11 @@ extension ParleyClient {
         let pending = PendingLink(
             request: request,
             hpkeKeys: hpkeKeys,
-            code: try LinkCode(lookupID: created.lookupID, request: request)
+            code: try LinkCode(
+                lookupID: created.lookupID,
+                request: request,
+                secret: LinkCode.randomSecret(suite.randomBytes(LinkCode.secretRandomBytes))
+            )
         )
         try database.set(.server, string: server)
         try savePendingLink(pending)
@@ -145,6 +149,7 @@ extension ParleyClient {
             sender: keys.publicKey,
             senderDeviceName: deviceName,
             request: request,
+            code: code,
             createdAt: Self.nowMilliseconds(),
             accountIdentitySeed: identity.seed,
             groups: history
@@ -178,7 +183,8 @@ extension ParleyClient {
         }
     }
 
-    /// The request behind `code`, checked: well formed, this account's, and matching the code.
+    /// The request behind `code`, checked: well formed, this account's, matching the code, and not
+    /// expired by this device's clock (a server's stale request is refused here, not trusted).
     func fetchLinkRequest(_ code: LinkCode) async throws -> LinkRequest {
         let (api, token) = try await requireAPI()
         let pending = try await api.call(
@@ -191,6 +197,7 @@ extension ParleyClient {
         try request.validate()
         guard request.username == username else { throw LinkError.otherAccount(request.username) }
         guard try code.matches(request) else { throw LinkError.codeMismatch }
+        guard pending.expiresAt > Self.nowMilliseconds() else { throw LinkError.requestExpired }
         return request
     }
 
@@ -212,15 +219,24 @@ extension ParleyClient {
         } catch ClientError.server(let body) where body.code == .notFound {
             return nil
         }
-        let bundle = try HistoryBundle.open(
-            [UInt8](sealed),
-            recipient: try signatureKeys().publicKey,
-            hpkeKey: pending.hpkeKeys,
-            linkNonce: [UInt8](pending.request.nonce)
-        )
+        let bundle: HistoryBundle
+        let recipient = try signatureKeys().publicKey
+        do {
+            bundle = try HistoryBundle.open(
+                [UInt8](sealed),
+                recipient: recipient,
+                hpkeKey: pending.hpkeKeys,
+                linkNonce: [UInt8](pending.request.nonce),
+                code: pending.code
+            )
+        } catch LinkError.linkSecretMismatch {
+            // One guess of the secret per link: whoever sealed this may not try another.
+            try database.set(.link, nil)
+            throw LinkError.linkSecretMismatch
+        }
         let engine = try requireEngine()
         let identity = try await engine.pinOwnList(bundle: bundle)
-        if let identity, let vault { try vault.setAccountIdentity(identity) }
+        try vault?.setAccountIdentity(identity)
         try await engine.sync()
         var completion = LinkCompletion(from: bundle.senderDeviceName, imported: [:], skipped: [])
         for group in bundle.groups {

@@ -3,8 +3,9 @@ import MLS
 
 /// The history an approving device hands a newly linked one: the last messages of each of the
 /// account's groups, signed by the approving device and sealed to the new device's HPKE key
-/// (RFC 9180 base mode). The server stores the sealed bytes for the new device only and
-/// deletes them once fetched; it can neither read nor forge them (docs/PROTOCOL.md).
+/// (RFC 9180 base mode), carrying the secret of the code the user typed. The server stores the
+/// sealed bytes for the new device only; it can neither read them nor forge them (it knows the new
+/// device's HPKE key, so it can seal, but not the code's secret) (docs/PROTOCOL.md).
 public struct HistoryBundle: Sendable, Hashable {
     /// One line of a group's history as the approving device shows it.
     public struct Line: Sendable, Hashable {
@@ -37,19 +38,24 @@ public struct HistoryBundle: Sendable, Hashable {
     public var recipientHPKEKey: [UInt8]
     /// The nonce of the link request this bundle answers: an old bundle replayed later is refused.
     public var linkNonce: [UInt8]
+    /// The secret characters of the code the user typed on the approving device (``LinkCode/secret``,
+    /// ASCII): the server never sees them, so a bundle that carries them was made where the user
+    /// typed the code.
+    public var linkSecret: [UInt8]
     /// Milliseconds since the Unix epoch, by the sender's clock.
     public var createdAt: UInt64
     /// The account identity key's 32-byte seed (``AccountIdentity``), so the new device can sign
-    /// the account's device list too; nil when the sender holds none. Travels only sealed.
-    public var accountIdentitySeed: [UInt8]?
+    /// the account's device list too, and knows which list is its account's. Travels only sealed.
+    public var accountIdentitySeed: [UInt8]
     public var groups: [GroupHistory]
 
     public init(
         sender: SignaturePublicKey,
         senderDeviceName: String,
         request: LinkRequest,
+        code: LinkCode,
         createdAt: UInt64,
-        accountIdentitySeed: [UInt8]? = nil,
+        accountIdentitySeed: [UInt8],
         groups: [GroupHistory]
     ) {
         senderSignatureKey = sender.bytes
@@ -57,6 +63,7 @@ public struct HistoryBundle: Sendable, Hashable {
         recipientSignatureKey = [UInt8](request.signatureKey)
         recipientHPKEKey = [UInt8](request.hpkePublicKey)
         linkNonce = [UInt8](request.nonce)
+        linkSecret = Array(code.secret.utf8)
         self.createdAt = createdAt
         self.accountIdentitySeed = accountIdentitySeed
         self.groups = groups
@@ -102,15 +109,17 @@ extension HistoryBundle {
         return envelope.bytes
     }
 
-    /// Opens a sealed bundle with this device's keys and the nonce of its own link request.
+    /// Opens a sealed bundle with this device's keys and its own link request's nonce and code.
     /// Checks, in order: size, envelope, HPKE open under info naming the claimed sender and this
-    /// device, the signature by the claimed sender, the recipient keys and nonce. The caller must
-    /// still check that the sender is one of the account's own devices (``LinkError/bundleSenderUnknown``).
+    /// device, the code's secret (constant time; ``LinkError/linkSecretMismatch``: the caller ends
+    /// the link), the signature by the claimed sender, the recipient keys and nonce. The caller must
+    /// still check the identity and that the sender is one of the account's own devices.
     public static func open(
         _ sealed: [UInt8],
         recipient: SignaturePublicKey,
         hpkeKey: HPKEKeyPair,
-        linkNonce: [UInt8]
+        linkNonce: [UInt8],
+        code: LinkCode
     ) throws(LinkError) -> HistoryBundle {
         guard sealed.count <= maxSealedBytes else { throw .bundleTooLarge }
         let (sender, ciphertext) = try envelope(sealed)
@@ -126,6 +135,7 @@ extension HistoryBundle {
             throw .bundleNotForThisDevice
         }
         let (bundle, content, signature) = try decodeSigned(plaintext)
+        guard code.secretMatches(bundle.linkSecret) else { throw .linkSecretMismatch }
         guard bundle.senderSignatureKey == sender,
             (try? suite.verifyWithLabel(
                 SignaturePublicKey(sender),
@@ -181,16 +191,16 @@ extension HistoryBundle {
 // MARK: Codec
 
 extension HistoryBundle {
-    /// TLS presentation language, version 1:
+    /// TLS presentation language, version 2:
     /// ```
     /// struct { uint64 seq; uint64 time; opaque sender<V>; opaque text<V>; } HistoryLine;
     /// struct { opaque group<V>; HistoryLine lines<V>; } GroupHistory;
     /// struct {
-    ///     uint16 version = 1;
+    ///     uint16 version = 2;
     ///     opaque sender_signature_key<V>; opaque sender_device_name<V>;
     ///     opaque recipient_signature_key<V>; opaque recipient_hpke_key<V>;
-    ///     opaque link_nonce<V>; uint64 created_at;
-    ///     optional<opaque account_identity_seed<V>>;   // 32 bytes when present
+    ///     opaque link_nonce<V>; opaque link_secret<V>; uint64 created_at;
+    ///     opaque account_identity_seed<V>;   // 32 bytes
     ///     GroupHistory groups<V>;
     /// } HistoryBundle;
     /// ```
@@ -202,13 +212,9 @@ extension HistoryBundle {
         try writer.writeOpaque(recipientSignatureKey)
         try writer.writeOpaque(recipientHPKEKey)
         try writer.writeOpaque(linkNonce)
+        try writer.writeOpaque(linkSecret)
         writer.write(createdAt)
-        if let accountIdentitySeed {
-            writer.write(UInt8(1))
-            try writer.writeOpaque(accountIdentitySeed)
-        } else {
-            writer.write(UInt8(0))
-        }
+        try writer.writeOpaque(accountIdentitySeed)
         try writer.writeVector { groups in
             for group in self.groups {
                 try groups.writeOpaque(Array(group.group.utf8))
@@ -225,9 +231,10 @@ extension HistoryBundle {
         return writer.bytes
     }
 
-    static let version: UInt16 = 1
+    /// 2: the link secret, and the identity seed no longer optional (a bundle without one is refused).
+    static let version: UInt16 = 2
 
-    /// Strict: the version must be 1, strings valid UTF-8, and every bound holds; the element
+    /// Strict: the version must be 2, strings valid UTF-8, and every bound holds; the element
     /// counts are never read from the input, so nothing is allocated from an untrusted number.
     init(from reader: inout TLSReader) throws {
         guard try reader.read(UInt16.self) == Self.version else { throw LinkError.malformedBundle }
@@ -237,11 +244,10 @@ extension HistoryBundle {
         recipientSignatureKey = try reader.readOpaque()
         recipientHPKEKey = try reader.readOpaque()
         linkNonce = try reader.readOpaque()
+        linkSecret = try reader.readOpaque()
         createdAt = try reader.read(UInt64.self)
-        accountIdentitySeed = try reader.readOptional { try $0.readOpaque() }
-        guard accountIdentitySeed.map({ $0.count == AccountIdentity.seedBytes }) ?? true else {
-            throw LinkError.malformedBundle
-        }
+        accountIdentitySeed = try reader.readOpaque()
+        guard accountIdentitySeed.count == AccountIdentity.seedBytes else { throw LinkError.malformedBundle }
         groups = try reader.readVector { reader in
             let group = try Self.string(reader.readOpaque())
             let lines = try reader.readVector(of: Self.line)

@@ -1,7 +1,7 @@
 /// Why linking a device failed, each case with a sentence for the person at the keyboard.
 /// Callers match on the case, never on the text.
 public enum LinkError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The typed code is not 16 characters of the code alphabet.
+    /// The typed code is not 28 characters of the code alphabet.
     case malformedCode
     /// The request's check digits differ from the code's: the server (or a typo) changed it.
     case codeMismatch
@@ -28,6 +28,11 @@ public enum LinkError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The bundle's account identity does not sign the account's device list, or the list does
     /// not name the bundle's sender or this device: the server or a stranger made the bundle.
     case bundleIdentityMismatch
+    /// The bundle does not carry the secret of this device's code: no device the user typed the
+    /// code into made it (the server, or someone who saw only the lookup id). The link is ended.
+    case linkSecretMismatch
+    /// The request expired (by this device's clock) before it was approved.
+    case requestExpired
 
     public enum Field: String, Sendable, Equatable {
         case username, deviceName, signatureKey, hpkeKey, nonce
@@ -36,7 +41,8 @@ public enum LinkError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .malformedCode:
-            "That is not a link code; type the 16 characters the new device shows, e.g. 7KQ2-MX4P-93TD-R8VW."
+            "That is not a link code; type the 28 characters the new device shows, e.g. "
+                + "7KQ2-MX4P-93TD-R8VW-2C5N-KJ7A-Q3XE."
         case .codeMismatch:
             "The code does not match the request the server returned: the server or a typo changed the new "
                 + "device's keys. Nothing was approved; check the code, or start `parley link` again."
@@ -62,6 +68,12 @@ public enum LinkError: Error, Sendable, Equatable, CustomStringConvertible {
             "This home is already a device of an account; link the new device from a new home (--home DIR)."
         case .bundleIdentityMismatch:
             "The history bundle's account identity does not match your account's device list; it was ignored."
+        case .linkSecretMismatch:
+            "The history bundle does not carry this device's link code, so none of your devices made it: the "
+                + "server or someone else sent it. Nothing in it was used and this link is ended; link again "
+                + "from a new home (--home DIR) and approve the new code on your own device."
+        case .requestExpired:
+            "That link request has expired; run `parley link` again on the new device for a new code."
         }
     }
 }
