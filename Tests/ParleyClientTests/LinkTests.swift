@@ -299,6 +299,54 @@ import Testing
         await harness.stop()
     }
 
+    /// Review finding 3: the new device fetched its bundle, then failed (here the account's list
+    /// is briefly not served, so the identity cannot be checked). The server keeps the bundle
+    /// until the device acknowledges it, so the next try gets it again and the history arrives;
+    /// once processed it is deleted.
+    @Test func aFailureAfterTheBundleIsFetchedLosesNothingAndARetrySucceeds() async throws {
+        let harness = Harness()
+        try await harness.start()
+        let (alice, bob) = try await harness.aliceAndBob()
+        _ = try await alice.send("kept for the laptop", to: "g")
+        let laptop = try harness.client("alice", home: "alice-laptop")
+        let code = try await start(laptop, "alice", harness)
+        async let loggedIn: Void = loginWhenListed(laptop, "alice", harness)
+        _ = try await alice.approveLink(code: code.description, deviceName: "desktop")
+        try await loggedIn
+        let database = try serverDatabase(harness)
+        let saved: (Int64, Data, Int64, Data) = try #require(
+            try await database.read { db in
+                try Row.fetchOne(db, sql: "SELECT * FROM device_lists").map {
+                    ($0["user_id"], $0["identity_key"], $0["version"], $0["list"])
+                }
+            }
+        )
+        try await database.write { db in try db.execute(sql: "DELETE FROM device_lists") }
+        await #expect(throws: LinkError.bundleIdentityMismatch) {
+            try await laptop.finishLink(password: "password of alice")
+        }
+        let bundles = {
+            try await database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM link_bundles") }
+        }
+        #expect(try await bundles() == 1)
+        try await database.write { db in
+            try db.execute(
+                sql: "INSERT INTO device_lists (user_id, identity_key, version, list) VALUES (?, ?, ?, ?)",
+                arguments: [saved.0, saved.1, saved.2, saved.3]
+            )
+        }
+        let done = try #require(try await laptop.finishLink(password: "password of alice"))
+        #expect(done.imported == ["g": 1])
+        #expect(
+            try await laptop.history("g").filter { $0.note == "from your device desktop" }.map(\.text) == [
+                "kept for the laptop"
+            ]
+        )
+        #expect(try await bundles() == 0)
+        for client in [alice, bob, laptop] { await client.close() }
+        await harness.stop()
+    }
+
     /// The operator hands the laptop's sealed bundle to another new device: it cannot be opened there.
     @Test func aBundleMovedToAnotherDeviceCannotBeOpened() async throws {
         let harness = Harness()

@@ -101,13 +101,18 @@ import Testing
             try await laptop.login()
             #expect(await refusal(server, .GET, path, token: laptop.token) == .notPermitted)
 
-            // Nothing waits before the answer; the answer is served once, to the laptop only.
+            // Nothing waits before the answer; the answer is served to the laptop only, until it
+            // acknowledges it (a fetch that fails on the way loses nothing).
             #expect(await refusal(server, .GET, "/v1/link/bundle", token: laptop.token) == .notFound)
             let sealed = Data(suite.randomBytes(1000))
             try await server.request(.POST, path + "/bundle", token: alice.first.token, body: sealed)
             #expect(await refusal(server, .GET, "/v1/link/bundle", token: alice.first.token) == .notFound)
+            #expect(await refusal(server, .DELETE, "/v1/link/bundle", token: alice.first.token) == .notFound)
             #expect(try await server.request(.GET, "/v1/link/bundle", token: laptop.token) == sealed)
+            #expect(try await server.request(.GET, "/v1/link/bundle", token: laptop.token) == sealed)
+            try await server.request(.DELETE, "/v1/link/bundle", token: laptop.token)
             #expect(await refusal(server, .GET, "/v1/link/bundle", token: laptop.token) == .notFound)
+            #expect(await refusal(server, .DELETE, "/v1/link/bundle", token: laptop.token) == .notFound)
             // The request was retired with the answer.
             #expect(await refusal(server, .GET, path, token: alice.first.token) == .notFound)
         }

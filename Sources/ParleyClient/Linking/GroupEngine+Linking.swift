@@ -83,9 +83,11 @@ extension GroupEngine {
     }
 
     /// Files transferred lines in `name`'s history, each marked as coming from `device`; they are
-    /// history only (never queued, never sent to the server).
+    /// history only (never queued, never sent to the server). Once per group: a bundle processed
+    /// again (a retry after a failure, the server keeps it until acknowledged) adds nothing twice.
     func importTransferred(_ lines: [HistoryBundle.Line], to name: String, from device: String) throws {
-        guard !lines.isEmpty else { return }
+        let note = "from your device \(device)"
+        guard !lines.isEmpty, try !store.history(of: name).contains(where: { $0.note == note }) else { return }
         try store.appendHistory(
             systemLine(name, "\(lines.count) earlier messages from your device \(device):"),
             to: name
@@ -98,7 +100,7 @@ extension GroupEngine {
                     sender: line.sender,
                     kind: .text,
                     text: line.text,
-                    note: "from your device \(device)"
+                    note: note
                 ),
                 to: name
             )

@@ -219,21 +219,7 @@ extension ParleyClient {
         } catch ClientError.server(let body) where body.code == .notFound {
             return nil
         }
-        let bundle: HistoryBundle
-        let recipient = try signatureKeys().publicKey
-        do {
-            bundle = try HistoryBundle.open(
-                [UInt8](sealed),
-                recipient: recipient,
-                hpkeKey: pending.hpkeKeys,
-                linkNonce: [UInt8](pending.request.nonce),
-                code: pending.code
-            )
-        } catch LinkError.linkSecretMismatch {
-            // One guess of the secret per link: whoever sealed this may not try another.
-            try database.set(.link, nil)
-            throw LinkError.linkSecretMismatch
-        }
+        let bundle = try await openBundle(sealed, pending: pending)
         let engine = try requireEngine()
         let identity = try await engine.pinOwnList(bundle: bundle)
         try vault?.setAccountIdentity(identity)
@@ -248,7 +234,35 @@ extension ParleyClient {
             completion.imported[group.group] = group.lines.count
         }
         try database.set(.link, nil)
+        await acknowledgeBundle()
         return completion
+    }
+
+    /// Opens the sealed bundle for `pending`. A bundle without the code's secret ends the link:
+    /// whoever sealed it (the server, or someone who saw only the lookup id) had one guess.
+    private func openBundle(_ sealed: Data, pending: PendingLink) async throws -> HistoryBundle {
+        let recipient = try signatureKeys().publicKey
+        do {
+            return try HistoryBundle.open(
+                [UInt8](sealed),
+                recipient: recipient,
+                hpkeKey: pending.hpkeKeys,
+                linkNonce: [UInt8](pending.request.nonce),
+                code: pending.code
+            )
+        } catch LinkError.linkSecretMismatch {
+            try database.set(.link, nil)
+            await acknowledgeBundle()
+            throw LinkError.linkSecretMismatch
+        }
+    }
+
+    /// Tells the server the bundle was processed (or refused), so it deletes it. The server keeps
+    /// a bundle until then (a failure between fetch and processing loses nothing: the next
+    /// `finishLink` fetches it again); if this request fails, the server drops it at its expiry.
+    private func acknowledgeBundle() async {
+        guard let (api, token) = try? await requireAPI() else { return }
+        _ = try? await api.request(.DELETE, "/v1/link/bundle", token: token)
     }
 
     /// Whether the account's list names this device yet. Once the request is gone (answered, or

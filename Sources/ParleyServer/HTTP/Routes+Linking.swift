@@ -14,8 +14,8 @@ extension Routes {
         }
     }
 
-    /// The approving device's lookup and sealed answer, and the new device's one fetch of the
-    /// bundle once it has logged in (docs/PROTOCOL.md, "Linking a device").
+    /// The approving device's lookup and sealed answer, and the new device's fetch of the bundle
+    /// once it has logged in, and its acknowledgement (docs/PROTOCOL.md, "Linking a device").
     func addLinking(to v1: RouterGroup<AuthenticatedContext>) {
         v1.get("link/requests/:id") { _, context in
             try json(try linking.lookup(try context.parameters.require("id"), by: context.device))
@@ -34,8 +34,12 @@ extension Routes {
             Response(
                 status: .ok,
                 headers: [.contentType: "application/octet-stream"],
-                body: .init(byteBuffer: ByteBuffer(bytes: try linking.takeBundle(for: context.device)))
+                body: .init(byteBuffer: ByteBuffer(bytes: try linking.bundle(for: context.device)))
             )
+        }
+        v1.delete("link/bundle") { _, context -> Response in
+            try linking.acknowledgeBundle(of: context.device)
+            return Response(status: .noContent)
         }
     }
 }

@@ -11,8 +11,9 @@ import ParleyProtocol
 /// device posts its request before any list names it, so without a session; the request carries
 /// a login proof instead (password and key, under the login rate limits). What the server bounds:
 /// requests live 10 minutes, an account has at most 3 pending (one per key), lookups and state
-/// polls are rate-limited, and a bundle is one blob of at most 8 MiB per key, deleted when
-/// fetched or after a day.
+/// polls are rate-limited, and a bundle is one blob of at most 8 MiB per key, kept until the new
+/// device acknowledges it (`DELETE /v1/link/bundle`, after it processed it: a failure in between
+/// loses nothing) or for a day.
 final class LinkService: Sendable {
     let storage: any ServerStorage
     let accounts: AccountService
@@ -121,16 +122,24 @@ final class LinkService: Sendable {
         logger.info("link request answered", metadata: ["user": "\(device.userName)", "bytes": "\(bundle.count)"])
     }
 
-    /// The bundle waiting for this device, once; `notFound` while there is none.
-    func takeBundle(for device: DeviceRecord) throws -> [UInt8] {
+    /// The bundle waiting for this device, as often as it asks until it acknowledges it;
+    /// `notFound` while there is none.
+    func bundle(for device: DeviceRecord) throws -> [UInt8] {
         guard
-            let bundle = try storage.takeLinkBundle(
+            let bundle = try storage.linkBundle(
                 userID: device.userID,
                 signatureKey: device.signatureKey,
                 now: Clock.milliseconds()
             )
         else { throw ErrorBody(.notFound, "No history bundle is waiting for this device yet.") }
         return bundle
+    }
+
+    /// The new device processed its bundle (or gave it up): the server forgets it.
+    func acknowledgeBundle(of device: DeviceRecord) throws {
+        guard try storage.deleteLinkBundle(userID: device.userID, signatureKey: device.signatureKey) else {
+            throw ErrorBody(.notFound, "No history bundle is waiting for this device.")
+        }
     }
 
     private func pending(_ lookupID: String, by device: DeviceRecord) throws -> StoredLinkRequest {

@@ -103,18 +103,23 @@ extension SQLiteStorage {
         }
     }
 
-    public func takeLinkBundle(userID: Int64, signatureKey: [UInt8], now: UInt64) throws -> [UInt8]? {
-        try pool.write { db in
-            let data = try Data.fetchOne(
+    public func linkBundle(userID: Int64, signatureKey: [UInt8], now: UInt64) throws -> [UInt8]? {
+        try pool.read { db in
+            try Data.fetchOne(
                 db,
                 sql: "SELECT data FROM link_bundles WHERE user_id = ? AND signature_key = ? AND expires_at > ?",
                 arguments: [userID, Data(signatureKey), Self.bound(now)]
-            )
+            ).map { [UInt8]($0) }
+        }
+    }
+
+    public func deleteLinkBundle(userID: Int64, signatureKey: [UInt8]) throws -> Bool {
+        try pool.write { db in
             try db.execute(
                 sql: "DELETE FROM link_bundles WHERE user_id = ? AND signature_key = ?",
                 arguments: [userID, Data(signatureKey)]
             )
-            return data.map { [UInt8]($0) }
+            return db.changesCount > 0
         }
     }
 }

@@ -95,8 +95,11 @@ public protocol ServerStorage: Sendable {
     /// Deletes the request and stores the sealed bundle for its account and key, in one
     /// transaction; false when the request is gone or a bundle already waits for that key.
     func answerLinkRequest(lookupID: String, bundle: [UInt8], expiresAt: UInt64, now: UInt64) throws -> Bool
-    /// The sealed bundle waiting for the account's key, deleted in the same transaction; nil when none.
-    func takeLinkBundle(userID: Int64, signatureKey: [UInt8], now: UInt64) throws -> [UInt8]?
+    /// The sealed bundle waiting for the account's key, unless it expired; kept until
+    /// ``deleteLinkBundle(userID:signatureKey:)`` (the device acknowledges it) or its expiry.
+    func linkBundle(userID: Int64, signatureKey: [UInt8], now: UInt64) throws -> [UInt8]?
+    /// Deletes the bundle waiting for the account's key; false when there was none.
+    func deleteLinkBundle(userID: Int64, signatureKey: [UInt8]) throws -> Bool
 }
 
 public struct UserRecord: Sendable, Hashable {
