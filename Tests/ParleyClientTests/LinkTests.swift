@@ -347,6 +347,60 @@ import Testing
         await harness.stop()
     }
 
+    /// Review finding 2: the new device has never seen bob, so on first contact it would pin
+    /// whatever the server serves as bob's list. The operator serves one signed by an identity of
+    /// its own, naming a ghost, from before the laptop processes its bundle. The bundle carries
+    /// alice's pins, so the laptop holds bob's real identity key: adding "bob" is refused with a
+    /// sentence and the ghost is never added; with bob's real list served again, bob is added.
+    @Test func theNewDeviceStartsFromTheApprovingDevicesContactPins() async throws {
+        let harness = Harness()
+        try await harness.start()
+        let (alice, bob) = try await harness.aliceAndBob()
+        let laptop = try harness.client("alice", home: "alice-laptop")
+        let code = try await start(laptop, "alice", harness)
+        async let loggedIn: Void = loginWhenListed(laptop, "alice", harness)
+        _ = try await alice.approveLink(code: code.description, deviceName: "desktop")
+        try await loggedIn
+        let database = try serverDatabase(harness)
+        let bobsRow = "WHERE user_id = (SELECT id FROM users WHERE name = 'bob')"
+        let genuine: (Data, Int64, Data) = try #require(
+            try await database.read { db in
+                try Row.fetchOne(db, sql: "SELECT * FROM device_lists " + bobsRow).map {
+                    ($0["identity_key"], $0["version"], $0["list"])
+                }
+            }
+        )
+        let operatorIdentity = AccountIdentity()
+        let ghost = API.Login.suite.generateSignatureKeyPair()
+        let forged = try operatorIdentity.sign(
+            try DeviceList.first(
+                user: "bob",
+                identityKey: operatorIdentity.publicKey,
+                device: DeviceEntry(signatureKey: ghost.publicKey.bytes, name: "phone", addedAt: 1)
+            )
+        )
+        func serveBob(_ identityKey: Data, _ version: Int64, _ list: Data) async throws {
+            try await database.write { db in
+                try db.execute(
+                    sql: "UPDATE device_lists SET identity_key = ?, version = ?, list = ? " + bobsRow,
+                    arguments: [identityKey, version, list]
+                )
+            }
+        }
+        try await serveBob(Data(operatorIdentity.publicKey), 1, Data(try forged.encoded()))
+        _ = try await waitForLink(laptop, "alice")
+        try await laptop.createGroup("h")
+        let refusal = await #expect(throws: ClientError.self) { try await laptop.add(["bob"], to: "h") }
+        #expect(refusal == .deviceList(user: "bob", .identityKeyChanged))
+        #expect(refusal?.description.contains("bob's identity key changed") == true)
+        #expect(try await laptop.members("h") == ["alice"])
+        try await serveBob(genuine.0, genuine.1, genuine.2)
+        try await laptop.add(["bob"], to: "h")
+        #expect(try await laptop.members("h").sorted() == ["alice", "bob"])
+        for client in [alice, bob, laptop] { await client.close() }
+        await harness.stop()
+    }
+
     /// The operator hands the laptop's sealed bundle to another new device: it cannot be opened there.
     @Test func aBundleMovedToAnotherDeviceCannotBeOpened() async throws {
         let harness = Harness()

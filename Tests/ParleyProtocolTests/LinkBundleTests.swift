@@ -132,7 +132,7 @@ import Testing
         #expect(reader.isAtEnd)
 
         var wrongVersion = good
-        wrongVersion[1] = 1
+        wrongVersion[1] = 2
         var versionReader = TLSReader(wrongVersion)
         #expect(throws: LinkError.malformedBundle) { try HistoryBundle(from: &versionReader) }
 
@@ -199,6 +199,31 @@ import Testing
             try open(try bundle(from: server, to: laptop).sealed(signingWith: server.privateKey), as: laptop).linkSecret
                 == Array(laptop.code.secret.utf8)
         )
+    }
+
+    /// Contact pins travel sealed, one signed list per contact, decoded strictly.
+    @Test func contactPinsTravelSealedOnePerContact() throws {
+        let desktop = suite.generateSignatureKeyPair()
+        let laptop = try device("laptop")
+        let bob = AccountIdentity()
+        let bobsList = try bob.sign(
+            try DeviceList.first(
+                user: "bob",
+                identityKey: bob.publicKey,
+                device: DeviceEntry(
+                    signatureKey: suite.generateSignatureKeyPair().publicKey.bytes,
+                    name: "b",
+                    addedAt: 1
+                )
+            )
+        )
+        var sent = bundle(from: desktop, to: laptop)
+        sent.contacts = [bobsList]
+        let opened = try open(try sent.sealed(signingWith: desktop.privateKey), as: laptop)
+        #expect(opened.contacts == [bobsList])
+        sent.contacts = [bobsList, bobsList]
+        var twice = TLSReader(try sent.encoded())
+        #expect(throws: LinkError.malformedBundle) { try HistoryBundle(from: &twice) }
     }
 
     @Test func anOversizedSealedBundleIsRefusedBeforeAnyWork() throws {

@@ -61,6 +61,38 @@ extension GroupEngine {
         return account
     }
 
+    /// This device's pins of the people it shares a group with (the last signed list accepted of
+    /// each, under the pinned identity key), for the new device's bundle.
+    func exportContactPins() throws -> [SignedDeviceList] {
+        let me = identity.username
+        let contacts = Set(
+            groups.values.flatMap { group in
+                group.tree.members.compactMap { ParleyGroupPolicy.username(of: $0.leaf.credential) }
+            }
+        ).subtracting([me])
+        return try contacts.sorted().compactMap { try store.contactPin(of: $0)?.list }
+    }
+
+    /// On the new device, once the bundle's secret and its own list checked out: pins each contact
+    /// as the approving device had them, so the server cannot give this device another identity
+    /// for a contact on first contact. A list whose signature does not verify under the key it
+    /// carries is skipped; a pin this device already holds under the same key and at least as new
+    /// is kept; any other (made from what the server served before the bundle) is replaced.
+    func seedContactPins(_ lists: [SignedDeviceList]) throws {
+        for signed in lists where signed.list.user != identity.username {
+            let user = signed.list.user
+            guard let list = try? signed.verify(user: user, pinnedIdentityKey: signed.list.identityKey) else {
+                continue
+            }
+            if let pin = try store.contactPin(of: user), pin.identityKey == list.identityKey,
+                pin.list.list.version >= list.version
+            {
+                continue
+            }
+            try store.setContactPin(ContactPin(identityKey: list.identityKey, list: signed), of: user)
+        }
+    }
+
     /// The last `limit` text lines of every group this device follows, oldest first.
     func exportHistory(limit: Int) throws -> [HistoryBundle.GroupHistory] {
         let limit = min(max(limit, 0), HistoryBundle.maxLinesPerGroup)

@@ -152,6 +152,7 @@ extension ParleyClient {
             code: code,
             createdAt: Self.nowMilliseconds(),
             accountIdentitySeed: identity.seed,
+            contacts: try await engine.exportContactPins(),
             groups: history
         )
         let (api, token) = try await requireAPI()
@@ -222,6 +223,7 @@ extension ParleyClient {
         let bundle = try await openBundle(sealed, pending: pending)
         let engine = try requireEngine()
         let identity = try await engine.pinOwnList(bundle: bundle)
+        try await engine.seedContactPins(bundle.contacts)
         try vault?.setAccountIdentity(identity)
         try await engine.sync()
         var completion = LinkCompletion(from: bundle.senderDeviceName, imported: [:], skipped: [])

@@ -47,6 +47,10 @@ public struct HistoryBundle: Sendable, Hashable {
     /// The account identity key's 32-byte seed (``AccountIdentity``), so the new device can sign
     /// the account's device list too, and knows which list is its account's. Travels only sealed.
     public var accountIdentitySeed: [UInt8]
+    /// The approving device's contact pins: the last signed list it accepted of each contact, under
+    /// the identity key it pinned (the list carries it). The new device starts from these instead
+    /// of trusting the server on first contact.
+    public var contacts: [SignedDeviceList]
     public var groups: [GroupHistory]
 
     public init(
@@ -56,6 +60,7 @@ public struct HistoryBundle: Sendable, Hashable {
         code: LinkCode,
         createdAt: UInt64,
         accountIdentitySeed: [UInt8],
+        contacts: [SignedDeviceList] = [],
         groups: [GroupHistory]
     ) {
         senderSignatureKey = sender.bytes
@@ -66,6 +71,7 @@ public struct HistoryBundle: Sendable, Hashable {
         linkSecret = Array(code.secret.utf8)
         self.createdAt = createdAt
         self.accountIdentitySeed = accountIdentitySeed
+        self.contacts = contacts
         self.groups = groups
     }
 
@@ -74,6 +80,7 @@ public struct HistoryBundle: Sendable, Hashable {
     /// At most this many lines per group (the sender's setting is capped here).
     public static let maxLinesPerGroup = 10_000
     public static let maxGroups = 1_000
+    public static let maxContacts = 10_000
     public static let maxTextBytes = 64 << 10
     /// The sealed bundle's size bound, enforced by the server and by both devices.
     public static let maxSealedBytes = 8 << 20
@@ -191,16 +198,17 @@ extension HistoryBundle {
 // MARK: Codec
 
 extension HistoryBundle {
-    /// TLS presentation language, version 2:
+    /// TLS presentation language, version 3:
     /// ```
     /// struct { uint64 seq; uint64 time; opaque sender<V>; opaque text<V>; } HistoryLine;
     /// struct { opaque group<V>; HistoryLine lines<V>; } GroupHistory;
     /// struct {
-    ///     uint16 version = 2;
+    ///     uint16 version = 3;
     ///     opaque sender_signature_key<V>; opaque sender_device_name<V>;
     ///     opaque recipient_signature_key<V>; opaque recipient_hpke_key<V>;
     ///     opaque link_nonce<V>; opaque link_secret<V>; uint64 created_at;
     ///     opaque account_identity_seed<V>;   // 32 bytes
+    ///     opaque contact_lists<V><V>;        // ParleySignedDeviceList each, one per contact
     ///     GroupHistory groups<V>;
     /// } HistoryBundle;
     /// ```
@@ -215,6 +223,9 @@ extension HistoryBundle {
         try writer.writeOpaque(linkSecret)
         writer.write(createdAt)
         try writer.writeOpaque(accountIdentitySeed)
+        try writer.writeVector { lists in
+            for contact in contacts { try lists.writeOpaque(try contact.encoded()) }
+        }
         try writer.writeVector { groups in
             for group in self.groups {
                 try groups.writeOpaque(Array(group.group.utf8))
@@ -231,10 +242,11 @@ extension HistoryBundle {
         return writer.bytes
     }
 
-    /// 2: the link secret, and the identity seed no longer optional (a bundle without one is refused).
-    static let version: UInt16 = 2
+    /// 2: the link secret, and the identity seed no longer optional (a bundle without one is refused);
+    /// 3: the contact pins.
+    static let version: UInt16 = 3
 
-    /// Strict: the version must be 2, strings valid UTF-8, and every bound holds; the element
+    /// Strict: the version must be 3, strings valid UTF-8, and every bound holds; the element
     /// counts are never read from the input, so nothing is allocated from an untrusted number.
     init(from reader: inout TLSReader) throws {
         guard try reader.read(UInt16.self) == Self.version else { throw LinkError.malformedBundle }
@@ -248,6 +260,9 @@ extension HistoryBundle {
         createdAt = try reader.read(UInt64.self)
         accountIdentitySeed = try reader.readOpaque()
         guard accountIdentitySeed.count == AccountIdentity.seedBytes else { throw LinkError.malformedBundle }
+        contacts = try reader.readVector { try SignedDeviceList(encoded: try $0.readOpaque()) }
+        guard contacts.count <= Self.maxContacts else { throw LinkError.bundleTooLarge }
+        guard Set(contacts.map(\.list.user)).count == contacts.count else { throw LinkError.malformedBundle }
         groups = try reader.readVector { reader in
             let group = try Self.string(reader.readOpaque())
             let lines = try reader.readVector(of: Self.line)
