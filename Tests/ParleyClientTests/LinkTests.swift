@@ -401,6 +401,42 @@ import Testing
         await harness.stop()
     }
 
+    /// Review finding 4: alice's phone is on her list but in no group. Adding the laptop to each
+    /// group (and every poll while the laptop has no KeyPackage yet) used to claim a KeyPackage of
+    /// every listed device not in the group and throw the phone's away. Now the claim skips every
+    /// other device of the account: the phone's one-time KeyPackages are all still there.
+    @Test func addingTheNewDeviceSpendsNoOtherDevicesKeyPackages() async throws {
+        let harness = Harness()
+        try await harness.start()
+        let (alice, bob) = try await harness.aliceAndBob()
+        try await alice.createGroup("side")
+        let phone = try harness.client("alice", home: "alice-phone")
+        _ = try await start(phone, "alice", harness, name: "phone")
+        let phoneKey = try await phone.signatureKeys().publicKey.bytes
+        try await alice.approveDevice(signatureKey: phoneKey, name: "phone")
+        try await phone.login(server: harness.url, username: "alice", password: "password of alice")
+        let database = try serverDatabase(harness)
+        let phoneStock = {
+            try await database.read { db in
+                try Int.fetchOne(
+                    db,
+                    sql: "SELECT COUNT(*) FROM key_packages k JOIN devices d ON d.id = k.device_id "
+                        + "WHERE d.signature_key = ? AND k.claimed = 0 AND k.last_resort = 0",
+                    arguments: [Data(phoneKey)]
+                ) ?? 0
+            }
+        }
+        let before = try await phoneStock()
+        #expect(before > 0)
+        let laptop = try harness.client("alice", home: "alice-laptop")
+        let code = try await start(laptop, "alice", harness)
+        let (approval, _) = try await link(laptop, code: code, approvedBy: alice)
+        #expect(approval.addedTo.sorted() == ["g", "side"])
+        #expect(try await phoneStock() == before)
+        for client in [alice, bob, laptop, phone] { await client.close() }
+        await harness.stop()
+    }
+
     /// The operator hands the laptop's sealed bundle to another new device: it cannot be opened there.
     @Test func aBundleMovedToAnotherDeviceCannotBeOpened() async throws {
         let harness = Harness()

@@ -6,21 +6,21 @@ import ParleyProtocol
 /// exports history; the new device checks who sent its bundle and files the lines.
 extension GroupEngine {
     /// Adds this account's device with `signatureKey` to `name`, with a KeyPackage the directory
-    /// hands out for it; nothing when it is a member already.
-    /// Throws ``LinkedDeviceError/noKeyPackage`` when the directory has none of that device.
+    /// hands out for it; nothing when it is a member already. The claim skips every other device
+    /// of this account (those in the group, and every other one the account's signed list names),
+    /// so it takes the new device's KeyPackage only and no other device's one-time KeyPackage is
+    /// spent. Throws ``LinkedDeviceError/noKeyPackage`` when the directory has none of that device.
     func addOwnDevice(signatureKey: [UInt8], to name: String) async throws {
         let group = try usableGroup(name)
         guard !group.tree.members.contains(where: { $0.leaf.signatureKey.bytes == signatureKey }) else { return }
-        // Every other device of this account is skipped (those in the group and those not), so
-        // the claim spends one KeyPackage: the new device's.
         let present = group.tree.members.filter {
             ParleyGroupPolicy.username(of: $0.leaf.credential) == identity.username
         }.map(\.leaf.signatureKey.bytes)
-        let listed = try await verifiedDeviceList(of: identity.username)?.activeDevices.map(\.signatureKey) ?? []
-        let others = Set(present + listed).subtracting([signatureKey])
+        let listed = try await verifiedDeviceList(of: identity.username)?.entries.map(\.signatureKey) ?? []
+        let skip = Set(present + listed).subtracting([signatureKey]).sorted { $0.lexicographicallyPrecedes($1) }
         let claimed: [Data]
         do {
-            claimed = try await transport.claimKeyPackages(of: identity.username, skipping: Array(others))
+            claimed = try await transport.claimKeyPackages(of: identity.username, skipping: skip)
         } catch ClientError.server(let body) where body.code == .noKeyPackages {
             throw LinkedDeviceError.noKeyPackage
         }

@@ -166,7 +166,8 @@ extension ParleyClient {
     }
 
     /// Adds the new device to `group`, waiting until `deadline` for its first KeyPackages (it
-    /// logs in once it sees its key on the list, then publishes them).
+    /// logs in once it sees its key on the list, then publishes them), and retrying a claim the
+    /// server refused as over its rate until then.
     private static func addNewDevice(
         _ key: [UInt8],
         to group: String,
@@ -177,10 +178,18 @@ extension ParleyClient {
         while true {
             do {
                 return try await engine.addOwnDevice(signatureKey: key, to: group)
-            } catch LinkedDeviceError.noKeyPackage where ContinuousClock.now + pause < deadline {
+            } catch let error where Self.isWorthRetrying(error) && ContinuousClock.now + pause < deadline {
                 try await Task.sleep(for: pause)
                 pause = min(pause * 2, .seconds(4))
             }
+        }
+    }
+
+    private static func isWorthRetrying(_ error: any Error) -> Bool {
+        switch error {
+        case LinkedDeviceError.noKeyPackage: true
+        case ClientError.server(let body) where body.code == .rateLimited: true
+        default: false
         }
     }
 
