@@ -247,6 +247,8 @@ private struct RetentionService: Service {
                 // Quotas count what is kept: recount after pruning.
                 delivery.forgetStoredBytes()
             }
+            // Link requests and history bundles nobody will fetch (LinkService).
+            _ = try? storage.deleteExpiredLinks(now: Clock.milliseconds())
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(3600)) }
         }
     }

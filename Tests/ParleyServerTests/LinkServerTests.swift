@@ -173,4 +173,56 @@ import Testing
             #expect(codes.suffix(2).allSatisfy { $0 == .rateLimited })
         }
     }
+    /// Review finding 5: what bundles can take on disk. An account's waiting bundles share one
+    /// allowance; a bundle whose device never fetches it (it never logged in) lives the request's
+    /// lifetime, a fetched one a day from its first fetch (a second fetch does not extend it); the
+    /// hourly sweep deletes expired requests and bundles.
+    @Test func bundlesAreCappedPerAccountAndExpireUnlessTheirDeviceFetchesThem() throws {
+        let directory = NSTemporaryDirectory() + "parley-link-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let storage = try SQLiteStorage(path: directory + "/db.sqlite")
+        let alice = try storage.createUser(name: "alice", passwordHash: [1], salt: [2])
+        let now: UInt64 = 1_000_000
+        let life = LinkService.requestLifetime
+        for (id, key) in [("AAAA", UInt8(1)), ("BBBB", 2), ("CCCC", 3)] {
+            let request = StoredLinkRequest(
+                lookupID: id,
+                userID: alice,
+                userName: "alice",
+                signatureKey: [key],
+                deviceName: "d",
+                hpkeKey: [1],
+                nonce: [2],
+                expiresAt: now + life
+            )
+            try storage.createLinkRequest(request, maxPending: 3, now: now)
+        }
+        func answer(_ id: String, bytes: Int) throws -> Bool {
+            try storage.answerLinkRequest(
+                lookupID: id,
+                bundle: [UInt8](repeating: 7, count: bytes),
+                expiresAt: now + life,
+                maxAccountBytes: 1000,
+                now: now
+            )
+        }
+        #expect(try answer("AAAA", bytes: 600))
+        #expect(throws: StorageError.self) { try answer("BBBB", bytes: 401) }
+        #expect(try answer("BBBB", bytes: 400))
+        #expect(LinkService.maxBundleBytesPerAccount == 2 * HistoryBundle.maxSealedBytes)
+
+        let day = LinkService.bundleLifetime
+        #expect(try storage.linkBundle(userID: alice, signatureKey: [1], now: now + 1, keepUntil: now + 1 + day) != nil)
+        let later = now + life + 1
+        // Request CCCC and the never-fetched bundle of key 2 are swept; the fetched one stays.
+        #expect(try storage.deleteExpiredLinks(now: later) == 2)
+        #expect(try storage.linkBundle(userID: alice, signatureKey: [2], now: later, keepUntil: later + day) == nil)
+        #expect(try storage.linkRequest(lookupID: "CCCC", now: now) == nil)
+        #expect(try storage.linkBundle(userID: alice, signatureKey: [1], now: later, keepUntil: later + day) != nil)
+        let dayLater = now + 1 + day
+        #expect(
+            try storage.linkBundle(userID: alice, signatureKey: [1], now: dayLater, keepUntil: dayLater + day) == nil
+        )
+        #expect(try storage.deleteExpiredLinks(now: dayLater) == 1)
+    }
 }

@@ -11,9 +11,10 @@ import ParleyProtocol
 /// device posts its request before any list names it, so without a session; the request carries
 /// a login proof instead (password and key, under the login rate limits). What the server bounds:
 /// requests live 10 minutes, an account has at most 3 pending (one per key), lookups and state
-/// polls are rate-limited, and a bundle is one blob of at most 8 MiB per key, kept until the new
-/// device acknowledges it (`DELETE /v1/link/bundle`, after it processed it: a failure in between
-/// loses nothing) or for a day.
+/// polls are rate-limited, and a bundle is one blob of at most 8 MiB per key and 16 MiB per
+/// account, kept until the new device acknowledges it (`DELETE /v1/link/bundle`, after it
+/// processed it: a failure in between loses nothing), for the request's lifetime if the device
+/// never fetches it (it never logged in), else a day; the hourly sweep deletes expired ones.
 final class LinkService: Sendable {
     let storage: any ServerStorage
     let accounts: AccountService
@@ -28,6 +29,8 @@ final class LinkService: Sendable {
     static let requestLifetime: UInt64 = 10 * 60 * 1000
     static let bundleLifetime: UInt64 = 24 * 60 * 60 * 1000
     static let maxPendingPerAccount = 3
+    /// Sealed bytes waiting per account, over all its new devices: two full bundles.
+    static let maxBundleBytesPerAccount = 2 * HistoryBundle.maxSealedBytes
 
     init(storage: any ServerStorage, accounts: AccountService, logger: Logger) {
         self.storage = storage
@@ -111,14 +114,22 @@ final class LinkService: Sendable {
         guard bundle.count <= HistoryBundle.maxSealedBytes else { throw ErrorBody(.tooLarge) }
         _ = try pending(lookupID, by: device)
         let now = Clock.milliseconds()
-        guard
-            try storage.answerLinkRequest(
+        let stored: Bool
+        do {
+            stored = try storage.answerLinkRequest(
                 lookupID: lookupID,
                 bundle: bundle,
-                expiresAt: now + Self.bundleLifetime,
+                expiresAt: now + Self.requestLifetime,
+                maxAccountBytes: Self.maxBundleBytesPerAccount,
                 now: now
             )
-        else { throw ErrorBody(.notFound, "That link request is no longer pending.") }
+        } catch StorageError.limitReached {
+            throw ErrorBody(
+                .tooLarge,
+                "History for your other new devices already waits on the server; let them finish, or send fewer messages."
+            )
+        }
+        guard stored else { throw ErrorBody(.notFound, "That link request is no longer pending.") }
         logger.info("link request answered", metadata: ["user": "\(device.userName)", "bytes": "\(bundle.count)"])
     }
 
@@ -129,7 +140,8 @@ final class LinkService: Sendable {
             let bundle = try storage.linkBundle(
                 userID: device.userID,
                 signatureKey: device.signatureKey,
-                now: Clock.milliseconds()
+                now: Clock.milliseconds(),
+                keepUntil: Clock.milliseconds() + Self.bundleLifetime
             )
         else { throw ErrorBody(.notFound, "No history bundle is waiting for this device yet.") }
         return bundle

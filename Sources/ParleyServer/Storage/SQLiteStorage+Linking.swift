@@ -76,7 +76,13 @@ extension SQLiteStorage {
         }
     }
 
-    public func answerLinkRequest(lookupID: String, bundle: [UInt8], expiresAt: UInt64, now: UInt64) throws -> Bool {
+    public func answerLinkRequest(
+        lookupID: String,
+        bundle: [UInt8],
+        expiresAt: UInt64,
+        maxAccountBytes: Int,
+        now: UInt64
+    ) throws -> Bool {
         try pool.write { db in
             try db.execute(sql: "DELETE FROM link_bundles WHERE expires_at <= ?", arguments: [Self.bound(now)])
             guard
@@ -94,6 +100,15 @@ extension SQLiteStorage {
                     arguments: [userID, key]
                 ) == nil
             else { return false }
+            let waiting =
+                try Int.fetchOne(
+                    db,
+                    sql: "SELECT COALESCE(SUM(LENGTH(data)), 0) FROM link_bundles WHERE user_id = ?",
+                    arguments: [userID]
+                ) ?? 0
+            guard waiting <= maxAccountBytes, bundle.count <= maxAccountBytes - waiting else {
+                throw StorageError.limitReached
+            }
             try db.execute(sql: "DELETE FROM link_requests WHERE lookup_id = ?", arguments: [lookupID])
             try db.execute(
                 sql: "INSERT INTO link_bundles (user_id, signature_key, data, expires_at) VALUES (?, ?, ?, ?)",
@@ -103,13 +118,31 @@ extension SQLiteStorage {
         }
     }
 
-    public func linkBundle(userID: Int64, signatureKey: [UInt8], now: UInt64) throws -> [UInt8]? {
-        try pool.read { db in
-            try Data.fetchOne(
+    public func linkBundle(userID: Int64, signatureKey: [UInt8], now: UInt64, keepUntil: UInt64) throws -> [UInt8]? {
+        try pool.write { db in
+            let data = try Data.fetchOne(
                 db,
                 sql: "SELECT data FROM link_bundles WHERE user_id = ? AND signature_key = ? AND expires_at > ?",
                 arguments: [userID, Data(signatureKey), Self.bound(now)]
-            ).map { [UInt8]($0) }
+            )
+            guard let data else { return nil }
+            try db.execute(
+                sql: """
+                    UPDATE link_bundles SET fetched = 1, expires_at = ?
+                    WHERE user_id = ? AND signature_key = ? AND fetched = 0
+                    """,
+                arguments: [Self.bound(keepUntil), userID, Data(signatureKey)]
+            )
+            return [UInt8](data)
+        }
+    }
+
+    public func deleteExpiredLinks(now: UInt64) throws -> Int {
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM link_requests WHERE expires_at <= ?", arguments: [Self.bound(now)])
+            let requests = db.changesCount
+            try db.execute(sql: "DELETE FROM link_bundles WHERE expires_at <= ?", arguments: [Self.bound(now)])
+            return requests + db.changesCount
         }
     }
 

@@ -150,6 +150,11 @@ public final class SQLiteStorage: ServerStorage {
                     """
             )
         }
+        // A bundle lives only the request's lifetime until its device first fetches it (it never
+        // logged in: nobody will), then a day (docs/PROTOCOL.md, "Linking a device").
+        migrator.registerMigration("link-bundles-fetched") { db in
+            try db.execute(sql: "ALTER TABLE link_bundles ADD COLUMN fetched INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 

@@ -93,13 +93,23 @@ public protocol ServerStorage: Sendable {
     /// The pending request with this lookup id, unless it expired.
     func linkRequest(lookupID: String, now: UInt64) throws -> StoredLinkRequest?
     /// Deletes the request and stores the sealed bundle for its account and key, in one
-    /// transaction; false when the request is gone or a bundle already waits for that key.
-    func answerLinkRequest(lookupID: String, bundle: [UInt8], expiresAt: UInt64, now: UInt64) throws -> Bool
+    /// transaction; false when the request is gone or a bundle already waits for that key;
+    /// `.limitReached` when the account's live bundles would pass `maxAccountBytes` together.
+    func answerLinkRequest(
+        lookupID: String,
+        bundle: [UInt8],
+        expiresAt: UInt64,
+        maxAccountBytes: Int,
+        now: UInt64
+    ) throws -> Bool
     /// The sealed bundle waiting for the account's key, unless it expired; kept until
-    /// ``deleteLinkBundle(userID:signatureKey:)`` (the device acknowledges it) or its expiry.
-    func linkBundle(userID: Int64, signatureKey: [UInt8], now: UInt64) throws -> [UInt8]?
+    /// ``deleteLinkBundle(userID:signatureKey:)`` (the device acknowledges it) or its expiry. The
+    /// first fetch moves the expiry to `keepUntil` (the device logged in; it may need retries).
+    func linkBundle(userID: Int64, signatureKey: [UInt8], now: UInt64, keepUntil: UInt64) throws -> [UInt8]?
     /// Deletes the bundle waiting for the account's key; false when there was none.
     func deleteLinkBundle(userID: Int64, signatureKey: [UInt8]) throws -> Bool
+    /// Deletes expired link requests and bundles (the server's hourly sweep); how many.
+    func deleteExpiredLinks(now: UInt64) throws -> Int
 }
 
 public struct UserRecord: Sendable, Hashable {
