@@ -184,15 +184,18 @@ struct LargeGroupDevices {
         status: (String) -> Void
     ) async throws -> [Device] {
         status("logging in \(count) devices (the server's password hashing is most of this)")
-        let user = target.name("m")
-        try await target.createUser(user, password: password)
+        // Accounts of at most 1,000 devices each (the server's bound).
+        let accounts = (count + LoadTarget.devicesPerAccount - 1) / LoadTarget.devicesPerAccount
+        let users = (0..<accounts).map { target.name("m\($0)") }
+        for user in users { try await target.createUser(user, password: password) }
         return try await withThrowingTaskGroup(of: Device.self) { group in
             var (next, devices) = (0, [Device]())
             func start() {
+                let user = users[next / LoadTarget.devicesPerAccount]
                 group.addTask { try await device(user: user, target: target, suite: suite) }
                 next += 1
             }
-            while next < min(count, 8) { start() }
+            while next < min(count, 4) { start() }
             for try await device in group {
                 devices.append(device)
                 if next < count { start() }

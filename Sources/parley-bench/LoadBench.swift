@@ -171,9 +171,11 @@ struct LoadBench: AsyncParsableCommand {
     /// connection needs, so no home store or KeyPackages are made for them.
     func measureIdleConnections(_ target: LoadTarget) async throws {
         status("logging in \(idle) devices")
-        let user = target.name("idle")
         let password = "idle connections"
-        try await target.createUser(user, password: password)
+        // As many accounts as the devices need (each may have at most 1,000).
+        let accounts = (idle + LoadTarget.devicesPerAccount - 1) / LoadTarget.devicesPerAccount
+        let users = (0..<accounts).map { target.name("idle\($0)") }
+        for user in users { try await target.createUser(user, password: password) }
         let suite = try CipherSuite.mls128DHKEMX25519AES128GCMSHA256Ed25519.provider()
         let setupStart = ContinuousClock.now
         var tokens: [String] = []
@@ -182,6 +184,7 @@ struct LoadBench: AsyncParsableCommand {
             var next = 0
             func login() {
                 let keys = suite.generateSignatureKeyPair()
+                let user = users[next / LoadTarget.devicesPerAccount]
                 group.addTask {
                     try await ParleyClient.openSession(
                         api: target.api,
@@ -267,6 +270,9 @@ struct LoadTarget: Sendable {
     let inProcess: ParleyServer?
     let serverTask: Task<Void, Error>?
 
+    /// The most devices an account may have (`max_devices_per_account`'s upper bound).
+    static let devicesPerAccount = 1000
+
     var kind: String { inProcess == nil ? "external" : "in-process" }
     var webSocketURL: String { "wss" + url.dropFirst("https".count) + "/v1/ws" }
 
@@ -296,9 +302,12 @@ struct LoadTarget: Sendable {
         configuration.dataDirectory = root + "/server"
         configuration.port = 0
         configuration.messagesPerSecond = max(1000, rate)
-        // The idle connections are many devices of one account, logged in from this one address.
-        configuration.maxDevicesPerAccount = Int.max
-        configuration.loginsPerMinutePerAddress = Int.max
+        // The idle connections are many devices of a few accounts (the most each may have),
+        // registered and logged in from this one address.
+        configuration.maxDevicesPerAccount = Self.devicesPerAccount
+        configuration.loginsPerMinutePerAddress = 1_000_000
+        configuration.registrationsPerMinute = 1_000_000
+        configuration.maxConnectionsPerAddress = 1_000_000
         var logger = Logger(label: "parley-load")
         logger.logLevel = .error
         let parley = try ParleyServer(configuration: configuration, logger: logger)

@@ -15,7 +15,7 @@ public struct ArrivalMark: Sendable, Hashable {
 
 /// A connection that can say how many frames arrived and wait for more. Connections that
 /// cannot (test doubles) wait out the timeout.
-protocol ArrivalCounting {
+protocol ArrivalCounting: Sendable {
     var arrivals: UInt64 { get }
     func waitForArrival(after seen: UInt64, timeout: Duration) async
 }
