@@ -44,7 +44,7 @@ import Testing
         #expect(result["kills_running"] as? Int == 3)
         // The load really ran across the kills: messages were acknowledged and sends or syncs
         // failed while the server was down.
-        #expect((result["acknowledged"] as? Int ?? 0) > 10)
+        #expect((result["acknowledged"] as? Int ?? 0) > 5)
         #expect((result["client_failures"] as? Int ?? 0) > 0)
         #expect((result["logged"] as? Int ?? 0) >= (result["acknowledged"] as? Int ?? .max))
         #expect((result["kept"] as? Int ?? .max) <= (result["logged"] as? Int ?? 0))

@@ -30,6 +30,9 @@ extension GroupEngine {
             return try await handle(frame)
         } catch let error as ClientError where error.isConnectionLoss {
             throw error
+        } catch let error as HomeWriteFailure {
+            // Nothing of it was kept and the connection is closed: the next one replays it.
+            throw error
         } catch {
             try recordFailure(of: frame, error)
             return frame.changedGroup

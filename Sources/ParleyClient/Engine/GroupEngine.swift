@@ -71,14 +71,19 @@ actor GroupEngine {
         self.suite = suite
         self.timeout = timeout
         for stored in try store.groups() {
-            var record = stored.record
-            if !stored.state.isEmpty {
-                let group = try Group(serialized: stored.state, policy: ParleyGroupPolicy.groupPolicy())
-                groups[record.name] = group
-                record.server = record.server ?? Self.serverNameBeforeMovingAside(record.name, group)
-            }
+            let (record, group) = try Self.loaded(stored)
+            groups[record.name] = group
             records[record.name] = record
         }
+    }
+
+    /// A stored group's record and MLS state, as the engine holds them.
+    private static func loaded(_ stored: StoredGroup) throws -> (GroupRecord, Group?) {
+        var record = stored.record
+        guard !stored.state.isEmpty else { return (record, nil) }
+        let group = try Group(serialized: stored.state, policy: ParleyGroupPolicy.groupPolicy())
+        record.server = record.server ?? Self.serverNameBeforeMovingAside(record.name, group)
+        return (record, group)
     }
 
     /// Homes before local names moved a group the device was in aside to `NAME#<first 4
@@ -235,7 +240,8 @@ actor GroupEngine {
 
     // MARK: State and history
 
-    /// Saves `name`'s record and state with the history lines its change produced.
+    /// Saves `name`'s record and state with the history lines its change produced; on failure
+    /// throws ``HomeWriteFailure`` with the group as stored before.
     func persist(
         _ name: String,
         lines: [HistoryEntry] = [],
@@ -244,12 +250,33 @@ actor GroupEngine {
     ) throws {
         guard let record = records[name] else { throw ClientError.noSuchGroup(name) }
         let state = try groups[name]?.serialized() ?? []
-        try store.save(
-            StoredGroup(record: record, state: state),
-            appending: lines,
-            confirming: row,
-            consuming: keyPackage
-        )
+        do {
+            try store.save(
+                StoredGroup(record: record, state: state),
+                appending: lines,
+                confirming: row,
+                consuming: keyPackage
+            )
+        } catch {
+            // Memory never runs ahead of the disk: a cursor kept here after a failed save would
+            // be acknowledged, the server would prune what it covers, and the next start would
+            // find those messages gone. Back to what is stored; a new connection replays the rest.
+            revertToStored(name)
+            connection?.close()
+            throw HomeWriteFailure(underlying: "\(error)")
+        }
+    }
+
+    /// Puts `name` back as the store holds it (gone, if it was never stored or cannot be read).
+    private func revertToStored(_ name: String) {
+        let stored = try? store.groups().first { $0.record.name == name }
+        guard let stored, let loaded = try? Self.loaded(stored) else {
+            groups.removeValue(forKey: name)
+            records.removeValue(forKey: name)
+            return
+        }
+        records[name] = loaded.0
+        groups[name] = loaded.1
     }
 
     /// Forgets a group this device no longer holds (an admin destroyed it).
@@ -311,4 +338,15 @@ extension ServerFrame {
 extension GroupEngine {
     /// The most frames that waited at once in the live connection's inbox (tests of flow control).
     var peakQueuedFrames: Int? { (connection as? ServerSocket)?.peakQueuedFrames }
+}
+
+/// This device's store refused a write: nothing of the change was kept, and the connection
+/// was closed, so nothing past the stored cursor is acknowledged and the next connection
+/// replays it. Never recorded as a frame's failure (that would skip the frame for good).
+struct HomeWriteFailure: Error, CustomStringConvertible {
+    var underlying: String
+
+    var description: String {
+        "This device's store could not be written (\(underlying)). Nothing was lost; run the command again."
+    }
 }

@@ -7,20 +7,24 @@ import Testing
 @testable import ParleyClient
 
 /// A home whose process dies at a chosen write: that write and every later one never reach
-/// the disk (``InMemoryHomeStore`` underneath is what a restart finds).
+/// the disk (``InMemoryHomeStore`` underneath is what a restart finds). Or whose disk
+/// refuses one write (full, busy) and then works again.
 final class DyingHomeStore: HomeStore {
     let disk = InMemoryHomeStore()
-    /// `armed`: the next group save is where the process dies; `dead`: it died.
-    private let state = Mutex((armed: false, dead: false))
+    /// `armed`: the next group save fails; `dies`: and every write after it; `dead`: it died.
+    private let state = Mutex((armed: false, dies: false, dead: false))
 
     struct Died: Error {}
 
-    func dieAtNextSave() { state.withLock { $0.armed = true } }
+    func dieAtNextSave() { state.withLock { $0 = (armed: true, dies: true, dead: false) } }
+    func failNextSave() { state.withLock { $0 = (armed: true, dies: false, dead: false) } }
 
     private func write<T>(_ body: () throws -> T, isSave: Bool = false) throws -> T {
         try state.withLock { state in
-            if state.dead || (isSave && state.armed) {
-                state.dead = true
+            if state.dead { throw Died() }
+            if isSave && state.armed {
+                state.armed = false
+                state.dead = state.dies
                 throw Died()
             }
         }
@@ -118,5 +122,33 @@ final class DyingHomeStore: HomeStore {
         _ = try await restarted.pump(timeout: .milliseconds(1))
         #expect(try await restarted.history("g").filter { $0.kind == .text }.map(\.text) == ["after the crash"])
         await restarted.close()
+    }
+
+    /// The disk refuses the save of a received message once (full, or another process holds
+    /// the home past the busy timeout). The message is not skipped, nor acknowledged: the
+    /// engine goes back to what is stored, and the next connection replays it.
+    @Test func aSaveThatFailsOnceLosesNoMessage() async throws {
+        let scene = try await EngineScene()
+        await scene.bob.close()
+        let home = DyingHomeStore()
+        for stored in try scene.store.groups() { try home.disk.save(stored, appending: [], confirming: nil) }
+        let bob = try GroupEngine(
+            identity: LocalIdentity(username: "bob", signatureKeys: scene.bobKeys),
+            store: home,
+            transport: scene.server,
+            suite: scene.suite,
+            timeout: .seconds(5)
+        )
+        let kept = try scene.fromAlice("kept")
+        home.failNextSave()
+        scene.server.deliver(kept)
+        await #expect(throws: HomeWriteFailure.self) { try await bob.pump(timeout: .milliseconds(1)) }
+        #expect(scene.server.state.withLock { $0.acks["g"] ?? 0 } < scene.seq)
+        // The server replays what was not acknowledged, then the next message.
+        scene.server.deliver(kept, try scene.fromAlice("next"))
+        _ = try await bob.pump(timeout: .milliseconds(1))
+        #expect(try await bob.history("g").filter { $0.kind == .text }.map(\.text) == ["kept", "next"])
+        #expect(await bob.groupSummaries().first?.problem == nil)
+        await bob.close()
     }
 }
