@@ -165,12 +165,18 @@ import Testing
 
             // Lookups: 10 at once per account, then refused (the oversized answer was refused before its lookup).
             var codes: [ErrorCode?] = []
+            let started = ContinuousClock.now
             for _ in 0..<12 {
                 let answer = await refusal(server, .GET, path, token: token)
                 codes.append(answer)
             }
+            let elapsed = ContinuousClock.now - started
             #expect(codes.prefix(10).allSatisfy { $0 == nil })
-            #expect(codes.suffix(2).allSatisfy { $0 == .rateLimited })
+            // One lookup comes back every 6 s: on a machine slow enough to take that long over
+            // these requests, that many of the last two may pass; the rest are refused.
+            let refused = codes.suffix(2).filter { $0 == .rateLimited }.count
+            #expect(codes.suffix(2).allSatisfy { $0 == nil || $0 == .rateLimited })
+            #expect(refused >= 2 - Int(elapsed / .seconds(6)), "\(refused) refused in \(elapsed)")
         }
     }
     /// Review finding 5: what bundles can take on disk. An account's waiting bundles share one
