@@ -39,7 +39,7 @@ public final class ParleyServer: Sendable {
             withIntermediateDirectories: true,
             attributes: [.posixPermissions: 0o700]
         )
-        storage = try SQLiteStorage(path: configuration.databasePath)
+        storage = try Self.openStorage(configuration)
         let (identity, created) = try ServerIdentity.load(configuration: configuration)
         self.identity = identity
         fingerprint = identity.fingerprint
@@ -63,6 +63,18 @@ public final class ParleyServer: Sendable {
             metrics: metrics,
             logger: logger
         )
+    }
+
+    /// PostgreSQL when `database` names it, else SQLite in the data directory.
+    static func openStorage(_ configuration: ServerConfiguration) throws -> any ServerStorage {
+        guard let database = configuration.database else { return try SQLiteStorage(path: configuration.databasePath) }
+        return try PostgresStorage(url: try DatabaseURL(database))
+    }
+
+    /// Where the server keeps its state, for the operator: never shows a database password.
+    public var storageDescription: String {
+        if let postgres = storage as? PostgresStorage { return "database: \(postgres.url)" }
+        return "data: \(configuration.dataDirectory)"
     }
 
     /// The HTTP API's routes over this server's services (also what router-mode tests drive).

@@ -25,9 +25,18 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "JSON config file; PARLEY_* environment variables and flags override it.")
     var config: String?
 
+    @Option(
+        help: """
+            postgres://user@host:port/database: keep state in PostgreSQL (several servers may share it). \
+            Default: $PARLEY_DATABASE, else SQLite in the data directory.
+            """
+    )
+    var database: String?
+
     func configuration() throws -> ServerConfiguration {
         var configuration = try ServerConfiguration.load(file: config)
         if let data { configuration.dataDirectory = data }
+        if let database { configuration.database = database }
         return configuration
     }
 }
@@ -63,9 +72,9 @@ struct Serve: AsyncParsableCommand {
             print("Generated a self-signed TLS certificate in \(configuration.dataDirectory).")
         }
         print("TLS certificate SHA-256 fingerprint: \(server.fingerprint)")
-        let (host, data) = (configuration.host, configuration.dataDirectory)
+        let (host, stored) = (configuration.host, server.storageDescription)
         try await server.run { port in
-            print("Parley is listening on https://\(host):\(port) (data: \(data))")
+            print("Parley is listening on https://\(host):\(port) (\(stored))")
         }
     }
 }

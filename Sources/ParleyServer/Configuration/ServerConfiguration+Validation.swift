@@ -56,7 +56,8 @@ extension ServerConfiguration {
 
     /// Keys whose values are text: an all-digit token or host stays a string.
     static let stringKeys: Set<String> = [
-        "data", "host", "tls_certificate", "tls_private_key", "registration", "invite_token", "metrics_token",
+        "data", "database", "host", "tls_certificate", "tls_private_key", "registration", "invite_token",
+        "metrics_token",
     ]
 
     /// Refuses a configuration the server cannot run safely, with one sentence naming the key
@@ -76,6 +77,14 @@ extension ServerConfiguration {
         }
         if registration == .invite, (inviteToken ?? "").isEmpty {
             throw ServerError.configuration("registration is invite, so invite_token must be set.")
+        }
+        if let database {
+            // The sentence never repeats the URL: it may hold a password.
+            do {
+                _ = try DatabaseURL(database)
+            } catch let error as PostgresStorageError {
+                throw ServerError.configuration("database: \(error)")
+            }
         }
     }
 

@@ -6,6 +6,9 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
     public enum Registration: String, Sendable, Codable { case open, closed, invite }
 
     public var dataDirectory: String = "parley-data"
+    /// `postgres://user[:password]@host[:port]/database`: state in PostgreSQL, which several
+    /// server nodes may share; nil keeps it in SQLite in the data directory (the default).
+    public var database: String?
     public var host: String = "127.0.0.1"
     public var port: Int = 8443
     /// PEM files; when both are nil a self-signed certificate is created in the data directory.
@@ -76,6 +79,7 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
     /// Keys of the config file and the environment, for documentation.
     enum CodingKeys: String, CodingKey {
         case dataDirectory = "data"
+        case database
         case host, port
         case tlsCertificate = "tls_certificate"
         case tlsPrivateKey = "tls_private_key"
@@ -113,6 +117,7 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         let defaults = ServerConfiguration()
         dataDirectory = try container.decodeIfPresent(String.self, forKey: .dataDirectory) ?? defaults.dataDirectory
+        database = try container.decodeIfPresent(String.self, forKey: .database)
         host = try container.decodeIfPresent(String.self, forKey: .host) ?? defaults.host
         port = try container.decodeIfPresent(Int.self, forKey: .port) ?? defaults.port
         tlsCertificate = try container.decodeIfPresent(String.self, forKey: .tlsCertificate)
@@ -182,7 +187,7 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
     }
 
     static let allKeys = [
-        "data", "host", "port", "tls_certificate", "tls_private_key", "registration", "invite_token",
+        "data", "database", "host", "port", "tls_certificate", "tls_private_key", "registration", "invite_token",
         "session_lifetime_hours", "max_frame_bytes", "max_members", "retention_days", "messages_per_second",
         "key_package_low_watermark", "epoch_grace_seconds",
         "max_group_info_bytes", "group_creations_per_hour", "max_proposals_per_epoch", "max_proposal_bytes_per_epoch",

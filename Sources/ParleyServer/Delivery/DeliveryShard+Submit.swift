@@ -85,7 +85,8 @@ extension DeliveryShard {
     /// The checks that need no decoding: rate, id, size and membership.
     private func admit(_ send: ClientFrame.Send, from device: DeviceRecord) throws -> CachedGroup {
         guard shared.sendLimiter.allow("device:\(device.id)") else { throw DeliveryError.rateLimited }
-        guard (1...DeliveryService.maxClientIDBytes).contains(send.id.utf8.count) else {
+        // No NUL: SQLite would cut the id there (two ids would collide), PostgreSQL cannot store it.
+        guard (1...DeliveryService.maxClientIDBytes).contains(send.id.utf8.count), !send.id.utf8.contains(0) else {
             throw DeliveryError.invalidClientID
         }
         guard send.message.count <= configuration.maxFrameBytes,
@@ -111,13 +112,15 @@ extension DeliveryShard {
         guard let message = try? MLSMessage(tlsEncoded: [UInt8](send.message)) else {
             throw DeliveryError.undecodable
         }
-        let append = LogAppend(
+        var append = LogAppend(
             groupID: group.record.id,
             time: Clock.milliseconds(),
             senderDevice: device.id,
             data: [UInt8](send.message),
             clientID: send.id
         )
+        // Storage several nodes share checks it again, with the group's row locked.
+        append.epoch = group.view.epoch
         return Submission(
             send: send,
             device: device,
@@ -193,6 +196,8 @@ extension DeliveryShard {
             writer.release(incarnation: submission.group.incarnation)
             storedBytes.released(submission.size, user: submission.device.userID, group: id)
             if case LogWriterError.full = error { throw DeliveryError.busy }
+            // Another node stored a commit of this epoch first: the sender rebuilds on the new one.
+            if case StorageError.staleEpoch(let current) = error { throw DeliveryError.wrongEpoch(current: current) }
             logger.warning(
                 "message not stored",
                 metadata: ["group": "\(submission.group.record.name)", "error": "\(error)"]

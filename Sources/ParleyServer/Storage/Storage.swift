@@ -204,6 +204,10 @@ public struct LogAppend: Sendable {
     public var leftDevices: [Int64]
     /// The sender's id for it: unique per sending device and group while the log keeps it.
     public var clientID: String?
+    /// The epoch the message was checked in. Storage that several nodes share refuses a proposal
+    /// or commit whose epoch is no longer the group's (`StorageError.staleEpoch`): another node
+    /// stored a commit first. A commit moves the stored epoch to this one + 1.
+    public var epoch: UInt64?
 
     public init(
         groupID: Int64,
@@ -241,6 +245,8 @@ public enum StorageError: Error, Equatable {
     case limitReached
     /// Not stored because an earlier entry of the same group in the batch was refused.
     case earlierRefused
+    /// A proposal or commit of a past epoch: a commit of its epoch was stored first (by another node).
+    case staleEpoch(current: UInt64)
 }
 
 /// A device's acknowledgement of its messages in a group up to `seq`, by the group's name as the

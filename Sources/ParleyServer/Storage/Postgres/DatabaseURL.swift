@@ -1,0 +1,94 @@
+import Foundation
+
+/// Where the server keeps its state: `postgres://user[:password]@host[:port]/database[?sslmode=require]`.
+/// Its description never shows the password, so a URL can be logged or printed as is.
+public struct DatabaseURL: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    public var username: String
+    public var password: String?
+    public var database: String
+    /// `sslmode=require`: TLS to the database, its certificate checked against the system's roots.
+    public var requireTLS: Bool
+
+    /// Parses `string`; throws ``PostgresStorageError/invalidURL(_:)`` with a sentence that never repeats
+    /// the password.
+    public init(_ string: String) throws {
+        guard let components = URLComponents(string: string),
+            components.scheme == "postgres" || components.scheme == "postgresql"
+        else {
+            throw PostgresStorageError.invalidURL("it must start with postgres://")
+        }
+        guard let host = components.host, !host.isEmpty else {
+            throw PostgresStorageError.invalidURL("it names no host (postgres://user@host:port/database)")
+        }
+        guard let username = components.user, !username.isEmpty else {
+            throw PostgresStorageError.invalidURL("it names no user (postgres://user@host:port/database)")
+        }
+        let port = components.port ?? 5432
+        guard (1...65535).contains(port) else { throw PostgresStorageError.invalidURL("its port is out of range") }
+        let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
+        var requireTLS = false
+        for item in components.queryItems ?? [] {
+            switch (item.name, item.value) {
+            case ("sslmode", "require"): requireTLS = true
+            case ("sslmode", "disable"): requireTLS = false
+            default: throw PostgresStorageError.invalidURL("only ?sslmode=require or ?sslmode=disable is understood")
+            }
+        }
+        self.host = host
+        self.port = port
+        self.username = username
+        self.password = components.password
+        self.database = path.isEmpty ? username : path
+        self.requireTLS = requireTLS
+    }
+
+    /// Whether `string` asks for PostgreSQL rather than SQLite.
+    public static func isPostgres(_ string: String) -> Bool {
+        string.hasPrefix("postgres://") || string.hasPrefix("postgresql://")
+    }
+
+    /// The URL with the password replaced by `***`: the only form that is printed or logged.
+    public var description: String {
+        var components = URLComponents()
+        components.scheme = "postgres"
+        components.user = username
+        components.host = host
+        components.port = port
+        components.path = "/" + database
+        let redacted = components.string ?? "postgres://\(host):\(port)"
+        guard password != nil, let at = redacted.firstIndex(of: "@") else {
+            return redacted + (requireTLS ? "?sslmode=require" : "")
+        }
+        return redacted[..<at] + ":***" + redacted[at...] + (requireTLS ? "?sslmode=require" : "")
+    }
+}
+
+/// Why PostgreSQL storage could not start or answer, in terms an operator can act on.
+public enum PostgresStorageError: Error, Equatable, CustomStringConvertible {
+    case invalidURL(String)
+    /// The database could not be reached or refused the login (the URL is shown without its password).
+    case unreachable(DatabaseURL, reason: String)
+    /// The database's schema is newer than this server knows: an older `parley` against a newer database.
+    case schemaTooNew(found: Int, known: Int)
+    /// The database does not store text as UTF-8, so names would not round-trip byte for byte.
+    case notUTF8(encoding: String)
+    /// A storage call was made on the storage's own event loop, where waiting would deadlock.
+    case calledOnEventLoop
+    /// The storage was closed.
+    case closed
+
+    public var description: String {
+        switch self {
+        case .invalidURL(let reason): "The database URL is not usable: \(reason)."
+        case .unreachable(let url, let reason): "Cannot use the database \(url): \(reason)."
+        case .schemaTooNew(let found, let known):
+            "The database's schema is version \(found), newer than this parley knows (\(known)): upgrade parley."
+        case .notUTF8(let encoding):
+            "The database's encoding is \(encoding); Parley needs UTF8 (createdb -E UTF8)."
+        case .calledOnEventLoop: "PostgreSQL storage was called on its own event loop."
+        case .closed: "PostgreSQL storage was closed."
+        }
+    }
+}

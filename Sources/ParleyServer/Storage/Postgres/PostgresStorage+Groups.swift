@@ -1,0 +1,387 @@
+import Foundation
+import PostgresNIO
+
+extension PostgresStorage {
+    // MARK: Groups
+
+    public func createGroup(_ group: GroupRecord, creatorDevice: Int64) throws -> Int64 {
+        guard Self.storable(group.name) else { throw StorageError.outOfRange("name") }
+        let (name, mlsID, state, created) = (
+            group.name, Data(group.mlsGroupID), Data(group.state), Self.bound(group.createdAt)
+        )
+        do {
+            return try write { db in
+                if try db.row("SELECT 1 AS one FROM groups WHERE name = \(name) OR mls_group_id = \(mlsID)") != nil {
+                    throw StorageError.conflict("group exists")
+                }
+                let row = try db.row(
+                    """
+                    INSERT INTO groups (name, mls_group_id, state, last_seq, created_at)
+                    VALUES (\(name), \(mlsID), \(state), 0, \(created)) RETURNING id
+                    """
+                )
+                guard let id = try row?.int("id") else { throw StorageError.corrupt("groups.id") }
+                try db.query(
+                    """
+                    INSERT INTO memberships (group_id, device_id, joined_seq, acked_seq) VALUES (\(id), \(creatorDevice), 0, 0)
+                    """
+                )
+                return id
+            }
+        } catch  where SQLState.of(error) == SQLState.uniqueViolation {
+            // Another node created a group of that name or MLS group id at the same moment.
+            throw StorageError.conflict("group exists")
+        }
+    }
+
+    public func group(named name: String) throws -> GroupRecord? {
+        guard Self.storable(name) else { return nil }
+        return try read { db in try db.row("SELECT * FROM groups WHERE name = \(name)").map(Self.group) }
+    }
+
+    public func group(id: Int64) throws -> GroupRecord? {
+        try read { db in try db.row("SELECT * FROM groups WHERE id = \(id)").map(Self.group) }
+    }
+
+    public func groups(ofDevice deviceID: Int64) throws -> [GroupRecord] {
+        try read { db in
+            try db.rows(
+                """
+                SELECT g.* FROM groups g JOIN memberships m ON m.group_id = g.id
+                WHERE m.device_id = \(deviceID) AND m.left_seq IS NULL ORDER BY g.name COLLATE "C"
+                """
+            ).map(Self.group)
+        }
+    }
+
+    static func group(_ row: PostgresRandomAccessRow) throws -> GroupRecord {
+        GroupRecord(
+            id: try row.int("id"),
+            name: try row.text("name"),
+            mlsGroupID: try row.bytes("mls_group_id"),
+            state: try row.bytes("state"),
+            lastSeq: try row.unsigned("last_seq"),
+            createdAt: try row.unsigned("created_at"),
+            stateSeq: try row.unsigned("state_seq")
+        )
+    }
+
+    // MARK: The log
+
+    /// A group's row as its append transaction locked it.
+    struct LockedGroup {
+        var lastSeq: Int64
+        var epoch: UInt64
+    }
+
+    /// Locks the groups' rows, in id order so two nodes' batches never deadlock on each other.
+    private static func lock(_ groupIDs: Set<Int64>, _ db: PostgresSession) throws -> [Int64: LockedGroup] {
+        let ids = groupIDs.sorted()
+        var locked: [Int64: LockedGroup] = [:]
+        for row in try db.rows("SELECT id, last_seq, epoch FROM groups WHERE id = ANY(\(ids)) ORDER BY id FOR UPDATE") {
+            let lastSeq = try row.int("last_seq")
+            guard lastSeq >= 0 else { throw StorageError.corrupt("last_seq") }
+            locked[try row.int("id")] = LockedGroup(lastSeq: lastSeq, epoch: try row.unsigned("epoch"))
+        }
+        return locked
+    }
+
+    public func append(_ entry: LogAppend) throws -> UInt64 {
+        try write { db in
+            var locked = try Self.lock([entry.groupID], db)
+            return try Self.insert(entry, &locked, db)
+        }
+    }
+
+    /// Group commit: every entry in one transaction (one WAL flush), each in its own savepoint,
+    /// so one that is refused is rolled back alone, with the later entries of its group.
+    public func append(batch entries: [LogAppend]) throws -> [Result<UInt64, any Error>] {
+        try write { db in
+            var locked = try Self.lock(Set(entries.map(\.groupID)), db)
+            var failedGroups = Set<Int64>()
+            return entries.map { entry in
+                guard !failedGroups.contains(entry.groupID) else { return .failure(StorageError.earlierRefused) }
+                let result = Result<UInt64, any Error> {
+                    var attempt = locked
+                    let seq = try db.savepoint { try Self.insert(entry, &attempt, db) }
+                    locked = attempt
+                    return seq
+                }
+                if case .failure = result { failedGroups.insert(entry.groupID) }
+                return result
+            }
+        }
+    }
+
+    /// Stores one entry in a group whose row this transaction holds locked: the next seq, the
+    /// epoch check, the message, the state, memberships and Welcomes.
+    private static func insert(
+        _ entry: LogAppend,
+        _ locked: inout [Int64: LockedGroup],
+        _ db: PostgresSession
+    ) throws
+        -> UInt64
+    {
+        guard var group = locked[entry.groupID] else { throw StorageError.conflict("no such group") }
+        try checkEpoch(entry, group)
+        let (seq, overflow) = group.lastSeq.addingReportingOverflow(1)
+        guard !overflow else { throw StorageError.corrupt("last_seq") }
+        if let clientID = entry.clientID, !storable(clientID) { throw StorageError.outOfRange("client id") }
+        let (groupID, time, data) = (entry.groupID, bound(entry.time), Data(entry.data))
+        let (sender, isProposal, clientID) = (entry.senderDevice, entry.isProposal, entry.clientID)
+        try db.query(
+            """
+            INSERT INTO messages (group_id, seq, time, sender_device, data, is_proposal, client_id)
+            VALUES (\(groupID), \(seq), \(time), \(sender), \(data), \(isProposal), \(clientID))
+            """
+        )
+        if let state = entry.newState {
+            let (next, overflow) = (entry.epoch ?? group.epoch).addingReportingOverflow(1)
+            guard !overflow, let epoch = Int64(exactly: next) else { throw StorageError.outOfRange("epoch") }
+            let state = Data(state)
+            try db.query(
+                """
+                UPDATE groups SET last_seq = \(seq), state = \(state), state_seq = \(seq), epoch = \(epoch)
+                WHERE id = \(groupID)
+                """
+            )
+            group.epoch = next
+        } else {
+            try db.query("UPDATE groups SET last_seq = \(seq) WHERE id = \(groupID)")
+        }
+        group.lastSeq = seq
+        try storeMembershipChanges(entry, seq: seq, db)
+        locked[entry.groupID] = group
+        return UInt64(seq)  // seq > lastSeq >= 0, so exact
+    }
+
+    /// The first commit of an epoch wins, across nodes: a proposal or commit checked against an
+    /// epoch the stored group has left is refused. Application messages are not checked here:
+    /// the previous epoch's are still accepted for a grace period after a commit.
+    private static func checkEpoch(_ entry: LogAppend, _ group: LockedGroup) throws {
+        guard let epoch = entry.epoch, entry.newState != nil || entry.isProposal else { return }
+        guard epoch == group.epoch else { throw StorageError.staleEpoch(current: group.epoch) }
+    }
+
+    private static func storeMembershipChanges(_ entry: LogAppend, seq: Int64, _ db: PostgresSession) throws {
+        let (groupID, time) = (entry.groupID, bound(entry.time))
+        for device in entry.leftDevices {
+            try db.query(
+                """
+                UPDATE memberships SET left_seq = \(seq)
+                WHERE group_id = \(groupID) AND device_id = \(device) AND left_seq IS NULL
+                """
+            )
+        }
+        for device in entry.joinedDevices {
+            try db.query(
+                """
+                INSERT INTO memberships (group_id, device_id, joined_seq, acked_seq) VALUES (\(groupID), \(device), \(seq), \(seq))
+                ON CONFLICT (group_id, device_id) DO UPDATE
+                SET joined_seq = excluded.joined_seq, left_seq = NULL, acked_seq = excluded.acked_seq
+                """
+            )
+        }
+        for welcome in entry.welcomes {
+            let data = Data(welcome.data)
+            try db.query(
+                """
+                INSERT INTO welcomes (group_id, device_id, seq, time, data)
+                VALUES (\(groupID), \(welcome.deviceID), \(seq), \(time), \(data))
+                """
+            )
+        }
+    }
+
+    public func messages(groupID: Int64, after seq: UInt64, through last: UInt64?, limit: Int) throws -> [LogEntry] {
+        let (after, through, limit) = (Self.bound(seq), Self.bound(last ?? UInt64(Int64.max)), Int64(max(0, limit)))
+        return try read { db in
+            try db.rows(
+                """
+                SELECT m.seq, m.time, m.sender_device, m.data, m.client_id, u.name FROM messages m
+                LEFT JOIN devices d ON d.id = m.sender_device LEFT JOIN users u ON u.id = d.user_id
+                WHERE m.group_id = \(groupID) AND m.seq > \(after) AND m.seq <= \(through) ORDER BY m.seq LIMIT \(limit)
+                """
+            ).map(Self.logEntry)
+        }
+    }
+
+    public func message(groupID: Int64, senderDevice: Int64, clientID: String) throws -> LogEntry? {
+        guard Self.storable(clientID) else { return nil }
+        return try read { db in
+            try db.row(
+                """
+                SELECT m.seq, m.time, m.sender_device, m.data, m.client_id, u.name FROM messages m
+                LEFT JOIN devices d ON d.id = m.sender_device LEFT JOIN users u ON u.id = d.user_id
+                WHERE m.group_id = \(groupID) AND m.sender_device = \(senderDevice) AND m.client_id = \(clientID)
+                """
+            ).map(Self.logEntry)
+        }
+    }
+
+    static func logEntry(_ row: PostgresRandomAccessRow) throws -> LogEntry {
+        LogEntry(
+            seq: try row.unsigned("seq"),
+            time: try row.unsigned("time"),
+            sender: try row["name"].decode(String?.self) ?? "(deleted)",
+            senderDevice: try row.int("sender_device"),
+            data: try row.bytes("data"),
+            clientID: try row["client_id"].decode(String?.self)
+        )
+    }
+
+    public func memberships(ofDevice deviceID: Int64) throws -> [MembershipRecord] {
+        try read { db in
+            try db.rows(
+                """
+                SELECT m.*, g.name FROM memberships m JOIN groups g ON g.id = m.group_id
+                WHERE m.device_id = \(deviceID) AND (m.left_seq IS NULL OR m.acked_seq < m.left_seq)
+                ORDER BY g.name COLLATE "C"
+                """
+            ).map(Self.membership)
+        }
+    }
+
+    public func membership(groupID: Int64, deviceID: Int64) throws -> MembershipRecord? {
+        try read { db in
+            try db.row(
+                """
+                SELECT m.*, g.name FROM memberships m JOIN groups g ON g.id = m.group_id
+                WHERE m.group_id = \(groupID) AND m.device_id = \(deviceID)
+                """
+            ).map(Self.membership)
+        }
+    }
+
+    static func membership(_ row: PostgresRandomAccessRow) throws -> MembershipRecord {
+        let left: UInt64? = try row.optionalInt("left_seq").map { _ in try row.unsigned("left_seq") }
+        return MembershipRecord(
+            groupID: try row.int("group_id"),
+            groupName: try row.text("name"),
+            deviceID: try row.int("device_id"),
+            joinedSeq: try row.unsigned("joined_seq"),
+            leftSeq: left,
+            ackedSeq: try row.unsigned("acked_seq")
+        )
+    }
+
+    public func storedBytes(groupID: Int64) throws -> Int64 {
+        try read { db in
+            try db.row(
+                "SELECT COALESCE(SUM(octet_length(data)), 0)::BIGINT AS bytes FROM messages WHERE group_id = \(groupID)"
+            )?.int("bytes") ?? 0
+        }
+    }
+
+    public func storedBytes(userID: Int64) throws -> Int64 {
+        try read { db in
+            try db.row(
+                """
+                SELECT COALESCE(SUM(octet_length(m.data)), 0)::BIGINT AS bytes FROM messages m
+                JOIN devices d ON d.id = m.sender_device WHERE d.user_id = \(userID)
+                """
+            )?.int("bytes") ?? 0
+        }
+    }
+
+    public func welcomes(forDevice deviceID: Int64) throws -> [WelcomeRecord] {
+        try read { db in
+            try db.rows(
+                """
+                SELECT w.*, g.name FROM welcomes w JOIN groups g ON g.id = w.group_id
+                WHERE w.device_id = \(deviceID) ORDER BY w.id
+                """
+            ).map { row in
+                WelcomeRecord(
+                    groupID: try row.int("group_id"),
+                    groupName: try row.text("name"),
+                    seq: try row.unsigned("seq"),
+                    time: try row.unsigned("time"),
+                    data: try row.bytes("data")
+                )
+            }
+        }
+    }
+
+    public func acknowledge(deviceID: Int64, groupID: Int64, seq: UInt64) throws {
+        // The service range-checks seq against the group's log; a value no log can reach is refused here too.
+        guard let seq = Int64(exactly: seq) else { throw StorageError.outOfRange("seq") }
+        try write { db in
+            try db.query(
+                """
+                UPDATE memberships SET acked_seq = \(seq)
+                WHERE group_id = \(groupID) AND device_id = \(deviceID) AND acked_seq < \(seq)
+                """
+            )
+            try db.query(
+                "DELETE FROM welcomes WHERE group_id = \(groupID) AND device_id = \(deviceID) AND seq <= \(seq)"
+            )
+        }
+    }
+
+    public func destroyGroup(id: Int64, notify devices: [Int64], notice: Data?) throws {
+        try write { db in
+            guard let name = try db.row("SELECT name FROM groups WHERE id = \(id) FOR UPDATE")?.text("name") else {
+                return
+            }
+            var noticeID: Int64?
+            if let notice {
+                noticeID = try db.row("INSERT INTO destroy_notices (message) VALUES (\(notice)) RETURNING id")?.int(
+                    "id"
+                )
+            }
+            for device in devices {
+                try db.query(
+                    "INSERT INTO notices (device_id, group_name, notice_id) VALUES (\(device), \(name), \(noticeID))"
+                )
+            }
+            try db.query("DELETE FROM groups WHERE id = \(id)")
+        }
+    }
+
+    public func notices(forDevice deviceID: Int64) throws -> [DestroyNotice] {
+        try read { db in
+            try db.rows(
+                """
+                SELECT n.group_name, COALESCE(d.message, n.message) AS message FROM notices n
+                LEFT JOIN destroy_notices d ON d.id = n.notice_id WHERE n.device_id = \(deviceID) ORDER BY n.id
+                """
+            ).map { DestroyNotice(group: try $0.text("group_name"), notice: try $0["message"].decode(Data?.self)) }
+        }
+    }
+
+    public func clearNotices(forDevice deviceID: Int64) throws {
+        try write { db in
+            try db.query("DELETE FROM notices WHERE device_id = \(deviceID)")
+            try Self.deleteUnreferencedDestroyNotices(db)
+        }
+    }
+
+    /// A destroy message no device's notice refers to any more (all fetched, or their devices removed).
+    private static func deleteUnreferencedDestroyNotices(_ db: PostgresSession) throws {
+        try db.query(
+            """
+            DELETE FROM destroy_notices
+            WHERE id NOT IN (SELECT notice_id FROM notices WHERE notice_id IS NOT NULL)
+            """
+        )
+    }
+
+    public func prune(olderThan cutoff: UInt64) throws -> Int {
+        let cutoff = Self.bound(cutoff)
+        return try write { db in
+            try Self.deleteUnreferencedDestroyNotices(db)
+            return try db.execute(
+                """
+                DELETE FROM messages WHERE time < \(cutoff) OR (seq <= (
+                    SELECT COALESCE(MIN(CASE WHEN ms.left_seq IS NULL THEN ms.acked_seq
+                        ELSE LEAST(ms.acked_seq, ms.left_seq) END), 0)
+                    FROM memberships ms WHERE ms.group_id = messages.group_id
+                    AND (ms.left_seq IS NULL OR ms.acked_seq < ms.left_seq))
+                  -- Proposals after the stored state are re-derived from the log on restart: keep them.
+                  AND (NOT is_proposal OR seq <= (SELECT g.state_seq FROM groups g WHERE g.id = messages.group_id)))
+                """
+            )
+        }
+    }
+}
