@@ -29,6 +29,9 @@ final class TestServer: LoginTransport, @unchecked Sendable {
         configuration.dataDirectory = directory ?? NSTemporaryDirectory() + "parley-test-" + UUID().uuidString
         configuration.port = 0
         configure(&configuration)
+        if StorageKind.current == .postgres, configuration.database == nil {
+            configuration.database = try TestPostgres.database(for: configuration.dataDirectory)
+        }
         var logger = custom ?? Logger(label: "parley-test")
         if custom == nil { logger.logLevel = .warning }
         let server = try ParleyServer(configuration: configuration, logger: logger)
@@ -87,6 +90,7 @@ final class TestServer: LoginTransport, @unchecked Sendable {
         await server.shutdown()
         _ = try await task.value
         try await client.shutdown()
+        server.storage.closeForTest()
     }
 
     func postJSON(_ path: String, _ body: Data) async throws -> Data { try await request(.POST, path, body: body) }
