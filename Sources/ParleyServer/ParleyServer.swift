@@ -111,20 +111,25 @@ public final class ParleyServer: Sendable {
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger
         )
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: app),
+            .init(service: CloseConnectionsOnShutdown(hub: hub, writer: delivery.writer)),
+            .init(
+                service: RetentionService(
+                    storage: storage,
+                    delivery: delivery,
+                    days: configuration.retentionDays,
+                    logger: logger
+                )
+            ),
+        ]
+        // Several nodes on one PostgreSQL: what the others store reaches this node's devices.
+        if let postgres = storage as? PostgresStorage {
+            services.append(.init(service: ClusterEventsService(storage: postgres, delivery: delivery)))
+        }
         let group = ServiceGroup(
             configuration: .init(
-                services: [
-                    .init(service: app),
-                    .init(service: CloseConnectionsOnShutdown(hub: hub, writer: delivery.writer)),
-                    .init(
-                        service: RetentionService(
-                            storage: storage,
-                            delivery: delivery,
-                            days: configuration.retentionDays,
-                            logger: logger
-                        )
-                    ),
-                ],
+                services: services,
                 gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
                 logger: logger
             )

@@ -248,3 +248,45 @@ import Testing
         #expect(try fixture.storage.group(id: fixture.group)?.state == [6])
     }
 }
+
+/// What an attacker or a careless log could get out of the PostgreSQL storage.
+@Suite struct PostgresExposureTests {
+    /// Names are bound parameters, never SQL text: a name that is SQL is stored and found as text.
+    @Test(arguments: StorageKind.allCases)
+    func aNameThatIsSQLIsJustAName(_ kind: StorageKind) throws {
+        let storage = try kind.make()
+        defer { storage.closeForTest() }
+        let name = "o'hara\"; DROP TABLE users; --"
+        let id = try storage.createUser(name: name, passwordHash: [1], salt: [2])
+        #expect(try storage.user(named: name)?.id == id)
+        #expect(try storage.user(named: "o'hara") == nil)
+        _ = try storage.createUser(name: "after", passwordHash: [1], salt: [2])
+        #expect(try storage.users().count == 2)
+    }
+
+    /// The password of a database URL appears in no description, debug output, reflection, error
+    /// or the server's startup line (the test cluster trusts loopback, so any password logs in).
+    @Test func theDatabasePasswordIsNeverShown() throws {
+        let base = try TestPostgres.freshDatabase()
+        let url = try DatabaseURL("postgres://\(base.username):hunter2@\(base.host):\(base.port)/\(base.database)")
+        #expect(url.password == "hunter2")
+        let storage = try PostgresStorage(url: url, maxConnections: 1)
+        defer { storage.close() }
+        let unreachable = try DatabaseURL("postgres://parley:hunter2@127.0.0.1:1/parley")
+        var refusal = ""
+        do { _ = try PostgresStorage(url: unreachable) } catch { refusal = "\(error) \(String(reflecting: error))" }
+        var dumped = ""
+        dump(url, to: &dumped)
+        for shown in [
+            "\(storage.url)", String(reflecting: url), dumped, refusal,
+            "\(ServerError.configuration("x"))",
+        ] {
+            #expect(!shown.contains("hunter2"), "\(shown)")
+        }
+        #expect(refusal.contains("127.0.0.1:1"), "the refusal names where it tried: \(refusal)")
+        var configuration = ServerConfiguration()
+        configuration.database = "postgres://u:hunter2@[::1"
+        #expect(throws: ServerError.self) { try configuration.validate() }
+        do { try configuration.validate() } catch { #expect(!"\(error)".contains("hunter2")) }
+    }
+}

@@ -53,7 +53,7 @@ enum TestPostgres {
         let pool = try PostgresConnectionPool(url: url, maxConnections: 1)
         defer { pool.close() }
         // The name is ours (letters and digits), so it can stand in the SQL text.
-        try pool.withConnection { try $0.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)")) }
+        _ = try pool.withConnection { try $0.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)")) }
         url.database = name
         return url
     }

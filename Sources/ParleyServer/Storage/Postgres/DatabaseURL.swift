@@ -2,7 +2,9 @@ import Foundation
 
 /// Where the server keeps its state: `postgres://user[:password]@host[:port]/database[?sslmode=require]`.
 /// Its description never shows the password, so a URL can be logged or printed as is.
-public struct DatabaseURL: Sendable, Hashable, CustomStringConvertible {
+public struct DatabaseURL: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible,
+    CustomReflectable
+{
     public var host: String
     public var port: Int
     public var username: String
@@ -14,10 +16,9 @@ public struct DatabaseURL: Sendable, Hashable, CustomStringConvertible {
     /// Parses `string`; throws ``PostgresStorageError/invalidURL(_:)`` with a sentence that never repeats
     /// the password.
     public init(_ string: String) throws {
-        guard let components = URLComponents(string: string),
-            components.scheme == "postgres" || components.scheme == "postgresql"
-        else {
-            throw PostgresStorageError.invalidURL("it must start with postgres://")
+        guard Self.isPostgres(string) else { throw PostgresStorageError.invalidURL("it must start with postgres://") }
+        guard let components = URLComponents(string: string) else {
+            throw PostgresStorageError.invalidURL("it is not a URL (percent-encode special characters in the password)")
         }
         guard let host = components.host, !host.isEmpty else {
             throw PostgresStorageError.invalidURL("it names no host (postgres://user@host:port/database)")
@@ -49,6 +50,10 @@ public struct DatabaseURL: Sendable, Hashable, CustomStringConvertible {
         string.hasPrefix("postgres://") || string.hasPrefix("postgresql://")
     }
 
+    /// `debugPrint`, `dump` and reflection show the redacted form too.
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: ["url": description]) }
+
     /// The URL with the password replaced by `***`: the only form that is printed or logged.
     public var description: String {
         var components = URLComponents()
@@ -78,6 +83,10 @@ public enum PostgresStorageError: Error, Equatable, CustomStringConvertible {
     case calledOnEventLoop
     /// The storage was closed.
     case closed
+    /// `parley admin migrate` copies into an empty database only.
+    case targetNotEmpty
+    /// `parley admin migrate` found no SQLite database at this path.
+    case noSource(String)
 
     public var description: String {
         switch self {
@@ -89,6 +98,9 @@ public enum PostgresStorageError: Error, Equatable, CustomStringConvertible {
             "The database's encoding is \(encoding); Parley needs UTF8 (createdb -E UTF8)."
         case .calledOnEventLoop: "PostgreSQL storage was called on its own event loop."
         case .closed: "PostgreSQL storage was closed."
+        case .targetNotEmpty:
+            "The PostgreSQL database already has accounts or groups; migrate copies into an empty database only."
+        case .noSource(let path): "There is no SQLite database at \(path)."
         }
     }
 }

@@ -63,16 +63,18 @@ final class PostgresConnectionPool: Sendable {
         return try body(PostgresSession(connection: connection, logger: logger))
     }
 
+    /// A new connection outside the pool (the listener's).
+    func connect() -> EventLoopFuture<PostgresConnection> {
+        let id = nextID.add(1, ordering: .relaxed).newValue
+        return PostgresConnection.connect(on: eventLoops.next(), configuration: configuration, id: id, logger: logger)
+    }
+
+    var eventLoop: any EventLoop { eventLoops.next() }
+
     private func take() throws -> PostgresConnection {
         if let connection = idle.withLock({ $0.popLast() }) { return connection }
-        let id = nextID.add(1, ordering: .relaxed).newValue
         do {
-            return try PostgresConnection.connect(
-                on: eventLoops.next(),
-                configuration: configuration,
-                id: id,
-                logger: logger
-            ).wait()
+            return try connect().wait()
         } catch {
             throw PostgresStorageError.unreachable(url, reason: Self.reason(error))
         }
@@ -161,6 +163,7 @@ struct PostgresSession {
             return value
         } catch {
             try query("ROLLBACK TO SAVEPOINT entry")
+            try query("RELEASE SAVEPOINT entry")
             throw error
         }
     }

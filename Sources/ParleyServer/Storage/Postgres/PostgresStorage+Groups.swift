@@ -89,7 +89,7 @@ extension PostgresStorage {
     public func append(_ entry: LogAppend) throws -> UInt64 {
         try write { db in
             var locked = try Self.lock([entry.groupID], db)
-            return try Self.insert(entry, &locked, db)
+            return try Self.insert(entry, &locked, node: node, db)
         }
     }
 
@@ -103,7 +103,7 @@ extension PostgresStorage {
                 guard !failedGroups.contains(entry.groupID) else { return .failure(StorageError.earlierRefused) }
                 let result = Result<UInt64, any Error> {
                     var attempt = locked
-                    let seq = try db.savepoint { try Self.insert(entry, &attempt, db) }
+                    let seq = try db.savepoint { try Self.insert(entry, &attempt, node: node, db) }
                     locked = attempt
                     return seq
                 }
@@ -118,6 +118,7 @@ extension PostgresStorage {
     private static func insert(
         _ entry: LogAppend,
         _ locked: inout [Int64: LockedGroup],
+        node: String,
         _ db: PostgresSession
     ) throws
         -> UInt64
@@ -151,6 +152,9 @@ extension PostgresStorage {
         }
         group.lastSeq = seq
         try storeMembershipChanges(entry, seq: seq, db)
+        let kind: ClusterEvent.Kind = entry.newState != nil ? .commit : entry.isProposal ? .proposal : .application
+        let event = ClusterEvent.appended(group: groupID, seq: UInt64(seq), kind: kind, size: Int64(entry.data.count))
+        try notify(event, node: node, db)
         locked[entry.groupID] = group
         return UInt64(seq)  // seq > lastSeq >= 0, so exact
     }
@@ -336,6 +340,7 @@ extension PostgresStorage {
                 )
             }
             try db.query("DELETE FROM groups WHERE id = \(id)")
+            try Self.notify(.destroyed(group: id), node: node, db)
         }
     }
 

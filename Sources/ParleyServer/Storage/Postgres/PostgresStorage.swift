@@ -1,5 +1,6 @@
 import Foundation
 import PostgresNIO
+import Synchronization
 
 /// Storage in PostgreSQL, for several server nodes sharing one database (`database:
 /// postgres://…`). Every method is one transaction, committed with PostgreSQL's default
@@ -11,6 +12,9 @@ import PostgresNIO
 /// same transaction, so "the first commit of an epoch wins" holds across nodes.
 public final class PostgresStorage: ServerStorage {
     let pool: PostgresConnectionPool
+    /// This storage's name in ``ClusterEvent`` payloads: its own notifications are ignored.
+    let node = String(UUID().uuidString.prefix(8))
+    private let listener = Mutex<PostgresListener?>(nil)
 
     /// Connects to the database and creates or migrates its schema.
     public init(url: DatabaseURL, maxConnections: Int = 8) throws {
@@ -28,7 +32,28 @@ public final class PostgresStorage: ServerStorage {
 
     /// Closes the connections; later calls fail.
     public func close() {
+        stopListening()
         pool.close()
+    }
+
+    /// Starts telling `onEvent` what other nodes change (cross-node fan-out and cache invalidation).
+    func listen(_ onEvent: @escaping @Sendable (ClusterEvent) -> Void) {
+        let listener = PostgresListener(pool: pool, node: node, onEvent: onEvent)
+        self.listener.withLock { $0 = listener }
+        listener.start()
+    }
+
+    func stopListening() {
+        listener.withLock { listener in
+            defer { listener = nil }
+            return listener
+        }?.stop()
+    }
+
+    /// Tells the other nodes, when the current transaction commits.
+    static func notify(_ event: ClusterEvent, node: String, _ db: PostgresSession) throws {
+        let payload = event.payload(node: node)
+        try db.query("SELECT pg_notify(\(ClusterEvent.channel), \(payload))")
     }
 
     private static func startError(_ error: any Error, url: DatabaseURL) -> any Error {
@@ -96,6 +121,9 @@ public final class PostgresStorage: ServerStorage {
         return try write { db in
             guard let id = try db.row("SELECT id FROM users WHERE name = \(name) FOR UPDATE")?.int("id") else {
                 return false
+            }
+            for device in try db.rows("SELECT id FROM devices WHERE user_id = \(id)") {
+                try Self.notify(.sessionsEnded(device: try device.int("id")), node: node, db)
             }
             let now = Self.now()
             try db.query(
@@ -204,12 +232,19 @@ public final class PostgresStorage: ServerStorage {
                 """
             )
             // Sessions, KeyPackages, memberships and Welcomes go with it (ON DELETE CASCADE).
-            return try db.execute("DELETE FROM devices WHERE id = \(deviceID) AND user_id = \(userID)") > 0
+            guard try db.execute("DELETE FROM devices WHERE id = \(deviceID) AND user_id = \(userID)") > 0 else {
+                return false
+            }
+            try Self.notify(.sessionsEnded(device: deviceID), node: node, db)
+            return true
         }
     }
 
     public func deleteSessions(deviceID: Int64) throws {
-        try write { db in try db.query("DELETE FROM sessions WHERE device_id = \(deviceID)") }
+        try write { db in
+            try db.query("DELETE FROM sessions WHERE device_id = \(deviceID)")
+            try Self.notify(.sessionsEnded(device: deviceID), node: node, db)
+        }
     }
 
     public func devices(ofUser userID: Int64) throws -> [DeviceRecord] {

@@ -1,0 +1,129 @@
+import Foundation
+import ParleyProtocol
+import ServiceLifecycle
+import Synchronization
+
+/// Several nodes, one database: what another node stored reaches this node's connected devices,
+/// and this node's caches forget what another node changed.
+extension DeliveryService {
+    func clusterEvent(_ event: ClusterEvent) async {
+        switch event {
+        case .appended(let groupID, let seq, let kind, _):
+            do {
+                guard let record = try storage.group(id: groupID) else { return }
+                await shard(for: record.name).remoteAppend(record, seq: seq, kind: kind)
+            } catch {
+                logger.warning("another node's message not fanned out", metadata: ["group": "\(groupID)"])
+            }
+        case .destroyed(let groupID):
+            for shard in shards { await shard.forgetRemote(groupID: groupID) }
+            writer.forget(group: groupID)
+        case .sessionsEnded(let device):
+            hub.close(deviceID: device)
+            for shard in shards { await shard.forgetRemote(device: device) }
+        case .missed:
+            // Read again from storage on next use; live connections fill gaps from storage.
+            for shard in shards { await shard.forgetAll() }
+            forgetStoredBytes()
+        }
+    }
+}
+
+extension DeliveryShard {
+    /// Another node stored a message: a handshake moved the group's state, so the cached copy is
+    /// dropped and read again; the message is read from storage and sent to this node's
+    /// connections of the group's members (each connection keeps log order and fills gaps).
+    func remoteAppend(_ record: GroupRecord, seq: UInt64, kind: ClusterEvent.Kind) {
+        let groupID = record.id
+        let before = cache[groupID]
+        if kind == .application {
+            cache[groupID]?.record.lastSeq = max(before?.record.lastSeq ?? 0, seq)
+        } else {
+            cache.removeValue(forKey: groupID)
+        }
+        do {
+            guard seq > 0,
+                let entry = try storage.messages(groupID: groupID, after: seq - 1, through: seq, limit: 1).first,
+                let group = try lookup(record.name)
+            else { return }
+            if kind == .commit {
+                // As after a commit this node accepted: the previous epoch's application messages
+                // in flight are still taken for the grace period.
+                let (until, overflow) = entry.time.addingReportingOverflow(graceMilliseconds)
+                cache[groupID]?.previousEpochUntil = overflow ? .max : until
+            }
+            let frame = ServerFrame.Message(
+                group: record.name,
+                seq: seq,
+                time: entry.time,
+                sender: entry.sender,
+                message: Data(entry.data)
+            )
+            for device in group.memberDevices.union(before?.memberDevices ?? group.memberDevices) {
+                hub.send(.message(groupID: groupID, frame), to: device)
+            }
+            guard kind == .commit else { return }
+            try sendWelcomes(record, seq: seq, to: group.memberDevices.subtracting(before?.memberDevices ?? []))
+        } catch {
+            logger.warning("another node's message not fanned out", metadata: ["group": "\(groupID)", "seq": "\(seq)"])
+        }
+    }
+
+    /// The Welcomes stored with the commit at `seq`, to the devices it may have added.
+    private func sendWelcomes(_ record: GroupRecord, seq: UInt64, to devices: Set<Int64>) throws {
+        for device in devices {
+            for welcome in try storage.welcomes(forDevice: device)
+            where welcome.groupID == record.id && welcome.seq == seq {
+                let frame = ServerFrame.WelcomeFrame(
+                    group: record.name,
+                    seq: seq,
+                    time: welcome.time,
+                    welcome: Data(welcome.data)
+                )
+                hub.send(.welcome(groupID: record.id, frame), to: device)
+            }
+        }
+    }
+
+    func forgetRemote(groupID: Int64) {
+        cache.removeValue(forKey: groupID)
+        lastTickets.removeValue(forKey: groupID)
+    }
+
+    func forgetRemote(device: Int64) {
+        for (id, group) in cache where group.memberDevices.contains(device) { cache.removeValue(forKey: id) }
+    }
+
+    func forgetAll() {
+        cache.removeAll()
+    }
+}
+
+/// The service that listens for other nodes' notifications while the server runs (PostgreSQL only).
+struct ClusterEventsService: Service {
+    let storage: PostgresStorage
+    let delivery: DeliveryService
+
+    /// Notifications waiting for the delivery actor; past the bound, the node resynchronises.
+    static let capacity = 65_536
+
+    func run() async throws {
+        let (events, continuation) = AsyncStream.makeStream(
+            of: ClusterEvent.self,
+            bufferingPolicy: .bufferingOldest(Self.capacity)
+        )
+        let dropped = Atomic<Bool>(false)
+        storage.listen { event in
+            if case .dropped = continuation.yield(event) { dropped.store(true, ordering: .releasing) }
+        }
+        await withGracefulShutdownHandler {
+            for await event in events {
+                await delivery.clusterEvent(event)
+                if dropped.exchange(false, ordering: .acquiringAndReleasing) { await delivery.clusterEvent(.missed) }
+            }
+        } onGracefulShutdown: {
+            storage.stopListening()
+            continuation.finish()
+        }
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import MLS
+import ParleyProtocol
+import Testing
+
+@testable import ParleyServer
+
+/// Three server nodes on one PostgreSQL database, a member on each: what is stored through one
+/// node reaches the members on the others (LISTEN/NOTIFY), in the one order the database decided.
+@Suite(.serialized) struct MultiNodeTests {
+    @Test func membersOnThreeNodesSeeOneOrderWithNothingLostOrDuplicated() async throws {
+        let database = TestPostgres.string(try TestPostgres.freshDatabase())
+        var nodes: [TestServer] = []
+        do {
+            for _ in 0..<3 { nodes.append(try await TestServer.start(configure: { $0.database = database })) }
+            try await sendWhileCommitting(on: nodes)
+        } catch {
+            for node in nodes { try? await node.stop() }
+            throw error
+        }
+        for node in nodes { try await node.stop() }
+    }
+
+    /// Alice (node 1) sends ten messages while Carol (node 3) commits; Bob is on node 2.
+    private func sendWhileCommitting(on nodes: [TestServer]) async throws {
+        let alice = try await TestUser.ready("alice", on: nodes[0])
+        let bob = try await TestUser.ready("bob", on: nodes[1])
+        let carol = try await TestUser.ready("carol", on: nodes[2])
+        for user in [alice, bob, carol] { await user.connect() }
+        try await alice.createGroup("g")
+        #expect(try await alice.add(["bob", "carol"], to: "g").accepted?.seq == 1)
+        // The Welcomes were stored through node 1 and reach nodes 2 and 3 live.
+        try bob.join(#require(await bob.nextWelcome()))
+        try carol.join(#require(await carol.nextWelcome()))
+
+        let texts = (1...10).map { "text-\($0)" }
+        for text in texts {
+            let message = try alice.groups["g"]!.encrypt(Array(text.utf8))
+            try alice.socket!.send(.send(.init(id: text, group: "g", message: Data(try message.tlsEncoded()))))
+        }
+        let update = try carol.groups["g"]!.selfUpdate()
+        try carol.socket!.send(.send(.init(id: "update", group: "g", message: Data(try update.message.tlsEncoded()))))
+
+        let seen = [await messages(of: alice), await messages(of: bob), await messages(of: carol)]
+        let accepted = seen[0].filter { $0.id.map(texts.contains) == true }
+        #expect(accepted.count == texts.count, "every message of alice's is stored (the commit's grace covers it)")
+        #expect(seen[2].contains { $0.id == "update" }, "carol's commit is stored")
+        let orders = seen.map { $0.map { [UInt8]($0.message) } }
+        let seqs = seen.map { $0.map(\.seq) }
+        #expect(seqs[0] == Array(2...UInt64(2 + texts.count)), "one message per seq, none missing, none twice")
+        #expect(seqs[1] == seqs[0] && seqs[2] == seqs[0])
+        #expect(orders[1] == orders[0] && orders[2] == orders[0], "every member has the same order")
+    }
+
+    @Test func notificationsRoundTripAndAnythingElseIsIgnored() {
+        let events: [ClusterEvent] = [
+            .appended(group: 7, seq: 42, kind: .commit, size: 100), .destroyed(group: 3), .sessionsEnded(device: 9),
+        ]
+        for event in events {
+            #expect(ClusterEvent(payload: event.payload(node: "n1"), ownNode: "n2") == event)
+            #expect(ClusterEvent(payload: event.payload(node: "n1"), ownNode: "n1") == nil, "a node's own is ignored")
+        }
+        for junk in [
+            "", "m n1 7 42 a", "m n1 7 -1 a 1", "m n1 7 42 z 1", "m n1 7 42 a -5", "x n1 seven", "s n1 9 9", "? n1 1",
+            "m  7 42 a 1",
+        ] {
+            #expect(ClusterEvent(payload: junk, ownNode: "n2") == nil, "\(junk)")
+        }
+    }
+
+    /// The group's messages a member receives until none comes for a few seconds.
+    private func messages(of user: TestUser) async -> [ServerFrame.Message] {
+        var messages: [ServerFrame.Message] = []
+        while let frame = await user.nextFrame(timeout: .seconds(4)) {
+            if case .message(let message) = frame, message.group == "g" { messages.append(message) }
+        }
+        return messages
+    }
+}
