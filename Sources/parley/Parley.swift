@@ -82,7 +82,10 @@ struct Serve: AsyncParsableCommand {
 struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Manage accounts in a data directory, also while the server runs.",
-        subcommands: [AddUser.self, ListUsers.self, RemoveUser.self, ListDevices.self, RemoveDevice.self, Backup.self]
+        subcommands: [
+            AddUser.self, ListUsers.self, RemoveUser.self, ListDevices.self, RemoveDevice.self, Backup.self,
+            Migrate.self,
+        ]
     )
 }
 

@@ -218,5 +218,5 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
         acksPerSecond = try value(.acksPerSecond, defaults.acksPerSecond)
     }
 
-    var databasePath: String { (dataDirectory as NSString).appendingPathComponent("parley.sqlite") }
+    public var databasePath: String { (dataDirectory as NSString).appendingPathComponent("parley.sqlite") }
 }
