@@ -217,6 +217,164 @@ import Testing
         #expect(try storage.deviceList(ofUser: fixture.alice)?.data == [20])
     }
 
+    /// Link requests: one per account and key (a new one replaces it), a bounded number per
+    /// account, lookup ids unique, expiry by `now`; an answer turns the request into a bundle once.
+    @Test(arguments: StorageKind.allCases)
+    func linkRequestsTheirBoundAndTheirAnswer(_ kind: StorageKind) throws {
+        let fixture = try Fixture(kind)
+        defer { fixture.storage.closeForTest() }
+        let storage = fixture.storage
+        func request(_ lookupID: String, user: Int64, key: UInt8, expiresAt: UInt64 = 10_000) -> StoredLinkRequest {
+            StoredLinkRequest(
+                lookupID: lookupID,
+                userID: user,
+                userName: "",
+                signatureKey: [key],
+                deviceName: "laptop",
+                hpkeKey: [key, 1],
+                nonce: [key, 2],
+                expiresAt: expiresAt
+            )
+        }
+        try storage.createLinkRequest(request("a1", user: fixture.alice, key: 30), maxPending: 2, now: 1_000)
+        let stored = try #require(try storage.linkRequest(lookupID: "a1", now: 1_000))
+        #expect(stored.userName == "alice" && stored.signatureKey == [30] && stored.hpkeKey == [30, 1])
+        #expect(stored.nonce == [30, 2] && stored.deviceName == "laptop" && stored.expiresAt == 10_000)
+        #expect(try storage.linkRequest(lookupID: "a1", now: 10_000) == nil)
+        // The same key again replaces its request; another account may not take its lookup id.
+        try storage.createLinkRequest(request("a2", user: fixture.alice, key: 30), maxPending: 2, now: 1_000)
+        #expect(try storage.linkRequest(lookupID: "a1", now: 1_000) == nil)
+        #expect(throws: StorageError.conflict("lookup id in use")) {
+            try storage.createLinkRequest(request("a2", user: fixture.bob, key: 40), maxPending: 2, now: 1_000)
+        }
+        try storage.createLinkRequest(request("a3", user: fixture.alice, key: 31), maxPending: 2, now: 1_000)
+        #expect(throws: StorageError.limitReached) {
+            try storage.createLinkRequest(request("a4", user: fixture.alice, key: 32), maxPending: 2, now: 1_000)
+        }
+        // Expired requests are deleted first, so they no longer count.
+        try storage.createLinkRequest(
+            request("a5", user: fixture.alice, key: 33, expiresAt: 30_000),
+            maxPending: 2,
+            now: 10_000
+        )
+        #expect(try storage.linkRequest(lookupID: "a2", now: 1_000) == nil)
+
+        let bundle: [UInt8] = [7, 7, 7, 7]
+        #expect(
+            try !storage.answerLinkRequest(
+                lookupID: "gone",
+                bundle: bundle,
+                expiresAt: 20_000,
+                maxAccountBytes: 8,
+                now: 10_000
+            )
+        )
+        #expect(
+            try storage.answerLinkRequest(
+                lookupID: "a5",
+                bundle: bundle,
+                expiresAt: 20_000,
+                maxAccountBytes: 8,
+                now: 10_000
+            )
+        )
+        #expect(try storage.linkRequest(lookupID: "a5", now: 10_000) == nil)
+        #expect(
+            try !storage.answerLinkRequest(
+                lookupID: "a5",
+                bundle: bundle,
+                expiresAt: 20_000,
+                maxAccountBytes: 8,
+                now: 10_000
+            )
+        )
+        // A second request for a key whose bundle still waits is not answered twice.
+        try storage.createLinkRequest(
+            request("a6", user: fixture.alice, key: 33, expiresAt: 30_000),
+            maxPending: 2,
+            now: 10_000
+        )
+        #expect(
+            try !storage.answerLinkRequest(
+                lookupID: "a6",
+                bundle: [1],
+                expiresAt: 20_000,
+                maxAccountBytes: 8,
+                now: 10_000
+            )
+        )
+        // The account's waiting bundles are bounded in bytes together.
+        try storage.createLinkRequest(
+            request("a7", user: fixture.alice, key: 34, expiresAt: 30_000),
+            maxPending: 3,
+            now: 10_000
+        )
+        #expect(throws: StorageError.limitReached) {
+            try storage.answerLinkRequest(
+                lookupID: "a7",
+                bundle: [1, 2, 3, 4, 5],
+                expiresAt: 20_000,
+                maxAccountBytes: 8,
+                now: 10_000
+            )
+        }
+        #expect(try storage.linkRequest(lookupID: "a7", now: 10_000) != nil)
+        #expect(
+            try storage.answerLinkRequest(
+                lookupID: "a7",
+                bundle: [1, 2, 3, 4],
+                expiresAt: 20_000,
+                maxAccountBytes: 8,
+                now: 10_000
+            )
+        )
+    }
+
+    /// A bundle is served until acknowledged or expired; the first fetch moves its expiry once;
+    /// the sweep deletes expired requests and bundles and says how many.
+    @Test(arguments: StorageKind.allCases)
+    func linkBundlesFetchAcknowledgeAndExpire(_ kind: StorageKind) throws {
+        let fixture = try Fixture(kind)
+        defer { fixture.storage.closeForTest() }
+        let storage = fixture.storage
+        for (lookupID, key) in [("b1", UInt8(50)), ("b2", 51), ("b3", 52)] {
+            let request = StoredLinkRequest(
+                lookupID: lookupID,
+                userID: fixture.bob,
+                userName: "",
+                signatureKey: [key],
+                deviceName: "phone",
+                hpkeKey: [1],
+                nonce: [2],
+                expiresAt: 5_000
+            )
+            try storage.createLinkRequest(request, maxPending: 5, now: 1_000)
+        }
+        for (lookupID, byte) in [("b1", UInt8(1)), ("b2", 2)] {
+            #expect(
+                try storage.answerLinkRequest(
+                    lookupID: lookupID,
+                    bundle: [byte],
+                    expiresAt: 5_000,
+                    maxAccountBytes: 100,
+                    now: 1_000
+                )
+            )
+        }
+        #expect(try storage.linkBundle(userID: fixture.alice, signatureKey: [50], now: 1_000, keepUntil: 90_000) == nil)
+        #expect(try storage.linkBundle(userID: fixture.bob, signatureKey: [50], now: 1_000, keepUntil: 90_000) == [1])
+        // Fetched: it now lives until keepUntil, and a later fetch does not extend it again.
+        #expect(try storage.linkBundle(userID: fixture.bob, signatureKey: [50], now: 6_000, keepUntil: 99_000) == [1])
+        #expect(try storage.linkBundle(userID: fixture.bob, signatureKey: [50], now: 90_000, keepUntil: 99_000) == nil)
+        // Never fetched: it expires with the request's lifetime.
+        #expect(try storage.linkBundle(userID: fixture.bob, signatureKey: [51], now: 5_000, keepUntil: 90_000) == nil)
+        // b3's request, b2's bundle expired at 5,000; b1's bundle lives until 90,000.
+        #expect(try storage.deleteExpiredLinks(now: 6_000) == 2)
+        #expect(try storage.deleteLinkBundle(userID: fixture.bob, signatureKey: [50]))
+        #expect(try !storage.deleteLinkBundle(userID: fixture.bob, signatureKey: [50]))
+        #expect(try storage.linkBundle(userID: fixture.bob, signatureKey: [50], now: 6_000, keepUntil: 90_000) == nil)
+    }
+
     /// Two nodes checked commits of the same epoch against their own copy of the group: the one
     /// stored first wins, the other is refused with the group's current epoch, and so is a
     /// proposal of the old epoch; an application message is not (the previous epoch's grace).

@@ -101,7 +101,34 @@ enum PostgresSchema {
                     identity_key BYTEA NOT NULL, version BIGINT NOT NULL, list BYTEA NOT NULL)
                 """,
             ]
-        )
+        ),
+        // SQLite's "link-requests" and "link-bundles-fetched" in one (PROTOCOL.md, "Linking a
+        // device"): keyed by account and signature key, since the new device has no device row yet.
+        Migration(
+            version: 3,
+            name: "link-requests",
+            statements: [
+                """
+                CREATE TABLE link_requests (
+                    lookup_id TEXT PRIMARY KEY,
+                    user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    signature_key BYTEA NOT NULL,
+                    device_name TEXT NOT NULL, hpke_key BYTEA NOT NULL, nonce BYTEA NOT NULL,
+                    expires_at BIGINT NOT NULL,
+                    UNIQUE (user_id, signature_key))
+                """,
+                """
+                CREATE TABLE link_bundles (
+                    user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    signature_key BYTEA NOT NULL,
+                    data BYTEA NOT NULL, expires_at BIGINT NOT NULL,
+                    fetched BOOLEAN NOT NULL DEFAULT FALSE,
+                    PRIMARY KEY (user_id, signature_key))
+                """,
+                "CREATE INDEX link_requests_expiry ON link_requests(expires_at)",
+                "CREATE INDEX link_bundles_expiry ON link_bundles(expires_at)",
+            ]
+        ),
     ]
 
     static var latestVersion: Int { migrations.last?.version ?? 0 }

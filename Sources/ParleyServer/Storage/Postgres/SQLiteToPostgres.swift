@@ -20,6 +20,17 @@ public enum SQLiteToPostgres {
         ("retired_keys", [("signature_key", .bytes), ("removed_at", .int)]),
         ("device_lists", [("user_id", .int), ("identity_key", .bytes), ("version", .int), ("list", .bytes)]),
         ("devices", [("id", .int), ("user_id", .int), ("signature_key", .bytes)]),
+        (
+            "link_requests",
+            [
+                ("lookup_id", .text), ("user_id", .int), ("signature_key", .bytes), ("device_name", .text),
+                ("hpke_key", .bytes), ("nonce", .bytes), ("expires_at", .int),
+            ]
+        ),
+        (
+            "link_bundles",
+            [("user_id", .int), ("signature_key", .bytes), ("data", .bytes), ("expires_at", .int), ("fetched", .bool)]
+        ),
         ("sessions", [("token_hash", .bytes), ("device_id", .int), ("expires_at", .int)]),
         (
             "key_packages",
