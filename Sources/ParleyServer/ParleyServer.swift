@@ -124,8 +124,9 @@ public final class ParleyServer: Sendable {
             ),
         ]
         // Several nodes on one PostgreSQL: what the others store reaches this node's devices.
+        // It listens before the HTTP service starts, so no client is served while events are missed.
         if let postgres = storage as? PostgresStorage {
-            services.append(.init(service: ClusterEventsService(storage: postgres, delivery: delivery)))
+            services.append(.init(service: try await ClusterEventsService.start(storage: postgres, delivery: delivery)))
         }
         let group = ServiceGroup(
             configuration: .init(

@@ -52,6 +52,71 @@ import Testing
         #expect(orders[1] == orders[0] && orders[2] == orders[0], "every member has the same order")
     }
 
+    /// Node 2's listening connection is killed in the database (as a restart of PostgreSQL or a
+    /// dropped route would), and Alice sends through node 1 while it is down: the notification is
+    /// lost. Bob, connected to node 2 and up to date, must not be left without the message: his
+    /// connection is closed when the listener comes back, and his replay brings it.
+    @Test func aLostNotificationIsCaughtUpByReconnecting() async throws {
+        let database = TestPostgres.string(try TestPostgres.freshDatabase())
+        var nodes: [TestServer] = []
+        do {
+            for _ in 0..<2 { nodes.append(try await TestServer.start(configure: { $0.database = database })) }
+            try await sendWhileListenerIsDown(on: nodes, database: database)
+        } catch {
+            for node in nodes { try? await node.stop() }
+            throw error
+        }
+        for node in nodes { try await node.stop() }
+    }
+
+    private func sendWhileListenerIsDown(on nodes: [TestServer], database: String) async throws {
+        let alice = try await TestUser.ready("alice", on: nodes[0])
+        let bob = try await TestUser.ready("bob", on: nodes[1])
+        for user in [alice, bob] { await user.connect() }
+        try await alice.createGroup("g")
+        #expect(try await alice.add(["bob"], to: "g").accepted?.seq == 1)
+        try bob.join(#require(await bob.nextWelcome()))
+        let bobsSocket = try #require(bob.socket)
+
+        let storage = try #require(nodes[1].server.storage as? PostgresStorage)
+        let name = try #require(storage.listenerApplicationName)
+        let pool = try PostgresConnectionPool(url: try DatabaseURL(database), maxConnections: 1)
+        defer { pool.close() }
+        let killed = try pool.withConnection { db in
+            try db.rows(
+                "SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity WHERE application_name = \(name)"
+            )
+        }
+        #expect(killed.count == 1, "node 2's listening connection is found by its name and ended")
+        let sent = Data(try alice.groups["g"]!.encrypt(Array("while nobody listens".utf8)).tlsEncoded())
+        try alice.socket!.send(.send(.init(id: "lost", group: "g", message: sent)))
+        let isSent = { (frame: ServerFrame) -> Bool in
+            if case .message(let message) = frame { return message.seq == 2 && message.message == sent }
+            return false
+        }
+
+        var seenLive = false
+        let closed = try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                _ = try? await bobsSocket.closed.value
+                return true
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(30))
+                return false
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? false
+        }
+        #expect(closed, "node 2 closes Bob's connection once it listens again")
+        while let frame = await bob.nextFrame(timeout: .milliseconds(1)) {
+            if isSent(frame) { seenLive = true }
+        }
+        let replayed = await bob.connect().contains(where: isSent)
+        #expect(replayed || seenLive, "Bob gets the message sent while node 2 did not listen")
+        #expect(replayed, "the reconnection's replay brings it")
+    }
+
     @Test func notificationsRoundTripAndAnythingElseIsIgnored() {
         let events: [ClusterEvent] = [
             .appended(group: 7, seq: 42, kind: .commit, size: 100), .destroyed(group: 3), .sessionsEnded(device: 9),

@@ -22,9 +22,12 @@ extension DeliveryService {
             hub.close(deviceID: device)
             for shard in shards { await shard.forgetRemote(device: device) }
         case .missed:
-            // Read again from storage on next use; live connections fill gaps from storage.
+            // Read again from storage on next use. Notifications were lost, so connected devices,
+            // already told they are up to date, would miss messages of quiet groups: every
+            // connection is closed, and each client reconnects and replays from its cursor.
             for shard in shards { await shard.forgetAll() }
             forgetStoredBytes()
+            hub.closeAll()
         }
     }
 }
@@ -100,26 +103,53 @@ extension DeliveryShard {
 }
 
 /// The service that listens for other nodes' notifications while the server runs (PostgreSQL only).
+/// ``start(storage:delivery:)`` returns once LISTEN took effect, before the server serves.
 struct ClusterEventsService: Service {
     let storage: PostgresStorage
     let delivery: DeliveryService
+    private let events: AsyncStream<ClusterEvent>
+    private let continuation: AsyncStream<ClusterEvent>.Continuation
+    private let dropped: Dropped
 
     /// Notifications waiting for the delivery actor; past the bound, the node resynchronises.
     static let capacity = 65_536
 
-    func run() async throws {
+    /// Whether a notification was dropped since the consumer last looked.
+    final class Dropped: Sendable {
+        let flag = Atomic<Bool>(false)
+    }
+
+    static func start(storage: PostgresStorage, delivery: DeliveryService) async throws -> ClusterEventsService {
         let (events, continuation) = AsyncStream.makeStream(
             of: ClusterEvent.self,
             bufferingPolicy: .bufferingOldest(Self.capacity)
         )
-        let dropped = Atomic<Bool>(false)
-        storage.listen { event in
-            if case .dropped = continuation.yield(event) { dropped.store(true, ordering: .releasing) }
+        let dropped = Dropped()
+        do {
+            try await storage.listen { event in
+                if case .dropped = continuation.yield(event) { dropped.flag.store(true, ordering: .releasing) }
+            }
+        } catch {
+            storage.stopListening()
+            throw error
         }
+        return ClusterEventsService(
+            storage: storage,
+            delivery: delivery,
+            events: events,
+            continuation: continuation,
+            dropped: dropped
+        )
+    }
+
+    func run() async throws {
+        let (storage, continuation) = (storage, continuation)
         await withGracefulShutdownHandler {
             for await event in events {
                 await delivery.clusterEvent(event)
-                if dropped.exchange(false, ordering: .acquiringAndReleasing) { await delivery.clusterEvent(.missed) }
+                if dropped.flag.exchange(false, ordering: .acquiringAndReleasing) {
+                    await delivery.clusterEvent(.missed)
+                }
             }
         } onGracefulShutdown: {
             storage.stopListening()

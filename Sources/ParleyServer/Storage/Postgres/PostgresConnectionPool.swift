@@ -63,10 +63,51 @@ final class PostgresConnectionPool: Sendable {
         return try body(PostgresSession(connection: connection, logger: logger))
     }
 
-    /// A new connection outside the pool (the listener's).
-    func connect() -> EventLoopFuture<PostgresConnection> {
+    /// A new connection (the pool's, or the listener's outside it). The socket is opened here, with
+    /// TCP keepalive, so a peer that vanished without a FIN (a crashed host, a dropped NAT entry)
+    /// is noticed by the kernel instead of leaving a connection that waits forever.
+    func connect(applicationName: String = "parley") -> EventLoopFuture<PostgresConnection> {
         let id = nextID.add(1, ordering: .relaxed).newValue
-        return PostgresConnection.connect(on: eventLoops.next(), configuration: configuration, id: id, logger: logger)
+        let loop = eventLoops.next()
+        let (configuration, logger, host) = (configuration, logger, url.host)
+        return Self.bootstrap(loop).connect(host: url.host, port: url.port).flatMap { channel in
+            var established = PostgresConnection.Configuration(
+                establishedChannel: channel,
+                tls: configuration.tls,
+                username: configuration.username,
+                password: configuration.password,
+                database: configuration.database
+            )
+            established.options = configuration.options
+            established.options.additionalStartupParameters.append(("application_name", applicationName))
+            // As postgres-nio does for a host it connects to itself: SNI and verification by name,
+            // except for an address literal.
+            if (try? SocketAddress(ipAddress: host, port: 0)) == nil { established.options.tlsServerName = host }
+            return PostgresConnection.connect(on: loop, configuration: established, id: id, logger: logger)
+                .flatMapErrorThrowing { error in
+                    channel.close(promise: nil)
+                    throw error
+                }
+        }
+    }
+
+    /// Seconds of TCP keepalive: idle before the first probe, between probes, and probes lost
+    /// before the kernel closes the connection (about a minute in all).
+    static let keepAlive = (idle: 30, interval: 10, count: 3)
+
+    private static func bootstrap(_ loop: any EventLoop) -> ClientBootstrap {
+        var bootstrap = ClientBootstrap(group: loop)
+            .connectTimeout(.seconds(10))
+            .channelOption(.socketOption(.so_keepalive), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+        #if os(Linux)
+        bootstrap =
+            bootstrap
+            .channelOption(.tcpOption(.init(rawValue: TCP_KEEPIDLE)), value: keepAlive.idle)
+            .channelOption(.tcpOption(.init(rawValue: TCP_KEEPINTVL)), value: keepAlive.interval)
+            .channelOption(.tcpOption(.init(rawValue: TCP_KEEPCNT)), value: keepAlive.count)
+        #endif
+        return bootstrap
     }
 
     var eventLoop: any EventLoop { eventLoops.next() }

@@ -5,23 +5,40 @@ import Synchronization
 
 /// This node's `LISTEN` on ``ClusterEvent/channel``: a connection of its own, reopened a second
 /// after it drops; each reopening reports ``ClusterEvent/missed``, since notifications sent
-/// meanwhile are lost.
+/// meanwhile are lost. A connection that stops answering is closed (and so reopened): TCP
+/// keepalive on its socket, and a `SELECT 1` every ``pingInterval`` that must answer within
+/// ``pingTimeout`` — a listener that hears nothing cannot tell silence from a dead peer otherwise.
 final class PostgresListener: Sendable {
+    static let pingInterval = TimeAmount.seconds(10)
+    static let pingTimeout = TimeAmount.seconds(10)
+
     private let pool: PostgresConnectionPool
     private let node: String
     private let onEvent: @Sendable (ClusterEvent) -> Void
+    /// Called each time LISTEN takes effect (the server serves only after the first).
+    private let onListening: @Sendable () -> Void
     private let state = Mutex<(connection: PostgresConnection?, stopped: Bool, connectedBefore: Bool)>(
         (nil, false, false)
     )
 
-    init(pool: PostgresConnectionPool, node: String, onEvent: @escaping @Sendable (ClusterEvent) -> Void) {
+    init(
+        pool: PostgresConnectionPool,
+        node: String,
+        onEvent: @escaping @Sendable (ClusterEvent) -> Void,
+        onListening: @escaping @Sendable () -> Void
+    ) {
         self.pool = pool
         self.node = node
         self.onEvent = onEvent
+        self.onListening = onListening
     }
 
+    /// The listening connection's `application_name`, which names the node (operators, tests).
+    var applicationName: String { "parley-listen-\(node)" }
+
     func start() {
-        pool.connect().whenComplete { [self] (result: Result<PostgresConnection, any Error>) in
+        pool.connect(applicationName: applicationName).whenComplete {
+            [self] (result: Result<PostgresConnection, any Error>) in
             switch result {
             case .success(let connection): listen(on: connection)
             case .failure: retry()
@@ -57,7 +74,26 @@ final class PostgresListener: Sendable {
             let _: EventLoopFuture<Void> = connection.close()
             return
         }
+        keepAlive(connection)
         if reconnected { onEvent(.missed) }
+        onListening()
+    }
+
+    /// Pings the connection; one that fails or does not answer in time is closed.
+    private func keepAlive(_ connection: PostgresConnection) {
+        let (logger, loop) = (pool.logger, connection.eventLoop)
+        let task = loop.scheduleRepeatedAsyncTask(initialDelay: Self.pingInterval, delay: Self.pingInterval) { _ in
+            let deadline = loop.scheduleTask(in: Self.pingTimeout) {
+                let _: EventLoopFuture<Void> = connection.close()
+            }
+            let answer: EventLoopFuture<PostgresQueryResult> = connection.query("SELECT 1", logger: logger)
+            return answer.map { _ in deadline.cancel() }.flatMapError { _ in
+                deadline.cancel()
+                let closed: EventLoopFuture<Void> = connection.close()
+                return closed
+            }
+        }
+        connection.closeFuture.whenComplete { (_: Result<Void, any Error>) in task.cancel() }
     }
 
     private func retry() {

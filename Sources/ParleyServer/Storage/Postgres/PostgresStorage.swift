@@ -36,12 +36,34 @@ public final class PostgresStorage: ServerStorage {
         pool.close()
     }
 
-    /// Starts telling `onEvent` what other nodes change (cross-node fan-out and cache invalidation).
-    func listen(_ onEvent: @escaping @Sendable (ClusterEvent) -> Void) {
-        let listener = PostgresListener(pool: pool, node: node, onEvent: onEvent)
+    /// How long the server waits at start for its LISTEN to take effect.
+    static let listenDeadline = Duration.seconds(30)
+
+    /// Starts telling `onEvent` what other nodes change (cross-node fan-out and cache invalidation)
+    /// and returns once LISTEN took effect: a node that served before would miss what others
+    /// store meanwhile, with its clients already told they are up to date.
+    func listen(_ onEvent: @escaping @Sendable (ClusterEvent) -> Void) async throws {
+        let (ready, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let listener = PostgresListener(pool: pool, node: node, onEvent: onEvent, onListening: { signal.yield() })
         self.listener.withLock { $0 = listener }
         listener.start()
+        let url = url
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await _ in ready { return }
+                throw PostgresStorageError.closed
+            }
+            group.addTask {
+                try await Task.sleep(for: Self.listenDeadline)
+                throw PostgresStorageError.unreachable(url, reason: "LISTEN did not take effect")
+            }
+            defer { group.cancelAll() }
+            try await group.next()
+        }
     }
+
+    /// The listening connection's `application_name`, while listening.
+    var listenerApplicationName: String? { listener.withLock { $0?.applicationName } }
 
     func stopListening() {
         listener.withLock { listener in
