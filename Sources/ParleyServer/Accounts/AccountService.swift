@@ -14,7 +14,7 @@ final class AccountService: Sendable {
     let configuration: ServerConfiguration
     let hub: ConnectionHub
     let logger: Logger
-    let challenges = LoginChallenges()
+    let challenges: any LoginChallengeStore
     /// The server certificate, which login proofs are bound to.
     private let certificateDER: [UInt8]
     private let hasher = PasswordHasher()
@@ -37,6 +37,7 @@ final class AccountService: Sendable {
         self.certificateDER = certificateDER
         self.logger = logger
         limits = AccountLimits(configuration)
+        challenges = LoginChallengeStores.make(for: storage)
         directory = DeviceDirectory(storage: storage, configuration: configuration, hub: hub, logger: logger)
     }
 
@@ -104,7 +105,7 @@ final class AccountService: Sendable {
     func challenge(_ request: API.LoginChallengeRequest, address: String) throws -> API.LoginChallenge {
         guard request.username.utf8.count <= 64 else { throw ErrorBody(.invalidUsername) }
         guard limits.challengesPerAddress.allow(address) else { throw ErrorBody(.rateLimited) }
-        let nonce = try challenges.issue(for: request.username)
+        let nonce = try challenges.issue(for: request.username, now: .now)
         let expiresAt = Clock.milliseconds() + UInt64(challenges.lifetime.components.seconds) * 1000
         return API.LoginChallenge(challenge: Data(nonce), expiresAt: expiresAt)
     }
@@ -164,7 +165,7 @@ final class AccountService: Sendable {
     private func checkProof(_ request: API.Login) throws {
         let key = [UInt8](request.signatureKey)
         guard !key.isEmpty, key.count <= 256, request.signature.count <= 512,
-            challenges.redeem([UInt8](request.challenge), for: request.username)
+            (try? challenges.redeem([UInt8](request.challenge), for: request.username, now: .now)) == true
         else {
             throw ErrorBody(.invalidLoginProof)
         }

@@ -102,6 +102,18 @@ enum PostgresSchema {
                 """,
             ]
         ),
+        // Login challenges, so a login may reach another node than its challenge (a load balancer).
+        Migration(
+            version: 2,
+            name: "login-challenges",
+            statements: [
+                """
+                CREATE TABLE login_challenges (
+                    nonce_hash BYTEA PRIMARY KEY, username TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)
+                """,
+                "CREATE INDEX login_challenges_expiry ON login_challenges(expires_at)",
+            ]
+        ),
         // SQLite's "link-requests" and "link-bundles-fetched" in one (PROTOCOL.md, "Linking a
         // device"): keyed by account and signature key, since the new device has no device row yet.
         Migration(
