@@ -198,6 +198,7 @@ extension DeliveryShard {
             if case LogWriterError.full = error { throw DeliveryError.busy }
             // Another node stored a commit of this epoch first: the sender rebuilds on the new one.
             if case StorageError.staleEpoch(let current) = error { throw DeliveryError.wrongEpoch(current: current) }
+            if case StorageError.senderNotMember = error { throw DeliveryError.notMember }
             logger.warning(
                 "message not stored",
                 metadata: ["group": "\(submission.group.record.name)", "error": "\(error)"]

@@ -247,6 +247,8 @@ public enum StorageError: Error, Equatable {
     case earlierRefused
     /// A proposal or commit of a past epoch: a commit of its epoch was stored first (by another node).
     case staleEpoch(current: UInt64)
+    /// The sender's device is not, or no longer, a member of the group (another node stored its removal).
+    case senderNotMember
 }
 
 /// A device's acknowledgement of its messages in a group up to `seq`, by the group's name as the

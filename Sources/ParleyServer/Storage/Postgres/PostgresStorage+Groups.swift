@@ -125,6 +125,7 @@ extension PostgresStorage {
     {
         guard var group = locked[entry.groupID] else { throw StorageError.conflict("no such group") }
         try checkEpoch(entry, group)
+        try checkSender(entry, group, db)
         let (seq, overflow) = group.lastSeq.addingReportingOverflow(1)
         guard !overflow else { throw StorageError.corrupt("last_seq") }
         if let clientID = entry.clientID, !storable(clientID) { throw StorageError.outOfRange("client id") }
@@ -165,6 +166,26 @@ extension PostgresStorage {
     private static func checkEpoch(_ entry: LogAppend, _ group: LockedGroup) throws {
         guard let epoch = entry.epoch, entry.newState != nil || entry.isProposal else { return }
         guard epoch == group.epoch else { throw StorageError.staleEpoch(current: group.epoch) }
+    }
+
+    /// A device removed from the group posts nothing more, through any node: the node's own
+    /// membership check may run on a cache another node's commit has not reached yet, so the
+    /// sender must hold a current membership here, under the group's row lock. An application
+    /// message's epoch must be the stored one or the one before (whose grace period the node
+    /// bounds): never one the group left two commits ago.
+    private static func checkSender(_ entry: LogAppend, _ group: LockedGroup, _ db: PostgresSession) throws {
+        let (groupID, device) = (entry.groupID, entry.senderDevice)
+        let current = try db.row(
+            """
+            SELECT 1 AS one FROM memberships
+            WHERE group_id = \(groupID) AND device_id = \(device) AND left_seq IS NULL
+            """
+        )
+        guard current != nil else { throw StorageError.senderNotMember }
+        guard let epoch = entry.epoch, entry.newState == nil, !entry.isProposal else { return }
+        guard epoch == group.epoch || (epoch < UInt64.max && epoch + 1 == group.epoch) else {
+            throw StorageError.staleEpoch(current: group.epoch)
+        }
     }
 
     private static func storeMembershipChanges(_ entry: LogAppend, seq: Int64, _ db: PostgresSession) throws {
