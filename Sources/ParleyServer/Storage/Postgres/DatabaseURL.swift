@@ -87,6 +87,8 @@ public enum PostgresStorageError: Error, Equatable, CustomStringConvertible {
     case targetNotEmpty
     /// `parley admin migrate` found no SQLite database at this path.
     case noSource(String)
+    /// COMMIT did not commit (PostgreSQL answers ROLLBACK for a transaction that failed).
+    case notCommitted
 
     public var description: String {
         switch self {
@@ -101,6 +103,7 @@ public enum PostgresStorageError: Error, Equatable, CustomStringConvertible {
         case .targetNotEmpty:
             "The PostgreSQL database already has accounts or groups; migrate copies into an empty database only."
         case .noSource(let path): "There is no SQLite database at \(path)."
+        case .notCommitted: "PostgreSQL rolled the transaction back instead of committing it."
         }
     }
 }

@@ -37,7 +37,7 @@ final class PostgresConnectionPool: Sendable {
         } else {
             tls = .disable
         }
-        configuration = PostgresConnection.Configuration(
+        var configuration = PostgresConnection.Configuration(
             host: url.host,
             port: url.port,
             username: url.username,
@@ -45,9 +45,24 @@ final class PostgresConnectionPool: Sendable {
             database: url.database,
             tls: tls
         )
+        configuration.options.additionalStartupParameters = Self.sessionSettings
+        self.configuration = configuration
         eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         permits = DispatchSemaphore(value: max(1, maxConnections))
     }
+
+    /// Set on every connection at startup, whatever the role's or the database's defaults say.
+    /// `synchronous_commit = on`: a message is acknowledged only once its COMMIT is flushed (a
+    /// role default of `off` would acknowledge messages a crash then loses). The timeouts bound
+    /// what a stuck peer can hold: a lock held elsewhere (lock_timeout) fails only the entries of
+    /// the group it guards, never the batch (``PostgresStorage/append(batch:)``); a statement or
+    /// an open transaction cannot hold a connection and its locks forever.
+    static let sessionSettings: [(String, String)] = [
+        ("synchronous_commit", "on"),
+        ("lock_timeout", "5s"),
+        ("statement_timeout", "30s"),
+        ("idle_in_transaction_session_timeout", "60s"),
+    ]
 
     /// Runs `body` on a connection of the pool, waiting for one when all are busy. A connection
     /// that broke is dropped, never handed out again.
@@ -191,7 +206,11 @@ struct PostgresSession {
             }
             throw error
         }
-        try query("COMMIT")
+        // A transaction PostgreSQL already failed "commits" with the answer ROLLBACK, not an error.
+        guard try query("COMMIT").metadata.command == "COMMIT" else {
+            _ = try? connection.close().wait()
+            throw PostgresStorageError.notCommitted
+        }
         return value
     }
 

@@ -94,12 +94,24 @@ extension PostgresStorage {
     }
 
     /// Group commit: every entry in one transaction (one WAL flush), each in its own savepoint,
-    /// so one that is refused is rolled back alone, with the later entries of its group.
+    /// so one that is refused is rolled back alone, with the later entries of its group. Each
+    /// group's row is locked in its own savepoint (in id order, so two nodes' batches never
+    /// deadlock): a lock another transaction holds past `lock_timeout` refuses that group's
+    /// entries only.
     public func append(batch entries: [LogAppend]) throws -> [Result<UInt64, any Error>] {
         try write { db in
-            var locked = try Self.lock(Set(entries.map(\.groupID)), db)
+            var locked: [Int64: LockedGroup] = [:]
+            var lockFailures: [Int64: any Error] = [:]
+            for id in Set(entries.map(\.groupID)).sorted() {
+                do {
+                    locked.merge(try db.savepoint { try Self.lock([id], db) }) { _, new in new }
+                } catch {
+                    lockFailures[id] = error
+                }
+            }
             var failedGroups = Set<Int64>()
             return entries.map { entry in
+                if let error = lockFailures[entry.groupID] { return .failure(error) }
                 guard !failedGroups.contains(entry.groupID) else { return .failure(StorageError.earlierRefused) }
                 let result = Result<UInt64, any Error> {
                     var attempt = locked
