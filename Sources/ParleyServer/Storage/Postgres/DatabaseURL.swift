@@ -1,7 +1,13 @@
 import Foundation
 
-/// Where the server keeps its state: `postgres://user[:password]@host[:port]/database[?sslmode=require]`.
+/// Where the server keeps its state: `postgres://user[:password]@host[:port]/database[?sslmode=…&sslrootcert=…]`.
 /// Its description never shows the password, so a URL can be logged or printed as is.
+///
+/// TLS: a host that is not loopback is reached over TLS unless the URL says `sslmode=disable`
+/// (the password and every message would cross the network in clear otherwise). With TLS the
+/// server's certificate is always verified, chain and host name (`require` and `verify-full`
+/// mean the same here, stricter than libpq's `require`): against the system's roots, or against
+/// the CA certificate (PEM) at `sslrootcert=PATH` for a private CA.
 public struct DatabaseURL: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible,
     CustomReflectable
 {
@@ -10,8 +16,10 @@ public struct DatabaseURL: Sendable, Hashable, CustomStringConvertible, CustomDe
     public var username: String
     public var password: String?
     public var database: String
-    /// `sslmode=require`: TLS to the database, its certificate checked against the system's roots.
+    /// TLS to the database, its certificate checked against the system's roots or ``rootCertificate``.
     public var requireTLS: Bool
+    /// `sslrootcert=PATH`: the PEM file of the CA that signed the database's certificate.
+    public var rootCertificate: String?
 
     /// Parses `string`; throws ``PostgresStorageError/invalidURL(_:)`` with a sentence that never repeats
     /// the password.
@@ -29,20 +37,51 @@ public struct DatabaseURL: Sendable, Hashable, CustomStringConvertible, CustomDe
         let port = components.port ?? 5432
         guard (1...65535).contains(port) else { throw PostgresStorageError.invalidURL("its port is out of range") }
         let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
-        var requireTLS = false
-        for item in components.queryItems ?? [] {
-            switch (item.name, item.value) {
-            case ("sslmode", "require"): requireTLS = true
-            case ("sslmode", "disable"): requireTLS = false
-            default: throw PostgresStorageError.invalidURL("only ?sslmode=require or ?sslmode=disable is understood")
-            }
-        }
+        let (requireTLS, rootCertificate) = try Self.tls(components.queryItems ?? [], host: host)
         self.host = host
         self.port = port
         self.username = username
         self.password = components.password
         self.database = path.isEmpty ? username : path
         self.requireTLS = requireTLS
+        self.rootCertificate = rootCertificate
+    }
+
+    /// TLS unless the host is loopback or `sslmode=disable` says otherwise.
+    private static func tls(_ items: [URLQueryItem], host: String) throws -> (Bool, String?) {
+        var mode: Bool?
+        var rootCertificate: String?
+        for item in items {
+            switch (item.name, item.value) {
+            case ("sslmode", "require"), ("sslmode", "verify-full"): mode = true
+            case ("sslmode", "disable"): mode = false
+            case ("sslrootcert", let path?) where !path.isEmpty: rootCertificate = path
+            default:
+                throw PostgresStorageError.invalidURL(
+                    "only sslmode=disable, sslmode=require, sslmode=verify-full and sslrootcert=PATH are understood"
+                )
+            }
+        }
+        if mode == false, rootCertificate != nil {
+            throw PostgresStorageError.invalidURL("sslrootcert needs TLS, which sslmode=disable turns off")
+        }
+        return (mode ?? !isLoopback(host), rootCertificate)
+    }
+
+    /// Names of this machine itself: traffic to them never leaves it.
+    static func isLoopback(_ host: String) -> Bool {
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        if bare == "localhost" || bare == "::1" { return true }
+        let octets = bare.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
+    }
+
+    /// What the URL says about TLS, as a query string (empty for the default).
+    private var tlsQuery: String {
+        var items: [String] = []
+        if requireTLS != !Self.isLoopback(host) { items.append(requireTLS ? "sslmode=verify-full" : "sslmode=disable") }
+        if let rootCertificate { items.append("sslrootcert=\(rootCertificate)") }
+        return items.isEmpty ? "" : "?" + items.joined(separator: "&")
     }
 
     /// Whether `string` asks for PostgreSQL rather than SQLite.
@@ -63,10 +102,8 @@ public struct DatabaseURL: Sendable, Hashable, CustomStringConvertible, CustomDe
         components.port = port
         components.path = "/" + database
         let redacted = components.string ?? "postgres://\(host):\(port)"
-        guard password != nil, let at = redacted.firstIndex(of: "@") else {
-            return redacted + (requireTLS ? "?sslmode=require" : "")
-        }
-        return redacted[..<at] + ":***" + redacted[at...] + (requireTLS ? "?sslmode=require" : "")
+        guard password != nil, let at = redacted.firstIndex(of: "@") else { return redacted + tlsQuery }
+        return redacted[..<at] + ":***" + redacted[at...] + tlsQuery
     }
 }
 

@@ -33,7 +33,7 @@ final class PostgresConnectionPool: Sendable {
         self.logger = logger
         let tls: PostgresConnection.Configuration.TLS
         if url.requireTLS {
-            tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            tls = .require(try NIOSSLContext(configuration: try Self.tlsConfiguration(url)))
         } else {
             tls = .disable
         }
@@ -49,6 +49,19 @@ final class PostgresConnectionPool: Sendable {
         self.configuration = configuration
         eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         permits = DispatchSemaphore(value: max(1, maxConnections))
+    }
+
+    /// The server's certificate is verified: against the system's roots, or the CA at `sslrootcert`.
+    private static func tlsConfiguration(_ url: DatabaseURL) throws -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv12
+        guard let path = url.rootCertificate else { return configuration }
+        do {
+            configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(path))
+        } catch {
+            throw PostgresStorageError.unreachable(url, reason: "the CA certificate sslrootcert names cannot be read")
+        }
+        return configuration
     }
 
     /// Set on every connection at startup, whatever the role's or the database's defaults say.
