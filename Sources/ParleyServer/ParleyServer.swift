@@ -99,6 +99,17 @@ public final class ParleyServer: Sendable {
         handleSignals: Bool = true,
         onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
+        // Storage that blocks on the network gets threads of its own (see BlockingStorageExecutor).
+        let executor: (any TaskExecutor)? = storage is PostgresStorage ? BlockingStorageExecutor.shared : nil
+        try await withTaskExecutorPreference(executor) {
+            try await serve(handleSignals: handleSignals, onRunning: onRunning)
+        }
+    }
+
+    private func serve(
+        handleSignals: Bool,
+        onRunning: @escaping @Sendable (Int) async -> Void
+    ) async throws {
         let router = routes.router()
         router.get("v1/ws") { _, _ -> Response in throw ErrorBody(.unauthorized) }
         let app = Application(
