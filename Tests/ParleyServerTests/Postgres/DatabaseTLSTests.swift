@@ -5,7 +5,7 @@ import Testing
 
 /// TLS to the database: required off this machine unless turned off in so many words, always
 /// verified, with a private CA when one is named.
-@Suite struct DatabaseTLSTests {
+@Suite(.storageThreads) struct DatabaseTLSTests {
     @Test func tlsIsRequiredForAnyHostThatIsNotLoopback() throws {
         for host in ["db.example.com", "10.0.0.7", "[2001:db8::1]", "127.0.0.1.example.com"] {
             #expect(try DatabaseURL("postgres://parley@\(host)/parley").requireTLS, "\(host)")

@@ -6,7 +6,7 @@ import Testing
 @testable import ParleyServer
 
 /// `parley admin migrate`: a server's SQLite data directory, copied into PostgreSQL, serves on.
-@Suite(.serialized) struct MigrateTests {
+@Suite(.serialized, .storageThreads) struct MigrateTests {
     @Test func anSQLiteDataDirectoryServesOnFromPostgreSQL() async throws {
         let first = try await TestServer.start()
         let alice = try await TestUser.ready("alice", on: first)

@@ -7,7 +7,7 @@ import Testing
 
 /// Behind a TCP load balancer a login's two requests may reach different nodes: the challenge
 /// one node issued is answered at another, once.
-@Suite(.serialized) struct MultiNodeLoginTests {
+@Suite(.serialized, .storageThreads) struct MultiNodeLoginTests {
     /// Sends the challenge request to one node and the login to another.
     struct Split: LoginTransport {
         let challenge: TestServer

@@ -7,7 +7,7 @@ import Testing
 
 /// Three server nodes on one PostgreSQL database, a member on each: what is stored through one
 /// node reaches the members on the others (LISTEN/NOTIFY), in the one order the database decided.
-@Suite(.serialized) struct MultiNodeTests {
+@Suite(.serialized, .storageThreads) struct MultiNodeTests {
     @Test func membersOnThreeNodesSeeOneOrderWithNothingLostOrDuplicated() async throws {
         let database = TestPostgres.string(try TestPostgres.freshDatabase())
         var nodes: [TestServer] = []

@@ -7,7 +7,7 @@ import Testing
 /// What one node's stale view must not let through when several nodes share PostgreSQL, and
 /// what a stuck peer or a role default must not do to a node: each performed against a real
 /// database, two `PostgresStorage`s standing for two nodes.
-@Suite struct PostgresNodeRaceTests {
+@Suite(.storageThreads) struct PostgresNodeRaceTests {
     /// Two nodes on one fresh database, and a group of alice's that bob joined at seq 1.
     struct Nodes {
         let url: DatabaseURL

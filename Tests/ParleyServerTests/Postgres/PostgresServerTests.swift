@@ -4,7 +4,7 @@ import Testing
 
 /// The server suites' tests of ordering, epochs, quotas, devices and restarts, run again with the
 /// real server on PostgreSQL (`StorageKind.current`): the same assertions, another storage.
-@Suite(.serialized) struct PostgresServerTests {
+@Suite(.serialized, .storageThreads) struct PostgresServerTests {
     private func onPostgres(_ body: () async throws -> Void) async throws {
         _ = try TestPostgres.baseURL()  // fails with how to get PostgreSQL when it is missing
         try await StorageKind.$current.withValue(.postgres) { try await body() }

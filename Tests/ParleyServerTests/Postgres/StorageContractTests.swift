@@ -4,7 +4,7 @@ import Testing
 @testable import ParleyServer
 
 /// The `ServerStorage` contract, run against SQLite and PostgreSQL alike.
-@Suite struct StorageContractTests {
+@Suite(.storageThreads) struct StorageContractTests {
     /// A storage with two users, a device each, and a group of alice's that bob joined at seq 1.
     struct Fixture {
         let storage: any ServerStorage
@@ -408,7 +408,7 @@ import Testing
 }
 
 /// What an attacker or a careless log could get out of the PostgreSQL storage.
-@Suite struct PostgresExposureTests {
+@Suite(.storageThreads) struct PostgresExposureTests {
     /// Names are bound parameters, never SQL text: a name that is SQL is stored and found as text.
     @Test(arguments: StorageKind.allCases)
     func aNameThatIsSQLIsJustAName(_ kind: StorageKind) throws {

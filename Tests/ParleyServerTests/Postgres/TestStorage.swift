@@ -81,3 +81,23 @@ extension ServerStorage {
         (self as? PostgresStorage)?.close()
     }
 }
+
+/// Runs a PostgreSQL suite's tests on the storage threads, as a server on PostgreSQL runs its own
+/// work: the tests call storage directly (blocking on the network, some on a held row lock for
+/// `lock_timeout`), and on the cooperative pool's two threads that would stall every other test
+/// running in the process.
+struct StorageThreads: SuiteTrait, TestTrait, TestScoping {
+    var isRecursive: Bool { true }
+
+    func provideScope(
+        for test: Test,
+        testCase: Test.Case?,
+        performing function: @Sendable () async throws -> Void
+    ) async throws {
+        try await withTaskExecutorPreference(BlockingStorageExecutor.shared) { try await function() }
+    }
+}
+
+extension Trait where Self == StorageThreads {
+    static var storageThreads: Self { Self() }
+}
