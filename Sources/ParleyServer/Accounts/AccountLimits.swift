@@ -5,8 +5,9 @@ struct AccountLimits: Sendable {
     let registrationsServerWide: RateLimiter
     /// All login attempts, successful or not: each costs a password hash.
     let loginsPerAddress: RateLimiter
-    /// Challenges are cheap, but each is kept in memory for a minute.
-    let challengesPerAddress = RateLimiter(capacity: 60, perMinute: 60)
+    /// Challenges are cheap, but each is kept for a minute: 60 a minute, or three per login
+    /// the address may attempt when an operator allows more (a login takes one challenge).
+    let challengesPerAddress: RateLimiter
     /// Wrong passwords for one account from one address: 5, then one more every 3 minutes.
     let failuresPerPair = RateLimiter(capacity: 5, perHour: 20)
     /// Wrong passwords (or unknown users) from one address over all accounts.
@@ -25,6 +26,9 @@ struct AccountLimits: Sendable {
             capacity: configuration.loginsPerMinutePerAddress,
             perMinute: configuration.loginsPerMinutePerAddress
         )
+        let (triple, overflow) = configuration.loginsPerMinutePerAddress.multipliedReportingOverflow(by: 3)
+        let challenges = max(60, overflow ? Int.max : triple)
+        challengesPerAddress = RateLimiter(capacity: challenges, perMinute: challenges)
     }
 
     /// Whether the failures recorded so far refuse this attempt.
