@@ -307,6 +307,7 @@ struct LoadTarget: Sendable {
         configuration.maxDevicesPerAccount = Self.devicesPerAccount
         configuration.loginsPerMinutePerAddress = 1_000_000
         configuration.registrationsPerMinute = 1_000_000
+        configuration.registrationsPerHourPerAddress = 1_000_000
         configuration.maxConnectionsPerAddress = 1_000_000
         var logger = Logger(label: "parley-load")
         logger.logLevel = .error
