@@ -1,6 +1,7 @@
 import Foundation
 import MLS
 import ParleyProtocol
+import Synchronization
 
 /// Who this device is in its groups: the account name its credential carries and the
 /// device's signature key pair (from the ``KeyVault``).
@@ -27,7 +28,7 @@ actor GroupEngine {
     let transport: any ServerTransport
     let identity: LocalIdentity
     let suite: CipherSuiteProvider
-    var policy: GroupPolicy { ParleyGroupPolicy.groupPolicy() }
+    var policy: GroupPolicy { Self.groupPolicy(clock) }
 
     /// Every group this home follows, by this device's name for it (``GroupRecord/name``):
     /// one per MLS group ID. The server's name for it is ``GroupRecord/serverName``; which
@@ -50,8 +51,10 @@ actor GroupEngine {
     var selfUpdateInterval: TimeInterval = 7 * 86400
     /// How often an admin's `sync` looks for revoked devices still in its groups, and when it last did.
     var deviceSweep: (interval: TimeInterval, last: TimeInterval) = (600, 0)
-    /// The local clock in milliseconds since 1970; tests set it to check time validation.
-    var now: @Sendable () -> UInt64 = { UInt64(max(0, Date().timeIntervalSince1970 * 1000)) }
+    /// The local clock, which tests set (``setClock(_:)``): the engine's, and its groups'.
+    let clock = LocalClock()
+    /// The local clock in milliseconds since 1970.
+    var now: @Sendable () -> UInt64 { { [clock] in clock.milliseconds } }
 
     /// Failed attempts after which a queued message is parked with a notice.
     static let outboxAttempts = 3
@@ -71,17 +74,22 @@ actor GroupEngine {
         self.suite = suite
         self.timeout = timeout
         for stored in try store.groups() {
-            let (record, group) = try Self.loaded(stored)
+            let (record, group) = try Self.loaded(stored, policy: Self.groupPolicy(clock))
             groups[record.name] = group
             records[record.name] = record
         }
     }
 
+    /// Parley's group rules, with this engine's clock for KeyPackage lifetimes.
+    static func groupPolicy(_ clock: LocalClock) -> GroupPolicy {
+        ParleyGroupPolicy.groupPolicy(now: { [clock] in clock.milliseconds / 1000 })
+    }
+
     /// A stored group's record and MLS state, as the engine holds them.
-    private static func loaded(_ stored: StoredGroup) throws -> (GroupRecord, Group?) {
+    private static func loaded(_ stored: StoredGroup, policy: GroupPolicy) throws -> (GroupRecord, Group?) {
         var record = stored.record
         guard !stored.state.isEmpty else { return (record, nil) }
-        let group = try Group(serialized: stored.state, policy: ParleyGroupPolicy.groupPolicy())
+        let group = try Group(serialized: stored.state, policy: policy)
         record.server = record.server ?? Self.serverNameBeforeMovingAside(record.name, group)
         return (record, group)
     }
@@ -98,7 +106,7 @@ actor GroupEngine {
 
     func setTimeout(_ timeout: Duration) { self.timeout = timeout }
     func setSelfUpdateInterval(_ interval: TimeInterval) { selfUpdateInterval = interval }
-    func setClock(_ clock: @escaping @Sendable () -> UInt64) { now = clock }
+    func setClock(_ source: @escaping @Sendable () -> UInt64) { clock.set(source) }
 
     // MARK: Connection
 
@@ -270,7 +278,7 @@ actor GroupEngine {
     /// Puts `name` back as the store holds it (gone, if it was never stored or cannot be read).
     private func revertToStored(_ name: String) {
         let stored = try? store.groups().first { $0.record.name == name }
-        guard let stored, let loaded = try? Self.loaded(stored) else {
+        guard let stored, let loaded = try? Self.loaded(stored, policy: policy) else {
             groups.removeValue(forKey: name)
             records.removeValue(forKey: name)
             return
@@ -349,4 +357,14 @@ struct HomeWriteFailure: Error, CustomStringConvertible {
     var description: String {
         "This device's store could not be written (\(underlying)). Nothing was lost; run the command again."
     }
+}
+
+/// The local clock in milliseconds since 1970, shared by an engine and the policy of its groups
+/// (KeyPackage lifetimes), so that a test setting it moves both.
+final class LocalClock: Sendable {
+    private let source = Mutex<@Sendable () -> UInt64>({ UInt64(max(0, Date().timeIntervalSince1970 * 1000)) })
+
+    var milliseconds: UInt64 { source.withLock { $0 }() }
+
+    func set(_ source: @escaping @Sendable () -> UInt64) { self.source.withLock { $0 = source } }
 }
