@@ -346,7 +346,8 @@ extension Group {
                 tree: tree,
                 secretTree: secretTree,
                 senderDataSecret: epochSecrets.senderDataSecret,
-                endedAt: policy.now(),
+                // Stamped when the Commit is merged, with its time (process(_:deliveredAt:)).
+                endedAt: nil,
                 removedLater: Set(removed)
             )
         )

@@ -1,14 +1,37 @@
 extension Group {
+    /// Processes a message from the delivery service (§6, §12.4.2), judging the
+    /// grace of past epochs by the time of processing (``GroupPolicy/now``). A
+    /// delivery service that stamps its messages should be judged by its stamps:
+    /// see ``process(_:deliveredAt:)``.
+    public mutating func process(_ message: MLSMessage) throws -> ProcessedMessage {
+        try process(message, deliveredAt: policy.now())
+    }
+
     /// Processes a message from the delivery service (§6, §12.4.2).
     ///
     /// On success the group reflects the message (a stored proposal, a new
     /// epoch); on any error it is unchanged, except that past epochs whose
     /// grace has ended are deleted first, whatever the message. This member's
     /// own Commit, echoed back, is recognised and its pending state adopted.
-    public mutating func process(_ message: MLSMessage) throws -> ProcessedMessage {
-        expirePastEpochs()
+    ///
+    /// - Parameter time: when the delivery service accepted the message, in
+    ///   seconds since the Unix epoch by its clock; nil when unknown. The grace
+    ///   that keeps a past epoch's keys for late application messages (§15.3,
+    ///   ``GroupPolicy/pastEpochGrace``) runs on these times: an epoch ends at the
+    ///   time of the Commit that ended it, and its keys go when a message whose
+    ///   time is more than the grace later is processed. So a member that was
+    ///   offline between the two still reads what the delivery service relayed
+    ///   within the grace by the same clock. The local clock (``GroupPolicy/now``)
+    ///   must agree the grace is over, so a time far ahead (a faulty or dishonest
+    ///   service's) cannot end it early; it only ever keeps keys longer. Whatever
+    ///   the times say, the count bound ``GroupPolicy/retainedPastEpochs`` holds,
+    ///   and a service that lies can do no more than it could by dropping
+    ///   messages. KeyPackage lifetimes stay on ``GroupPolicy/now`` alone.
+    public mutating func process(_ message: MLSMessage, deliveredAt time: UInt64?) throws -> ProcessedMessage {
+        expirePastEpochs(at: time.map { delivered in policy.now().map { min(delivered, $0) } ?? delivered })
         var next = self
         let result = try next.processInPlace(message)
+        if case .commit = result { next.markPreviousEpochEnded(at: time) }
         self = next
         return result
     }
@@ -70,13 +93,30 @@ extension Group {
     }
 
     /// Deletes the keys of past epochs that ended more than
-    /// ``GroupPolicy/pastEpochGrace`` ago (§15.3 leaves the window to the
-    /// application). ``process(_:)`` does this itself; call it to delete them sooner.
-    public mutating func expirePastEpochs() {
-        guard let now = policy.now() else { return }
+    /// ``GroupPolicy/pastEpochGrace`` before ``GroupPolicy/now`` (§15.3 leaves the
+    /// window to the application). ``process(_:)`` does this itself; call it to
+    /// delete them sooner.
+    public mutating func expirePastEpochs() { expirePastEpochs(at: policy.now()) }
+
+    /// Deletes the keys of past epochs that ended more than
+    /// ``GroupPolicy/pastEpochGrace`` before `time` (§15.3), on the clock their
+    /// ends were stamped with (see ``process(_:deliveredAt:)``); nil deletes none.
+    public mutating func expirePastEpochs(at time: UInt64?) {
+        guard let time else { return }
         let grace = policy.pastEpochGrace
-        // A clock that went back (now < ended) keeps the epoch; the count still bounds it.
-        pastEpochs.removeAll { past in past.endedAt.map { now > $0 && now - $0 > grace } ?? false }
+        // Subtract only what is smaller: no time, however hostile, traps. A clock that
+        // went back (time < ended) keeps the epoch; the count still bounds it.
+        pastEpochs.removeAll { past in past.endedAt.map { time > $0 && time - $0 > grace } ?? false }
+    }
+
+    /// Stamps the epoch a just-merged Commit ended with that Commit's time: the
+    /// start of its grace (§15.3). `advanced(to:…)` cannot: for this member's own
+    /// Commit it runs when the Commit is made, before the delivery service accepts it.
+    private mutating func markPreviousEpochEnded(at time: UInt64?) {
+        guard epoch > 0, let index = pastEpochs.lastIndex(where: { $0.context.epoch == epoch - 1 }) else { return }
+        // The stored state writes "no time" as 0: a time of 0 is none here too, so a restore
+        // never changes when an epoch's keys go.
+        pastEpochs[index].endedAt = time == 0 ? nil : time
     }
 
     /// An application message from an earlier epoch, with that epoch's keys,

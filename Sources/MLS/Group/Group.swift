@@ -290,7 +290,9 @@ struct PastEpoch: Sendable {
     var tree: RatchetTree
     var secretTree: SecretTree
     var senderDataSecret: [UInt8]
-    /// When the epoch ended (``GroupPolicy/now``), for ``GroupPolicy/pastEpochGrace``; nil without a clock.
+    /// When the epoch ended, for ``GroupPolicy/pastEpochGrace``: the time of the
+    /// Commit that ended it, as given to ``Group/process(_:deliveredAt:)`` (the
+    /// delivery service's clock, or ``GroupPolicy/now`` at processing); nil without one.
     var endedAt: UInt64?
     /// Leaves that the commit ending this epoch, or a later one, removed:
     /// their late messages are refused.

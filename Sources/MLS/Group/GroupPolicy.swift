@@ -77,10 +77,13 @@ public struct GroupPolicy: Sendable {
     public var secretTree: SecretTreeConfiguration
     /// How many past epochs keep their keys for late application messages.
     public var retainedPastEpochs: Int
-    /// How long, in seconds after it ended, a past epoch keeps its keys
-    /// (measured with ``now``; without a clock only the count bounds them).
-    /// Parley's server accepts old-epoch messages for 30 s (epoch_grace_seconds),
-    /// so keys kept longer would only serve messages the server never relays.
+    /// How long, in seconds after it ended, a past epoch keeps its keys for late
+    /// application messages (§15.3). Measured on the delivery service's times
+    /// when ``Group/process(_:deliveredAt:)`` is given them (``now`` must
+    /// agree), else with ``now`` at processing; without either only the count
+    /// bounds them. Parley's server relays old-epoch messages for 30 s by its
+    /// clock (epoch_grace_seconds), so keys kept longer would only serve
+    /// messages the server never relays.
     public var pastEpochGrace: UInt64
     /// How many past epochs' resumption PSKs are kept (RFC 9420 §8.6).
     public var retainedResumptionPSKs: Int
@@ -96,7 +99,8 @@ public struct GroupPolicy: Sendable {
     /// joiners prove they come from the old group. See ``Group/resumptionPSK(usage:)``.
     public var otherGroupsResumptionPSKs: [PreSharedKeyID.Kind: [UInt8]] = [:]
     /// The current time in seconds since the Unix epoch, for KeyPackage
-    /// lifetimes; nil skips lifetime checks on received leaves.
+    /// lifetimes; nil skips lifetime checks on received leaves. Also the time of
+    /// processing for ``Group/process(_:)``, which has no delivery time.
     public var now: @Sendable () -> UInt64?
     /// At most this many proposals are cached per epoch, awaiting a commit;
     /// more are refused, so a member cannot grow the state without bound.

@@ -87,7 +87,8 @@ extension GroupEngine {
         }
         var copy = groups[name]
         if let message = try? MLSMessage(tlsEncoded: [UInt8](notice)),
-            let processed = try? copy?.process(message),
+            // A copy, discarded: no log time, so no past epoch's grace is judged here.
+            let processed = try? copy?.process(message, deliveredAt: nil),
             let group = copy, Self.isAdminDestroy(processed, in: group),
             case .application(let application) = processed
         {
@@ -187,7 +188,10 @@ extension GroupEngine {
         let queued = try pendingSend(echoedBy: frame)
         do {
             guard let message else { throw ClientError.notAnMLSMessage }
-            let processed = try group.process(message)
+            // The grace for late messages of a past epoch runs on the log's clock (the server's
+            // times, in seconds), never on when this device gets to them: one offline between a
+            // commit and a message the server relayed within its grace still reads it.
+            let processed = try group.process(message, deliveredAt: frame.time / 1000)
             let sender = Self.signer(of: processed)
             var lines = describe(processed, in: group, frame)
             lines += accepted(

@@ -81,4 +81,84 @@ import Testing
         bob.expirePastEpochs()
         #expect(try bob.process(late).applicationText == "late")
     }
+
+    /// The grace runs on the delivery service's clock (§15.3): charlie commits, bob and
+    /// charlie get to a late message ten minutes later by their own clocks, but it was
+    /// accepted 20 s after the commit by the log's, so they read it. A later entry more
+    /// than the grace after the commit deletes the keys, by the log's clock alone.
+    @Test func theGraceRunsOnTheLogsClockNotOnTheTimeOfProcessing() throws {
+        let wall = Clock()
+        let policy = GroupPolicy(pastEpochGrace: 30, now: { wall.now })
+        var (alice, bob, charlie) = try threeMembers(policy: policy)
+        let old = bob.epoch
+        let late = try alice.encrypt(Array("one".utf8))
+        let later = try alice.encrypt(Array("two".utf8))
+        let last = try alice.encrypt(Array("three".utf8))
+        let committed: UInt64 = 1_700_000_000
+        let update = try charlie.selfUpdate()
+        for index in 0..<3 {
+            var member = [alice, bob, charlie][index]
+            _ = try member.process(update.message, deliveredAt: committed)
+            #expect(member.pastEpochs.last?.endedAt == committed)
+            if index == 0 { alice = member } else if index == 1 { bob = member } else { charlie = member }
+        }
+
+        wall.advance(600)
+        #expect(try bob.process(late, deliveredAt: committed + 20).applicationText == "one")
+        #expect(try charlie.process(late, deliveredAt: committed + 20).applicationText == "one")
+        // The stamp survives a restore; the server relays up to the grace itself, and so do members.
+        var restored = try Group(serialized: charlie.serialized(), policy: policy)
+        #expect(restored.pastEpochs.last?.endedAt == committed)
+        #expect(try restored.process(later, deliveredAt: committed + 30).applicationText == "two")
+
+        // An entry 31 s after the commit by the log's clock: the past epoch's keys go.
+        #expect(try bob.process(alice.encrypt(Array("now".utf8)), deliveredAt: committed + 31).applicationText == "now")
+        #expect(bob.pastEpochs.isEmpty)
+        #expect(throws: MLSError.wrongEpoch(message: old, group: old + 1)) {
+            try bob.process(last, deliveredAt: committed + 31)
+        }
+    }
+
+    /// A hostile delivery service's times: none traps (the largest, the smallest, going back),
+    /// and none keeps keys beyond the count bound, ``GroupPolicy/retainedPastEpochs``.
+    @Test func hostileLogTimesNeitherTrapNorOutliveTheCountBound() throws {
+        let policy = GroupPolicy(retainedPastEpochs: 2, pastEpochGrace: 30, now: { 1_700_000_000 })
+        var (alice, bob, _) = try threeMembers(policy: policy)
+        for time in [UInt64.max, 0, UInt64.max - 1, 5, UInt64.max] {
+            let update = try alice.selfUpdate()
+            _ = try alice.process(update.message, deliveredAt: time)
+            _ = try bob.process(update.message, deliveredAt: time)
+            #expect(bob.pastEpochs.count <= 2)
+            #expect(bob.pastEpochs.last?.endedAt == (time == 0 ? nil : time))
+        }
+        let late = try alice.encrypt(Array("late".utf8))
+        let update = try alice.selfUpdate()
+        _ = try alice.process(update.message, deliveredAt: 7)
+        _ = try bob.process(update.message, deliveredAt: 7)
+        // Earlier than the end it follows: kept, the count still bounding it.
+        #expect(try bob.process(late, deliveredAt: 3).applicationText == "late")
+        #expect(bob.pastEpochs.count == 2)
+        _ = try bob.process(alice.encrypt(Array("x".utf8)), deliveredAt: .max)
+        // The epoch that ended at 2^64-1 stays (not more than the grace before); the one at 7 goes.
+        #expect(bob.pastEpochs.map(\.endedAt) == [UInt64.max])
+        let restored = try Group(serialized: bob.serialized(), policy: policy)
+        #expect(restored.pastEpochs.map(\.endedAt) == [UInt64.max])
+    }
+
+    /// A delivery time far ahead of the local clock cannot end the grace early: the local
+    /// clock must agree it is over, so a faulty or hostile service's times only keep keys longer.
+    @Test func aDeliveryTimeFarAheadOfTheLocalClockDoesNotEndTheGrace() throws {
+        let wall = Clock()
+        let policy = GroupPolicy(pastEpochGrace: 30, now: { wall.now })
+        var (alice, bob, _) = try threeMembers(policy: policy)
+        let late = try alice.encrypt(Array("late".utf8))
+        let update = try alice.selfUpdate()
+        _ = try alice.process(update.message, deliveredAt: wall.now)
+        _ = try bob.process(update.message, deliveredAt: wall.now)
+        #expect(try bob.process(late, deliveredAt: .max).applicationText == "late")
+        // Once the local clock is past the grace too, the next entry ends it.
+        wall.advance(31)
+        _ = try bob.process(alice.encrypt(Array("now".utf8)), deliveredAt: .max)
+        #expect(bob.pastEpochs.isEmpty)
+    }
 }
