@@ -298,7 +298,12 @@ extension Group {
         }
         let me = Sender.member(ownLeaf)
         let allowed = sorted.filter { cached in
-            options.onlyPendingReferences.map { only in cached.reference.map(only.contains) ?? false } ?? true
+            // A proposal from outside the group (an external sender, a new member's own Add,
+            // §12.1.8) is committed only when the caller names it: swept in by default, an
+            // outsider could join or change the group through any member's next commit.
+            let isMembers = if case .member = cached.sender { true } else { false }
+            return options.onlyPendingReferences.map { only in cached.reference.map(only.contains) ?? false }
+                ?? isMembers
                 && (try? publicGroup.checkProposalPolicy(cached)) != nil
                 && (try? policy.commitPolicy.validate([cached], committer: me, group: publicGroup)) != nil
         }

@@ -164,12 +164,17 @@ extension Group {
 
     /// psk_secret for a Welcome: a joiner knows external PSKs and the resumption
     /// PSKs of the groups it comes from (a branch or ReInit, §11.2, §11.3).
-    private static func joinPSKSecret(
+    static func joinPSKSecret(
         _ ids: [PreSharedKeyID],
         _ suite: CipherSuiteProvider,
         _ policy: GroupPolicy
     ) throws -> [UInt8]? {
         guard !ids.isEmpty else { return nil }
+        // §12.2's PSK rules hold for a Welcome's list too: each nonce Nh bytes, no PSK twice.
+        guard ids.allSatisfy({ $0.pskNonce.count == suite.hashLength }) else {
+            throw MLSError.invalidWelcome("a PSK nonce must be Nh bytes long")
+        }
+        guard Set(ids).count == ids.count else { throw MLSError.invalidWelcome("the same PSK is listed twice") }
         let psks = try ids.map { id -> (id: PreSharedKeyID, psk: [UInt8]) in
             let psk: [UInt8]? =
                 switch id.kind {

@@ -165,6 +165,12 @@ extension Group {
             throw MLSError.invalidMessage("application data must be sent as PrivateMessage")
         case .proposal:
             try publicGroup.verify(content)
+            // A PSK this member cannot resolve would make every commit that covers the
+            // proposal fail here: refused on arrival, never cached (§8.4, §12.1.4).
+            if case .proposal(.preSharedKey(let id)) = content.content.body {
+                try publicGroup.checkPreSharedKey(id)
+                _ = try pskSecret(for: [id])
+            }
             let (reference, proposal) = try publicGroup.cacheProposal(content)
             return .proposal(reference: reference, proposal)
         case .commit:

@@ -107,8 +107,14 @@ public struct PublicGroup: Sendable {
     }
 
     static func checkCredential(_ leaf: LeafNode, _ policy: GroupPolicy) throws {
+        try checkCredential(leaf.credential, signatureKey: leaf.signatureKey, policy)
+    }
+
+    static func checkCredential(_ credential: Credential, signatureKey: SignaturePublicKey, _ policy: GroupPolicy)
+        throws
+    {
         do {
-            try policy.credentialValidator.validate(leaf.credential, signatureKey: leaf.signatureKey)
+            try policy.credentialValidator.validate(credential, signatureKey: signatureKey)
         } catch {
             throw MLSError.rejectedByPolicy(PolicyRejection(.credential, error))
         }
@@ -147,7 +153,11 @@ public struct PublicGroup: Sendable {
             guard let position = Int(exactly: index), position < senders.count else {
                 throw MLSError.notAnExternalSender
             }
-            return senders[position].signatureKey
+            // The list may predate this member's policy (it came with the group): its
+            // credential is checked on every use, as a member's is on join (§5.3.1).
+            let sender = senders[position]
+            try Self.checkCredential(sender.credential, signatureKey: sender.signatureKey, policy)
+            return sender.signatureKey
         case .newMemberProposal:
             guard case .proposal(.add(let keyPackage)) = content.body else {
                 throw MLSError.invalidMessage("a new_member_proposal sender may only propose adding itself")
@@ -223,9 +233,7 @@ public struct PublicGroup: Sendable {
                 throw MLSError.invalidProposal("Remove names \(leaf), which is not a member")
             }
         case .preSharedKey(let id):
-            guard id.pskNonce.count == suite.hashLength else {
-                throw MLSError.invalidProposal("a PSK nonce must be Nh bytes long")
-            }
+            try checkPreSharedKey(id)
         case .reInit(let reInit):
             guard reInit.version.rawValue >= context.version.rawValue else {
                 throw MLSError.invalidProposal("ReInit may not lower the protocol version")
@@ -233,7 +241,28 @@ public struct PublicGroup: Sendable {
         case .externalInit:
             throw MLSError.invalidProposal("ExternalInit is only allowed inline in an external commit")
         case .groupContextExtensions(let extensions):
-            _ = try ExternalSender.list(in: extensions)
+            // Every external sender a change would list must pass the application's
+            // credential check, as members' credentials do (§5.3.1, §12.1.8.1).
+            for sender in try ExternalSender.list(in: extensions) {
+                try Self.checkCredential(sender.credential, signatureKey: sender.signatureKey, policy)
+            }
+        }
+    }
+
+    /// A PreSharedKey proposal's own rules (§12.1.4), on arrival and in a commit: the nonce is
+    /// Nh bytes; reinit and branch PSKs belong only to the first Commit of a group started
+    /// from another one (§11.2, §11.3) — a branch names another group; a ReInit's successor
+    /// may keep the old group's ID.
+    func checkPreSharedKey(_ id: PreSharedKeyID) throws {
+        guard id.pskNonce.count == suite.hashLength else {
+            throw MLSError.invalidProposal("a PSK nonce must be Nh bytes long")
+        }
+        if case .resumption(let usage, let pskGroupID, _) = id.kind, usage != .application,
+            context.epoch != 0 || (usage == .branch && pskGroupID == context.groupID)
+        {
+            throw MLSError.invalidProposal(
+                "a resumption PSK outside reinit or branching must have usage application"
+            )
         }
     }
 
@@ -444,19 +473,7 @@ public struct PublicGroup: Sendable {
             }
             scan.removedLeaves.insert(leaf)
         case .preSharedKey(let id):
-            guard id.pskNonce.count == suite.hashLength else {
-                throw MLSError.invalidProposal("a PSK nonce must be Nh bytes long")
-            }
-            // §12.1.4: reinit and branch PSKs belong to the first Commit of a group
-            // started from another one (§11.2, §11.3). A branch names another group;
-            // a ReInit's successor may keep the old group's ID.
-            if case .resumption(let usage, let pskGroupID, _) = id.kind, usage != .application,
-                context.epoch != 0 || (usage == .branch && pskGroupID == context.groupID)
-            {
-                throw MLSError.invalidProposal(
-                    "a resumption PSK outside reinit or branching must have usage application"
-                )
-            }
+            try checkPreSharedKey(id)
             guard scan.pskIDs.insert(id).inserted else {
                 throw MLSError.invalidProposal("the same PSK is proposed twice")
             }
