@@ -166,12 +166,12 @@ extension Group {
         case .proposal:
             try publicGroup.verify(content)
             // A PSK this member cannot resolve would make every commit that covers the
-            // proposal fail here: refused on arrival, never cached (§8.4, §12.1.4).
-            if case .proposal(.preSharedKey(let id)) = content.content.body {
-                try publicGroup.checkPreSharedKey(id)
-                _ = try pskSecret(for: [id])
-            }
-            let (reference, proposal) = try publicGroup.cacheProposal(content)
+            // proposal fail here: refused on arrival, never cached (§8.4, §12.1.4) — after the
+            // RFC's own rules and the application's policy, which say why first.
+            var next = publicGroup
+            let (reference, proposal) = try next.cacheProposal(content)
+            if case .preSharedKey(let id) = proposal.proposal { _ = try pskSecret(for: [id]) }
+            publicGroup = next
             return .proposal(reference: reference, proposal)
         case .commit:
             if content.content.sender == .member(ownLeaf) {

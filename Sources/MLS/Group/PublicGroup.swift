@@ -110,7 +110,11 @@ public struct PublicGroup: Sendable {
         try checkCredential(leaf.credential, signatureKey: leaf.signatureKey, policy)
     }
 
-    static func checkCredential(_ credential: Credential, signatureKey: SignaturePublicKey, _ policy: GroupPolicy)
+    static func checkCredential(
+        _ credential: Credential,
+        signatureKey: SignaturePublicKey,
+        _ policy: GroupPolicy
+    )
         throws
     {
         do {

@@ -18,11 +18,16 @@ import Testing
 
     /// alice, bob and charlie in a group whose `external_senders` lists `sender` as "ds"; the
     /// joiners use `policy`.
-    func group(externalSender sender: SignatureKeyPair, policy: GroupPolicy = GroupPolicy()) throws -> (
+    func group(
+        externalSender sender: SignatureKeyPair,
+        policy: GroupPolicy = GroupPolicy()
+    ) throws -> (
         alice: Group, bob: Group, charlie: Group
     ) {
         var writer = TLSWriter()
-        try writer.writeVector([ExternalSender(signatureKey: sender.publicKey, credential: .basic(identity: Array("ds".utf8)))])
+        try writer.writeVector([
+            ExternalSender(signatureKey: sender.publicKey, credential: .basic(identity: Array("ds".utf8)))
+        ])
         var alice = try TestClient("alice", suite).createGroup(
             extensions: [Extension(extensionType: .externalSenders, extensionData: writer.bytes)]
         )
@@ -84,7 +89,9 @@ import Testing
         #expect(throws: MLSError.self) { try charlie.process(removal) }
         // A member whose policy refuses "ds" cannot be made to list it either.
         var writer = TLSWriter()
-        try writer.writeVector([ExternalSender(signatureKey: ds.publicKey, credential: .basic(identity: Array("ds".utf8)))])
+        try writer.writeVector([
+            ExternalSender(signatureKey: ds.publicKey, credential: .basic(identity: Array("ds".utf8)))
+        ])
         let listing = try alice.propose(
             .groupContextExtensions([Extension(extensionType: .externalSenders, extensionData: writer.bytes)])
         )
