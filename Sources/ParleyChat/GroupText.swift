@@ -6,9 +6,11 @@ import ParleyClient
 public enum GroupText {
     /// The server's name, followed by the admins' name from the GroupContext when the two
     /// differ: the server routes by its name but cannot forge the other.
+    /// A post-quantum group says so (its MLS cipher suite, not the server's word).
     public static func heading(_ summary: GroupSummary) -> String {
-        guard !summary.title.isEmpty, summary.title != summary.name else { return summary.name }
-        return "\(summary.name) (named \u{201C}\(summary.title)\u{201D} by its admins)"
+        let suite = summary.postQuantum ? " [\(summary.security)]" : ""
+        guard !summary.title.isEmpty, summary.title != summary.name else { return summary.name + suite }
+        return "\(summary.name) (named \u{201C}\(summary.title)\u{201D} by its admins)" + suite
     }
 
     /// The latest warning, and how many more there are, for a one-line status; nil when none.

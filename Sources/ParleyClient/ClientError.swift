@@ -32,6 +32,8 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
     case unusableWelcome(WelcomeProblem)
     /// The directory handed out a KeyPackage whose credential is not the user's.
     case foreignKeyPackage(user: String)
+    /// The directory handed out a KeyPackage of another cipher suite than the group's.
+    case wrongSuiteKeyPackage(user: String)
     /// `user`'s signed device list was refused; the case says why.
     case deviceList(user: String, DeviceListError)
     /// None of the devices the server offered for `user` is in their signed device list.
@@ -112,6 +114,8 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
             Self.sentence(problem)
         case .foreignKeyPackage(let user):
             "The server handed out a key package that is not \(user)'s."
+        case .wrongSuiteKeyPackage(let user):
+            "The server handed out a key package of \(user)'s of another cipher suite than the group's; nothing was changed."
         case .deviceList(let user, let reason):
             Self.sentence(deviceList: reason, of: user)
         case .noListedDevices(let user):

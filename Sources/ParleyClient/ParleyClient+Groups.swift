@@ -33,7 +33,12 @@ extension ParleyClient {
     }
 
     /// Creates a group with this user as its admin.
-    public func createGroup(_ name: String) async throws { try await requireEngine().createGroup(name) }
+    public func createGroup(_ name: String) async throws { try await createGroup(name, postQuantum: false) }
+
+    /// Creates a group with this user as its admin; `postQuantum` picks ``ParleySuites/postQuantum``.
+    public func createGroup(_ name: String, postQuantum: Bool) async throws {
+        try await requireEngine().createGroup(name, postQuantum: postQuantum)
+    }
 
     /// Adds users (every device of each that their signed device list names) with one commit.
     /// A device the server offered that a list does not name is left out, with a warning in

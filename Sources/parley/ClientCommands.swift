@@ -137,10 +137,12 @@ struct Create: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Create a group; you are its admin.")
     @OptionGroup var options: ClientOptions
     @Argument var group: String
+    @Flag(help: "Use the post-quantum cipher suite (X-Wing: ML-KEM-768 with X25519).")
+    var postQuantum = false
 
     func run() async throws {
-        try await options.run { try await $0.createGroup(group) }
-        print(TerminalText.line("Created \(group)."))
+        try await options.run { try await $0.createGroup(group, postQuantum: postQuantum) }
+        print(TerminalText.line("Created \(group)\(postQuantum ? " (post-quantum)" : "")."))
     }
 }
 

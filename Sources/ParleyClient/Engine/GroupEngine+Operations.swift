@@ -20,6 +20,10 @@ public struct GroupSummary: Sendable, Hashable {
     /// Warnings about the group that stay in its status (e.g. the server said it was
     /// destroyed without an admin confirming it).
     public var warnings: [String] = []
+    /// Whether the group uses the post-quantum cipher suite (``ParleySuites/postQuantum``).
+    public var postQuantum = false
+    /// How its cipher suite is shown: "post-quantum" or "classical" (``ParleySuites/label(_:)``).
+    public var security: String { postQuantum ? "post-quantum" : "classical" }
 }
 
 extension GroupEngine {
@@ -36,7 +40,8 @@ extension GroupEngine {
                 lastSeq: records[name]?.lastSeq ?? 0,
                 active: group.isActive,
                 problem: records[name]?.problem,
-                warnings: records[name]?.warnings ?? []
+                warnings: records[name]?.warnings ?? [],
+                postQuantum: group.suite.suite == ParleySuites.postQuantum
             )
         }
         let known = records.values.filter { groups[$0.name] == nil }.sorted { $0.name < $1.name }.map {
@@ -77,10 +82,12 @@ extension GroupEngine {
 
     // MARK: Group operations
 
-    /// Creates a group with this user as its admin.
-    func createGroup(_ typed: String) async throws {
+    /// Creates a group with this user as its admin, in the post-quantum suite when asked
+    /// (its members then join with KeyPackages of that suite, which every device uploads).
+    func createGroup(_ typed: String, postQuantum: Bool = false) async throws {
         // The server takes names in Unicode NFC only (GroupName); terminals may type them decomposed.
         let name = typed.precomposedStringWithCanonicalMapping
+        let suite = postQuantum ? try ParleySuites.postQuantum.provider() : suite
         let group = try Group.create(
             suite,
             groupID: suite.randomBytes(32),
@@ -105,11 +112,11 @@ extension GroupEngine {
     @discardableResult
     func add(_ users: [String], to name: String) async throws -> [String] {
         try await sync()
-        let tree = try usableGroup(name).tree
+        let group = try usableGroup(name)
         var keyPackages: [KeyPackage] = []
         var warnings: [String] = []
         for user in users {
-            let (missing, refused) = try await missingDevices(of: user, in: tree, group: name)
+            let (missing, refused) = try await missingDevices(of: user, in: group, name: name)
             keyPackages += missing
             warnings += refused
         }
@@ -122,11 +129,12 @@ extension GroupEngine {
     /// KeyPackages of `user`'s listed devices that `tree` lacks, and a warning for each device the
     /// server offered that `user`'s signed list does not name. Devices already in the group are
     /// skipped before the claim, so their one-time KeyPackages are not spent for nothing.
-    private func missingDevices(
+    func missingDevices(
         of user: String,
-        in tree: RatchetTree,
-        group name: String
+        in group: Group,
+        name: String
     ) async throws -> (missing: [KeyPackage], refused: [String]) {
+        let tree = group.tree
         let list = try await verifiedDeviceList(of: user)
         let present = tree.members.filter { ParleyGroupPolicy.username(of: $0.leaf.credential) == user }
             .map(\.leaf.signatureKey.bytes)
@@ -135,12 +143,16 @@ extension GroupEngine {
         }
         var offered: [KeyPackage] = []
         do {
-            for encoded in try await transport.claimKeyPackages(of: user, skipping: present) {
+            let suite = group.suite.suite
+            for encoded in try await transport.claimKeyPackages(of: user, skipping: present, suite: suite) {
                 guard case .keyPackage(let package) = try MLSMessage(tlsEncoded: [UInt8](encoded)),
                     ParleyGroupPolicy.username(of: package.leafNode.credential) == user
                 else {
                     throw ClientError.foreignKeyPackage(user: user)
                 }
+                // A server that hands out another suite's KeyPackage (a downgrade, or a mistake)
+                // is refused here, before MLS would refuse the Add with a less clear error.
+                guard package.cipherSuite == suite else { throw ClientError.wrongSuiteKeyPackage(user: user) }
                 offered.append(package)
             }
         } catch ClientError.server(let body) where body.code == .noKeyPackages && !present.isEmpty && list == nil {
@@ -190,12 +202,21 @@ extension GroupEngine {
 
     // MARK: KeyPackages
 
-    /// Uploads KeyPackages when the server holds fewer than `minimum`.
+    /// Uploads KeyPackages of each of Parley's suites (``ParleySuites/all``) when the server
+    /// holds fewer than `minimum` of it: anyone may create a post-quantum group, or upgrade one
+    /// this device is in, while it is offline.
     func topUpKeyPackages(minimum: Int) async throws {
-        let stock = try await transport.keyPackageStock()
+        for suite in ParleySuites.all {
+            try await topUpKeyPackages(minimum: minimum, suite: try suite.provider())
+        }
+    }
+
+    private func topUpKeyPackages(minimum: Int, suite: CipherSuiteProvider) async throws {
+        let stock = try await transport.keyPackageStock(suite: suite.suite)
         // The server's numbers are clamped: a hostile one cannot make the arithmetic trap
         // or this device mint millions of KeyPackages.
-        let watermark = min(max(minimum, stock.lowWatermark), Self.maxKeyPackageStock)
+        let cap = suite.suite == ParleySuites.standard ? Self.maxKeyPackageStock : Self.maxPostQuantumKeyPackageStock
+        let watermark = min(max(minimum, stock.lowWatermark), cap)
         let available = max(0, stock.available)
         guard available < watermark else { return }
         let count = watermark * 2 - available

@@ -205,7 +205,7 @@ extension GroupEngine {
             return try Group.join(welcome: welcome, keyPackage: bundle, policy: policy)
         } catch MLSError.ratchetTreeNotFound {
             let encoded = try await transport.ratchetTree(of: name)
-            let tree = try RatchetTree(suite, encoded: encoded)
+            let tree = try RatchetTree(try welcome.cipherSuite.provider(), encoded: encoded)
             return try Group.join(welcome: welcome, keyPackage: bundle, ratchetTree: tree, policy: policy)
         }
     }

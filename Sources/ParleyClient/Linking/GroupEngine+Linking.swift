@@ -20,7 +20,11 @@ extension GroupEngine {
         let skip = Set(present + listed).subtracting([signatureKey]).sorted { $0.lexicographicallyPrecedes($1) }
         let claimed: [Data]
         do {
-            claimed = try await transport.claimKeyPackages(of: identity.username, skipping: skip)
+            claimed = try await transport.claimKeyPackages(
+                of: identity.username,
+                skipping: skip,
+                suite: group.suite.suite
+            )
         } catch ClientError.server(let body) where body.code == .noKeyPackages {
             throw LinkedDeviceError.noKeyPackage
         }
@@ -28,7 +32,7 @@ extension GroupEngine {
         for encoded in claimed {
             guard case .keyPackage(let package) = try? MLSMessage(tlsEncoded: [UInt8](encoded)),
                 ParleyGroupPolicy.username(of: package.leafNode.credential) == identity.username,
-                package.leafNode.signatureKey.bytes == signatureKey
+                package.leafNode.signatureKey.bytes == signatureKey, package.cipherSuite == group.suite.suite
             else { continue }
             found = package
         }

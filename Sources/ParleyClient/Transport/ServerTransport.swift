@@ -1,4 +1,5 @@
 import Foundation
+import MLS
 import ParleyProtocol
 
 /// What the group engine asks of the server: a few HTTP calls and the device's WebSocket.
@@ -9,10 +10,11 @@ import ParleyProtocol
 protocol ServerTransport: Sendable {
     /// The group's current ratchet tree (for a Welcome that leaves it out, RFC 9420 §12.4.3.1).
     func ratchetTree(of group: String) async throws -> [UInt8]
-    /// One KeyPackage (an `MLSMessage`) for each of `user`'s devices, except those whose
+    /// One KeyPackage (an `MLSMessage`) of `suite` for each of `user`'s devices, except those whose
     /// signature key is in `skipping` (already in the group: their one-time packages are kept).
-    func claimKeyPackages(of user: String, skipping: [[UInt8]]) async throws -> [Data]
-    func keyPackageStock() async throws -> API.KeyPackageStock
+    func claimKeyPackages(of user: String, skipping: [[UInt8]], suite: CipherSuite) async throws -> [Data]
+    /// This device's unclaimed KeyPackages of `suite` on the server.
+    func keyPackageStock(suite: CipherSuite) async throws -> API.KeyPackageStock
     func uploadKeyPackages(_ upload: API.UploadKeyPackages) async throws
     func createGroup(_ request: API.CreateGroup) async throws
     /// Destroys the group on the server; `notice` is the seq of this admin's signed destroy
@@ -63,17 +65,18 @@ struct LiveServerTransport: ServerTransport {
         return [UInt8](try await api.call(.GET, path, token: token, as: API.RatchetTree.self).tree)
     }
 
-    func claimKeyPackages(of user: String, skipping: [[UInt8]]) async throws -> [Data] {
+    func claimKeyPackages(of user: String, skipping: [[UInt8]], suite: CipherSuite) async throws -> [Data] {
         let (api, token) = try await session()
         let path = "/v1/users/\(Self.pathComponent(user))/keypackages/claim"
-        let body = API.ClaimKeyPackages(skip: skipping.map { Data($0) })
+        let body = API.ClaimKeyPackages(skip: skipping.map { Data($0) }, suite: suite.rawValue)
         return try await api.call(.POST, path, token: token, json: body, as: API.ClaimedKeyPackages.self).keyPackages
             .map(\.keyPackage)
     }
 
-    func keyPackageStock() async throws -> API.KeyPackageStock {
+    func keyPackageStock(suite: CipherSuite) async throws -> API.KeyPackageStock {
         let (api, token) = try await session()
-        return try await api.call(.GET, "/v1/keypackages", token: token, as: API.KeyPackageStock.self)
+        let path = "/v1/keypackages?suite=\(suite.rawValue)"
+        return try await api.call(.GET, path, token: token, as: API.KeyPackageStock.self)
     }
 
     func uploadKeyPackages(_ upload: API.UploadKeyPackages) async throws {

@@ -30,7 +30,9 @@ final class KeyPackageDirectory: Sendable {
             throw ErrorBody(.tooLarge, "Upload at most 100 key packages at a time.")
         }
         // Unclaimed packages are bounded per device too, so uploads cannot fill the disk.
-        let unclaimed = try storage.availableKeyPackages(deviceID: device.id)
+        let unclaimed = try ParleySuites.all.reduce(0) {
+            $0 + (try storage.availableKeyPackages(deviceID: device.id, suite: $1.rawValue))
+        }
         guard unclaimed + request.keyPackages.count <= Self.maxStockPerDevice else {
             throw ErrorBody(.tooLarge, "A device may keep at most \(Self.maxStockPerDevice) unclaimed key packages.")
         }
@@ -40,6 +42,10 @@ final class KeyPackageDirectory: Sendable {
         {
             guard case .keyPackage(let keyPackage) = try? MLSMessage(tlsEncoded: [UInt8](data)) else {
                 throw ErrorBody(.invalidKeyPackage, "A key package could not be decoded.")
+            }
+            // Only Parley's suites: a pool per suite is kept, and no group of another one exists.
+            guard ParleySuites.all.contains(keyPackage.cipherSuite) else {
+                throw ErrorBody(.invalidKeyPackage, "A key package is of a cipher suite Parley does not use.")
             }
             do {
                 try keyPackage.validate()
@@ -67,22 +73,28 @@ final class KeyPackageDirectory: Sendable {
         return try stock(of: device)
     }
 
-    func stock(of device: DeviceRecord) throws -> API.KeyPackageStock {
+    /// The device's unclaimed one-time KeyPackages of `suite`.
+    func stock(of device: DeviceRecord, suite: CipherSuite = ParleySuites.standard) throws -> API.KeyPackageStock {
         API.KeyPackageStock(
-            available: try storage.availableKeyPackages(deviceID: device.id),
+            available: try storage.availableKeyPackages(deviceID: device.id, suite: suite.rawValue),
             lowWatermark: configuration.keyPackageLowWatermark
         )
     }
 
-    /// One KeyPackage for every device of `username` whose key is not in `skipping`: one-time
-    /// ones within the target's hourly budget, last-resort ones past it.
+    /// One KeyPackage of `suite` for every device of `username` whose key is not in `skipping`:
+    /// one-time ones within the target's hourly budget, last-resort ones past it. A device with
+    /// none of that suite is left out; none at all is `noKeyPackages`.
     func claim(
         username: String,
         by claimer: DeviceRecord,
-        skipping: Set<[UInt8]> = []
+        skipping: Set<[UInt8]> = [],
+        suite: CipherSuite = ParleySuites.standard
     ) throws
         -> API.ClaimedKeyPackages
     {
+        guard ParleySuites.all.contains(suite) else {
+            throw ErrorBody(.malformedRequest, "Parley groups do not use \(suite).")
+        }
         guard claimsPerDevice.allow("device:\(claimer.id)"), claimsPerAccount.allow("account:\(claimer.userID)") else {
             throw ErrorBody(.rateLimited)
         }
@@ -96,8 +108,8 @@ final class KeyPackageDirectory: Sendable {
         let entries = try devices.compactMap { device in
             let package =
                 oneTime
-                ? try storage.claimKeyPackage(deviceID: device.id)
-                : try storage.lastResortKeyPackage(deviceID: device.id)
+                ? try storage.claimKeyPackage(deviceID: device.id, suite: suite.rawValue)
+                : try storage.lastResortKeyPackage(deviceID: device.id, suite: suite.rawValue)
             return package.map { API.ClaimedKeyPackages.Entry(deviceID: device.id, keyPackage: Data($0.data)) }
         }
         guard !entries.isEmpty else { throw ErrorBody(.noKeyPackages) }

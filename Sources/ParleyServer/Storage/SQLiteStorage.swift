@@ -383,8 +383,9 @@ public final class SQLiteStorage: ServerStorage {
             for package in packages {
                 if package.lastResort {
                     try db.execute(
-                        sql: "DELETE FROM key_packages WHERE device_id = ? AND last_resort = 1",
-                        arguments: [deviceID]
+                        sql:
+                            "DELETE FROM key_packages WHERE device_id = ? AND last_resort = 1 AND \(Self.suiteMatches)",
+                        arguments: [deviceID, Self.suiteOf(package)]
                     )
                 }
                 try db.execute(
@@ -395,25 +396,28 @@ public final class SQLiteStorage: ServerStorage {
         }
     }
 
-    public func availableKeyPackages(deviceID: Int64) throws -> Int {
+    public func availableKeyPackages(deviceID: Int64, suite: UInt16) throws -> Int {
         try pool.read { db in
             try Int.fetchOne(
                 db,
-                sql: "SELECT COUNT(*) FROM key_packages WHERE device_id = ? AND last_resort = 0 AND claimed = 0",
-                arguments: [deviceID]
+                sql: """
+                    SELECT COUNT(*) FROM key_packages
+                    WHERE device_id = ? AND last_resort = 0 AND claimed = 0 AND \(Self.suiteMatches)
+                    """,
+                arguments: [deviceID, Data(StoredKeyPackage.suiteBytes(suite))]
             ) ?? 0
         }
     }
 
-    public func claimKeyPackage(deviceID: Int64) throws -> StoredKeyPackage? {
+    public func claimKeyPackage(deviceID: Int64, suite: UInt16) throws -> StoredKeyPackage? {
         try pool.write { db in
             let row = try Row.fetchOne(
                 db,
                 sql: """
                     SELECT id, reference, data, last_resort FROM key_packages
-                    WHERE device_id = ? AND claimed = 0 ORDER BY last_resort, id LIMIT 1
+                    WHERE device_id = ? AND claimed = 0 AND \(Self.suiteMatches) ORDER BY last_resort, id LIMIT 1
                     """,
-                arguments: [deviceID]
+                arguments: [deviceID, Data(StoredKeyPackage.suiteBytes(suite))]
             )
             guard let row else { return nil }
             let lastResort = (row["last_resort"] as Int64) == 1
@@ -428,14 +432,15 @@ public final class SQLiteStorage: ServerStorage {
         }
     }
 
-    public func lastResortKeyPackage(deviceID: Int64) throws -> StoredKeyPackage? {
+    public func lastResortKeyPackage(deviceID: Int64, suite: UInt16) throws -> StoredKeyPackage? {
         try pool.read { db in
             try Row.fetchOne(
                 db,
                 sql: """
-                    SELECT reference, data FROM key_packages WHERE device_id = ? AND last_resort = 1 ORDER BY id DESC LIMIT 1
+                    SELECT reference, data FROM key_packages
+                    WHERE device_id = ? AND last_resort = 1 AND \(Self.suiteMatches) ORDER BY id DESC LIMIT 1
                     """,
-                arguments: [deviceID]
+                arguments: [deviceID, Data(StoredKeyPackage.suiteBytes(suite))]
             ).map { row in
                 StoredKeyPackage(
                     reference: [UInt8](row["reference"] as Data),
@@ -444,6 +449,14 @@ public final class SQLiteStorage: ServerStorage {
                 )
             }
         }
+    }
+
+    /// A package's suite, as its stored bytes hold it (``StoredKeyPackage/suiteOffset``); SQLite's
+    /// `substr` on a BLOB counts bytes from 1.
+    private static let suiteMatches = "substr(data, \(StoredKeyPackage.suiteOffset + 1), 2) = ?"
+
+    private static func suiteOf(_ package: StoredKeyPackage) -> Data {
+        Data(package.data.dropFirst(StoredKeyPackage.suiteOffset).prefix(2))
     }
 
     public func keyPackageOwner(reference: [UInt8]) throws -> Int64? {

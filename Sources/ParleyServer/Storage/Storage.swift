@@ -38,13 +38,17 @@ public protocol ServerStorage: Sendable {
     func storeDeviceList(userID: Int64, _ list: StoredDeviceList) throws
 
     // KeyPackage directory
+    // A device keeps one pool per cipher suite (RFC 9420 §10: a KeyPackage is for one suite,
+    // its `cipher_suite` field). `suite` is that field's value; the packages' `data` is the
+    // uploaded MLSMessage, whose bytes 6–7 are the field (StoredKeyPackage.suiteOffset).
+    /// Stores the packages; a last-resort one replaces the device's last-resort one of its suite.
     func addKeyPackages(deviceID: Int64, _ packages: [StoredKeyPackage]) throws
-    func availableKeyPackages(deviceID: Int64) throws -> Int
-    /// Hands out one KeyPackage of the device, never the same one-time package twice;
-    /// the last-resort package when none is left.
-    func claimKeyPackage(deviceID: Int64) throws -> StoredKeyPackage?
-    /// The device's last-resort KeyPackage, leaving its one-time packages alone.
-    func lastResortKeyPackage(deviceID: Int64) throws -> StoredKeyPackage?
+    func availableKeyPackages(deviceID: Int64, suite: UInt16) throws -> Int
+    /// Hands out one KeyPackage of the device in `suite`, never the same one-time package
+    /// twice; the last-resort package of that suite when none is left.
+    func claimKeyPackage(deviceID: Int64, suite: UInt16) throws -> StoredKeyPackage?
+    /// The device's last-resort KeyPackage in `suite`, leaving its one-time packages alone.
+    func lastResortKeyPackage(deviceID: Int64, suite: UInt16) throws -> StoredKeyPackage?
     /// The device that uploaded the KeyPackage with this reference.
     func keyPackageOwner(reference: [UInt8]) throws -> Int64?
 
@@ -144,6 +148,14 @@ public struct StoredKeyPackage: Sendable, Hashable {
     public var reference: [UInt8]
     public var data: [UInt8]
     public var lastResort: Bool
+
+    /// Where a stored KeyPackage's `cipher_suite` is: the MLSMessage's version and wire_format,
+    /// then the KeyPackage's version (RFC 9420 §6, §10), two bytes each. Uploads are decoded as
+    /// exactly that before they are stored, so storage can select a suite by these two bytes.
+    public static let suiteOffset = 6
+
+    /// The two bytes storage compares a package's suite with.
+    public static func suiteBytes(_ suite: UInt16) -> [UInt8] { [UInt8(suite >> 8), UInt8(suite & 0xFF)] }
 }
 
 public struct GroupRecord: Sendable, Hashable {

@@ -1,4 +1,5 @@
 import Foundation
+import MLS
 import ParleyProtocol
 import Synchronization
 
@@ -42,7 +43,9 @@ final class FakeServer: ServerTransport {
         /// Messages accepted from this client, by group.
         var accepted: [String: [ServerFrame.Message]] = [:]
         var nextSeq: [String: UInt64] = [:]
+        /// KeyPackages of the standard suite, in upload order; of the post-quantum suite apart.
         var uploaded: [Data] = []
+        var uploadedPostQuantum: [Data] = []
         var connections = 0
         /// Stored messages by `send` id: a resend of a stored id is answered with the stored
         /// message's echo, never stored twice (as the real server does).
@@ -181,14 +184,24 @@ final class FakeServer: ServerTransport {
         throw ClientError.server(ErrorBody(.notFound, "no tree"))
     }
 
-    func claimKeyPackages(of user: String, skipping: [[UInt8]]) async throws -> [Data] { [] }
+    func claimKeyPackages(of user: String, skipping: [[UInt8]], suite: CipherSuite) async throws -> [Data] { [] }
 
-    func keyPackageStock() async throws -> API.KeyPackageStock {
-        API.KeyPackageStock(available: state.withLock { $0.uploaded.count }, lowWatermark: 1)
+    func keyPackageStock(suite: CipherSuite) async throws -> API.KeyPackageStock {
+        let count = state.withLock {
+            suite == ParleySuites.postQuantum ? $0.uploadedPostQuantum.count : $0.uploaded.count
+        }
+        return API.KeyPackageStock(available: count, lowWatermark: 1)
     }
 
     func uploadKeyPackages(_ upload: API.UploadKeyPackages) async throws {
-        state.withLock { $0.uploaded += upload.keyPackages + (upload.lastResort.map { [$0] } ?? []) }
+        let packages = upload.keyPackages + (upload.lastResort.map { [$0] } ?? [])
+        let postQuantum = packages.contains { data in
+            guard case .keyPackage(let package)? = try? MLSMessage(tlsEncoded: [UInt8](data)) else { return false }
+            return package.cipherSuite == ParleySuites.postQuantum
+        }
+        state.withLock {
+            if postQuantum { $0.uploadedPostQuantum += packages } else { $0.uploaded += packages }
+        }
     }
 
     func createGroup(_ request: API.CreateGroup) async throws {}
