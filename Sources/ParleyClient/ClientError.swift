@@ -34,6 +34,8 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
     case foreignKeyPackage(user: String)
     /// The directory handed out a KeyPackage of another cipher suite than the group's.
     case wrongSuiteKeyPackage(user: String)
+    /// `parley upgrade` cannot run; the case says why (GroupEngine+Upgrade.swift).
+    case upgrade(UpgradeProblem)
     /// `user`'s signed device list was refused; the case says why.
     case deviceList(user: String, DeviceListError)
     /// None of the devices the server offered for `user` is in their signed device list.
@@ -112,10 +114,7 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
             "it is not an MLS message"
         case .unusableWelcome(let problem):
             Self.sentence(problem)
-        case .foreignKeyPackage(let user):
-            "The server handed out a key package that is not \(user)'s."
-        case .wrongSuiteKeyPackage(let user):
-            "The server handed out a key package of \(user)'s of another cipher suite than the group's; nothing was changed."
+        case .foreignKeyPackage, .wrongSuiteKeyPackage, .upgrade: keyPackageSentence
         case .deviceList(let user, let reason):
             Self.sentence(deviceList: reason, of: user)
         case .noListedDevices(let user):
@@ -170,6 +169,19 @@ public enum ClientError: Error, CustomStringConvertible, Equatable {
         case .keyDerivationCost: "The home's key-derivation cost is corrupt."
         case .oversizedGroupRecord: "A group record is too large."
         case .sealing: "AES-GCM produced no sealed box."
+        }
+    }
+}
+
+extension ClientError {
+    /// The sentences of the KeyPackage and upgrade cases (``description`` stays short).
+    fileprivate var keyPackageSentence: String {
+        switch self {
+        case .foreignKeyPackage(let user): "The server handed out a key package that is not \(user)'s."
+        case .wrongSuiteKeyPackage(let user):
+            "The server handed out a key package of \(user)'s of another cipher suite than the group's; nothing was changed."
+        case .upgrade(let problem): problem.sentence
+        default: "\(self)"
         }
     }
 }

@@ -51,6 +51,13 @@ extension ParleyClient {
         return try await engine.add(users, to: local)
     }
 
+    /// Moves `name` to the post-quantum suite with a ReInit and its successor (admins only);
+    /// the group keeps its name, members, admins and history (GroupEngine+Upgrade.swift).
+    public func upgrade(_ name: String) async throws {
+        let (engine, local) = try await engine(for: name)
+        try await engine.upgrade(local)
+    }
+
     /// Removes every device of `user`.
     public func remove(_ user: String, from name: String) async throws {
         let (engine, local) = try await engine(for: name)

@@ -33,6 +33,8 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case tooManyDevices
     case deviceNotListed
     case invalidDeviceList
+    /// A ReInit closed the group (`parley upgrade`): nothing more goes to it; its successor follows.
+    case groupClosed
 
     /// What happened and what to do, in one sentence.
     public var sentence: String {
@@ -72,6 +74,8 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
             "This device is not in the account's signed device list; approve it from a device of the account."
         case .invalidDeviceList:
             "The device list was refused: it is malformed, not signed by the account's identity key, or not newer."
+        case .groupClosed:
+            "This group is being upgraded: nothing more is sent to it; sync to join its successor, then send again."
         }
     }
 }

@@ -18,7 +18,10 @@ import MLS
 /// - group extensions keep a valid group name (`GroupNameExtension.swift`) once
 ///   the group has one;
 /// - a member may remove itself (leave), but an admin is never removed;
-/// - PSK, ReInit and ExternalInit proposals, external senders and external
+/// - a ReInit only upgrades (`parley upgrade`, ParleyGroupPolicy+Upgrade.swift): an admin's,
+///   from the standard suite to the post-quantum one, keeping the group's extensions; the
+///   one PSK is the successor's reinit PSK in its first commit;
+/// - other PSK proposals, ExternalInit proposals, external senders and external
 ///   commits are refused: members join by Welcome.
 public enum ParleyGroupPolicy {
     /// A private-use extension type (RFC 9420 §17.3: 0xF000–0xFFFF) carrying the admins' usernames.
@@ -121,7 +124,11 @@ public enum ParleyGroupPolicy {
                 }
                 guard roster.admins.isSubset(of: admins) else { throw ParleyPolicyError.adminListChange }
                 try ParleyGroupPolicy.checkGroupName(replacing: group.context.extensions, with: extensions)
-            case .preSharedKey, .reInit, .externalInit:
+            case .reInit(let reInit):
+                try ParleyGroupPolicy.checkUpgrade(reInit, proposerIsAdmin: proposerIsAdmin, group: group)
+            case .preSharedKey(let id):
+                try ParleyGroupPolicy.checkSuccessorPSK(id, proposerIsAdmin: proposerIsAdmin, group: group)
+            case .externalInit:
                 throw ParleyPolicyError.proposalNotAllowed(item.proposal.proposalType)
             }
         }
@@ -224,6 +231,8 @@ public enum ParleyPolicyError: Error, Hashable, Sendable, CustomStringConvertibl
     case groupNameRemoved
     /// An added device is not active in its account's signed device list.
     case deviceNotListed
+    /// A ReInit that is not Parley's upgrade (ParleyGroupPolicy+Upgrade.swift).
+    case invalidUpgrade
 
     public var errorBody: ErrorBody {
         switch self {
@@ -243,6 +252,11 @@ public enum ParleyPolicyError: Error, Hashable, Sendable, CustomStringConvertibl
         case .groupNameRemoved: ErrorBody(.notPermitted, "A group's name may be changed but not removed.")
         case .deviceNotListed:
             ErrorBody(.deviceNotListed, "An added device is not in its account's signed device list.")
+        case .invalidUpgrade:
+            ErrorBody(
+                .notPermitted,
+                "A group may only be upgraded from the standard to the post-quantum suite, keeping its admins and name."
+            )
         }
     }
 

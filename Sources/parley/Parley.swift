@@ -13,6 +13,7 @@ struct Parley: AsyncParsableCommand {
             Serve.self, Admin.self, Demo.self,
             Register.self, Login.self, Logout.self, Groups.self, Create.self, Add.self, Remove.self, Leave.self,
             Destroy.self, Members.self, Send.self, Read.self, Verify.self, Chat.self, Devices.self, Link.self,
+            Upgrade.self,
         ]
     )
 }

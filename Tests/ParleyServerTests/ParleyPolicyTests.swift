@@ -127,9 +127,10 @@ import Testing
             server: &server,
             members: &members
         )
+        // A ReInit is `parley upgrade`, an admin's only (UpgradePolicyTests has the rest).
         refusedEverywhere(
             try bob.propose(.reInit(ReInit(groupID: [9], cipherSuite: suite.suite))),
-            .proposalNotAllowed(.reinit),
+            .notAdmin,
             server: &server,
             members: &members
         )

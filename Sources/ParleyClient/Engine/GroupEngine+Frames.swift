@@ -156,6 +156,10 @@ extension GroupEngine {
         guard record.problem == nil, var group = groups[frame.group] else {
             return try persist(frame.group, lines: lines)
         }
+        // `parley upgrade`: a successor's Welcome travels in the log (GroupEngine+Upgrade).
+        if case .welcome(let welcome)? = try? MLSMessage(tlsEncoded: [UInt8](frame.message)) {
+            return try followSuccessor(welcome, frame, from: group, lines: lines)
+        }
         let (produced, confirmed, destroyed) = try process(frame, in: &group)
         lines += produced.map { line in
             var line = line

@@ -29,6 +29,9 @@ extension GroupEngine {
             }
             var lines: [HistoryEntry] = []
             if !summary.added.isEmpty { lines.append(line("\(committer) added \(names(summary.added)).")) }
+            if summary.reInit != nil {
+                lines.append(line("\(committer) is upgrading this group to post-quantum encryption."))
+            }
             if summary.removedSelf {
                 lines.append(line("You were removed from the group."))
             } else if !summary.removed.isEmpty {

@@ -17,6 +17,9 @@ protocol ServerTransport: Sendable {
     func keyPackageStock(suite: CipherSuite) async throws -> API.KeyPackageStock
     func uploadKeyPackages(_ upload: API.UploadKeyPackages) async throws
     func createGroup(_ request: API.CreateGroup) async throws
+    /// Registers the successor of `group`, which this device's ReInit closed; returns the seq
+    /// of its Welcome in the group's log (`parley upgrade`).
+    func registerSuccessor(of group: String, _ successor: API.Successor) async throws -> UInt64
     /// Destroys the group on the server; `notice` is the seq of this admin's signed destroy
     /// message, which the server keeps for members who are offline.
     func destroyGroup(_ name: String, notice: UInt64?) async throws
@@ -87,6 +90,12 @@ struct LiveServerTransport: ServerTransport {
     func createGroup(_ request: API.CreateGroup) async throws {
         let (api, token) = try await session()
         _ = try await api.call(.POST, "/v1/groups", token: token, json: request, as: API.Group.self)
+    }
+
+    func registerSuccessor(of group: String, _ successor: API.Successor) async throws -> UInt64 {
+        let (api, token) = try await session()
+        let path = "/v1/groups/\(Self.pathComponent(group))/successor"
+        return try await api.call(.POST, path, token: token, json: successor, as: API.SuccessorAccepted.self).seq
     }
 
     func destroyGroup(_ name: String, notice: UInt64?) async throws {

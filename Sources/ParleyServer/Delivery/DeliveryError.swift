@@ -51,6 +51,10 @@ enum DeliveryError: Error, Hashable, Sendable {
     case resendInFlight
     /// Storage refused it, or the server is stopping: nothing was stored.
     case notStored
+    /// A ReInit closed the group; only its successor follows (DeliveryShard+Successor).
+    case groupClosed
+    /// A successor the server does not adopt; the case says why.
+    case invalidSuccessor(SuccessorProblem)
 
     var errorBody: ErrorBody {
         switch self {
@@ -97,6 +101,8 @@ enum DeliveryError: Error, Hashable, Sendable {
         case .resendInFlight:
             ErrorBody(.rateLimited, "A message with this id is still being stored; its echo follows.")
         case .notStored: ErrorBody(.internalError, "The message was not stored; send it again.")
+        case .groupClosed: ErrorBody(.groupClosed)
+        case .invalidSuccessor(let problem): problem.errorBody
         }
     }
 }

@@ -135,6 +135,8 @@ extension DeliveryShard {
     /// Runs the group's rules on the message: an application message must be of the current
     /// epoch; a handshake message moves the submission's copy of the group.
     private func apply(_ submission: inout Submission) throws {
+        // RFC 9420 §12.1.5: after a ReInit commit only the successor follows.
+        guard submission.group.closedBy == nil else { throw DeliveryError.groupClosed }
         switch submission.message {
         case .privateMessage(let message):
             try checkApplication(message, in: submission.group, now: submission.append.time)
@@ -148,7 +150,7 @@ extension DeliveryShard {
     /// Queues the message, with everything that changes with it, for the log writer, and adopts
     /// the group's next state at once, so the group's next message is checked against it. Fan-out
     /// runs on the writer's thread once the message's transaction committed.
-    private func enqueue(_ submission: Submission) throws -> Ticket {
+    func enqueue(_ submission: Submission) throws -> Ticket {
         let ticket = Ticket()
         let (storedBytes, size, user, groupID) = (
             storedBytes, submission.size, submission.device.userID, submission.group.record.id
@@ -183,7 +185,7 @@ extension DeliveryShard {
 
     /// Waits until the message is durably stored and returns its seq. If it was refused, the
     /// group's state adopted with it is dropped: it is read again from storage on next use.
-    private func stored(_ submission: Submission, _ ticket: Ticket) async throws -> UInt64 {
+    func stored(_ submission: Submission, _ ticket: Ticket) async throws -> UInt64 {
         let id = submission.group.record.id
         let seq: UInt64
         do {
@@ -216,7 +218,7 @@ extension DeliveryShard {
     /// Reserves the message's bytes against the sending user's and the group's storage quotas
     /// (finding 13), counting what is stored and what is queued (review s5 L2). An account not
     /// known yet is read from storage first.
-    private func reserve(_ submission: Submission) throws {
+    func reserve(_ submission: Submission) throws {
         let (user, group) = (submission.device.userID, submission.group.record.id)
         let limits = (
             user: Int64(configuration.maxStoredBytesPerUser), group: Int64(configuration.maxStoredBytesPerGroup)
@@ -290,8 +292,9 @@ extension DeliveryShard {
             submission.append.isProposal = true
             submission.group.pendingProposals += 1
             submission.group.pendingProposalBytes += size
-        case .commit:
+        case .commit(let summary):
             try applyCommit(message, view: view, &submission)
+            submission.group.closedBy = try Self.closure(summary, message, by: submission.device.id)
         }
         submission.group.view = view
     }

@@ -33,6 +33,8 @@ actor DeliveryShard {
         /// Which load of the group this is: messages checked against a load that had one of
         /// them refused by storage are refused too (``LogWriter``).
         var incarnation: UInt64 = 0
+        /// The ReInit commit that closed the group, until its successor is adopted (+Successor).
+        var closedBy: Closure?
 
         var memberDevices: Set<Int64> { Set(devices.values) }
     }
@@ -216,6 +218,7 @@ actor DeliveryShard {
         if let cached = cache[record.id] { return cached }
         let view = try PublicGroup(serialized: record.state, policy: policy)
         var cached = CachedGroup(record: record, view: view, devices: try deviceMap(view))
+        cached.closedBy = try closure(of: record)
         try replayProposals(into: &cached)
         cached.incarnation = shared.nextIncarnation()
         cache[record.id] = cached

@@ -36,7 +36,7 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         case .usernameRetired, .signatureKeyInUse: .conflict
         case .registrationClosed, .invalidInvite, .notMember, .notPermitted, .tooManyDevices: .forbidden
         case .deviceNotListed: .forbidden
-        case .invalidDeviceList: .conflict
+        case .invalidDeviceList, .groupClosed: .conflict
         case .invalidLoginProof: .unauthorized
         case .rateLimited: .tooManyRequests
         case .quotaExceeded: .init(code: 507, reasonPhrase: "Insufficient Storage")

@@ -27,6 +27,7 @@ struct Routes {
         addDevices(to: authenticated)
         addKeyPackages(to: authenticated)
         addGroups(to: authenticated)
+        addUpgrade(to: authenticated)
         addLinking(to: authenticated)
         return router
     }

@@ -205,6 +205,9 @@ final class FakeServer: ServerTransport {
     }
 
     func createGroup(_ request: API.CreateGroup) async throws {}
+    func registerSuccessor(of group: String, _ successor: API.Successor) async throws -> UInt64 {
+        throw ClientError.server(ErrorBody(.notPermitted))
+    }
     func destroyGroup(_ name: String, notice: UInt64?) async throws {}
     func signatureKeys(of user: String) async throws -> [[UInt8]] { [] }
     func deviceList(of user: String) async throws -> [UInt8]? { nil }

@@ -1,0 +1,177 @@
+import Foundation
+import MLS
+import ParleyProtocol
+
+/// Why `parley upgrade` cannot run. Nothing was sent when one of these is thrown.
+public enum UpgradeProblem: Sendable, Equatable {
+    case notAdmin(group: String)
+    case alreadyPostQuantum(group: String)
+    /// No other device is in the group: a post-quantum group of one is `parley create --post-quantum`.
+    case alone(group: String)
+    /// A member device has no post-quantum KeyPackage on the server (it has not synced since
+    /// Parley learned post-quantum groups), or the server offered none that is that device's.
+    case noPostQuantumKeyPackage(user: String)
+
+    var sentence: String {
+        switch self {
+        case .notAdmin(let group): "Only an admin of \(group) can upgrade it."
+        case .alreadyPostQuantum(let group): "\(group) is post-quantum already."
+        case .alone(let group):
+            "You are the only device in \(group); create a new group with `parley create --post-quantum` instead."
+        case .noPostQuantumKeyPackage(let user):
+            "A device of \(user) has no post-quantum key package yet; it gets one when it next syncs. Nothing was changed."
+        }
+    }
+}
+
+/// `parley upgrade` (RFC 9420 §11.2, §12.1.5): an admin moves a classical group to the
+/// post-quantum suite. It claims a post-quantum KeyPackage of every other device in the group
+/// first (so a missing one stops it before anything is sent), commits a ReInit, creates the
+/// successor with the reinit PSK, and registers it with the server, which appends its Welcome
+/// to the group's log. Every other device finds that Welcome in the log right after the ReInit
+/// commit and joins the successor in place: same name, same history, one line saying so.
+///
+/// What a member accepts as the successor (``followSuccessor``): only while its group is closed
+/// by a ReInit, only through `joinSuccessor` (the Welcome must carry the old group's reinit PSK,
+/// which no server knows, and the ReInit's group ID, suite and extensions), holding exactly the
+/// old group's devices (credential and signature key), and created by a device that was an
+/// admin's in the old group. A Welcome for any other group in a message is never joined.
+extension GroupEngine {
+    func upgrade(_ name: String) async throws {
+        try await sync()
+        var group = try group(name)
+        if let problem = records[name]?.problem { throw ClientError.groupUnusable(name, reason: problem) }
+        guard isAdmin(group) else { throw ClientError.upgrade(.notAdmin(group: name)) }
+        if group.reInit == nil {
+            guard group.suite.suite == ParleySuites.standard else {
+                throw ClientError.upgrade(.alreadyPostQuantum(group: name))
+            }
+            // Claimed before the ReInit: a group is never closed without a way into its successor.
+            _ = try await successorKeyPackages(for: group, name: name)
+            let reInit = ReInit(
+                groupID: suite.randomBytes(ParleyGroupPolicy.groupIDLength),
+                cipherSuite: ParleySuites.postQuantum,
+                extensions: group.context.extensions
+            )
+            try await commit(in: name, CommitOptions(includePendingProposals: false, reInit: reInit))
+            group = try self.group(name)
+        }
+        // Also resumes an upgrade this device committed but could not finish (the successor's
+        // KeyPackages are claimed again: the first ones may have been spent).
+        try await registerSuccessor(of: group, name: name)
+    }
+
+    /// A post-quantum KeyPackage of every device in `group` but this one, each verified to be
+    /// that very device's (same username and signature key as its leaf).
+    private func successorKeyPackages(for group: Group, name: String) async throws -> [KeyPackage] {
+        let own = identity.signatureKeys.publicKey.bytes
+        let others = group.tree.members.map(\.leaf).filter { $0.signatureKey.bytes != own }
+        guard !others.isEmpty else { throw ClientError.upgrade(.alone(group: name)) }
+        var packages: [KeyPackage] = []
+        for user in Set(others.compactMap { ParleyGroupPolicy.username(of: $0.credential) }).sorted() {
+            let devices = others.filter { ParleyGroupPolicy.username(of: $0.credential) == user }
+            let skip = user == identity.username ? [own] : []
+            let offered: [Data]
+            do {
+                offered = try await transport.claimKeyPackages(
+                    of: user,
+                    skipping: skip,
+                    suite: ParleySuites.postQuantum
+                )
+            } catch ClientError.server(let body) where body.code == .noKeyPackages {
+                throw ClientError.upgrade(.noPostQuantumKeyPackage(user: user))
+            }
+            let decoded = offered.compactMap { data -> KeyPackage? in
+                guard case .keyPackage(let package)? = try? MLSMessage(tlsEncoded: [UInt8](data)) else { return nil }
+                return package
+            }
+            for device in devices {
+                guard
+                    let package = decoded.first(where: {
+                        $0.leafNode.signatureKey == device.signatureKey && $0.leafNode.credential == device.credential
+                    })
+                else { throw ClientError.upgrade(.noPostQuantumKeyPackage(user: user)) }
+                guard package.cipherSuite == ParleySuites.postQuantum else {
+                    throw ClientError.wrongSuiteKeyPackage(user: user)
+                }
+                packages.append(package)
+            }
+        }
+        return packages
+    }
+
+    /// Creates the successor of `group` (closed by this device's ReInit) and registers it; then
+    /// this device continues in it under the same name.
+    private func registerSuccessor(of group: Group, name: String) async throws {
+        guard let reInit = group.reInit else { throw MLSError.notReinitialized }
+        let packages = try await successorKeyPackages(for: group, name: name)
+        let (successor, welcome) = try group.createSuccessor(
+            signatureKeys: identity.signatureKeys,
+            keyPackages: packages
+        )
+        guard let welcome else { throw ClientError.upgrade(.alone(group: name)) }
+        let request = API.Successor(
+            // One id per ReInit: a retry after a lost answer gets the seq stored the first time.
+            id: "upgrade-" + Hex.encode(reInit.groupID.prefix(8)),
+            groupInfo: Data(try MLSMessage.groupInfo(successor.groupInfo()).tlsEncoded()),
+            welcome: Data(try MLSMessage.welcome(welcome).tlsEncoded())
+        )
+        let seq = try await transport.registerSuccessor(of: serverName(name), request)
+        groups[name] = successor
+        anchorHistory(name, successor, at: seq)
+        try persist(name, lines: [systemLine(name, "You upgraded this group to post-quantum encryption.", seq: seq)])
+    }
+
+    /// A Welcome in a group's log: the successor of this member's group when a ReInit closed
+    /// it (see the type's comment for what is checked). Anything else (this device's own
+    /// successor's Welcome, coming back; one without a KeyPackage of this device) changes
+    /// nothing but the cursor. A Welcome that fails the checks throws: a line in the group,
+    /// which stays closed, and a genuine successor later in the log is still joined.
+    func followSuccessor(
+        _ welcome: Welcome,
+        _ frame: ServerFrame.Message,
+        from group: Group,
+        lines: [HistoryEntry]
+    )
+        throws
+    {
+        guard group.reInit != nil,
+            let entry = try welcome.secrets.first(where: { try store.keyPackage(reference: $0.newMember) != nil }),
+            let bundle = try store.keyPackage(reference: entry.newMember)
+        else { return try persist(frame.group, lines: lines) }
+        let successor = try group.joinSuccessor(welcome: welcome, keyPackage: bundle)
+        try Self.checkSameDevices(successor, as: group)
+        let upgrader =
+            successor.tree.leafNode(at: LeafIndex(0)).flatMap { ParleyGroupPolicy.username(of: $0.credential) }
+            ?? "an admin"
+        groups[frame.group] = successor
+        records[frame.group]?.needsUpdate = true
+        anchorHistory(frame.group, successor, at: frame.seq)
+        let line = systemLine(
+            frame.group,
+            "\(upgrader) upgraded this group to post-quantum encryption.",
+            seq: frame.seq,
+            time: frame.time
+        )
+        try persist(
+            frame.group,
+            lines: lines + [line],
+            consuming: bundle.keyPackage.isLastResort ? nil : entry.newMember
+        )
+    }
+
+    /// The successor holds exactly the old group's devices, by credential and signature key
+    /// (Parley's two suites share Ed25519 device keys), and its creator (leaf 0) was an admin's
+    /// device: no one joins under another's name, and no non-admin builds the successor.
+    static func checkSameDevices(_ successor: Group, as group: Group) throws {
+        let devices = { (group: Group) in
+            Set(group.tree.members.map { [$0.leaf.signatureKey.bytes, (try? $0.leaf.credential.tlsEncoded()) ?? []] })
+        }
+        let admins = (try? ParleyGroupPolicy.admins(in: group.context.extensions)) ?? []
+        guard devices(successor) == devices(group), successor.tree.members.count == group.tree.members.count,
+            let creator = successor.tree.leafNode(at: LeafIndex(0)),
+            group.tree.leaf(withSignatureKey: creator.signatureKey) != nil,
+            let name = ParleyGroupPolicy.username(of: creator.credential), admins.contains(name)
+        else { throw MLSError.invalidWelcome("the successor does not hold exactly this group's devices") }
+    }
+}
