@@ -42,12 +42,13 @@ extension GroupEngine {
         var group = try group(name)
         if let problem = records[name]?.problem { throw ClientError.groupUnusable(name, reason: problem) }
         guard isAdmin(group) else { throw ClientError.upgrade(.notAdmin(group: name)) }
+        var packages: [KeyPackage]?
         if group.reInit == nil {
             guard group.suite.suite == ParleySuites.standard else {
                 throw ClientError.upgrade(.alreadyPostQuantum(group: name))
             }
             // Claimed before the ReInit: a group is never closed without a way into its successor.
-            _ = try await successorKeyPackages(for: group, name: name)
+            packages = try await successorKeyPackages(for: group, name: name)
             let reInit = ReInit(
                 groupID: suite.randomBytes(ParleyGroupPolicy.groupIDLength),
                 cipherSuite: ParleySuites.postQuantum,
@@ -57,8 +58,9 @@ extension GroupEngine {
             group = try self.group(name)
         }
         // Also resumes an upgrade this device committed but could not finish (the successor's
-        // KeyPackages are claimed again: the first ones may have been spent).
-        try await registerSuccessor(of: group, name: name)
+        // KeyPackages are then claimed again: the first ones may have been spent).
+        if packages == nil { packages = try await successorKeyPackages(for: group, name: name) }
+        try await registerSuccessor(of: group, name: name, packages: packages ?? [])
     }
 
     /// A post-quantum KeyPackage of every device in `group` but this one, each verified to be
@@ -102,9 +104,8 @@ extension GroupEngine {
 
     /// Creates the successor of `group` (closed by this device's ReInit) and registers it; then
     /// this device continues in it under the same name.
-    private func registerSuccessor(of group: Group, name: String) async throws {
+    private func registerSuccessor(of group: Group, name: String, packages: [KeyPackage]) async throws {
         guard let reInit = group.reInit else { throw MLSError.notReinitialized }
-        let packages = try await successorKeyPackages(for: group, name: name)
         let (successor, welcome) = try group.createSuccessor(
             signatureKeys: identity.signatureKeys,
             keyPackages: packages

@@ -295,6 +295,9 @@ extension DeliveryShard {
         case .commit(let summary):
             try applyCommit(message, view: view, &submission)
             submission.group.closedBy = try Self.closure(summary, message, by: submission.device.id)
+            if let closure = submission.group.closedBy {
+                submission.append.newState = try Self.storedState(view, closedBy: closure)
+            }
         }
         submission.group.view = view
     }

@@ -14,9 +14,9 @@ import ParleyProtocol
 /// ReInit commit and in order with the rest. A second successor is refused: the group is no
 /// longer closed once one is adopted.
 ///
-/// What closed a group survives restarts without a storage change: the stored state is written
-/// at each commit, so the log entry at `stateSeq` is the last commit, which carries the ReInit
-/// by value (a ReInit by reference is refused when committed).
+/// What closed a group survives restarts without a storage change: the state stored with the
+/// ReInit commit carries the closure ahead of the public view (``storedState(_:closedBy:)``).
+/// A ReInit must be committed by value, so the server sees it in the commit it checks.
 extension DeliveryShard {
     /// The ReInit that closed a group and the device that committed it.
     struct Closure: Sendable {
@@ -33,22 +33,35 @@ extension DeliveryShard {
         return Closure(reInit: reInit, committer: device)
     }
 
-    /// The closure of a group as stored: its last commit's ReInit, if any.
-    func closure(of record: GroupRecord) throws -> Closure? {
-        guard record.stateSeq > 0,
-            let entry = try storage.messages(
-                groupID: record.id,
-                after: record.stateSeq - 1,
-                through: record.stateSeq,
-                limit: 1
-            ).first, entry.seq == record.stateSeq,
-            case .publicMessage(let message)? = try? MLSMessage(tlsEncoded: entry.data),
-            case .commit(let commit) = message.content.body
-        else { return nil }
-        for case .proposal(.reInit(let reInit)) in commit.proposals {
-            return Closure(reInit: reInit, committer: entry.senderDevice)
+    /// What marks a stored state as closed: bytes no PublicGroup state starts with (those begin
+    /// with their format version, 1).
+    static let closedStateMagic: [UInt8] = [0xFF, 0xFF] + Array("parley-closed".utf8)
+
+    /// The group's state as stored: the public view, preceded by the closure while the group is
+    /// closed, so a restart finds it closed whatever the log's pruning left.
+    static func storedState(_ view: PublicGroup, closedBy closure: Closure?) throws -> [UInt8] {
+        guard let closure else { return try view.serialized() }
+        var writer = TLSWriter()
+        writer.writeRaw(closedStateMagic)
+        try writer.write(Proposal.reInit(closure.reInit))
+        writer.write(UInt64(bitPattern: closure.committer))
+        try writer.writeOpaque(view.serialized())
+        return writer.bytes
+    }
+
+    /// The view and closure ``storedState(_:closedBy:)`` wrote.
+    static func loadState(_ bytes: [UInt8], policy: GroupPolicy) throws -> (PublicGroup, Closure?) {
+        guard bytes.starts(with: closedStateMagic) else {
+            return (try PublicGroup(serialized: bytes, policy: policy), nil)
         }
-        return nil
+        var reader = TLSReader(Array(bytes.dropFirst(closedStateMagic.count)))
+        guard case .reInit(let reInit) = try reader.read(Proposal.self) else {
+            throw MLSError.invalidState("a closed group's state names no ReInit")
+        }
+        let committer = Int64(bitPattern: try reader.read(UInt64.self))
+        let view = try PublicGroup(serialized: try reader.readOpaque(), policy: policy)
+        try reader.finish()
+        return (view, Closure(reInit: reInit, committer: committer))
     }
 
     /// Registers the successor of a group a ReInit closed; returns the seq of its Welcome in the

@@ -216,9 +216,9 @@ actor DeliveryShard {
 
     private func load(_ record: GroupRecord) throws -> CachedGroup {
         if let cached = cache[record.id] { return cached }
-        let view = try PublicGroup(serialized: record.state, policy: policy)
+        let (view, closure) = try Self.loadState(record.state, policy: policy)
         var cached = CachedGroup(record: record, view: view, devices: try deviceMap(view))
-        cached.closedBy = try closure(of: record)
+        cached.closedBy = closure
         try replayProposals(into: &cached)
         cached.incarnation = shared.nextIncarnation()
         cache[record.id] = cached
