@@ -25,10 +25,11 @@ final class Harness: @unchecked Sendable {
         setenv("PARLEY_CLIENT_TIMEOUT_SECONDS", "90", 1)
     }
 
-    func start(port requested: Int = 0, dataDirectory: String? = nil) async throws {
+    func start(port requested: Int = 0, dataDirectory: String? = nil, database: String? = nil) async throws {
         var configuration = ServerConfiguration()
         configuration.dataDirectory = dataDirectory ?? root + "/server"
         configuration.port = requested
+        configuration.database = database
         var logger = Logger(label: "e2e")
         logger.logLevel = .error
         let server = try ParleyServer(configuration: configuration, logger: logger)

@@ -1,9 +1,11 @@
 import Foundation
 import MLS
 import ParleyProtocol
+import PostgresNIO
 import Testing
 
 @testable import ParleyClient
+@testable import ParleyServer
 
 /// `parley upgrade` end to end on a real server: a classical group with history moves to the
 /// post-quantum suite by ReInit (RFC 9420 §11.2, §12.1.5) and keeps its name, members, admins
@@ -40,6 +42,9 @@ import Testing
 
         try await alice.upgrade("g")
         _ = try await alice.send("after the upgrade", to: "g")
+        // The laptop types before it has seen the upgrade: the server answers groupClosed and the
+        // message goes to the successor once the laptop is in it.
+        #expect(try await laptop.send("typed before seeing it", to: "g") == .queued)
         try await laptop.sync()
 
         let bobAgain = try harness.client("bob")
@@ -58,7 +63,9 @@ import Testing
             #expect(await client.groupSummaries().count == 1)  // one conversation, no "g#2"
             let history = try await client.history("g")
             #expect(
-                Self.texts(history) == ["before 1", "before 2", "before 3", "after the upgrade", "bob is back"]
+                Self.texts(history) == [
+                    "before 1", "before 2", "before 3", "after the upgrade", "typed before seeing it", "bob is back",
+                ]
             )
             #expect(history.contains { $0.kind == .system && $0.text.contains("upgraded this group to post-quantum") })
             // No fork warning, nothing undecryptable: the successor continues the log.
@@ -227,5 +234,42 @@ import Testing
         )
         for client in [alice, bob] { await client.close() }
         await homes.proxy.stop()
+    }
+
+    /// The upgrade with the server's state in PostgreSQL (PARLEY_TEST_POSTGRES, as scripts/test
+    /// sets it): the stored epoch, which several nodes check, follows the successor's own epochs,
+    /// so commits in the successor are stored after it.
+    @Test func theUpgradeOnPostgreSQLAndCommitsInTheSuccessor() async throws {
+        let harness = Harness()
+        try await harness.start(database: try Self.freshPostgresDatabase())
+        let (alice, bob, laptop) = try await Self.classicalGroup(harness)
+        try await alice.upgrade("g")
+        try await bob.update("g")  // a commit in the successor, at its epoch 1
+        // The laptop has not seen the upgrade yet: its message is sent once it has (groupClosed first).
+        _ = try await laptop.send("after two commits", to: "g")
+        for client in [laptop, alice, bob] { try await client.sync() }
+        for client in [alice, bob, laptop] {
+            let group = try await client.group("g")
+            #expect(group.suite.suite == ParleySuites.postQuantum && group.epoch >= 2)
+            let history = try await client.history("g")
+            #expect(Self.texts(history).last == "after two commits", "\(history.map(\.text))")
+        }
+        for client in [alice, bob, laptop] { await client.close() }
+        await harness.stop()
+        (harness.server.storage as? PostgresStorage)?.close()
+    }
+
+    /// A new database on the test cluster named by PARLEY_TEST_POSTGRES.
+    static func freshPostgresDatabase() throws -> String {
+        guard let text = ProcessInfo.processInfo.environment["PARLEY_TEST_POSTGRES"], !text.isEmpty else {
+            throw ClientError.invalid("PARLEY_TEST_POSTGRES is not set: run scripts/test, or scripts/postgres start")
+        }
+        var url = try DatabaseURL(text)
+        let name = "parley_upgrade_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        let pool = try PostgresConnectionPool(url: url, maxConnections: 1)
+        defer { pool.close() }
+        _ = try pool.withConnection { try $0.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)")) }
+        url.database = name
+        return "postgres://\(url.username)@\(url.host):\(url.port)/\(url.database)"
     }
 }

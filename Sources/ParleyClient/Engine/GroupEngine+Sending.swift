@@ -154,6 +154,8 @@ extension GroupEngine {
     /// reconnect) is no longer queued, so it is never sent twice.
     func flushOutbox() async throws {
         for queued in try store.outbox() {
+            // A group a ReInit closed takes nothing more; its successor will (GroupEngine+Upgrade).
+            if groups[queued.item.group]?.reInit != nil { continue }
             if let reason = unsendableReason(queued.item) {
                 try park(queued, because: reason)
                 continue
@@ -201,7 +203,9 @@ extension GroupEngine {
     static func isRetryable(_ error: any Error) -> Bool {
         switch error {
         case ClientError.timedOut: true
-        case ClientError.server(let body): [.rateLimited, .wrongEpoch, .internalError].contains(body.code)
+        // groupClosed: the group is being upgraded; the message goes to its successor.
+        case ClientError.server(let body):
+            [.rateLimited, .wrongEpoch, .internalError, .groupClosed].contains(body.code)
         default: false
         }
     }

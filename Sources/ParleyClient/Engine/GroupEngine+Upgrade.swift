@@ -118,6 +118,7 @@ extension GroupEngine {
             welcome: Data(try MLSMessage.welcome(welcome).tlsEncoded())
         )
         let seq = try await transport.registerSuccessor(of: serverName(name), request)
+        try carryOutbox(of: name, from: group.groupID, to: successor.groupID)
         groups[name] = successor
         anchorHistory(name, successor, at: seq)
         try persist(name, lines: [systemLine(name, "You upgraded this group to post-quantum encryption.", seq: seq)])
@@ -142,6 +143,7 @@ extension GroupEngine {
         else { return try persist(frame.group, lines: lines) }
         let successor = try group.joinSuccessor(welcome: welcome, keyPackage: bundle)
         try Self.checkSameDevices(successor, as: group)
+        try carryOutbox(of: frame.group, from: group.groupID, to: successor.groupID)
         let upgrader =
             successor.tree.leafNode(at: LeafIndex(0)).flatMap { ParleyGroupPolicy.username(of: $0.credential) }
             ?? "an admin"
@@ -159,6 +161,16 @@ extension GroupEngine {
             lines: lines + [line],
             consuming: bundle.keyPackage.isLastResort ? nil : entry.newMember
         )
+    }
+
+    /// Messages typed in the group before it moved go to its successor: it is the same
+    /// conversation (the outbox otherwise parks a message whose group changed under its name).
+    func carryOutbox(of name: String, from old: [UInt8], to new: [UInt8]) throws {
+        for var queued in try store.outbox() where queued.item.group == name && queued.item.groupID == Data(old) {
+            queued.item.groupID = Data(new)
+            queued.item.submitted = nil
+            try store.update(queued)
+        }
     }
 
     /// The successor holds exactly the old group's devices, by credential and signature key

@@ -136,7 +136,9 @@ extension DeliveryShard {
     /// epoch; a handshake message moves the submission's copy of the group.
     private func apply(_ submission: inout Submission) throws {
         // RFC 9420 §12.1.5: after a ReInit commit only the successor follows.
-        guard submission.group.closedBy == nil else { throw DeliveryError.groupClosed }
+        guard submission.group.closedBy == nil, !Self.isForPredecessor(submission) else {
+            throw DeliveryError.groupClosed
+        }
         switch submission.message {
         case .privateMessage(let message):
             try checkApplication(message, in: submission.group, now: submission.append.time)

@@ -24,6 +24,17 @@ extension DeliveryShard {
         let committer: Int64
     }
 
+    /// A message of the group the successor replaced, from a member that has not seen the upgrade
+    /// yet: `groupClosed` tells its client to send it again once it has joined the successor.
+    static func isForPredecessor(_ submission: Submission) -> Bool {
+        guard let predecessor = submission.group.predecessor else { return false }
+        return switch submission.message {
+        case .privateMessage(let message): message.groupID == predecessor
+        case .publicMessage(let message): message.content.groupID == predecessor
+        default: false
+        }
+    }
+
     /// The closure a commit makes: nil unless it carries a ReInit, which must be by value.
     static func closure(_ summary: CommitSummary, _ message: PublicMessage, by device: Int64) throws -> Closure? {
         guard let reInit = summary.reInit else { return nil }
@@ -152,10 +163,11 @@ extension DeliveryShard {
         successor.view = view
         successor.devices = devices
         successor.closedBy = nil
+        successor.predecessor = group.view.groupID
         successor.previousEpochUntil = 0
         successor.pendingProposals = 0
         successor.pendingProposalBytes = 0
-        let append = LogAppend(
+        var append = LogAppend(
             groupID: group.record.id,
             time: Clock.milliseconds(),
             senderDevice: device.id,
@@ -163,6 +175,10 @@ extension DeliveryShard {
             newState: try view.serialized(),
             clientID: request.id
         )
+        // Shared storage adopts it only while the group is still at its closed epoch (one
+        // successor across nodes), then follows the successor's own epochs.
+        append.epoch = group.view.epoch
+        append.epochAfter = view.epoch
         let submission = Submission(
             send: ClientFrame.Send(id: request.id, group: group.record.name, message: request.welcome),
             device: device,

@@ -35,6 +35,8 @@ actor DeliveryShard {
         var incarnation: UInt64 = 0
         /// The ReInit commit that closed the group, until its successor is adopted (+Successor).
         var closedBy: Closure?
+        /// The group ID the successor replaced, while cached: its late messages get `groupClosed`.
+        var predecessor: [UInt8]?
 
         var memberDevices: Set<Int64> { Set(devices.values) }
     }

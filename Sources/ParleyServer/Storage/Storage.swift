@@ -220,6 +220,9 @@ public struct LogAppend: Sendable {
     /// or commit whose epoch is no longer the group's (`StorageError.staleEpoch`): another node
     /// stored a commit first. A commit moves the stored epoch to this one + 1.
     public var epoch: UInt64?
+    /// The stored epoch after this entry, when it is not `epoch + 1`: a successor group
+    /// (`parley upgrade`, DeliveryShard+Successor) starts again at its own epoch 1.
+    public var epochAfter: UInt64?
 
     public init(
         groupID: Int64,

@@ -89,19 +89,41 @@ import Testing
         let fixture = try Fixture(kind)
         defer { fixture.storage.closeForTest() }
         let storage = fixture.storage
+        // A pool per suite: bytes 7–8 of the stored MLSMessage are the suite (StoredKeyPackage.suiteOffset).
+        let package = { (suite: UInt16, tag: UInt8) -> [UInt8] in
+            [0, 1, 0, 5, 0, 1] + StoredKeyPackage.suiteBytes(suite) + [tag]
+        }
+        let (standard, postQuantum): (UInt16, UInt16) = (1, 0x4D)
         try storage.addKeyPackages(
             deviceID: fixture.bobDevice,
             [
-                StoredKeyPackage(reference: [1], data: [11], lastResort: false),
-                StoredKeyPackage(reference: [2], data: [12], lastResort: false),
-                StoredKeyPackage(reference: [3], data: [13], lastResort: true),
+                StoredKeyPackage(reference: [1], data: package(standard, 11), lastResort: false),
+                StoredKeyPackage(reference: [2], data: package(standard, 12), lastResort: false),
+                StoredKeyPackage(reference: [3], data: package(standard, 13), lastResort: true),
+                StoredKeyPackage(reference: [4], data: package(postQuantum, 21), lastResort: false),
+                StoredKeyPackage(reference: [5], data: package(postQuantum, 22), lastResort: true),
             ]
         )
-        #expect(try storage.availableKeyPackages(deviceID: fixture.bobDevice) == 2)
-        let claims = try (0..<4).map { _ in try storage.claimKeyPackage(deviceID: fixture.bobDevice)?.data }
-        #expect(claims == [[11], [12], [13], [13]])
+        #expect(try storage.availableKeyPackages(deviceID: fixture.bobDevice, suite: standard) == 2)
+        #expect(try storage.availableKeyPackages(deviceID: fixture.bobDevice, suite: postQuantum) == 1)
+        let claims = try (0..<4).map { _ in
+            try storage.claimKeyPackage(deviceID: fixture.bobDevice, suite: standard)?.data.last
+        }
+        #expect(claims == [11, 12, 13, 13])
+        let pqClaims = try (0..<2).map { _ in
+            try storage.claimKeyPackage(deviceID: fixture.bobDevice, suite: postQuantum)?.data.last
+        }
+        #expect(pqClaims == [21, 22])
         #expect(try storage.keyPackageOwner(reference: [3]) == fixture.bobDevice)
-        #expect(try storage.lastResortKeyPackage(deviceID: fixture.bobDevice)?.reference == [3])
+        #expect(try storage.lastResortKeyPackage(deviceID: fixture.bobDevice, suite: standard)?.reference == [3])
+        // A new last resort replaces only its own suite's.
+        try storage.addKeyPackages(
+            deviceID: fixture.bobDevice,
+            [StoredKeyPackage(reference: [6], data: package(postQuantum, 23), lastResort: true)]
+        )
+        #expect(try storage.lastResortKeyPackage(deviceID: fixture.bobDevice, suite: standard)?.reference == [3])
+        #expect(try storage.lastResortKeyPackage(deviceID: fixture.bobDevice, suite: postQuantum)?.reference == [6])
+        #expect(try storage.claimKeyPackage(deviceID: fixture.bobDevice, suite: 3) == nil)
     }
 
     @Test(arguments: StorageKind.allCases)

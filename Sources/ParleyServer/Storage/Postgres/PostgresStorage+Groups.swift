@@ -150,8 +150,11 @@ extension PostgresStorage {
             """
         )
         if let state = entry.newState {
-            let (next, overflow) = (entry.epoch ?? group.epoch).addingReportingOverflow(1)
-            guard !overflow, let epoch = Int64(exactly: next) else { throw StorageError.outOfRange("epoch") }
+            let (plusOne, overflow) = (entry.epoch ?? group.epoch).addingReportingOverflow(1)
+            let next = entry.epochAfter ?? plusOne
+            guard entry.epochAfter != nil || !overflow, let epoch = Int64(exactly: next) else {
+                throw StorageError.outOfRange("epoch")
+            }
             let state = Data(state)
             try db.query(
                 """

@@ -333,7 +333,13 @@ public final class PostgresStorage: ServerStorage {
         try write { db in
             for package in packages {
                 if package.lastResort {
-                    try db.query("DELETE FROM key_packages WHERE device_id = \(deviceID) AND last_resort")
+                    let suite = Data(package.data.dropFirst(StoredKeyPackage.suiteOffset).prefix(2))
+                    try db.query(
+                        """
+                        DELETE FROM key_packages
+                        WHERE device_id = \(deviceID) AND last_resort AND substring(data from 7 for 2) = \(suite)
+                        """
+                    )
                 }
                 let (reference, data, lastResort) = (Data(package.reference), Data(package.data), package.lastResort)
                 try db.query(
@@ -346,12 +352,14 @@ public final class PostgresStorage: ServerStorage {
         }
     }
 
-    public func availableKeyPackages(deviceID: Int64) throws -> Int {
-        try read { db in
+    // A package's suite is its bytes 7–8 counted from 1 (StoredKeyPackage.suiteOffset).
+    public func availableKeyPackages(deviceID: Int64, suite: UInt16) throws -> Int {
+        let suite = Data(StoredKeyPackage.suiteBytes(suite))
+        return try read { db in
             let row = try db.row(
                 """
                 SELECT COUNT(*) AS count FROM key_packages
-                WHERE device_id = \(deviceID) AND NOT last_resort AND NOT claimed
+                WHERE device_id = \(deviceID) AND NOT last_resort AND NOT claimed AND substring(data from 7 for 2) = \(suite)
                 """
             )
             return Int(try row?.int("count") ?? 0)
@@ -360,12 +368,14 @@ public final class PostgresStorage: ServerStorage {
 
     /// One-time packages are claimed with `FOR UPDATE SKIP LOCKED`: two nodes claiming at once
     /// get two different packages, never the same one.
-    public func claimKeyPackage(deviceID: Int64) throws -> StoredKeyPackage? {
-        try write { db in
+    public func claimKeyPackage(deviceID: Int64, suite: UInt16) throws -> StoredKeyPackage? {
+        let suiteBytes = Data(StoredKeyPackage.suiteBytes(suite))
+        return try write { db in
             if let row = try db.row(
                 """
                 UPDATE key_packages SET claimed = TRUE WHERE id = (
                     SELECT id FROM key_packages WHERE device_id = \(deviceID) AND NOT claimed AND NOT last_resort
+                    AND substring(data from 7 for 2) = \(suiteBytes)
                     ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
                 RETURNING reference, data
                 """
@@ -376,18 +386,20 @@ public final class PostgresStorage: ServerStorage {
                     lastResort: false
                 )
             }
-            return try Self.lastResort(deviceID: deviceID, db)
+            return try Self.lastResort(deviceID: deviceID, suite: suite, db)
         }
     }
 
-    public func lastResortKeyPackage(deviceID: Int64) throws -> StoredKeyPackage? {
-        try read { db in try Self.lastResort(deviceID: deviceID, db) }
+    public func lastResortKeyPackage(deviceID: Int64, suite: UInt16) throws -> StoredKeyPackage? {
+        try read { db in try Self.lastResort(deviceID: deviceID, suite: suite, db) }
     }
 
-    private static func lastResort(deviceID: Int64, _ db: PostgresSession) throws -> StoredKeyPackage? {
-        try db.row(
+    private static func lastResort(deviceID: Int64, suite: UInt16, _ db: PostgresSession) throws -> StoredKeyPackage? {
+        let suite = Data(StoredKeyPackage.suiteBytes(suite))
+        return try db.row(
             """
-            SELECT reference, data FROM key_packages WHERE device_id = \(deviceID) AND last_resort
+            SELECT reference, data FROM key_packages
+            WHERE device_id = \(deviceID) AND last_resort AND substring(data from 7 for 2) = \(suite)
             ORDER BY id DESC LIMIT 1
             """
         ).map { StoredKeyPackage(reference: try $0.bytes("reference"), data: try $0.bytes("data"), lastResort: true) }

@@ -154,7 +154,8 @@ public enum SQLiteToPostgres {
     /// SQLite keeps no epoch column: each group's is read from its stored public state.
     private static func setEpochs(_ db: PostgresSession) throws {
         for row in try db.rows("SELECT id, state FROM groups") {
-            let view = try PublicGroup(serialized: try row.bytes("state"))
+            // A group a ReInit closed stores its closure ahead of the view (DeliveryShard+Successor).
+            let (view, _) = try DeliveryShard.loadState(try row.bytes("state"), policy: GroupPolicy())
             guard let epoch = Int64(exactly: view.epoch) else { throw StorageError.outOfRange("epoch") }
             let id = try row.int("id")
             try db.query("UPDATE groups SET epoch = \(epoch) WHERE id = \(id)")
