@@ -100,12 +100,19 @@ extension DeliveryShard {
         return try await adoptSuccessor(parsed.0, signer: parsed.1, request, of: name, by: device)
     }
 
-    /// The seq of the successor this device already registered under `id`; nil if none.
+    /// The seq of the successor this device already registered under `id`; nil if none, when the
+    /// group is closed by this device's ReInit (checked before any parsing: no one else can make
+    /// the server parse a successor).
     private func earlierSuccessor(_ id: String, of name: String, by device: DeviceRecord) throws -> UInt64? {
         guard let group = try lookup(name), group.memberDevices.contains(device.id) else {
             throw DeliveryError.notMember
         }
-        return try storage.message(groupID: group.record.id, senderDevice: device.id, clientID: id)?.seq
+        if let earlier = try storage.message(groupID: group.record.id, senderDevice: device.id, clientID: id) {
+            return earlier.seq
+        }
+        guard let closure = group.closedBy else { throw DeliveryError.invalidSuccessor(.notClosed) }
+        guard closure.committer == device.id else { throw DeliveryError.invalidSuccessor(.notCommitter) }
+        return nil
     }
 
     private func adoptSuccessor(
