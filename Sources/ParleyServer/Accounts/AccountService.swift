@@ -36,7 +36,7 @@ final class AccountService: Sendable {
         self.hub = hub
         self.certificateDER = certificateDER
         self.logger = logger
-        limits = AccountLimits(configuration)
+        limits = AccountLimits(configuration, storage: storage)
         challenges = LoginChallengeStores.make(for: storage)
         directory = DeviceDirectory(storage: storage, configuration: configuration, hub: hub, logger: logger)
     }
@@ -48,7 +48,8 @@ final class AccountService: Sendable {
         try checkRegistrationPolicy(request)
         try validate(request)
         let firstList = try request.deviceList.map { try directory.checkFirst($0, user: request.username) }
-        guard limits.registrationsPerAddress.allow(address), limits.registrationsServerWide.allow("server") else {
+        guard try limits.registrationsPerAddress.allow(address), try limits.registrationsServerWide.allow("server")
+        else {
             logger.notice("registration rate-limited", metadata: ["address": "\(address)"])
             throw ErrorBody(.rateLimited)
         }
@@ -104,7 +105,7 @@ final class AccountService: Sendable {
     /// A login challenge for `username`; asking is limited per address (each holds a little memory).
     func challenge(_ request: API.LoginChallengeRequest, address: String) throws -> API.LoginChallenge {
         guard request.username.utf8.count <= 64 else { throw ErrorBody(.invalidUsername) }
-        guard limits.challengesPerAddress.allow(address) else { throw ErrorBody(.rateLimited) }
+        guard try limits.challengesPerAddress.allow(address) else { throw ErrorBody(.rateLimited) }
         let nonce = try challenges.issue(for: request.username, now: .now)
         let expiresAt = Clock.milliseconds() + UInt64(challenges.lifetime.components.seconds) * 1000
         return API.LoginChallenge(challenge: Data(nonce), expiresAt: expiresAt)
@@ -134,18 +135,18 @@ final class AccountService: Sendable {
         // escapes, line breaks or a megabyte of text (attacker review: log injection).
         guard Username.isValid(request.username) else { throw ErrorBody(.invalidUsername) }
         let failures = FailureKeys(address: address, account: request.username)
-        guard limits.loginsPerAddress.allow(address), !limits.failuresBlock(failures) else {
+        guard try limits.loginsPerAddress.allow(address), try !limits.failuresBlock(failures) else {
             logger.notice("login rate-limited", metadata: ["user": "\(request.username)", "address": "\(address)"])
             throw ErrorBody(.rateLimited)
         }
         try checkProof(request)
         guard let user = try storage.user(named: request.username) else {
-            limits.failuresPerAddress.allow(failures.address)
+            _ = try limits.failuresPerAddress.allow(failures.address)
             throw ErrorBody(.userNotFound)
         }
         let (hasher, password) = (self.hasher, request.password)
         guard try await work.run({ try hasher.verify(password, hash: user.passwordHash, salt: user.salt) }) else {
-            limits.recordFailure(failures)
+            try limits.recordFailure(failures)
             logger.notice("login failed", metadata: ["user": "\(request.username)", "address": "\(address)"])
             throw ErrorBody(.invalidPassword)
         }

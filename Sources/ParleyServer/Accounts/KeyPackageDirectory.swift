@@ -11,16 +11,23 @@ import ParleyProtocol
 final class KeyPackageDirectory: Sendable {
     let storage: any ServerStorage
     let configuration: ServerConfiguration
-    private let claimsPerDevice = RateLimiter(capacity: 60, perHour: 60)
-    private let claimsPerAccount = RateLimiter(capacity: 120, perHour: 120)
-    private let oneTimeClaimsPerTarget: RateLimiter
+    // Kept in storage, so every node shares them (a claim drains a one-time package everywhere).
+    private let claimsPerDevice: SharedRateLimiter
+    private let claimsPerAccount: SharedRateLimiter
+    private let oneTimeClaimsPerTarget: SharedRateLimiter
     static let maxStockPerDevice = 500
 
     init(storage: any ServerStorage, configuration: ServerConfiguration) {
         self.storage = storage
         self.configuration = configuration
         let perTarget = configuration.keyPackageClaimsPerHourPerTarget
-        oneTimeClaimsPerTarget = RateLimiter(capacity: perTarget, perHour: perTarget)
+        claimsPerDevice = SharedRateLimiter("claims-device", .perHour(capacity: 60, 60), storage: storage)
+        claimsPerAccount = SharedRateLimiter("claims-account", .perHour(capacity: 120, 120), storage: storage)
+        oneTimeClaimsPerTarget = SharedRateLimiter(
+            "one-time-claims-target",
+            .perHour(capacity: perTarget, perTarget),
+            storage: storage
+        )
     }
 
     /// Validates each KeyPackage (signature, suite, credential naming this
@@ -95,11 +102,12 @@ final class KeyPackageDirectory: Sendable {
         guard ParleySuites.all.contains(suite) else {
             throw ErrorBody(.malformedRequest, "Parley groups do not use \(suite).")
         }
-        guard claimsPerDevice.allow("device:\(claimer.id)"), claimsPerAccount.allow("account:\(claimer.userID)") else {
+        guard try claimsPerDevice.allow("device:\(claimer.id)"), try claimsPerAccount.allow("account:\(claimer.userID)")
+        else {
             throw ErrorBody(.rateLimited)
         }
         guard let user = try storage.user(named: username) else { throw ErrorBody(.userNotFound) }
-        let oneTime = oneTimeClaimsPerTarget.allow("target:\(user.id)")
+        let oneTime = try oneTimeClaimsPerTarget.allow("target:\(user.id)")
         // Only devices the account's signed list names (clients check that list themselves too).
         let listed = ListedDevices(storage: storage)
         let devices = try storage.devices(ofUser: user.id).filter {

@@ -22,21 +22,26 @@ final class DeliveryService: Sendable {
     final class Shared: Sendable {
         let writer: LogWriter
         let sendLimiter: RateLimiter
-        let creationLimiter: RateLimiter
+        /// Group creations per device, kept in storage: every node shares the budget.
+        let creationLimiter: SharedRateLimiter
         let storedBytes = StoredBytes()
         /// Creation GroupInfos are parsed and validated outside the shards, a few at a time.
         let parsing = ConcurrencyLimit(permits: 2, maxWaiting: 32)
         /// Loads of groups, numbered across shards: the writer refuses by incarnation.
         private let incarnations = Atomic<UInt64>(0)
 
-        init(writer: LogWriter, configuration: ServerConfiguration) {
+        init(writer: LogWriter, storage: any ServerStorage, configuration: ServerConfiguration) {
             self.writer = writer
             sendLimiter = RateLimiter(
                 capacity: configuration.messagesPerSecond * 4,
                 perMinute: configuration.messagesPerSecond * 60
             )
             let creations = max(1, configuration.groupCreationsPerHour)
-            creationLimiter = RateLimiter(capacity: creations, perHour: creations)
+            creationLimiter = SharedRateLimiter(
+                "group-creations",
+                .perHour(capacity: creations, creations),
+                storage: storage
+            )
         }
 
         func nextIncarnation() -> UInt64 {
@@ -66,7 +71,7 @@ final class DeliveryService: Sendable {
         self.logger = logger
         let writer = LogWriter(storage: storage)
         writer.start()
-        let shared = Shared(writer: writer, configuration: configuration)
+        let shared = Shared(writer: writer, storage: storage, configuration: configuration)
         self.shared = shared
         shards = (0..<Self.shardCount).map { _ in
             DeliveryShard(

@@ -121,7 +121,7 @@ actor DeliveryShard {
             let limit = configuration.maxGroupInfoBytes
             throw ErrorBody(.tooLarge, "A new group's GroupInfo may be at most \(limit) bytes.")
         }
-        guard shared.creationLimiter.allow("device:\(device.id)") else {
+        guard try shared.creationLimiter.allow("device:\(device.id)") else {
             throw ErrorBody(.rateLimited, "This device created too many groups recently; wait and try again.")
         }
         let (policy, groupInfo) = (policy, [UInt8](request.groupInfo))

@@ -19,12 +19,13 @@ final class LinkService: Sendable {
     let storage: any ServerStorage
     let accounts: AccountService
     let logger: Logger
-    /// Per account: 10 lookups at once, 10 more a minute.
-    private let lookups = RateLimiter(capacity: 10, perMinute: 10)
-    /// Per account: 5 new requests at once, 5 more an hour.
-    private let creations = RateLimiter(capacity: 5, perHour: 5)
-    /// Per address: the new device's polls for its approval, about one every two seconds.
-    private let statePolls = RateLimiter(capacity: 60, perMinute: 60)
+    /// Per account: 10 lookups at once, 10 more a minute, over all nodes (a lookup tries a code).
+    private let lookups: SharedRateLimiter
+    /// Per account: 5 new requests at once, 5 more an hour, over all nodes.
+    private let creations: SharedRateLimiter
+    /// Per address: the new device's polls for its approval, about one every two seconds, over
+    /// all nodes (a poll tries a lookup id).
+    private let statePolls: SharedRateLimiter
 
     static let requestLifetime: UInt64 = 10 * 60 * 1000
     static let bundleLifetime: UInt64 = 24 * 60 * 60 * 1000
@@ -36,6 +37,9 @@ final class LinkService: Sendable {
         self.storage = storage
         self.accounts = accounts
         self.logger = logger
+        lookups = SharedRateLimiter("link-lookups", .perMinute(capacity: 10, 10), storage: storage)
+        creations = SharedRateLimiter("link-requests", .perHour(capacity: 5, 5), storage: storage)
+        statePolls = SharedRateLimiter("link-polls", .perMinute(capacity: 60, 60), storage: storage)
     }
 
     /// Stores a new device's request under a fresh lookup id. The login proof must pass (password,
@@ -56,7 +60,7 @@ final class LinkService: Sendable {
             try !accounts.directory.isListed(userID: user.id, signatureKey: [UInt8](request.signatureKey))
                 || storage.deviceList(ofUser: user.id) == nil
         else { throw ErrorBody(.malformedRequest, "This device is on the account's list already; log in instead.") }
-        guard creations.allow(user.name) else { throw ErrorBody(.rateLimited) }
+        guard try creations.allow(user.name) else { throw ErrorBody(.rateLimited) }
         let now = Clock.milliseconds()
         for _ in 0..<8 {
             let stored = StoredLinkRequest(
@@ -85,7 +89,7 @@ final class LinkService: Sendable {
     /// Whether the request's key is on its account's signed list yet. Says nothing but that
     /// (no names), to whoever knows the lookup id.
     func state(_ lookupID: String, address: String) throws -> API.LinkRequestState {
-        guard statePolls.allow(address) else { throw ErrorBody(.rateLimited) }
+        guard try statePolls.allow(address) else { throw ErrorBody(.rateLimited) }
         guard LinkCode.isLookupID(lookupID),
             let stored = try storage.linkRequest(lookupID: lookupID, now: Clock.milliseconds())
         else { throw ErrorBody(.notFound, "No pending link request has that code; link again.") }
@@ -155,7 +159,7 @@ final class LinkService: Sendable {
     }
 
     private func pending(_ lookupID: String, by device: DeviceRecord) throws -> StoredLinkRequest {
-        guard lookups.allow(device.userName) else { throw ErrorBody(.rateLimited) }
+        guard try lookups.allow(device.userName) else { throw ErrorBody(.rateLimited) }
         guard LinkCode.isLookupID(lookupID),
             let stored = try storage.linkRequest(lookupID: lookupID, now: Clock.milliseconds()),
             stored.userID == device.userID

@@ -142,7 +142,9 @@ extension SQLiteStorage {
             try db.execute(sql: "DELETE FROM link_requests WHERE expires_at <= ?", arguments: [Self.bound(now)])
             let requests = db.changesCount
             try db.execute(sql: "DELETE FROM link_bundles WHERE expires_at <= ?", arguments: [Self.bound(now)])
-            return requests + db.changesCount
+            let bundles = db.changesCount
+            try db.execute(sql: "DELETE FROM rate_limits WHERE tat <= ?", arguments: [Self.bound(now)])
+            return requests + bundles
         }
     }
 

@@ -155,6 +155,16 @@ public final class SQLiteStorage: ServerStorage {
         migrator.registerMigration("link-bundles-fetched") { db in
             try db.execute(sql: "ALTER TABLE link_bundles ADD COLUMN fetched INTEGER NOT NULL DEFAULT 0")
         }
+        // Rate limits every node shares (SQLiteStorage+RateLimits.swift): a token bucket per key,
+        // as the moment it is full again; the hourly sweep deletes rows past it.
+        migrator.registerMigration("rate-limits") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE rate_limits (key BLOB PRIMARY KEY, tat INTEGER NOT NULL) WITHOUT ROWID;
+                    CREATE INDEX rate_limits_tat ON rate_limits(tat);
+                    """
+            )
+        }
         return migrator
     }
 

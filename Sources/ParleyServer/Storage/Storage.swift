@@ -112,8 +112,56 @@ public protocol ServerStorage: Sendable {
     func linkBundle(userID: Int64, signatureKey: [UInt8], now: UInt64, keepUntil: UInt64) throws -> [UInt8]?
     /// Deletes the bundle waiting for the account's key; false when there was none.
     func deleteLinkBundle(userID: Int64, signatureKey: [UInt8]) throws -> Bool
-    /// Deletes expired link requests and bundles (the server's hourly sweep); how many.
+    /// Deletes expired link requests and bundles, and rate-limit buckets that are full again (the
+    /// server's hourly sweep); how many link rows.
     func deleteExpiredLinks(now: UInt64) throws -> Int
+
+    // Rate limits every node shares
+    /// The token bucket `key` under `rule`, one for all nodes sharing the storage. With `take`,
+    /// takes a token if one is left, atomically (one statement: two nodes never both take the
+    /// last); without, only looks.
+    func rateLimit(_ key: String, _ rule: RateLimitRule, take: Bool, now: UInt64) throws -> RateLimitAnswer
+}
+
+/// A token bucket's shape: `capacity` tokens at once, one more every `interval` milliseconds.
+/// Stored as the bucket's theoretical arrival time (GCRA): the moment it is full again, a row
+/// that can be deleted once it has passed.
+public struct RateLimitRule: Sendable, Hashable {
+    public let capacity: Int64
+    public let interval: Int64
+
+    /// `capacity` at once and `perPeriod` more each `period` milliseconds; none ever, for a capacity
+    /// below 1; no refill for a rate below 1. Both are clamped so `capacity * interval` fits an Int64.
+    public init(capacity: Int, per period: Int64, refill perPeriod: Int) {
+        let capacity = Int64(clamping: max(0, min(capacity, 1 << 30)))
+        let ceiling = (Int64.max / 4) / max(1, capacity)
+        self.capacity = capacity
+        interval = perPeriod > 0 ? min(ceiling, max(1, period / Int64(clamping: perPeriod))) : ceiling
+    }
+
+    public static func perMinute(capacity: Int, _ count: Int) -> RateLimitRule {
+        RateLimitRule(capacity: capacity, per: 60_000, refill: count)
+    }
+
+    public static func perHour(capacity: Int, _ count: Int) -> RateLimitRule {
+        RateLimitRule(capacity: capacity, per: 3_600_000, refill: count)
+    }
+
+    /// The backlog (milliseconds until the bucket is full) past which no token is left.
+    var burst: Int64 { capacity * interval }
+
+    /// The answer for a bucket whose theoretical arrival time is `tat` (nil: no row, full).
+    func answer(tat: Int64?, now: Int64) -> RateLimitAnswer {
+        let backlog = max(0, (tat ?? now) - now)
+        return RateLimitAnswer(allowed: capacity >= 1 && backlog <= burst - interval, used: backlog > 0)
+    }
+}
+
+/// What a bucket said: whether a token was (with `take`) or is left, and whether any token is
+/// spent and not refilled yet.
+public struct RateLimitAnswer: Sendable, Hashable {
+    public var allowed: Bool
+    public var used: Bool
 }
 
 public struct UserRecord: Sendable, Hashable {

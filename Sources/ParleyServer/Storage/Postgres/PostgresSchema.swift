@@ -141,6 +141,16 @@ enum PostgresSchema {
                 "CREATE INDEX link_bundles_expiry ON link_bundles(expires_at)",
             ]
         ),
+        // Rate limits every node shares (PostgresStorage+RateLimits.swift): a token bucket per key,
+        // as the moment it is full again; the hourly sweep deletes rows past it.
+        Migration(
+            version: 4,
+            name: "rate-limits",
+            statements: [
+                "CREATE TABLE rate_limits (key BYTEA PRIMARY KEY, tat BIGINT NOT NULL)",
+                "CREATE INDEX rate_limits_tat ON rate_limits(tat)",
+            ]
+        ),
     ]
 
     static var latestVersion: Int { migrations.last?.version ?? 0 }

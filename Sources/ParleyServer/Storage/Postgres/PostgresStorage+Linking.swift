@@ -137,7 +137,9 @@ extension PostgresStorage {
         let now = Self.bound(now)
         return try write { db in
             let requests = try db.execute("DELETE FROM link_requests WHERE expires_at <= \(now)")
-            return requests + (try db.execute("DELETE FROM link_bundles WHERE expires_at <= \(now)"))
+            let bundles = try db.execute("DELETE FROM link_bundles WHERE expires_at <= \(now)")
+            try db.query("DELETE FROM rate_limits WHERE tat <= \(now)")
+            return requests + bundles
         }
     }
 
