@@ -203,6 +203,18 @@ extension DeliveryShard {
             // Another node stored a commit of this epoch first: the sender rebuilds on the new one.
             if case StorageError.staleEpoch(let current) = error { throw DeliveryError.wrongEpoch(current: current) }
             if case StorageError.senderNotMember = error { throw DeliveryError.notMember }
+            // The same id reached another node at once, and that node stored it first: answered
+            // as a resend is, with the stored message's echo.
+            if case StorageError.duplicate = error,
+                let earlier = try storage.message(
+                    groupID: id,
+                    senderDevice: submission.device.id,
+                    clientID: submission.send.id
+                )
+            {
+                echo(earlier, in: submission.group, id: submission.send.id, to: submission.device)
+                return earlier.seq
+            }
             logger.warning(
                 "message not stored",
                 metadata: ["group": "\(submission.group.record.name)", "error": "\(error)"]

@@ -211,10 +211,12 @@ struct WebSocketSession {
     /// Sends what the device missed; returns the last seq sent per group.
     private func replay(_ writer: inout FrameWriter) async throws -> [Int64: UInt64] {
         var lastSent: [Int64: UInt64] = [:]
-        for notice in try storage.notices(forDevice: device.id) {
+        let notices = try storage.notices(forDevice: device.id)
+        for notice in notices {
             try await writer.send(.groupDestroyed(.init(group: notice.group, notice: notice.notice)))
         }
-        try storage.clearNotices(forDevice: device.id)
+        // Only those sent: a notice another node stored meanwhile waits for the next replay.
+        try storage.clearNotices(forDevice: device.id, ids: notices.map(\.id))
         for welcome in try storage.welcomes(forDevice: device.id) {
             try await writer.send(
                 .welcome(

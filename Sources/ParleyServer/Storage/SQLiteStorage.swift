@@ -577,6 +577,16 @@ public final class SQLiteStorage: ServerStorage {
             try Int64.fetchOne(db, sql: "SELECT last_seq FROM groups WHERE id = ?", arguments: [entry.groupID]) ?? 0
         let (seq, overflow) = last.addingReportingOverflow(1)
         guard !overflow, last >= 0 else { throw StorageError.corrupt("last_seq") }
+        if let clientID = entry.clientID,
+            let earlier = try Int64.fetchOne(
+                db,
+                sql: "SELECT seq FROM messages WHERE group_id = ? AND sender_device = ? AND client_id = ?",
+                arguments: [entry.groupID, entry.senderDevice, clientID]
+            )
+        {
+            guard let earlier = UInt64(exactly: earlier) else { throw StorageError.corrupt("seq") }
+            throw StorageError.duplicate(seq: earlier)
+        }
         try db.execute(
             sql: """
                 INSERT INTO messages (group_id, seq, time, sender_device, data, is_proposal, client_id)
@@ -824,17 +834,20 @@ public final class SQLiteStorage: ServerStorage {
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT n.group_name, COALESCE(d.message, n.message) AS message FROM notices n
+                    SELECT n.id, n.group_name, COALESCE(d.message, n.message) AS message FROM notices n
                     LEFT JOIN destroy_notices d ON d.id = n.notice_id WHERE n.device_id = ? ORDER BY n.id
                     """,
                 arguments: [deviceID]
-            ).map { DestroyNotice(group: $0["group_name"], notice: $0["message"]) }
+            ).map { DestroyNotice(group: $0["group_name"], notice: $0["message"], id: $0["id"]) }
         }
     }
 
-    public func clearNotices(forDevice deviceID: Int64) throws {
+    public func clearNotices(forDevice deviceID: Int64, ids: [Int64]) throws {
+        guard !ids.isEmpty else { return }
         try pool.write { db in
-            try db.execute(sql: "DELETE FROM notices WHERE device_id = ?", arguments: [deviceID])
+            for id in ids {
+                try db.execute(sql: "DELETE FROM notices WHERE device_id = ? AND id = ?", arguments: [deviceID, id])
+            }
             try Self.deleteUnreferencedDestroyNotices(db)
         }
     }

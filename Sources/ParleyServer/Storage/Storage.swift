@@ -85,7 +85,9 @@ public protocol ServerStorage: Sendable {
     /// admin's signed destroy message) when there is one.
     func destroyGroup(id: Int64, notify devices: [Int64], notice: Data?) throws
     func notices(forDevice deviceID: Int64) throws -> [DestroyNotice]
-    func clearNotices(forDevice deviceID: Int64) throws
+    /// Deletes the device's notices with these ids (``DestroyNotice/id``, the ones it was sent),
+    /// never one stored since they were read (another node may destroy a group meanwhile).
+    func clearNotices(forDevice deviceID: Int64, ids: [Int64]) throws
     /// Deletes messages every member device has acknowledged, and any older than `cutoff`.
     func prune(olderThan cutoff: UInt64) throws -> Int
 
@@ -312,6 +314,9 @@ public enum StorageError: Error, Equatable {
     case staleEpoch(current: UInt64)
     /// The sender's device is not, or no longer, a member of the group (another node stored its removal).
     case senderNotMember
+    /// The sending device's message with this client id is stored already, at `seq`: the same
+    /// message submitted through two nodes at once is stored once.
+    case duplicate(seq: UInt64)
 }
 
 /// A device's acknowledgement of its messages in a group up to `seq`, by the group's name as the
@@ -381,9 +386,12 @@ extension ServerStorage {
 public struct DestroyNotice: Sendable, Hashable {
     public var group: String
     public var notice: Data?
+    /// The stored notice's row, for ``ServerStorage/clearNotices(forDevice:ids:)``.
+    public var id: Int64
 
-    public init(group: String, notice: Data?) {
+    public init(group: String, notice: Data?, id: Int64 = 0) {
         self.group = group
         self.notice = notice
+        self.id = id
     }
 }

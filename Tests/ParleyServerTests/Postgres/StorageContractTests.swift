@@ -222,8 +222,9 @@ import Testing
             notice: Data([5])
         )
         #expect(try storage.group(named: "g") == nil)
-        #expect(try storage.notices(forDevice: fixture.bobDevice) == [DestroyNotice(group: "g", notice: Data([5]))])
-        try storage.clearNotices(forDevice: fixture.bobDevice)
+        let notices = try storage.notices(forDevice: fixture.bobDevice)
+        #expect(notices.map(\.group) == ["g"] && notices.map(\.notice) == [Data([5])])
+        try storage.clearNotices(forDevice: fixture.bobDevice, ids: notices.map(\.id))
         #expect(try storage.notices(forDevice: fixture.bobDevice).isEmpty)
         #expect(try storage.notices(forDevice: fixture.aliceDevice).count == 1)
 

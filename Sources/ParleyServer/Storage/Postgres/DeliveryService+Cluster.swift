@@ -10,14 +10,18 @@ extension DeliveryService {
         switch event {
         case .appended(let groupID, let seq, let kind, _):
             do {
-                guard let record = try storage.group(id: groupID) else { return }
-                await shard(for: record.name).remoteAppend(record, seq: seq, kind: kind)
+                guard let postgres = storage as? PostgresStorage, let record = try storage.group(id: groupID) else {
+                    return
+                }
+                let recipients = try postgres.recipients(groupID: groupID, seq: seq)
+                await shard(for: record.name).remoteAppend(record, seq: seq, kind: kind, recipients: recipients)
             } catch {
                 logger.warning("another node's message not fanned out", metadata: ["group": "\(groupID)"])
             }
         case .destroyed(let groupID):
             for shard in shards { await shard.forgetRemote(groupID: groupID) }
             writer.forget(group: groupID)
+            tellDestroyed(groupID)
         case .sessionsEnded(let device):
             hub.close(deviceID: device)
             for shard in shards { await shard.forgetRemote(device: device) }
@@ -30,13 +34,33 @@ extension DeliveryService {
             hub.closeAll()
         }
     }
+
+    /// Another node destroyed the group: its members connected here are told now, as that node
+    /// tells its own (each also finds the notice at its next replay).
+    private func tellDestroyed(_ groupID: Int64) {
+        do {
+            guard let postgres = storage as? PostgresStorage else { return }
+            for (device, notice) in try postgres.notices(ofDestroyedGroup: groupID) {
+                hub.send(.frame(.groupDestroyed(.init(group: notice.group, notice: notice.notice))), to: device)
+            }
+        } catch {
+            logger.warning("another node's group destruction not told", metadata: ["group": "\(groupID)"])
+        }
+    }
 }
 
 extension DeliveryShard {
     /// Another node stored a message: a handshake moved the group's state, so the cached copy is
     /// dropped and read again; the message is read from storage and sent to this node's
-    /// connections of the group's members (each connection keeps log order and fills gaps).
-    func remoteAppend(_ record: GroupRecord, seq: UInt64, kind: ClusterEvent.Kind) {
+    /// connections of `recipients`, the group's members as of its seq (each connection keeps log
+    /// order and fills gaps). Never the members as of reading the notification: a device another
+    /// commit removed or added since must not get the message, or miss it.
+    func remoteAppend(
+        _ record: GroupRecord,
+        seq: UInt64,
+        kind: ClusterEvent.Kind,
+        recipients: PostgresStorage.Recipients
+    ) {
         let groupID = record.id
         let before = cache[groupID]
         if kind == .application {
@@ -47,7 +71,7 @@ extension DeliveryShard {
         do {
             guard seq > 0,
                 let entry = try storage.messages(groupID: groupID, after: seq - 1, through: seq, limit: 1).first,
-                let group = try lookup(record.name)
+                try lookup(record.name) != nil
             else { return }
             if kind == .commit {
                 // As after a commit this node accepted: the previous epoch's application messages
@@ -62,11 +86,11 @@ extension DeliveryShard {
                 sender: entry.sender,
                 message: Data(entry.data)
             )
-            for device in group.memberDevices.union(before?.memberDevices ?? group.memberDevices) {
+            for device in recipients.members {
                 hub.send(.message(groupID: groupID, frame), to: device)
             }
             guard kind == .commit else { return }
-            try sendWelcomes(record, seq: seq, to: group.memberDevices.subtracting(before?.memberDevices ?? []))
+            try sendWelcomes(record, seq: seq, to: recipients.joined)
         } catch {
             logger.warning("another node's message not fanned out", metadata: ["group": "\(groupID)", "seq": "\(seq)"])
         }

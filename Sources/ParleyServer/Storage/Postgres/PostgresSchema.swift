@@ -151,6 +151,16 @@ enum PostgresSchema {
                 "CREATE INDEX rate_limits_tat ON rate_limits(tat)",
             ]
         ),
+        // Which group a notice is of, so the other nodes tell their connected devices of a destroy
+        // live (the group's row is gone; its id is never reused).
+        Migration(
+            version: 5,
+            name: "notices-group-id",
+            statements: [
+                "ALTER TABLE notices ADD COLUMN group_id BIGINT",
+                "CREATE INDEX notices_group ON notices(group_id)",
+            ]
+        ),
     ]
 
     static var latestVersion: Int { migrations.last?.version ?? 0 }

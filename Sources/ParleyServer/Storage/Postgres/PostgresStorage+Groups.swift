@@ -143,6 +143,17 @@ extension PostgresStorage {
         if let clientID = entry.clientID, !storable(clientID) { throw StorageError.outOfRange("client id") }
         let (groupID, time, data) = (entry.groupID, bound(entry.time), Data(entry.data))
         let (sender, isProposal, clientID) = (entry.senderDevice, entry.isProposal, entry.clientID)
+        // The same id through two nodes at once: the group's row lock orders them, so the second
+        // finds the first here (no unique violation) and is answered with its seq.
+        if let clientID,
+            let earlier = try db.row(
+                """
+                SELECT seq FROM messages WHERE group_id = \(groupID) AND sender_device = \(sender) AND client_id = \(clientID)
+                """
+            )
+        {
+            throw StorageError.duplicate(seq: try earlier.unsigned("seq"))
+        }
         try db.query(
             """
             INSERT INTO messages (group_id, seq, time, sender_device, data, is_proposal, client_id)
@@ -372,7 +383,10 @@ extension PostgresStorage {
             }
             for device in devices {
                 try db.query(
-                    "INSERT INTO notices (device_id, group_name, notice_id) VALUES (\(device), \(name), \(noticeID))"
+                    """
+                    INSERT INTO notices (device_id, group_name, notice_id, group_id)
+                    VALUES (\(device), \(name), \(noticeID), \(id))
+                    """
                 )
             }
             try db.query("DELETE FROM groups WHERE id = \(id)")
@@ -384,16 +398,38 @@ extension PostgresStorage {
         try read { db in
             try db.rows(
                 """
-                SELECT n.group_name, COALESCE(d.message, n.message) AS message FROM notices n
+                SELECT n.id, n.group_name, COALESCE(d.message, n.message) AS message FROM notices n
                 LEFT JOIN destroy_notices d ON d.id = n.notice_id WHERE n.device_id = \(deviceID) ORDER BY n.id
                 """
-            ).map { DestroyNotice(group: try $0.text("group_name"), notice: try $0["message"].decode(Data?.self)) }
+            ).map(Self.notice)
         }
     }
 
-    public func clearNotices(forDevice deviceID: Int64) throws {
+    static func notice(_ row: PostgresRandomAccessRow) throws -> DestroyNotice {
+        DestroyNotice(
+            group: try row.text("group_name"),
+            notice: try row["message"].decode(Data?.self),
+            id: try row.int("id")
+        )
+    }
+
+    /// Each device told of the group's destruction, with its notice: another node destroyed it,
+    /// and this node tells those of them connected here (``ClusterEvent/destroyed(group:)``).
+    func notices(ofDestroyedGroup groupID: Int64) throws -> [(device: Int64, notice: DestroyNotice)] {
+        try read { db in
+            try db.rows(
+                """
+                SELECT n.id, n.device_id, n.group_name, COALESCE(d.message, n.message) AS message FROM notices n
+                LEFT JOIN destroy_notices d ON d.id = n.notice_id WHERE n.group_id = \(groupID) ORDER BY n.id
+                """
+            ).map { (try $0.int("device_id"), try Self.notice($0)) }
+        }
+    }
+
+    public func clearNotices(forDevice deviceID: Int64, ids: [Int64]) throws {
+        guard !ids.isEmpty else { return }
         try write { db in
-            try db.query("DELETE FROM notices WHERE device_id = \(deviceID)")
+            try db.query("DELETE FROM notices WHERE device_id = \(deviceID) AND id = ANY(\(ids))")
             try Self.deleteUnreferencedDestroyNotices(db)
         }
     }
@@ -423,6 +459,40 @@ extension PostgresStorage {
                   AND (NOT is_proposal OR seq <= (SELECT g.state_seq FROM groups g WHERE g.id = messages.group_id)))
                 """
             )
+        }
+    }
+}
+
+extension PostgresStorage {
+    /// Who a message of the group's log is for, as of its seq.
+    struct Recipients: Sendable, Equatable {
+        /// The members when it was stored: joined before it, and not removed before it (a device
+        /// it removes gets it, its removal).
+        var members: Set<Int64>
+        /// The devices it added (a commit's), whose Welcomes were stored with it.
+        var joined: Set<Int64>
+    }
+
+    /// The message at `seq`'s recipients, from the memberships as stored (a device removed and
+    /// added again since counts from its latest joining only).
+    func recipients(groupID: Int64, seq: UInt64) throws -> Recipients {
+        let seq = Self.bound(seq)
+        return try read { db in
+            var recipients = Recipients(members: [], joined: [])
+            for row in try db.rows(
+                """
+                SELECT device_id, joined_seq FROM memberships
+                WHERE group_id = \(groupID) AND joined_seq <= \(seq) AND (left_seq IS NULL OR left_seq >= \(seq))
+                """
+            ) {
+                let device = try row.int("device_id")
+                if try row.int("joined_seq") < seq {
+                    recipients.members.insert(device)
+                } else {
+                    recipients.joined.insert(device)
+                }
+            }
+            return recipients
         }
     }
 }
