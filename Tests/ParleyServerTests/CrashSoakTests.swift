@@ -59,3 +59,24 @@ import Testing
         #expect((result["findings"] as? Int ?? 0) >= 1)
     }
 }
+
+/// The same run with the server on PostgreSQL (a fresh database): a SIGKILL-ed node's open
+/// transactions are rolled back by the database, and what it acknowledged is committed. The
+/// check reads the log from the database (an empty read would find every acknowledgement
+/// missing); CrashSoakTests shows the check failing a run. BENCHMARKS.md ("Crash safety")
+/// records a run of 50.
+@Suite(.serialized, .storageThreads) struct PostgresCrashSoakTests {
+    @Test func killingTheServerOnPostgreSQLUnderLoadLosesNothingAcknowledged() throws {
+        let database = TestPostgres.string(try TestPostgres.freshDatabase())
+        let (status, result) = try CrashSoakTests.bench([
+            "--cycles", "3", "--clients", "3", "--groups", "1", "--seed", "7", "--database", database,
+        ])
+        #expect(status == 0)
+        #expect(result["storage"] as? String == "postgres")
+        #expect(result["findings"] as? Int == 0)
+        #expect(result["kills_running"] as? Int == 3)
+        #expect((result["acknowledged"] as? Int ?? 0) > 5)
+        #expect((result["client_failures"] as? Int ?? 0) > 0)
+        #expect((result["logged"] as? Int ?? 0) >= (result["acknowledged"] as? Int ?? .max))
+    }
+}

@@ -4,7 +4,8 @@ import ParleyClient
 import ParleyServer
 import Synchronization
 
-/// `parley-bench crash`: `parley serve` as a child process on SQLite, clients sending in
+/// `parley-bench crash`: `parley serve` as a child process on SQLite (or on the PostgreSQL
+/// database `--database` names), clients sending in
 /// several groups, the server killed with SIGKILL at random moments and restarted, `cycles`
 /// times. Then every client converges and the run is checked (``CrashCheck``): each
 /// acknowledged message is in the server's log and in every member's history at the seq it
@@ -24,6 +25,13 @@ struct CrashBench: AsyncParsableCommand {
     @Option(help: "Longest time the server runs before it is killed, in ms.") var maxUptime = 2500
     @Option(help: "Seed for the kill moments (printed, so a run can be repeated).") var seed: UInt64?
     @Option(help: "The parley executable. Default: the one beside parley-bench.") var parley: String?
+    @Option(
+        help: ArgumentHelp(
+            "An empty PostgreSQL database for the server: postgres://user@host:port/db. Default: SQLite.",
+            discussion: "Use a fresh database: the run creates users and groups with fixed names."
+        )
+    )
+    var database: String?
     @Flag(help: "Keep the work directory (server data, client homes, server output).") var keep = false
     @Flag(help: "One JSON object as the result.") var json = false
     /// Tests only: records one acknowledgement the server never gave, so a test sees the check fail.
@@ -35,6 +43,11 @@ struct CrashBench: AsyncParsableCommand {
         }
         guard minUptime >= 0, maxUptime >= minUptime else {
             throw ValidationError("--max-uptime must be at least --min-uptime, both 0 or more.")
+        }
+        if let database {
+            guard DatabaseURL.isPostgres(database), (try? DatabaseURL(database)) != nil else {
+                throw ValidationError("--database must be a postgres:// URL: postgres://user@host:port/database.")
+            }
         }
     }
 
@@ -56,11 +69,13 @@ struct CrashBench: AsyncParsableCommand {
     func prepare(work: String) throws -> ServerSupervisor {
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         // Limits sized for a test: every client registers from this address and sends flat out.
-        let config: [String: Any] = [
+        var config: [String: Any] = [
             "messages_per_second": 1000, "acks_per_second": 1000,
             "registrations_per_hour_per_address": 10_000, "registrations_per_minute": 10_000,
             "logins_per_minute_per_address": 10_000, "group_creations_per_hour": 10_000,
         ]
+        // In the config file, not on the command line, so a password in the URL stays out of `ps`.
+        if let database { config["database"] = database }
         let configFile = work + "/server.json"
         try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configFile))
         let executable = parley ?? Self.siblingExecutable("parley")
@@ -131,8 +146,7 @@ struct CrashBench: AsyncParsableCommand {
         if injectPhantomAcknowledgement, let last = acknowledged.last {
             acknowledged.append(.init(client: last.client, group: last.group, text: "phantom", seq: last.seq + 1))
         }
-        let log = try LogInspection.messages(dataDirectory: dataDirectory)
-        let groups = try LogInspection.groups(dataDirectory: dataDirectory)
+        let (log, groups) = try storedLog(dataDirectory: dataDirectory)
         let check = CrashCheck(
             submitted: ledger.submitted,
             acknowledged: acknowledged,
@@ -148,6 +162,18 @@ struct CrashBench: AsyncParsableCommand {
             logged: groups.reduce(0) { $0 + Int(clamping: $1.lastSeq) },
             kept: log.count,
             findings: check.findings()
+        )
+    }
+
+    /// What the stopped server stored: its log and each group's place in it.
+    func storedLog(dataDirectory: String) throws -> ([LogInspection.Row], [LogInspection.GroupRow]) {
+        if let database {
+            let url = try DatabaseURL(database)
+            return (try LogInspection.messages(database: url), try LogInspection.groups(database: url))
+        }
+        return (
+            try LogInspection.messages(dataDirectory: dataDirectory),
+            try LogInspection.groups(dataDirectory: dataDirectory)
         )
     }
 
@@ -182,7 +208,8 @@ struct CrashBench: AsyncParsableCommand {
 
     func report(_ outcome: CrashOutcome, seed: UInt64) {
         let values: [String: Any] = [
-            "op": "crash", "storage": "sqlite", "cycles": cycles, "clients": clients, "groups": groups,
+            "op": "crash", "storage": database == nil ? "sqlite" : "postgres", "cycles": cycles, "clients": clients,
+            "groups": groups,
             "seed": "\(seed)", "kills_running": outcome.kills.running, "kills_starting": outcome.kills.startingUp,
             "submitted": outcome.submitted, "acknowledged": outcome.acknowledged, "logged": outcome.logged,
             "kept": outcome.kept,
