@@ -215,6 +215,10 @@ public final class ParleyServer: Sendable {
         await group?.triggerGracefulShutdown()
     }
 
+    /// Closes the database's connections once `run` has returned, for a server run in-process
+    /// (`parley-bench load`); SQLite's file closes with the last reference.
+    public func closeStorage() { (storage as? PostgresStorage)?.close() }
+
     // MARK: Operator commands (`parley admin`), also while the server runs
 
     public func addUser(name: String, password: String) throws {

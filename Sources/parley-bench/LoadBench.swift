@@ -12,7 +12,8 @@ import ParleyServer
 import Synchronization
 
 /// `parley-bench load`: real TLS WebSocket clients against a Parley server,
-/// one it starts in-process or a running one (`--server`).
+/// one it starts in-process, a running one (`--server`), or `--nodes` `parley serve` processes
+/// on one database, each group's members spread over them.
 struct LoadBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "load",
@@ -35,12 +36,41 @@ struct LoadBench: AsyncParsableCommand {
         )
     )
     var server: String?
+    @Option(
+        help: ArgumentHelp(
+            "Start this many parley serve processes on one database and spread the clients over them.",
+            discussion: """
+                Client i connects to node (i / groups) mod N, so each group's members are on every node. More \
+                than one node needs --database. The parley executable beside parley-bench is used.
+                """
+        )
+    )
+    var nodes: Int?
+    @Option(help: "The server's PostgreSQL database, postgres://user@host:port/db (default: SQLite).")
+    var database: String?
     @Flag(help: "One JSON object per line.") var json = false
+
+    func validate() throws {
+        if server != nil, nodes != nil || database != nil {
+            throw ValidationError(
+                "--server names a running server: --nodes and --database are for servers started here."
+            )
+        }
+        if let nodes, !(1...16).contains(nodes) {
+            throw ValidationError("--nodes must be from 1 to 16.")
+        }
+        if (nodes ?? 1) > 1, database == nil {
+            throw ValidationError("Several nodes share one PostgreSQL database: give --database postgres://….")
+        }
+        if let database, !DatabaseURL.isPostgres(database) || (try? DatabaseURL(database)) == nil {
+            throw ValidationError("--database must be a postgres:// URL: postgres://user@host:port/database.")
+        }
+    }
 
     func run() async throws {
         let fileLimit = ProcessResources.raiseOpenFileLimit()
         // Each connection is one descriptor on each side; in-process both sides share the limit.
-        let needed = (server == nil ? 2 : 1) * (clients + idle) + 200
+        let needed = (server == nil && nodes == nil ? 2 : 1) * (clients + idle) + 200
         if needed > fileLimit {
             throw ValidationError(
                 """
@@ -49,7 +79,13 @@ struct LoadBench: AsyncParsableCommand {
                 """
             )
         }
-        let target = try await LoadTarget.start(server: server, rate: rate, status: status)
+        let target = try await LoadTarget.start(
+            server: server,
+            nodes: nodes,
+            database: database,
+            rate: rate,
+            status: status
+        )
         do {
             try await measureThroughput(target)
             if idle > 0 { try await measureIdleConnections(target) }
@@ -72,8 +108,13 @@ struct LoadBench: AsyncParsableCommand {
     func measureThroughput(_ target: LoadTarget) async throws {
         let senders = try await setUpSenders(target)
         let stats = LoadStats()
-        let sockets = senders.map {
-            LoadSocket(url: target.webSocketURL, token: $0.token, tls: target.tls, stats: stats)
+        let sockets = senders.enumerated().map {
+            LoadSocket(
+                url: target.nodeWebSocketURL(client: $0.offset, groups: groups),
+                token: $0.element.token,
+                tls: target.tls,
+                stats: stats
+            )
         }
         try await Task.sleep(for: .seconds(1))
         status("sending \(rate) messages/s for \(seconds) s")
@@ -83,6 +124,7 @@ struct LoadBench: AsyncParsableCommand {
         let elapsed = Double(seconds)
         report([
             "op": "load", "clients": clients, "groups": groups, "rate": rate, "seconds": seconds, "server": target.kind,
+            "nodes": target.urls.count, "storage": target.storage,
             "sent": result.sent, "accepted_per_s": Double(result.accepted) / elapsed,
             "deliveries_per_s": Double(result.deliveries) / elapsed,
             "latency_p50_ms": result.p50, "latency_p99_ms": result.p99, "latency_p999_ms": result.p999,
@@ -99,7 +141,7 @@ struct LoadBench: AsyncParsableCommand {
         for index in 0..<clients {
             let user = try ParleyClient(home: target.root + "/u\(index)")
             try await user.register(
-                server: target.url,
+                server: target.nodeURL(client: index, groups: groups),
                 username: target.name("u\(index)"),
                 password: "load test password"
             )
@@ -203,13 +245,7 @@ struct LoadBench: AsyncParsableCommand {
         }
         status("opening \(idle) idle connections")
         let idleStats = LoadStats()
-        var held: [LoadSocket] = []
-        for token in tokens {
-            // At most 256 handshakes in flight, as clients arriving over time
-            // would be; a burst of thousands only overflows the accept queue.
-            while held.count - idleStats.snapshot().settled >= 256 { try await Task.sleep(for: .milliseconds(10)) }
-            held.append(LoadSocket(url: target.webSocketURL, token: token, tls: target.tls, stats: idleStats))
-        }
+        let held = try await openIdleConnections(tokens, target: target, stats: idleStats)
         // Wait until every connection has finished its replay, or stops making progress.
         var settled = 0
         var stalled = 0
@@ -225,7 +261,7 @@ struct LoadBench: AsyncParsableCommand {
         var values: [String: Any] = [
             "op": "idle_connections", "requested": idle, "open": final.connected,
             "failed": final.failedConnections, "errors": final.errors,
-            "setup_s": setup, "server": target.kind,
+            "setup_s": setup, "server": target.kind, "nodes": target.urls.count, "storage": target.storage,
         ]
         // The server's own view, from its /metrics: connections and memory (in-process, the bench's too).
         let metrics = await target.serverMetrics()
@@ -235,6 +271,19 @@ struct LoadBench: AsyncParsableCommand {
         }
         report(values)
         for socket in held { socket.close() }
+    }
+
+    /// One connection per token, round-robin over the nodes; at most 256 handshakes in flight,
+    /// as clients arriving over time would be (a burst of thousands only overflows the accept queue).
+    func openIdleConnections(_ tokens: [String], target: LoadTarget, stats: LoadStats) async throws -> [LoadSocket] {
+        var held: [LoadSocket] = []
+        for (index, token) in tokens.enumerated() {
+            while held.count - stats.snapshot().settled >= 256 { try await Task.sleep(for: .milliseconds(10)) }
+            held.append(
+                LoadSocket(url: target.nodeWebSocketURL(client: index), token: token, tls: target.tls, stats: stats)
+            )
+        }
+        return held
     }
 
     func status(_ text: String) {
@@ -269,37 +318,95 @@ struct LoadTarget: Sendable {
     let run: String
     let inProcess: ParleyServer?
     let serverTask: Task<Void, Error>?
+    /// Every node's URL (`url` is the first); one unless `--nodes`.
+    var urls: [String]
+    var children: LoadNodes?
+    /// "sqlite" or "postgres"; "unknown" for a server reached at a URL.
+    var storage: String
 
     /// The most devices an account may have (`max_devices_per_account`'s upper bound).
     static let devicesPerAccount = 1000
 
-    var kind: String { inProcess == nil ? "external" : "in-process" }
-    var webSocketURL: String { "wss" + url.dropFirst("https".count) + "/v1/ws" }
+    var kind: String { children != nil ? "processes" : inProcess == nil ? "external" : "in-process" }
+
+    /// The node client `index` uses: each group's members (clients g, g + groups, …) round-robin
+    /// over the nodes. `groups` is the bench's; idle connections pass their own index.
+    func nodeURL(client index: Int, groups: Int = 1) -> String { urls[(index / max(1, groups)) % urls.count] }
+
+    var webSocketURL: String { nodeWebSocketURL(client: 0) }
+
+    func nodeWebSocketURL(client index: Int, groups: Int = 1) -> String {
+        "wss" + nodeURL(client: index, groups: groups).dropFirst("https".count) + "/v1/ws"
+    }
 
     func name(_ suffix: String) -> String { "l\(run)\(suffix)" }
 
-    static func start(server: String?, rate: Int, status: (String) -> Void) async throws -> LoadTarget {
+    static func start(
+        server: String?,
+        nodes: Int? = nil,
+        database: String? = nil,
+        rate: Int,
+        status: (String) -> Void
+    ) async throws -> LoadTarget {
         let root = NSTemporaryDirectory() + "parley-load-" + UUID().uuidString
         let run = String(UInt32.random(in: 0...UInt32.max), radix: 36)
-        if let server {
-            let (host, port) = try ServerAPI.hostAndPort(server)
-            let certificate = try await CertificatePin.presented(host: host, port: port)
-            status(
-                "server \(server), certificate SHA-256 \(CertificatePin.fingerprint(certificate)) (compare with what parley serve printed)"
+        if let server { return try await external(server, root: root, run: run, status: status) }
+        if let nodes {
+            let children = try await LoadNodes.start(
+                count: nodes,
+                database: database,
+                rate: rate,
+                root: root + "/nodes",
+                status: status
             )
-            return LoadTarget(
-                url: server.hasSuffix("/") ? String(server.dropLast()) : server,
-                certificate: certificate,
-                tls: try CertificatePin.pinned(certificate),
-                api: try ServerAPI(url: server, certificate: certificate),
-                root: root,
-                run: run,
-                inProcess: nil,
-                serverTask: nil
-            )
+            do {
+                var target = try await external(children.urls[0], root: root, run: run, status: status)
+                target.urls = children.urls
+                target.children = children
+                target.storage = database == nil ? "sqlite" : "postgres"
+                return target
+            } catch {
+                await children.stop()
+                throw error
+            }
         }
+        return try await inProcess(database: database, rate: rate, root: root, run: run)
+    }
+
+    /// A server already running at `server`: its certificate is pinned as presented.
+    static func external(
+        _ server: String,
+        root: String,
+        run: String,
+        status: (String) -> Void
+    ) async throws
+        -> LoadTarget
+    {
+        let (host, port) = try ServerAPI.hostAndPort(server)
+        let certificate = try await CertificatePin.presented(host: host, port: port)
+        status(
+            "server \(server), certificate SHA-256 \(CertificatePin.fingerprint(certificate)) (compare with what parley serve printed)"
+        )
+        let url = server.hasSuffix("/") ? String(server.dropLast()) : server
+        return LoadTarget(
+            url: url,
+            certificate: certificate,
+            tls: try CertificatePin.pinned(certificate),
+            api: try ServerAPI(url: server, certificate: certificate),
+            root: root,
+            run: run,
+            inProcess: nil,
+            serverTask: nil,
+            urls: [url],
+            children: nil,
+            storage: "unknown"
+        )
+    }
+
+    static func inProcess(database: String?, rate: Int, root: String, run: String) async throws -> LoadTarget {
         var configuration = ServerConfiguration()
         configuration.dataDirectory = root + "/server"
+        configuration.database = database
         configuration.port = 0
         configuration.messagesPerSecond = max(1000, rate)
         // The idle connections are many devices of a few accounts (the most each may have),
@@ -325,7 +432,10 @@ struct LoadTarget: Sendable {
             root: root,
             run: run,
             inProcess: parley,
-            serverTask: task
+            serverTask: task,
+            urls: [url],
+            children: nil,
+            storage: database == nil ? "sqlite" : "postgres"
         )
     }
 
@@ -341,13 +451,21 @@ struct LoadTarget: Sendable {
         }
     }
 
-    /// The server's unlabelled gauges and counters, from its /metrics.
+    /// The server's unlabelled gauges and counters, from its /metrics; with several nodes, each
+    /// summed over all of them (connections, and resident memory of all node processes).
     func serverMetrics() async -> [String: Double] {
-        guard let body = try? await api.request(.GET, "/metrics") else { return [:] }
         var values: [String: Double] = [:]
-        for line in String(decoding: body, as: UTF8.self).split(separator: "\n") where !line.hasPrefix("#") {
-            let fields = line.split(separator: " ")
-            if fields.count == 2, let value = Double(fields[1]) { values[String(fields[0])] = value }
+        for url in urls {
+            guard let nodeAPI = url == self.url ? api : try? ServerAPI(url: url, certificate: certificate) else {
+                continue
+            }
+            let body = try? await nodeAPI.request(.GET, "/metrics")
+            if nodeAPI !== api { await nodeAPI.shutdown() }
+            guard let body else { continue }
+            for line in String(decoding: body, as: UTF8.self).split(separator: "\n") where !line.hasPrefix("#") {
+                let fields = line.split(separator: " ")
+                if fields.count == 2, let value = Double(fields[1]) { values[String(fields[0]), default: 0] += value }
+            }
         }
         return values
     }
@@ -357,7 +475,9 @@ struct LoadTarget: Sendable {
         if let inProcess {
             await inProcess.shutdown()
             _ = try? await serverTask?.value
+            inProcess.closeStorage()
         }
+        await children?.stop()
         try? FileManager.default.removeItem(atPath: root)
     }
 }
