@@ -37,7 +37,7 @@ struct LoadNodes: Sendable {
                     config["tls_private_key"] = supervisors[0].dataDirectory + "/tls-private-key.pem"
                 }
                 let file = root + "/node\(index).json"
-                try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: file))
+                try CrashBench.writeOwnerOnly(try JSONSerialization.data(withJSONObject: config), to: file)
                 let supervisor = ServerSupervisor(
                     parley: executable,
                     dataDirectory: root + "/node\(index)",

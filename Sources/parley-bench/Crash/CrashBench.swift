@@ -77,7 +77,7 @@ struct CrashBench: AsyncParsableCommand {
         // In the config file, not on the command line, so a password in the URL stays out of `ps`.
         if let database { config["database"] = database }
         let configFile = work + "/server.json"
-        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configFile))
+        try Self.writeOwnerOnly(try JSONSerialization.data(withJSONObject: config), to: configFile)
         let executable = parley ?? Self.siblingExecutable("parley")
         guard FileManager.default.isExecutableFile(atPath: executable) else {
             throw ValidationError("There is no parley executable at \(executable); build it or pass --parley PATH.")
@@ -89,6 +89,12 @@ struct CrashBench: AsyncParsableCommand {
             port: try ServerSupervisor.freePort(),
             log: work + "/server.log"
         )
+    }
+
+    /// Writes a config file readable only by this user: it may hold the database's password.
+    static func writeOwnerOnly(_ data: Data, to path: String) throws {
+        guard FileManager.default.createFile(atPath: path, contents: data, attributes: [.posixPermissions: 0o600])
+        else { throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path]) }
     }
 
     static func siblingExecutable(_ name: String) -> String {

@@ -249,7 +249,13 @@ struct NodeCluster {
     static func writeSharedConfiguration(in work: String, database: String) throws -> String {
         let (identity, certificatePEM) = try ServerIdentity.generate(host: "127.0.0.1")
         try certificatePEM.write(toFile: work + "/tls-certificate.pem", atomically: true, encoding: .utf8)
-        try identity.privateKeyPEM.write(toFile: work + "/tls-private-key.pem", atomically: true, encoding: .utf8)
+        // The key owner-only, as an operator copies it to each node.
+        let keyWritten = FileManager.default.createFile(
+            atPath: work + "/tls-private-key.pem",
+            contents: Data(identity.privateKeyPEM.utf8),
+            attributes: [.posixPermissions: 0o600]
+        )
+        try #require(keyWritten)
         let config: [String: Any] = [
             "database": database, "tls_certificate": work + "/tls-certificate.pem",
             "tls_private_key": work + "/tls-private-key.pem", "messages_per_second": 1000, "acks_per_second": 1000,
