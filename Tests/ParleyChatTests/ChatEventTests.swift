@@ -72,7 +72,8 @@ import Testing
         while let event = await log.next() {
             if case .finished(.members, _) = event { break }
         }
-        #expect(ContinuousClock.now - asked < .seconds(5), "a request wakes the worker")
+        // Well under the worker's 60 s idle ceiling, with room for a loaded machine's scheduling.
+        #expect(ContinuousClock.now - asked < .seconds(30), "a request wakes the worker")
         // The snapshot that follows every request; then the worker waits again.
         while let event = await log.next() {
             if case .snapshot = event { break }

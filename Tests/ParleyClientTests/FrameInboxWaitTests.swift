@@ -46,11 +46,13 @@ import Testing
     @Test func aFrameWakesAWaiterLongBeforeItsDeadline() async throws {
         let inbox = FrameInbox(maxFrames: 3, maxBytes: 1 << 20)
         let start = ContinuousClock.now
-        let waiter = Task { await inbox.wait(for: .frame, until: start + .seconds(60)) }
+        // The deadline is far beyond anything a loaded test machine adds (the whole suite shares
+        // two cooperative threads with CPU-heavy tests): only the frame can end the wait in time.
+        let waiter = Task { await inbox.wait(for: .frame, until: start + .seconds(3600)) }
         try await Task.sleep(for: .milliseconds(50))
         #expect(inbox.offer(Self.frame(1), size: 10))
         await waiter.value
-        #expect(ContinuousClock.now - start < .seconds(30))
+        #expect(ContinuousClock.now - start < .seconds(600))
         #expect(try inbox.take() == Self.frame(1))
     }
 
