@@ -108,6 +108,12 @@ let package = Package(
             dependencies: ["ParleyClient"],
             swiftSettings: strictSettings
         ),
+        // Child processes started with posix_spawn and reaped with waitpid: parley-bench's crash and
+        // multi-node runs, and the tests that run the built `parley`.
+        .target(
+            name: "ProcessSupport",
+            swiftSettings: strictSettings
+        ),
         // The one executable: serve, admin, client commands, chat TUI.
         .executableTarget(
             name: "parley",
@@ -122,7 +128,7 @@ let package = Package(
         .executableTarget(
             name: "parley-bench",
             dependencies: [
-                "MLS", "ParleyServer", "ParleyClient", "ParleyProtocol", "ParleyChat",
+                "MLS", "ParleyServer", "ParleyClient", "ParleyProtocol", "ParleyChat", "ProcessSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
@@ -159,7 +165,7 @@ let package = Package(
         .testTarget(
             name: "ParleyClientTests",
             dependencies: [
-                "ParleyClient", "ParleyServer", "ParleyProtocol", "ParleyDemo", "ParleyChat", "MLS",
+                "ParleyClient", "ParleyServer", "ParleyProtocol", "ParleyDemo", "ParleyChat", "MLS", "ProcessSupport",
                 // The hostile-server proxy (HostileServerProxy.swift).
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -185,7 +191,7 @@ let package = Package(
         .testTarget(
             name: "ParleyServerTests",
             dependencies: [
-                "ParleyServer", "ParleyProtocol", "MLS", "ParleyClient",
+                "ParleyServer", "ParleyProtocol", "MLS", "ParleyClient", "ProcessSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ParleyClient
+import ProcessSupport
 
 /// `parley-bench load --nodes N`: N `parley serve` child processes on one database (PostgreSQL
 /// with `--database`; SQLite only for one node), sharing one certificate as docs/OPERATIONS.md

@@ -1,4 +1,5 @@
 import Foundation
+import ProcessSupport
 import Testing
 
 @testable import ParleyClient
@@ -13,28 +14,15 @@ import Testing
     /// a pipe we read, and Foundation's Process misses this child's exit here.
     @discardableResult
     static func tmux(_ socket: String, _ arguments: [String], capture: Bool = false) throws -> String {
+        let argv = ["-L", socket] + arguments
+        guard capture else {
+            try ChildProcess.spawn("tmux", argv, output: .discard, errors: .discard).waitBlocking()
+            return ""
+        }
         let outputPath = NSTemporaryDirectory() + "tmux-out-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(
-            &actions,
-            1,
-            capture ? outputPath : "/dev/null",
-            O_WRONLY | O_CREAT | O_TRUNC,
-            0o600
-        )
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        let argv = ["tmux", "-L", socket] + arguments
-        var cArguments = argv.map { strdup($0) } + [nil]
-        defer { for pointer in cArguments { free(pointer) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawnp(&pid, "tmux", &actions, nil, &cArguments, environ)
-        guard spawned == 0 else { throw ClientError.invalid("could not run tmux (\(spawned))") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        return capture ? ((try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "") : ""
+        try ChildProcess.spawn("tmux", argv, output: .file(outputPath, append: false), errors: .discard).waitBlocking()
+        return (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
     }
 
     /// Polls the pane until `condition` holds or `seconds` pass; returns the last capture.

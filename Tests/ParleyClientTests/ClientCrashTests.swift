@@ -1,4 +1,5 @@
 import Foundation
+import ProcessSupport
 import Testing
 
 @testable import ParleyClient
@@ -28,36 +29,14 @@ import Testing
     {
         let output = NSTemporaryDirectory() + "parley-crash-out-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: output) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var argv = ([binary] + arguments + ["--home", home]).map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var environment = ProcessInfo.processInfo.environment
-        environment["PARLEY_PASSWORD"] = password
-        var envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { for pointer in envp { free(pointer) } }
-        var pid: pid_t = 0
-        guard posix_spawn(&pid, binary, &actions, nil, &argv, &envp) == 0 else {
-            throw ClientError.invalid("could not start \(binary)")
-        }
-        let deadline = ContinuousClock.now + limit
-        var status: Int32 = 0
-        var finished = false
-        while ContinuousClock.now < deadline {
-            if waitpid(pid, &status, WNOHANG) == pid {
-                finished = true
-                break
-            }
-            try await Task.sleep(for: .milliseconds(5))
-        }
-        if !finished {
-            kill(pid, SIGKILL)
-            while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        }
+        let child = try ChildProcess.spawn(
+            binary,
+            arguments + ["--home", home],
+            output: .file(output, append: false),
+            environment: ["PARLEY_PASSWORD": password]
+        )
+        let finished = await child.wait(atMost: limit) != nil
+        if !finished { await child.stop(with: SIGKILL) }
         return Run(output: (try? String(contentsOfFile: output, encoding: .utf8)) ?? "", finished: finished)
     }
 

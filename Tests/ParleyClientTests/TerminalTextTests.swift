@@ -1,4 +1,5 @@
 import Foundation
+import ProcessSupport
 import Testing
 
 @testable import ParleyClient
@@ -79,27 +80,7 @@ import Testing
 
     /// Runs the binary with its standard output in a file; returns that output.
     static func run(_ binary: String, _ arguments: [String], password: String) throws -> String {
-        let outputPath = NSTemporaryDirectory() + "parley-out-" + UUID().uuidString
-        defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         // Errors go to the same file, so a failing expectation shows why the command failed.
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var cArguments = ([binary] + arguments).map { strdup($0) } + [nil]
-        defer { for pointer in cArguments { free(pointer) } }
-        let variables: [String] =
-            ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" } + ["PARLEY_PASSWORD=\(password)"]
-        var environment: [UnsafeMutablePointer<CChar>?] = variables.map { strdup($0) } + [nil]
-        defer { for pointer in environment { free(pointer) } }
-        var pid: pid_t = 0
-        guard posix_spawn(&pid, binary, &actions, nil, &cArguments, &environment) == 0 else {
-            throw ClientError.invalid("could not run parley")
-        }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        return (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        try ChildProcess.run(binary, arguments, environment: ["PARLEY_PASSWORD": password])
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ParleyClient
 import ParleyServer
+import ProcessSupport
 import Synchronization
 
 /// `parley-bench crash`: `parley serve` as a child process on SQLite (or on the PostgreSQL

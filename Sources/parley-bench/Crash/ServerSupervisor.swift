@@ -1,5 +1,6 @@
 import Foundation
 import ParleyClient
+import ProcessSupport
 
 /// Runs `parley serve` as a child process on one data directory and one port, so it can be
 /// killed with SIGKILL (no shutdown code runs, as in a power cut of the process) and
@@ -31,7 +32,7 @@ struct ServerSupervisor: Sendable {
         try ChildProcess.spawn(
             parley,
             ["serve", "--config", configFile, "--data", dataDirectory, "--host", "127.0.0.1", "--port", "\(port)"],
-            log: log
+            output: .file(log, append: true)
         )
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import ProcessSupport
 import Synchronization
 
 /// A TCP load balancer in front of the server nodes, as an operator runs one (HAProxy, a cloud
@@ -119,62 +120,25 @@ final class TCPBalancer: Sendable {
     }
 }
 
-/// One `parley serve` child process, started with posix_spawn and reaped with waitpid (as
-/// parley-bench crash does: Foundation's `Process` misses some children's exits on Linux).
-final class NodeProcess: Sendable {
-    let pid: pid_t
+/// One `parley serve` child process and the port it listens on.
+struct NodeProcess: Sendable {
+    let process: ChildProcess
     let port: Int
-    private let reaped = Mutex<Int32?>(nil)
 
     static let executable = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(".build/debug/parley").path
 
-    private init(pid: pid_t, port: Int) {
-        self.pid = pid
-        self.port = port
-    }
-
     /// Starts `parley serve` with `config` on `port`, its output appended to `log`.
     static func spawn(config: String, data: String, port: Int, log: String) throws -> NodeProcess {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let arguments = [
-            executable, "serve", "--config", config, "--data", data, "--host", "127.0.0.1", "--port", "\(port)",
-        ]
-        var argv = arguments.map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid: pid_t = 0
-        let code = posix_spawn(&pid, executable, &actions, nil, &argv, environ)
-        guard code == 0 else { throw POSIXError(POSIXErrorCode(rawValue: code) ?? .ENOENT) }
-        return NodeProcess(pid: pid, port: port)
+        let arguments = ["serve", "--config", config, "--data", data, "--host", "127.0.0.1", "--port", "\(port)"]
+        let process = try ChildProcess.spawn(executable, arguments, output: .file(log, append: true))
+        return NodeProcess(process: process, port: port)
     }
 
-    /// Sends `signal` unless the process was reaped already, and waits for it to exit.
     @discardableResult
-    func stop(with signal: Int32) async -> Int32 {
-        if exited() == nil { kill(pid, signal) }
-        while true {
-            if let status = exited() { return status }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-    }
+    func stop(with signal: Int32) async -> Int32 { await process.stop(with: signal) }
 
-    /// The wait status once the process has exited (reaping it), nil while it runs.
-    func exited() -> Int32? {
-        reaped.withLock { reaped in
-            if let reaped { return reaped }
-            var status: Int32 = 0
-            var result: pid_t
-            repeat { result = waitpid(pid, &status, WNOHANG) } while result == -1 && errno == EINTR
-            guard result == pid || result == -1 else { return nil }
-            reaped = status
-            return status
-        }
-    }
+    func exited() -> Int32? { process.exited() }
 }
 
 /// A free loopback port for a node (bound, read and released; the node binds it next).
