@@ -2,10 +2,10 @@ import Foundation
 import Logging
 import ParleyDemo
 import ParleyProtocol
-import ParleyServer
 import Testing
 
 @testable import ParleyClient
+@testable import ParleyServer
 
 /// A real server plus several client homes, all in this process.
 final class Harness: @unchecked Sendable {
@@ -16,6 +16,9 @@ final class Harness: @unchecked Sendable {
     var url: String { "https://127.0.0.1:\(port)" }
 
     init() { Harness.cheapKeyDerivation() }
+
+    /// The servers tests start hash passwords at a cheap scrypt cost too (2^10, not 2^15).
+    static let passwordHashCost = 10
 
     /// Homes made by tests use a cheap scrypt cost, so suites stay fast.
     static func cheapKeyDerivation() {
@@ -30,6 +33,7 @@ final class Harness: @unchecked Sendable {
         configuration.dataDirectory = dataDirectory ?? root + "/server"
         configuration.port = requested
         configuration.database = database
+        configuration.passwordHashCost = Harness.passwordHashCost
         var logger = Logger(label: "e2e")
         logger.logLevel = .error
         let server = try ParleyServer(configuration: configuration, logger: logger)

@@ -75,6 +75,7 @@ final class HostileServerProxy: Sendable {
         var configuration = ServerConfiguration()
         configuration.dataDirectory = directory + "/server"
         configuration.port = 0
+        configuration.passwordHashCost = Harness.passwordHashCost
         configuration.tlsCertificate = certificatePath
         configuration.tlsPrivateKey = keyPath
         var logger = Logger(label: "hostile-server")

@@ -25,6 +25,7 @@ import Testing
     ) async throws {
         var configuration = ServerConfiguration()
         configuration.dataDirectory = NSTemporaryDirectory() + "parley-routes-" + UUID().uuidString
+        configuration.passwordHashCost = TestServer.passwordHashCost
         configure(&configuration)
         defer { try? FileManager.default.removeItem(atPath: configuration.dataDirectory) }
         var logger = Logger(label: "parley-route-test")

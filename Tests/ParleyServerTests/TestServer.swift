@@ -28,6 +28,7 @@ final class TestServer: LoginTransport, @unchecked Sendable {
         var configuration = ServerConfiguration()
         configuration.dataDirectory = directory ?? NSTemporaryDirectory() + "parley-test-" + UUID().uuidString
         configuration.port = 0
+        configuration.passwordHashCost = TestServer.passwordHashCost
         configure(&configuration)
         if StorageKind.current == .postgres, configuration.database == nil {
             configuration.database = try TestPostgres.database(for: configuration.dataDirectory)
@@ -41,6 +42,10 @@ final class TestServer: LoginTransport, @unchecked Sendable {
         guard let port = await iterator.next() else { throw ServerError.configuration("the server did not start") }
         return TestServer(server: server, port: port, directory: configuration.dataDirectory, task: task)
     }
+
+    /// scrypt's cost for test servers: 2^10 instead of 2^15, so the suites' thousands of password
+    /// hashes (a debug build's scrypt is slow) do not crowd out everything else on two cores.
+    static let passwordHashCost = 10
 
     /// Runs `body` against a fresh server and always stops it afterwards.
     static func with(

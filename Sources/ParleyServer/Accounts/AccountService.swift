@@ -17,7 +17,7 @@ final class AccountService: Sendable {
     let challenges: any LoginChallengeStore
     /// The server certificate, which login proofs are bound to.
     private let certificateDER: [UInt8]
-    private let hasher = PasswordHasher()
+    private let hasher: PasswordHasher
     /// Each server hashes on two threads, with eight more requests allowed to wait.
     private let work = PasswordWork(threads: 2, waiting: 8)
     private let limits: AccountLimits
@@ -36,6 +36,7 @@ final class AccountService: Sendable {
         self.hub = hub
         self.certificateDER = certificateDER
         self.logger = logger
+        hasher = PasswordHasher(rounds: 1 << configuration.passwordHashCost)
         limits = AccountLimits(configuration, storage: storage)
         challenges = LoginChallengeStores.make(for: storage)
         directory = DeviceDirectory(storage: storage, configuration: configuration, hub: hub, logger: logger)

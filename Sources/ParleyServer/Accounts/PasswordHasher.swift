@@ -4,7 +4,8 @@ import _CryptoExtras
 
 /// scrypt password hashing with a per-user random salt (RFC 7914 via swift-crypto).
 struct PasswordHasher: Sendable {
-    /// N = 2^15, r = 8, p = 1: about 32 MiB and tens of milliseconds per hash.
+    /// N = 2^15, r = 8, p = 1: about 32 MiB and tens of milliseconds per hash (optimised build);
+    /// `ServerConfiguration.passwordHashCost`.
     var rounds = 1 << 15
     var blockSize = 8
     var parallelism = 1

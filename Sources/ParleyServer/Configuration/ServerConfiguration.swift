@@ -57,6 +57,11 @@ public struct ServerConfiguration: Sendable, Codable, Equatable {
     /// `/metrics` answers requests from loopback addresses, and others only with
     /// `Authorization: Bearer <metrics_token>` when this is set.
     public var metricsToken: String?
+    /// log2 of scrypt's N for password hashes (r = 8, p = 1; 15: 32 MiB a hash). Not read from the
+    /// config file: stored hashes do not record it, so it must not change for a data directory.
+    /// Test servers lower it: in a debug build one hash at 15 costs the better part of a second
+    /// of CPU, and the suites hash thousands of passwords on two cores.
+    var passwordHashCost = 15
     /// Registrations one client address may make, bursting to this and refilled over an hour.
     public var registrationsPerHourPerAddress: Int = 10
     /// Registrations the whole server accepts per minute, from all addresses together.
