@@ -7,6 +7,7 @@ import PackageDescription
 let targets = [
     "mls-message", "key-package", "welcome", "group-info", "ratchet-tree", "leaf-node", "proposal",
     "client-frame", "http-body", "server-frame", "group-process", "group-state", "parley-content",
+    "pq-group",
 ]
 
 let package = Package(

@@ -35,6 +35,10 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// What members send each other inside MLS: application content, history claims, the
     /// group-name extension, and a `HistoryLedger` fed hostile claims (docs/PROTOCOL.md).
     case parleyContent = "parley-content"
+    /// group-process on a post-quantum group (suite 0x004D, X-Wing): KeyPackages (re-signed and
+    /// added, so their X-Wing keys are used), Welcomes to dave, PublicMessage and PrivateMessage
+    /// proposals, commits and application messages.
+    case postQuantumGroup = "pq-group"
 
     /// libFuzzer's `LLVMFuzzerInitialize`. With `PARLEY_FUZZ_WRITE_SEEDS=DIR`
     /// set, writes this target's seed corpus into DIR and exits instead.
@@ -76,6 +80,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .groupProcess: LiveGroup.shared.check(bytes)
         case .groupState: LiveGroup.shared.checkState(bytes)
         case .parleyContent: ContentChecks.check(bytes)
+        case .postQuantumGroup: LiveGroup.postQuantum.check(bytes)
         }
     }
 
@@ -83,6 +88,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     func prepare() {
         switch self {
         case .groupProcess, .groupState: _ = LiveGroup.shared
+        case .postQuantumGroup: _ = LiveGroup.postQuantum
         default: break
         }
     }
@@ -105,6 +111,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .groupProcess: return LiveGroup.shared.processSeeds
         case .groupState: return try LiveGroup.shared.stateSeeds()
         case .parleyContent: return try ContentChecks.seeds()
+        case .postQuantumGroup: return LiveGroup.postQuantum.processSeeds
         }
     }
 }

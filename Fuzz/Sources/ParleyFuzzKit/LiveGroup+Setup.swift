@@ -7,21 +7,36 @@ extension LiveGroup {
     static let fixtureVersion: UInt16 = 3
     static let groupID = Array("fuzz-group".utf8)
 
-    static func loadOrCreate() throws -> LiveGroup {
-        guard let path = ProcessInfo.processInfo.environment["PARLEY_FUZZ_FIXTURE"] else { return try create() }
-        if let data = FileManager.default.contents(atPath: path), let group = try? LiveGroup(fixture: Array(data)) {
+    /// The group in `suite`, from its fixture file if there is one: `$PARLEY_FUZZ_FIXTURE` for
+    /// suite 1, the same name with `-pq` before its extension for the post-quantum suite.
+    static func loadOrCreate(_ suite: CipherSuite) throws -> LiveGroup {
+        guard let shared = ProcessInfo.processInfo.environment["PARLEY_FUZZ_FIXTURE"] else {
+            return try create(suite)
+        }
+        let path = suite == ParleySuites.standard ? shared : postQuantumFixture(shared)
+        if let data = FileManager.default.contents(atPath: path),
+            let group = try? LiveGroup(fixture: Array(data)), group.members[0].suite.suite == suite
+        {
             return group
         }
-        let group = try create()
+        let group = try create(suite)
         try Data(group.fixture()).write(to: URL(fileURLWithPath: path))
         return group
     }
 
-    /// Builds the group through the public API, exactly as Parley clients do:
+    /// `work/live-group.fixture` -> `work/live-group-pq.fixture`.
+    static func postQuantumFixture(_ path: String) -> String {
+        let url = URL(fileURLWithPath: path)
+        let name = url.deletingPathExtension().lastPathComponent + "-pq"
+        let renamed = url.deletingLastPathComponent().appendingPathComponent(name)
+        return (url.pathExtension.isEmpty ? renamed : renamed.appendingPathExtension(url.pathExtension)).path
+    }
+
+    /// Builds the group in `cipherSuite` through the public API, exactly as Parley clients do:
     /// alice creates it as admin and adds bob and carol in one Commit that
     /// the server's view and every member processes.
-    static func create() throws -> LiveGroup {
-        let suite = try CipherSuite.mls128DHKEMX25519AES128GCMSHA256Ed25519.provider()
+    static func create(_ cipherSuite: CipherSuite) throws -> LiveGroup {
+        let suite = try cipherSuite.provider()
         let policy = ParleyGroupPolicy.groupPolicy()
         let keys = (0..<3).map { _ in suite.generateSignatureKeyPair() }
         let bundle = { (name: String, keys: SignatureKeyPair) throws -> KeyPackageBundle in

@@ -4,19 +4,26 @@ import ParleyProtocol
 
 /// A live Parley group for the stateful targets: alice (admin), bob and
 /// carol at epoch 1 under Parley's policy, the server's public view of it,
-/// and a KeyPackage of dave's that Welcomes can be addressed to.
+/// and a KeyPackage of dave's that Welcomes can be addressed to. One in each
+/// of Parley's two suites (``shared``, ``postQuantum``).
 ///
 /// Keys are random, so the group is built once and kept in the file named
 /// by `$PARLEY_FUZZ_FIXTURE` (scripts/fuzz sets it): every later run, and
 /// every crash reproduction, starts from exactly the same group.
 final class LiveGroup: Sendable {
-    static let shared: LiveGroup = {
+    /// The group-process and group-state targets' group, in suite 1 (Parley's classical groups).
+    static let shared = make(ParleySuites.standard)
+    /// The pq-group target's group, in suite 0x004D (X-Wing HPKE: `parley create --post-quantum`
+    /// and `parley upgrade`): every HPKE key, path secret and Welcome is X-Wing's.
+    static let postQuantum = make(ParleySuites.postQuantum)
+
+    private static func make(_ suite: CipherSuite) -> LiveGroup {
         do {
-            return try LiveGroup.loadOrCreate()
+            return try LiveGroup.loadOrCreate(suite)
         } catch {
-            fatalError("cannot set up the live group: \(error)")
+            fatalError("cannot set up the live group in suite \(suite.rawValue): \(error)")
         }
-    }()
+    }
 
     let policy = ParleyGroupPolicy.groupPolicy()
     let members: [Group]
@@ -69,6 +76,7 @@ final class LiveGroup: Sendable {
                 DecoderChecks.publicView(groupInfo)
             case .deliver(.keyPackage(let keyPackage)):
                 DecoderChecks.validate(keyPackage)
+                admit(keyPackage, in: &run)
             case .deliver(let message):
                 run.deliver(message)
             case .propose(let member, let proposal):
@@ -97,6 +105,39 @@ final class LiveGroup: Sendable {
                 }
                 guard let sent else { continue }
                 run.deliver(sent)
+            }
+        }
+    }
+
+    /// The KeyPackage's fields as fuzzed, but signed by dave (leaf and package), so its keys get
+    /// past the signatures and into the next checks: the server's validation, then alice's Add,
+    /// which seals the Welcome to its init key (HPKE: X-Wing in the post-quantum group), and
+    /// every party processing that commit.
+    func admit(_ keyPackage: KeyPackage, in run: inout Run) {
+        let suite = members[0].suite
+        var resigned = keyPackage
+        resigned.leafNode.signatureKey = dave.keyPackage.leafNode.signatureKey
+        let signed = Invariant.attempt("re-signing a KeyPackage as dave") { () -> KeyPackage in
+            try resigned.leafNode.sign(suite, with: dave.signaturePrivateKey, groupID: [], leafIndex: LeafIndex(0))
+            resigned.signature = try suite.signWithLabel(
+                dave.signaturePrivateKey,
+                label: "KeyPackageTBS",
+                content: resigned.toBeSigned()
+            )
+            try resigned.validate()
+            return resigned
+        }
+        guard let signed,
+            let added = Invariant.attempt(
+                "alice adding a fuzzed KeyPackage",
+                { try run.members[0].addMembers([signed]) }
+            )
+        else { return }
+        run.deliver(added.message)
+        // dave joins when the fuzzed package kept his keys (his own, or one a mutation left intact).
+        if case .welcome(let welcome)? = added.welcome {
+            _ = Invariant.attempt("dave joining by alice's Welcome") {
+                try Group.join(welcome: welcome, keyPackage: dave, policy: policy)
             }
         }
     }
