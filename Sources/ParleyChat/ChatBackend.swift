@@ -19,6 +19,8 @@ public protocol ChatBackend: Sendable {
     func remove(_ user: String, from name: String) async throws
     func leave(_ name: String) async throws
     func destroy(_ name: String) async throws
+    /// `/upgrade`: `parley upgrade` (GroupEngine+Upgrade.swift), which checks everything itself.
+    func upgrade(_ name: String) async throws
     func verify(_ user: String) async throws -> (number: String, changed: Bool)
     /// `/devices` (ParleyClient+Devices.swift).
     func devices() async throws -> [DeviceInfo]

@@ -12,6 +12,8 @@ public enum ChatCommand: Equatable, Sendable {
     case remove(user: String)
     case leave
     case destroy
+    /// `/upgrade`: moves the open group to post-quantum encryption (`parley upgrade`).
+    case upgrade
     case verify(user: String)
     /// `/devices`: this account's devices.
     case devices
@@ -76,7 +78,7 @@ public struct CommandSpec: Equatable, Sendable {
 
     /// Which command this is; the parser switches on it, never on the name.
     public enum Verb: Equatable, Sendable {
-        case switchTo, groups, create, members, add, remove, leave, destroy, verify, devices, help, quit
+        case switchTo, groups, create, members, add, remove, leave, destroy, upgrade, verify, devices, help, quit
     }
 
     public let verb: Verb
@@ -161,6 +163,14 @@ public struct CommandSpec: Equatable, Sendable {
             summary: "destroy the open group (admins)"
         ),
         CommandSpec(
+            verb: .upgrade,
+            name: "/upgrade",
+            aliases: [],
+            argument: .none,
+            completes: .nothing,
+            summary: "move the open group to post-quantum encryption (admins)"
+        ),
+        CommandSpec(
             verb: .verify,
             name: "/verify",
             aliases: [],
@@ -238,6 +248,7 @@ extension ChatCommand {
         case .remove: .remove(user: first)
         case .leave: .leave
         case .destroy: .destroy
+        case .upgrade: .upgrade
         case .verify: .verify(user: first)
         case .devices: arguments.isEmpty ? .devices : .approveDevice(code: arguments.last ?? "")
         case .help: .help

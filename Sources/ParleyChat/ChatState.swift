@@ -41,12 +41,14 @@ public enum CommandOutcome: Equatable, Sendable {
     case removed(String)
     case leaveRequested(String)
     case destroyed(String)
+    case upgraded(String)
     case safetyNumber(user: String, number: String, changed: Bool)
     case deviceApproved(LinkApproval)
     case devices([DeviceInfo])
     case nothing
 
-    var sentence: String {
+    /// The line the chat shows for it (`parley upgrade` prints `.upgraded`'s too).
+    public var sentence: String {
         switch self {
         case .sent, .nothing: ""
         case .queued: "Offline: the message is queued and goes out when the server is back."
@@ -56,6 +58,8 @@ public enum CommandOutcome: Equatable, Sendable {
         case .removed(let user): "Removed \(user)."
         case .leaveRequested(let name): "Asked to leave \(name); an admin's client completes it."
         case .destroyed(let name): "Destroyed \(name)."
+        // `parley upgrade` prints this same sentence.
+        case .upgraded(let name): "Upgraded \(name) to post-quantum encryption."
         case .safetyNumber(let user, let number, let changed):
             (changed ? "WARNING: \(user)'s keys CHANGED. " : "") + "Safety number with \(user): \(number)"
         case .devices(let devices): "Your devices: " + devices.map(\.summary).joined(separator: "; ")
@@ -162,7 +166,8 @@ public struct ChatState: Sendable {
                 guard screen.groups.contains(where: { $0.name == name }) else { throw ChatRefusal.notInGroup(name) }
                 return open(name)
             case .create, .verify, .approveDevice, .devices: return start(command)
-            case .message, .members, .leave: return start(command, in: try openGroup())
+            // /upgrade: the client refuses a non-admin with the sentence `parley upgrade` prints.
+            case .message, .members, .leave, .upgrade: return start(command, in: try openGroup())
             case .add, .remove, .destroy: return start(command, in: try adminGroup())
             }
         } catch {
@@ -201,6 +206,7 @@ public struct ChatState: Sendable {
         case .members: "/members"
         case .leave: "/leave"
         case .destroy: "/destroy"
+        case .upgrade: "/upgrade"
         case .switchTo, .groups, .help, .quit: ""
         }
     }

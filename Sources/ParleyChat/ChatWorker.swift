@@ -231,6 +231,9 @@ public struct ChatWorker: Sendable {
         case .destroy:
             try await client.destroy(group)
             return .destroyed(group)
+        case .upgrade:
+            try await client.upgrade(group)
+            return .upgraded(group)
         case .verify(let user):
             let (number, changed) = try await client.verify(user)
             return .safetyNumber(user: user, number: number, changed: changed)

@@ -11,6 +11,7 @@ struct Upgrade: AsyncParsableCommand {
 
     func run() async throws {
         try await options.run { try await $0.upgrade(group) }
-        print(TerminalText.line("Upgraded \(group) to post-quantum encryption."))
+        // The chat's /upgrade says the same (CommandOutcome.upgraded).
+        print(TerminalText.line(CommandOutcome.upgraded(group).sentence))
     }
 }

@@ -16,6 +16,7 @@ import Testing
         ("/remove bob", .remove(user: "bob")),
         ("/leave", .leave),
         ("/destroy", .destroy),
+        ("/upgrade", .upgrade),
         ("/verify alice", .verify(user: "alice")),
         ("/help", .help),
         ("/quit", .quit),

@@ -79,6 +79,7 @@ actor ScriptedBackend: ChatBackend {
     func remove(_ user: String, from name: String) async throws {}
     func leave(_ name: String) async throws {}
     func destroy(_ name: String) async throws {}
+    func upgrade(_ name: String) async throws {}
     func verify(_ user: String) async throws -> (number: String, changed: Bool) { ("", false) }
     func devices() async throws -> [DeviceInfo] { [] }
     func approveLink(code: String, deviceName: String, messagesPerGroup: Int) async throws -> LinkApproval {
