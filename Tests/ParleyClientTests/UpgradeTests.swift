@@ -4,6 +4,7 @@ import ParleyProtocol
 import PostgresNIO
 import Testing
 
+@testable import MLS
 @testable import ParleyClient
 @testable import ParleyServer
 
@@ -234,6 +235,119 @@ import Testing
         )
         for client in [alice, bob] { await client.close() }
         await homes.proxy.stop()
+    }
+
+    /// The collusion SECURITY.md used to leave open. alice (admin) closes "g" with a ReInit; bob
+    /// (a member, so he holds the reinit PSK) builds a successor for it holding exactly the group's
+    /// devices, alice's first (her own post-quantum KeyPackage leaf, signed by her), and signs its
+    /// GroupInfo himself; the hostile server hands carol that Welcome in place of alice's. Every
+    /// check carol made before passes it (PSK, parameters, devices, leaf 0 an admin's device); she
+    /// now refuses it because its signer is not the device that committed the ReInit, says who
+    /// made it, and stays in her closed group. alice and bob follow alice's real successor.
+    @Test func aMembersSuccessorWithTheAdminFirstButSignedByHimIsRefused() async throws {
+        let homes = try await HostileHomes()
+        let (alice, bob, carol) = try await homes.trio()
+        let reInit = ReInit(
+            groupID: Array(repeating: 5, count: ParleyGroupPolicy.groupIDLength),
+            cipherSuite: ParleySuites.postQuantum,
+            extensions: try await alice.group("g").context.extensions
+        )
+        try await alice.requireEngine().commit(in: "g", CommitOptions(includePendingProposals: false, reInit: reInit))
+        try await bob.sync()
+        let closed = try await bob.group("g")
+        #expect(closed.reInit == reInit && closed.reInitCommitter != nil)
+        let engine = try await bob.requireEngine()
+        let claim = { (user: String) async throws -> KeyPackage in
+            let offered = try await engine.transport.claimKeyPackages(
+                of: user,
+                skipping: [],
+                suite: ParleySuites.postQuantum
+            )
+            guard case .keyPackage(let package)? = offered.first.flatMap({ try? MLSMessage(tlsEncoded: [UInt8]($0)) })
+            else { throw ClientError.notAnMLSMessage }
+            return package
+        }
+        let forged = try Self.successor(
+            of: closed,
+            first: try await claim("alice"),
+            signedBy: try await bob.signatureKeys(),
+            adding: [try await claim("carol")]
+        )
+        #expect(forged.tree.leafNode(at: LeafIndex(0))?.credential == .basic(identity: Array("alice".utf8)))
+        homes.proxy.setRule { recipient, frame in
+            guard recipient == "carol", case .message(var message) = frame,
+                case .welcome? = try? MLSMessage(tlsEncoded: [UInt8](message.message))
+            else { return .deliver([frame]) }
+            message.message = (try? Data(MLSMessage.welcome(forged.welcome).tlsEncoded())) ?? message.message
+            return .deliver([.message(message)])
+        }
+        try await alice.upgrade("g")  // registers alice's own successor for her ReInit
+        for client in [bob, carol] { try await client.sync() }
+
+        let carols = try await carol.group("g")
+        #expect(carols.reInit == reInit && carols.suite.suite == ParleySuites.standard)
+        let refusal = SuccessorRefusal.notCreatedByCommitter(creator: "bob", committer: "alice")
+        #expect(try await homes.lines(carol).contains { $0.contains(refusal.description) })
+        #expect(refusal.description.contains("created by bob, not by alice"))
+        for client in [alice, bob] {
+            let group = try await client.group("g")
+            #expect(group.suite.suite == ParleySuites.postQuantum && group.groupID == reInit.groupID)
+        }
+        #expect(
+            try await bob.history("g").contains {
+                $0.kind == .system
+                    && $0.text.hasPrefix(
+                        "alice upgraded this group to post-quantum encryption (the new group is signed"
+                    )
+            }
+        )
+        for client in [alice, bob, carol] { await client.close() }
+        await homes.proxy.stop()
+    }
+
+    /// bob's forgery for ``aMembersSuccessorWithTheAdminFirstButSignedByHimIsRefused``: the
+    /// successor `closed`'s ReInit asks for, at epoch 0 holding `first` (another device's
+    /// KeyPackage leaf, as its owner signed it) then bob's own leaf, and bob's commit adding
+    /// `others` with the reinit PSK; its Welcome's GroupInfo is signed by bob (leaf 1). Built from
+    /// the library's internals: the public API always puts the creator first.
+    static func successor(
+        of closed: Group,
+        first: KeyPackage,
+        signedBy keys: SignatureKeyPair,
+        adding others: [KeyPackage]
+    ) throws -> (tree: RatchetTree, welcome: Welcome) {
+        let reInit = try #require(closed.reInit)
+        let suite = try reInit.cipherSuite.provider()
+        let credential = try #require(closed.ownCredential)
+        let psk = try closed.reInitPSK()
+        var policy = GroupPolicy()
+        policy.otherGroupsResumptionPSKs[psk.id.kind] = psk.psk
+        let own = try KeyPackageBundle(
+            suite,
+            credential: credential,
+            signatureKeys: keys,
+            lifetime: Lifetime(notBefore: 0, notAfter: .max)
+        )
+        var group = try Group.create(
+            suite,
+            groupID: reInit.groupID,
+            credential: credential,
+            signatureKeys: keys,
+            extensions: reInit.extensions,
+            policy: policy
+        )
+        var tree = try RatchetTree(suite, firstLeaf: first.leafNode)
+        let leaf = try tree.add(own.keyPackage.leafNode)
+        group.publicGroup.tree = tree
+        group.publicGroup.context.treeHash = tree.treeHash
+        group.ownLeaf = leaf
+        group.treeKeys = TreeKEMPrivateKeys(leafIndex: leaf, leafKey: own.encryptionPrivateKey)
+        let output = try group.commit(
+            CommitOptions(add: others, includePendingProposals: false, preSharedKeys: [psk.id])
+        )
+        guard case .welcome(let welcome)? = output.welcome else { throw MLSError.invalidWelcome("no Welcome") }
+        _ = try group.process(output.message)
+        return (group.tree, welcome)
     }
 
     /// The upgrade with the server's state in PostgreSQL (PARLEY_TEST_POSTGRES, as scripts/test

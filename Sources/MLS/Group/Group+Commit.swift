@@ -376,6 +376,7 @@ extension Group {
         if let reInit = staged.applied.reInit {
             next.isActive = false
             next.reInit = reInit
+            next.reInitCommitter = staged.committer
         }
         return next
     }

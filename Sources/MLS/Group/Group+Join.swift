@@ -13,13 +13,14 @@ extension Group {
         try joinNamingPSKs(welcome: welcome, keyPackage: bundle, ratchetTree: ratchetTree, policy: policy).group
     }
 
-    /// ``join(welcome:keyPackage:ratchetTree:policy:)``, also returning the PSKs the Welcome names.
+    /// ``join(welcome:keyPackage:ratchetTree:policy:)``, also returning the PSKs the Welcome names
+    /// and the leaf that signed its GroupInfo (checked against that leaf's key in the new tree).
     static func joinNamingPSKs(
         welcome: Welcome,
         keyPackage bundle: KeyPackageBundle,
         ratchetTree: RatchetTree?,
         policy: GroupPolicy
-    ) throws -> (group: Group, psks: [PreSharedKeyID]) {
+    ) throws -> (group: Group, psks: [PreSharedKeyID], signer: LeafIndex) {
         let suite = try welcome.cipherSuite.provider()
         guard bundle.keyPackage.cipherSuite == welcome.cipherSuite else {
             throw MLSError.invalidWelcome("the Welcome is for another cipher suite than the KeyPackage")
@@ -71,7 +72,7 @@ extension Group {
             confirmationTag: groupInfo.confirmationTag,
             resumptionPSKs: [context.epoch: secrets.resumptionPSK]
         )
-        return (group, groupSecrets.psks)
+        return (group, groupSecrets.psks, groupInfo.signer)
     }
 
     /// §12.4.3.1: a reinit or branch PSK starts a new group, whose Welcome is for its first epoch.

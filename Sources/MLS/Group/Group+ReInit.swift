@@ -102,6 +102,19 @@ extension Group {
         keyPackage: KeyPackageBundle,
         ratchetTree: RatchetTree? = nil
     ) throws -> Group {
+        try joinSuccessorNamingCreator(welcome: welcome, keyPackage: keyPackage, ratchetTree: ratchetTree).group
+    }
+
+    /// ``joinSuccessor(welcome:keyPackage:ratchetTree:)``, also naming the successor's creator:
+    /// the leaf, in the new group, that signed the Welcome's GroupInfo (§12.4.3). The signature
+    /// was verified with that leaf's signature key, so whoever built this Welcome holds the
+    /// private key of that leaf; an application that knows whom to expect (the member that
+    /// committed the ReInit, ``reInitCommitter``) compares the two leaves' keys.
+    public func joinSuccessorNamingCreator(
+        welcome: Welcome,
+        keyPackage: KeyPackageBundle,
+        ratchetTree: RatchetTree? = nil
+    ) throws -> (group: Group, creator: LeafIndex) {
         guard let reInit else { throw MLSError.notReinitialized }
         let psk = try reInitPSK()
         let expected = psk.id.kind
@@ -125,7 +138,7 @@ extension Group {
         }
         try checkSameMembers(as: group, MLSError.invalidWelcome("the new group does not hold exactly the old members"))
         group.policy = policy
-        return group
+        return (group, joined.signer)
     }
 
     /// Throws `error` unless `other` has exactly this group's members, compared

@@ -3,8 +3,8 @@
 /// and epoch secrets: store it encrypted. Policy hooks are not part of it.
 extension Group {
     /// 2 added, per past epoch, when it ended and which leaves were removed since;
-    /// 3 the ReInit that closed the group.
-    static let stateFormatVersion: UInt16 = 3
+    /// 3 the ReInit that closed the group; 4 the leaf that committed it.
+    static let stateFormatVersion: UInt16 = 4
 
     /// The complete state, including a pending Commit and the kept past epochs.
     public func serialized() throws -> [UInt8] {
@@ -72,6 +72,7 @@ extension Group {
         }
         writer.write(UInt8(isActive ? 1 : 0))
         try writer.writeOptional(reInit.map { Proposal.reInit($0) })
+        try writer.writeOptional(reInitCommitter)
     }
 
     private init(decodingStateFrom reader: inout TLSReader, version: UInt16, policy: GroupPolicy) throws {
@@ -142,6 +143,12 @@ extension Group {
             case nil: break
             case .reInit(let value)?: reInit = value
             case _?: throw MLSError.invalidState("the stored ReInit is another kind of proposal")
+            }
+        }
+        if version >= 4 {
+            reInitCommitter = try reader.readOptional(LeafIndex.self)
+            guard (reInitCommitter == nil) == (reInit == nil) else {
+                throw MLSError.invalidState("the stored ReInit and its committer do not go together")
             }
         }
     }

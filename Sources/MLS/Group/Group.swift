@@ -43,6 +43,12 @@ public struct Group: Sendable {
     /// parameters of its successor (§11.2), which ``createSuccessor(signatureKeys:keyPackages:capabilities:forcePath:ratchetTreeInWelcome:)``
     /// creates and ``joinSuccessor(welcome:keyPackage:ratchetTree:)`` joins. Nil while the group is open.
     public internal(set) var reInit: ReInit?
+    /// The leaf whose member committed ``reInit`` (§11.2, step 2), in this closed group's last
+    /// tree. RFC 9420 lets any member create the successor; an application that wants its
+    /// committer to (Parley does) compares it with the creator
+    /// ``joinSuccessorNamingCreator(welcome:keyPackage:ratchetTree:)`` reports. Nil while the
+    /// group is open, and for a group closed before state format 4 recorded it.
+    public internal(set) var reInitCommitter: LeafIndex?
 
     // MARK: Reading
 

@@ -24,6 +24,32 @@ public enum UpgradeProblem: Sendable, Equatable {
     }
 }
 
+/// Why a member does not join a successor offered in its group's log (`followSuccessor`);
+/// the group stays closed and says why in a line.
+public enum SuccessorRefusal: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Its devices are not exactly the closed group's (by credential and signature key).
+    case otherDevices
+    /// Its GroupInfo is signed by a device of `creator`, not by the device of `committer` that
+    /// committed the ReInit (the two names are equal when it is another device of that user).
+    case notCreatedByCommitter(creator: String, committer: String)
+    /// Its creator's device is no admin's (for a group closed before the committer was recorded).
+    case notCreatedByAnAdmin(creator: String)
+
+    public var description: String {
+        switch self {
+        case .otherDevices: "the new group offered does not hold exactly this group's devices; it was not joined."
+        case .notCreatedByCommitter(let creator, let committer) where creator == committer:
+            "the new group offered was created by another device of \(creator) than the one that closed this "
+                + "group; it was not joined."
+        case .notCreatedByCommitter(let creator, let committer):
+            "the new group offered was created by \(creator), not by \(committer), who closed this group; it was "
+                + "not joined."
+        case .notCreatedByAnAdmin(let creator):
+            "the new group offered was created by \(creator), who is no admin; it was not joined."
+        }
+    }
+}
+
 /// `parley upgrade` (RFC 9420 §11.2, §12.1.5): an admin moves a classical group to the
 /// post-quantum suite. It claims a post-quantum KeyPackage of every other device in the group
 /// first (so a missing one stops it before anything is sent), commits a ReInit, creates the
@@ -34,8 +60,11 @@ public enum UpgradeProblem: Sendable, Equatable {
 /// What a member accepts as the successor (``followSuccessor``): only while its group is closed
 /// by a ReInit, only through `joinSuccessor` (the Welcome must carry the old group's reinit PSK,
 /// which no server knows, and the ReInit's group ID, suite and extensions), holding exactly the
-/// old group's devices (credential and signature key), and created by a device that was an
-/// admin's in the old group. A Welcome for any other group in a message is never joined.
+/// old group's devices (credential and signature key), and created by the very device that
+/// committed the ReInit: the successor's GroupInfo must be signed with that device's key. A
+/// member colluding with the server (it holds the reinit PSK too) can build a successor, but
+/// not sign it as the admin who closed the group. A Welcome for any other group in a message
+/// is never joined.
 extension GroupEngine {
     func upgrade(_ name: String) async throws {
         try await sync()
@@ -141,18 +170,16 @@ extension GroupEngine {
             let entry = try welcome.secrets.first(where: { try store.keyPackage(reference: $0.newMember) != nil }),
             let bundle = try store.keyPackage(reference: entry.newMember)
         else { return try persist(frame.group, lines: lines) }
-        let successor = try group.joinSuccessor(welcome: welcome, keyPackage: bundle)
-        try Self.checkSameDevices(successor, as: group)
+        let (successor, creator) = try group.joinSuccessorNamingCreator(welcome: welcome, keyPackage: bundle)
+        let upgrader = try Self.checkSuccessor(successor, createdBy: creator, as: group)
         try carryOutbox(of: frame.group, from: group.groupID, to: successor.groupID)
-        let upgrader =
-            successor.tree.leafNode(at: LeafIndex(0)).flatMap { ParleyGroupPolicy.username(of: $0.credential) }
-            ?? "an admin"
         groups[frame.group] = successor
         records[frame.group]?.needsUpdate = true
         anchorHistory(frame.group, successor, at: frame.seq)
         let line = systemLine(
             frame.group,
-            "\(upgrader) upgraded this group to post-quantum encryption.",
+            "\(upgrader) upgraded this group to post-quantum encryption (the new group is signed by the device "
+                + "of \(upgrader) that closed the old one).",
             seq: frame.seq,
             time: frame.time
         )
@@ -173,18 +200,35 @@ extension GroupEngine {
         }
     }
 
-    /// The successor holds exactly the old group's devices, by credential and signature key
-    /// (Parley's two suites share Ed25519 device keys), and its creator (leaf 0) was an admin's
-    /// device: no one joins under another's name, and no non-admin builds the successor.
-    static func checkSameDevices(_ successor: Group, as group: Group) throws {
+    /// Checks `successor` against the closed `group`; returns the username of its creator (the
+    /// leaf `creator`, which signed its GroupInfo). It holds exactly the old group's devices, by
+    /// credential and signature key (Parley's two suites share Ed25519 device keys), so no one
+    /// joins under another's name. Its creator is the device that committed the ReInit, by
+    /// signature key in the closed group's last tree: RFC 9420 §11.2 lets any member create the
+    /// successor, Parley's server adopts only the committer's, and so do members, so a member
+    /// and a hostile server together cannot substitute their own. A group closed before its
+    /// committer was recorded (state format 3) needs an admin's device as the creator.
+    static func checkSuccessor(_ successor: Group, createdBy creator: LeafIndex, as group: Group) throws -> String {
         let devices = { (group: Group) in
             Set(group.tree.members.map { [$0.leaf.signatureKey.bytes, (try? $0.leaf.credential.tlsEncoded()) ?? []] })
         }
-        let admins = (try? ParleyGroupPolicy.admins(in: group.context.extensions)) ?? []
         guard devices(successor) == devices(group), successor.tree.members.count == group.tree.members.count,
-            let creator = successor.tree.leafNode(at: LeafIndex(0)),
-            group.tree.leaf(withSignatureKey: creator.signatureKey) != nil,
-            let name = ParleyGroupPolicy.username(of: creator.credential), admins.contains(name)
-        else { throw MLSError.invalidWelcome("the successor does not hold exactly this group's devices") }
+            let signer = successor.tree.leafNode(at: creator),
+            group.tree.leaf(withSignatureKey: signer.signatureKey) != nil
+        else { throw SuccessorRefusal.otherDevices }
+        let name = ParleyGroupPolicy.username(of: signer.credential) ?? "an unknown user"
+        if let leaf = group.reInitCommitter {
+            let committer = group.tree.leafNode(at: leaf)
+            guard let committer, committer.signatureKey == signer.signatureKey else {
+                let committerName = committer.flatMap { ParleyGroupPolicy.username(of: $0.credential) }
+                throw SuccessorRefusal.notCreatedByCommitter(
+                    creator: name,
+                    committer: committerName ?? "a removed device"
+                )
+            }
+        }
+        let admins = (try? ParleyGroupPolicy.admins(in: group.context.extensions)) ?? []
+        guard admins.contains(name) else { throw SuccessorRefusal.notCreatedByAnAdmin(creator: name) }
+        return name
     }
 }

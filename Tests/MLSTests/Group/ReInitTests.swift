@@ -195,4 +195,43 @@ import Testing
         #expect(joined.epochAuthenticator == successor.group.epochAuthenticator)
         _ = charlie
     }
+
+    /// A closed group records which leaf committed the ReInit (bob's, leaf 1, committing alice's
+    /// proposal), also across storage; joining a successor names the leaf that signed its
+    /// GroupInfo. RFC 9420 §11.2 lets any member create the successor, so both alice's and bob's
+    /// are joined here; an application compares the creator with the committer (Parley does).
+    @Test func theCommitterIsRecordedAndJoiningNamesTheSuccessorsCreator() throws {
+        let reInit = ReInit(groupID: Array("next".utf8), cipherSuite: xWing.suite, extensions: [])
+        let (alice, bob, charlie) = try closedGroup(reInit)
+        for member in [alice, bob, charlie] {
+            #expect(member.reInitCommitter == LeafIndex(1))
+            #expect(try Group(serialized: member.serialized()).reInitCommitter == LeafIndex(1))
+        }
+        let committerLeaf = try #require(charlie.reInitCommitter)
+        let committer = try #require(charlie.tree.leafNode(at: committerLeaf))
+        let charliesBundle = try bundle("charlie", xWing)
+        let byBob = try bob.createSuccessor(
+            signatureKeys: xWing.generateSignatureKeyPair(),
+            keyPackages: [try bundle("alice", xWing).keyPackage, charliesBundle.keyPackage]
+        )
+        let joined = try charlie.joinSuccessorNamingCreator(
+            welcome: #require(byBob.welcome),
+            keyPackage: charliesBundle
+        )
+        #expect(joined.creator == byBob.group.ownLeaf)
+        #expect(joined.group.tree.leafNode(at: joined.creator)?.credential == committer.credential)
+
+        let byAlice = try alice.createSuccessor(
+            signatureKeys: xWing.generateSignatureKeyPair(),
+            keyPackages: [try bundle("bob", xWing).keyPackage, charliesBundle.keyPackage]
+        )
+        let other = try charlie.joinSuccessorNamingCreator(
+            welcome: #require(byAlice.welcome),
+            keyPackage: charliesBundle
+        )
+        #expect(other.group.tree.leafNode(at: other.creator)?.credential == .basic(identity: Array("alice".utf8)))
+        #expect(other.group.tree.leafNode(at: other.creator)?.credential != committer.credential)
+        // An open group has no ReInit and no committer.
+        #expect(joined.group.reInitCommitter == nil && other.group.reInitCommitter == nil)
+    }
 }
