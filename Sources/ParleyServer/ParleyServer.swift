@@ -201,8 +201,10 @@ public final class ParleyServer: Sendable {
                 configuration: channelConfiguration,
                 shouldUpgrade: shouldUpgrade
             )
+            // Inside TLS: the deadline sees the first request's plaintext, and the coalescer
+            // gathers what the HTTP and WebSocket encoders write into few records per flush.
             let tlsChannel = try TLSChannel(
-                ConnectionDeadlineChannel(base: http, timeout: deadline),
+                ConnectionDeadlineChannel(base: WriteCoalescingChannel(base: http), timeout: deadline),
                 tlsConfiguration: tls
             )
             return ConnectionLimitChannel(base: tlsChannel, counter: counter)
