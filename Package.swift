@@ -193,6 +193,8 @@ let package = Package(
             dependencies: [
                 "ParleyServer", "ParleyProtocol", "MLS", "ParleyClient", "ProcessSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                // WriteCoalescingTests drive the handler on an EmbeddedChannel.
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
