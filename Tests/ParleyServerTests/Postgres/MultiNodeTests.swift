@@ -119,7 +119,9 @@ import Testing
 
     @Test func notificationsRoundTripAndAnythingElseIsIgnored() {
         let events: [ClusterEvent] = [
-            .appended(group: 7, seq: 42, kind: .commit, size: 100), .destroyed(group: 3), .sessionsEnded(device: 9),
+            .appended(group: 7, seq: 42, kind: .commit, size: 100, count: 1),
+            .appended(group: 7, seq: 42, kind: .application, size: 100, count: 42), .destroyed(group: 3),
+            .sessionsEnded(device: 9),
         ]
         for event in events {
             #expect(ClusterEvent(payload: event.payload(node: "n1"), ownNode: "n2") == event)
@@ -127,10 +129,15 @@ import Testing
         }
         for junk in [
             "", "m n1 7 42 a", "m n1 7 -1 a 1", "m n1 7 42 z 1", "m n1 7 42 a -5", "x n1 seven", "s n1 9 9", "? n1 1",
-            "m  7 42 a 1",
+            "m  7 42 a 1", "m n1 7 42 a 1 0", "m n1 7 42 a 1 43", "m n1 7 42 c 1 2", "m n1 7 42 a 1 x",
         ] {
             #expect(ClusterEvent(payload: junk, ownNode: "n2") == nil, "\(junk)")
         }
+        // The widest run a payload may name is read with a bounded limit, not a trap.
+        let widest = ClusterEvent(payload: "m n1 7 \(UInt64.max) a 1 \(UInt64.max)", ownNode: "n2")
+        #expect(widest == .appended(group: 7, seq: .max, kind: .application, size: 1, count: .max))
+        #expect(DeliveryShard.readLimit(1...UInt64.max) == Int.max)
+        #expect(DeliveryShard.readLimit(40...42) == 3)
     }
 
     /// The group's messages a member receives until none comes for a few seconds.

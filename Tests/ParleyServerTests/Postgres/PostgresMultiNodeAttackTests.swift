@@ -181,7 +181,7 @@ import Testing
             try alice.socket!.send(.send(add))
             try await Task.sleep(for: .milliseconds(500))  // the node adopts the commit; storing it waits
             await nodes[0].server.delivery.clusterEvent(
-                .appended(group: group.id, seq: one.seq, kind: .application, size: Int64(one.message.count))
+                .appended(group: group.id, seq: one.seq, kind: .application, size: Int64(one.message.count), count: 1)
             )
             var carolGot: [UInt64] = []
             while let frame = await carol.nextFrame(timeout: .seconds(2)) {

@@ -8,13 +8,21 @@ import Synchronization
 extension DeliveryService {
     func clusterEvent(_ event: ClusterEvent) async {
         switch event {
-        case .appended(let groupID, let seq, let kind, _):
+        case .appended(let groupID, let seq, let kind, _, let count):
             do {
                 guard let postgres = storage as? PostgresStorage, let record = try storage.group(id: groupID) else {
                     return
                 }
-                let recipients = try postgres.recipients(groupID: groupID, seq: seq)
-                await shard(for: record.name).remoteAppend(record, seq: seq, kind: kind, recipients: recipients)
+                // A run of application messages or proposals changes no membership: the members
+                // as of its first seq are those of every message of it.
+                let first = seq - (count - 1)  // 1 ≤ count ≤ seq (ClusterEvent)
+                let recipients = try postgres.recipients(groupID: groupID, seq: first)
+                await shard(for: record.name).remoteAppend(
+                    record,
+                    seqs: first...seq,
+                    kind: kind,
+                    recipients: recipients
+                )
             } catch {
                 logger.warning("another node's message not fanned out", metadata: ["group": "\(groupID)"])
             }
@@ -50,50 +58,67 @@ extension DeliveryService {
 }
 
 extension DeliveryShard {
-    /// Another node stored a message: a handshake moved the group's state, so the cached copy is
-    /// dropped and read again; the message is read from storage and sent to this node's
-    /// connections of `recipients`, the group's members as of its seq (each connection keeps log
-    /// order and fills gaps). Never the members as of reading the notification: a device another
-    /// commit removed or added since must not get the message, or miss it.
+    /// Another node stored messages (`seqs`, one kind; a commit alone): a handshake moved the
+    /// group's state, so the cached copy is dropped and read again; the messages are read from
+    /// storage and sent to this node's connections of `recipients`, the group's members as of
+    /// the first seq (each connection keeps log order and fills gaps). Never the members as of
+    /// reading the notification: a device another commit removed or added since must not get
+    /// the messages, or miss them.
     func remoteAppend(
         _ record: GroupRecord,
-        seq: UInt64,
+        seqs: ClosedRange<UInt64>,
         kind: ClusterEvent.Kind,
         recipients: PostgresStorage.Recipients
     ) {
         let groupID = record.id
         let before = cache[groupID]
         if kind == .application {
-            cache[groupID]?.record.lastSeq = max(before?.record.lastSeq ?? 0, seq)
+            cache[groupID]?.record.lastSeq = max(before?.record.lastSeq ?? 0, seqs.upperBound)
         } else {
             cache.removeValue(forKey: groupID)
         }
         do {
-            guard seq > 0,
-                let entry = try storage.messages(groupID: groupID, after: seq - 1, through: seq, limit: 1).first,
-                try lookup(record.name) != nil
-            else { return }
+            guard seqs.lowerBound > 0 else { return }
+            let entries = try storage.messages(
+                groupID: groupID,
+                after: seqs.lowerBound - 1,
+                through: seqs.upperBound,
+                limit: Self.readLimit(seqs)
+            )
+            guard let last = entries.last, try lookup(record.name) != nil else { return }
             if kind == .commit {
                 // As after a commit this node accepted: the previous epoch's application messages
                 // in flight are still taken for the grace period.
-                let (until, overflow) = entry.time.addingReportingOverflow(graceMilliseconds)
+                let (until, overflow) = last.time.addingReportingOverflow(graceMilliseconds)
                 cache[groupID]?.previousEpochUntil = overflow ? .max : until
             }
-            let frame = ServerFrame.Message(
-                group: record.name,
-                seq: seq,
-                time: entry.time,
-                sender: entry.sender,
-                message: Data(entry.data)
-            )
-            for device in recipients.members {
-                hub.send(.message(groupID: groupID, frame), to: device)
+            for entry in entries {
+                let frame = ServerFrame.Message(
+                    group: record.name,
+                    seq: entry.seq,
+                    time: entry.time,
+                    sender: entry.sender,
+                    message: Data(entry.data)
+                )
+                for device in recipients.members {
+                    hub.send(.message(groupID: groupID, frame), to: device)
+                }
             }
-            guard kind == .commit else { return }
-            try sendWelcomes(record, seq: seq, to: recipients.joined)
+            guard kind == .commit, last.seq == seqs.upperBound else { return }
+            try sendWelcomes(record, seq: last.seq, to: recipients.joined)
         } catch {
-            logger.warning("another node's message not fanned out", metadata: ["group": "\(groupID)", "seq": "\(seq)"])
+            logger.warning(
+                "another node's message not fanned out",
+                metadata: ["group": "\(groupID)", "seq": "\(seqs.upperBound)"]
+            )
         }
+    }
+
+    /// How many rows a notified run names. Not `seqs.count`, which traps past Int.max: a
+    /// payload's numbers are only checked for order (1 ≤ count ≤ seq).
+    static func readLimit(_ seqs: ClosedRange<UInt64>) -> Int {
+        let span = seqs.upperBound - seqs.lowerBound
+        return span < UInt64(Int.max) ? Int(span) + 1 : Int.max
     }
 
     /// The Welcomes stored with the commit at `seq`, to the devices it may have added.

@@ -93,12 +93,34 @@ extension PostgresStorage {
         }
     }
 
-    /// Group commit: every entry in one transaction (one WAL flush), each in its own savepoint,
-    /// so one that is refused is rolled back alone, with the later entries of its group. Each
-    /// group's row is locked in its own savepoint (in id order, so two nodes' batches never
-    /// deadlock): a lock another transaction holds past `lock_timeout` refuses that group's
-    /// entries only.
+    /// Group commit: every entry in one transaction (one WAL flush). At once when it can
+    /// (``appendAtOnce(_:node:_:)``: a fixed number of round trips); one by one when the batch
+    /// changes memberships, or when the transaction at once failed before its COMMIT (rolled
+    /// back, nothing stored). An error of the COMMIT itself is not retried: whether it was
+    /// stored is unknown, as for any write.
     public func append(batch entries: [LogAppend]) throws -> [Result<UInt64, any Error>] {
+        guard !entries.isEmpty else { return [] }
+        if Self.fitsAtOnce(entries) {
+            do {
+                return try write { db in
+                    do {
+                        return try Self.appendAtOnce(entries, node: node, db)
+                    } catch {
+                        throw AtOnceFailed(underlying: error)
+                    }
+                }
+            } catch is AtOnceFailed {
+                // Rolled back: each entry gets its own answer below.
+            }
+        }
+        return try appendOneByOne(entries)
+    }
+
+    /// Each entry in its own savepoint, so one that is refused is rolled back alone, with the
+    /// later entries of its group. Each group's row is locked in its own savepoint (in id order,
+    /// so two nodes' batches never deadlock): a lock another transaction holds past
+    /// `lock_timeout` refuses that group's entries only.
+    func appendOneByOne(_ entries: [LogAppend]) throws -> [Result<UInt64, any Error>] {
         try write { db in
             var locked: [Int64: LockedGroup] = [:]
             var lockFailures: [Int64: any Error] = [:]
@@ -161,11 +183,7 @@ extension PostgresStorage {
             """
         )
         if let state = entry.newState {
-            let (plusOne, overflow) = (entry.epoch ?? group.epoch).addingReportingOverflow(1)
-            let next = entry.epochAfter ?? plusOne
-            guard entry.epochAfter != nil || !overflow, let epoch = Int64(exactly: next) else {
-                throw StorageError.outOfRange("epoch")
-            }
+            let (epoch, next) = try epochAfter(entry, group)
             let state = Data(state)
             try db.query(
                 """
@@ -180,7 +198,8 @@ extension PostgresStorage {
         group.lastSeq = seq
         try storeMembershipChanges(entry, seq: seq, db)
         let kind: ClusterEvent.Kind = entry.newState != nil ? .commit : entry.isProposal ? .proposal : .application
-        let event = ClusterEvent.appended(group: groupID, seq: UInt64(seq), kind: kind, size: Int64(entry.data.count))
+        let size = Int64(entry.data.count)
+        let event = ClusterEvent.appended(group: groupID, seq: UInt64(seq), kind: kind, size: size, count: 1)
         try notify(event, node: node, db)
         locked[entry.groupID] = group
         return UInt64(seq)  // seq > lastSeq >= 0, so exact
@@ -189,9 +208,19 @@ extension PostgresStorage {
     /// The first commit of an epoch wins, across nodes: a proposal or commit checked against an
     /// epoch the stored group has left is refused. Application messages are not checked here:
     /// the previous epoch's are still accepted for a grace period after a commit.
-    private static func checkEpoch(_ entry: LogAppend, _ group: LockedGroup) throws {
+    static func checkEpoch(_ entry: LogAppend, _ group: LockedGroup) throws {
         guard let epoch = entry.epoch, entry.newState != nil || entry.isProposal else { return }
         guard epoch == group.epoch else { throw StorageError.staleEpoch(current: group.epoch) }
+    }
+
+    /// A commit's stored epoch afterwards, as the column's value and as the group's epoch.
+    static func epochAfter(_ entry: LogAppend, _ group: LockedGroup) throws -> (column: Int64, epoch: UInt64) {
+        let (plusOne, overflow) = (entry.epoch ?? group.epoch).addingReportingOverflow(1)
+        let next = entry.epochAfter ?? plusOne
+        guard entry.epochAfter != nil || !overflow, let column = Int64(exactly: next) else {
+            throw StorageError.outOfRange("epoch")
+        }
+        return (column, next)
     }
 
     /// A device removed from the group posts nothing more, through any node: the node's own
@@ -208,6 +237,11 @@ extension PostgresStorage {
             """
         )
         guard current != nil else { throw StorageError.senderNotMember }
+        try checkApplicationEpoch(entry, group)
+    }
+
+    /// An application message's epoch is the stored one or the one before, never older.
+    static func checkApplicationEpoch(_ entry: LogAppend, _ group: LockedGroup) throws {
         guard let epoch = entry.epoch, entry.newState == nil, !entry.isProposal else { return }
         guard epoch == group.epoch || (epoch < UInt64.max && epoch + 1 == group.epoch) else {
             throw StorageError.staleEpoch(current: group.epoch)
