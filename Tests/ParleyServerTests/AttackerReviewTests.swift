@@ -56,6 +56,25 @@ import Testing
         }
     }
 
+    /// A NUL (or another control character) after a real name in the path names nothing: it is
+    /// refused before any storage, whose text comparison could stop at the NUL, sees it.
+    @Test func aNameWithANULInThePathIsNotTakenForTheNameBeforeIt() async throws {
+        try await TestServer.with { server in
+            let alice = try await TestUser.ready("alice", on: server)
+            try await alice.createGroup("g")
+            #expect(try await server.get("/v1/groups/g", token: alice.token, as: API.Group.self).name == "g")
+            for suffix in ["%00", "%00x", "%07"] {
+                await #expect(throws: ErrorBody(.malformedRequest), "\(suffix)") {
+                    try await server.request(.DELETE, "/v1/groups/g" + suffix, token: alice.token)
+                }
+                await #expect(throws: ErrorBody(.malformedRequest), "\(suffix)") {
+                    try await server.request(.GET, "/v1/users/alice" + suffix, token: alice.token)
+                }
+            }
+            #expect(try await server.get("/v1/groups/g", token: alice.token, as: API.Group.self).name == "g")
+        }
+    }
+
     /// Group names reach members' terminals and the operator's log: controls, line breaks,
     /// bidi overrides, invisible format characters and dot segments are refused at creation.
     @Test func groupNamesWithControlsBidiOrDotSegmentsAreRefused() async throws {

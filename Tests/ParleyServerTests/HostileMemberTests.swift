@@ -70,6 +70,12 @@ import Glibc
             let group = try #require(try server.server.storage.group(named: "g"))
             let cursor = try #require(try server.server.storage.membership(groupID: group.id, deviceID: 2))
             #expect(cursor.ackedSeq == 1)
+            // A member's ack of "g" followed by a NUL (or another control character) names no
+            // group: refused, never matched to "g" by a storage's text comparison.
+            for name in [#"g\u0000"#, #"g\u0000x"#, #"g\u0007"#] {
+                bob.socket!.sendRaw(#"{"type":"ack","group":""# + name + #"","seq":1}"#)
+                #expect(await Self.nextError(bob)?.error.code == .notMember, "\(name)")
+            }
             // An ack within the log is kept; the server is alive and delivers.
             try bob.socket!.send(.ack(.init(group: "g", seq: 1)))
             try await Self.stillDelivers(from: alice, to: bob, "still here")

@@ -18,6 +18,14 @@ final class DeliveryService: Sendable {
     /// could make that cost milliseconds, on the log writer's thread for an ack).
     static let maxNameBytes = 256
 
+    /// Whether `name` can be a group's: within ``maxNameBytes`` (checked first, so a long name
+    /// is never normalised) and, composed, a valid ``GroupName``. A name with a NUL or another
+    /// control character then never reaches a storage, where a text comparison could stop at
+    /// the NUL and take "g\0" for "g".
+    static func isPlausibleName(_ name: String) -> Bool {
+        name.utf8.count <= maxNameBytes && GroupName.isValid(name.precomposedStringWithCanonicalMapping)
+    }
+
     /// What the shards share.
     final class Shared: Sendable {
         let writer: LogWriter
@@ -133,7 +141,7 @@ final class DeliveryService: Sendable {
 
     @discardableResult
     func submit(_ send: ClientFrame.Send, from device: DeviceRecord) async throws -> UInt64 {
-        guard send.group.utf8.count <= Self.maxNameBytes else { throw DeliveryError.notMember }
+        guard Self.isPlausibleName(send.group) else { throw DeliveryError.notMember }
         return try await shard(for: send.group).submit(send, from: device)
     }
 
@@ -150,7 +158,7 @@ final class DeliveryService: Sendable {
         refused: @escaping @Sendable (any Error) -> Void
     ) throws {
         guard ackLimiter.allow("device:\(device.id)") else { throw DeliveryError.rateLimited }
-        guard ack.group.utf8.count <= Self.maxNameBytes else { throw DeliveryError.notMember }
+        guard Self.isPlausibleName(ack.group) else { throw DeliveryError.notMember }
         let entry = LogWriter.Acknowledgement(
             ack: LogAcknowledgement(deviceID: device.id, groupName: ack.group, seq: ack.seq),
             done: { result in if case .failure(let error) = result { refused(Self.refusal(error, ack: ack)) } }

@@ -211,7 +211,7 @@ extension DeliveryShard {
 extension DeliveryService {
     /// ``DeliveryShard/registerSuccessor(_:of:by:)`` on the group's shard.
     func registerSuccessor(_ request: API.Successor, of name: String, by device: DeviceRecord) async throws -> UInt64 {
-        guard name.utf8.count <= Self.maxNameBytes else { throw DeliveryError.notMember }
+        guard Self.isPlausibleName(name) else { throw DeliveryError.notMember }
         return try await shard(for: name).registerSuccessor(request, of: name, by: device)
     }
 }

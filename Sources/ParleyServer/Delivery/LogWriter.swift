@@ -79,7 +79,10 @@ final class LogWriter: Sendable {
     /// Each group's last durable seq, published before anyone is told of it (review s5 L1).
     private let durable = Mutex<[Int64: UInt64]>([:])
 
-    init(storage: any ServerStorage, capacity: Int = 8192, maxBatch: Int = 1024) {
+    /// The most entries one transaction stores; a cross-node notification never names more.
+    static let defaultMaxBatch = 1024
+
+    init(storage: any ServerStorage, capacity: Int = 8192, maxBatch: Int = LogWriter.defaultMaxBatch) {
         self.storage = storage
         self.capacity = max(1, capacity)
         self.maxBatch = max(1, maxBatch)

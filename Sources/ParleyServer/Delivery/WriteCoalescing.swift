@@ -111,7 +111,8 @@ final class WriteCoalescingHandler: ChannelOutboundHandler {
 
     /// Writes the gathered bytes on as one buffer; their writers' promises complete with it.
     private func passOnGathered(context: ChannelHandlerContext) {
-        guard let buffer = gathered, buffer.readableBytes > 0 else { return }
+        // An empty write with a promise still goes on, so its promise completes.
+        guard let buffer = gathered, buffer.readableBytes > 0 || !promises.isEmpty else { return }
         gathered = nil
         let waiting = promises
         promises = []

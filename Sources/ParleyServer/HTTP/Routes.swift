@@ -61,6 +61,11 @@ struct Routes {
         guard let name = try context.parameters.require("name").removingPercentEncoding else {
             throw ErrorBody(.malformedRequest, "The name in the path is not valid percent-encoded UTF-8.")
         }
+        // No user's or group's name holds a control character; "g%00" must not reach a storage
+        // whose text comparison could stop at the NUL and take it for "g".
+        guard !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw ErrorBody(.malformedRequest, "The name in the path contains a control character.")
+        }
         return name
     }
 

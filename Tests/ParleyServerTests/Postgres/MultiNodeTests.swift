@@ -133,9 +133,17 @@ import Testing
         ] {
             #expect(ClusterEvent(payload: junk, ownNode: "n2") == nil, "\(junk)")
         }
-        // The widest run a payload may name is read with a bounded limit, not a trap.
-        let widest = ClusterEvent(payload: "m n1 7 \(UInt64.max) a 1 \(UInt64.max)", ownNode: "n2")
-        #expect(widest == .appended(group: 7, seq: .max, kind: .application, size: 1, count: .max))
+        // A run names at most one writer batch: a larger count (anyone who can connect to the
+        // database may NOTIFY) would make a node read and resend a whole log.
+        let widest = ClusterEvent(payload: "m n1 7 \(UInt64.max) a 1 \(ClusterEvent.maxRun)", ownNode: "n2")
+        #expect(widest == .appended(group: 7, seq: .max, kind: .application, size: 1, count: ClusterEvent.maxRun))
+        #expect(ClusterEvent(payload: "m n1 7 5000000 a 0 5000000", ownNode: "n2") == nil)
+        #expect(ClusterEvent(payload: "m n1 7 \(UInt64.max) a 1 \(UInt64.max)", ownNode: "n2") == nil)
+        // One message is sent in the six fields a node of the version before runs reads.
+        #expect(
+            ClusterEvent.appended(group: 7, seq: 42, kind: .commit, size: 100, count: 1).payload(node: "n1")
+                == "m n1 7 42 c 100"
+        )
         #expect(DeliveryShard.readLimit(1...UInt64.max) == Int.max)
         #expect(DeliveryShard.readLimit(40...42) == 3)
     }

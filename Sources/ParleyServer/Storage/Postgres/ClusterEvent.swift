@@ -24,6 +24,9 @@ enum ClusterEvent: Sendable, Hashable {
     /// The payload: a letter, the sending node's id, then numbers, space-separated.
     func payload(node: String) -> String {
         switch self {
+        case .appended(let group, let seq, let kind, let size, let count) where count == 1:
+            // One message: the six fields a node of the version before runs also reads.
+            "m \(node) \(group) \(seq) \(kind.rawValue) \(size)"
         case .appended(let group, let seq, let kind, let size, let count):
             "m \(node) \(group) \(seq) \(kind.rawValue) \(size) \(count)"
         case .destroyed(let group): "x \(node) \(group)"
@@ -31,6 +34,9 @@ enum ClusterEvent: Sendable, Hashable {
         case .missed: "?"
         }
     }
+
+    /// The most messages one notification names: a writer's batch (`LogWriter`'s default).
+    static let maxRun = UInt64(LogWriter.defaultMaxBatch)
 
     /// The event another node sent; nil for this node's own and for anything malformed.
     init?(payload: String, ownNode: String) {
@@ -42,6 +48,9 @@ enum ClusterEvent: Sendable, Hashable {
             guard let seq = UInt64(parts[3]), let kind = Kind(rawValue: String(parts[4])),
                 let size = Int64(parts[5]), size >= 0,
                 let count = parts.count == 7 ? UInt64(parts[6]) : 1, count >= 1, count <= seq,
+                // A run is at most one batch of the log writer: a larger count (any role that
+                // can connect may NOTIFY) would make this node read and resend a whole log.
+                count <= Self.maxRun,
                 kind != .commit || count == 1
             else { return nil }
             self = .appended(group: first, seq: seq, kind: kind, size: size, count: count)

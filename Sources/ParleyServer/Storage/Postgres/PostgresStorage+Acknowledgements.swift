@@ -74,6 +74,11 @@ extension PostgresStorage {
         guard !highest.isEmpty else { return results }
         let keys = highest.keys.sorted { ($0.group, $0.device) < ($1.group, $1.device) }
         let (groups, devices, seqs) = (keys.map(\.group), keys.map(\.device), keys.map { highest[$0] ?? 0 })
+        // The groups' rows first, in id order as appends take them: an append holding a group's
+        // row (FOR UPDATE) goes on to its memberships, so these acknowledgements wait behind it
+        // rather than hold a membership row it needs (a deadlock cycle otherwise).
+        let lockOrder = Array(Set(groups)).sorted()
+        try db.query("SELECT 1 FROM groups WHERE id = ANY(\(lockOrder)::BIGINT[]) ORDER BY id FOR KEY SHARE")
         try db.query(
             """
             UPDATE memberships m SET acked_seq = u.s FROM UNNEST(\(groups)::BIGINT[], \(devices)::BIGINT[],

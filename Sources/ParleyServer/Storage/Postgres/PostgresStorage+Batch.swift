@@ -98,7 +98,7 @@ extension PostgresStorage {
             let key = BatchPlan.ClientKey(
                 group: try row.int("group_id"),
                 device: try row.int("sender_device"),
-                clientID: try row.text("client_id")
+                clientID: Array(try row.text("client_id").utf8)
             )
             seqs[key] = try row.unsigned("seq")
         }
@@ -116,7 +116,9 @@ struct BatchPlan {
     struct ClientKey: Hashable {
         var group: Int64
         var device: Int64
-        var clientID: String
+        /// The bytes, as PostgreSQL compares them: Swift's String equality would take two
+        /// spellings of "é" for one id where the database stores both.
+        var clientID: [UInt8]
     }
 
     /// The message rows to insert, column by column (UNNEST's arrays).
@@ -183,7 +185,9 @@ struct BatchPlan {
         if let clientID = entry.clientID, !PostgresStorage.storable(clientID) {
             throw StorageError.outOfRange("client id")
         }
-        let key = entry.clientID.map { ClientKey(group: entry.groupID, device: entry.senderDevice, clientID: $0) }
+        let key = entry.clientID.map {
+            ClientKey(group: entry.groupID, device: entry.senderDevice, clientID: Array($0.utf8))
+        }
         if let key, let earlier = clientSeqs[key] { throw StorageError.duplicate(seq: earlier) }
         if let state = entry.newState {
             let (epoch, next) = try PostgresStorage.epochAfter(entry, group)
