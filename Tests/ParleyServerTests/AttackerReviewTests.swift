@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MLS
+import NIOHTTP1
 import ParleyProtocol
 import Synchronization
 import Testing
@@ -63,13 +64,17 @@ import Testing
             let alice = try await TestUser.ready("alice", on: server)
             try await alice.createGroup("g")
             #expect(try await server.get("/v1/groups/g", token: alice.token, as: API.Group.self).name == "g")
+            func refusal(_ method: HTTPMethod, _ path: String) async -> ErrorCode? {
+                do {
+                    _ = try await server.request(method, path, token: alice.token)
+                    return nil
+                } catch {
+                    return (error as? ErrorBody)?.code ?? .internalError
+                }
+            }
             for suffix in ["%00", "%00x", "%07"] {
-                await #expect(throws: ErrorBody(.malformedRequest), "\(suffix)") {
-                    try await server.request(.DELETE, "/v1/groups/g" + suffix, token: alice.token)
-                }
-                await #expect(throws: ErrorBody(.malformedRequest), "\(suffix)") {
-                    try await server.request(.GET, "/v1/users/alice" + suffix, token: alice.token)
-                }
+                #expect(await refusal(.DELETE, "/v1/groups/g" + suffix) == .malformedRequest, "\(suffix)")
+                #expect(await refusal(.GET, "/v1/users/alice" + suffix) == .malformedRequest, "\(suffix)")
             }
             #expect(try await server.get("/v1/groups/g", token: alice.token, as: API.Group.self).name == "g")
         }

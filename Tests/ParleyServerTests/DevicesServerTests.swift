@@ -115,7 +115,7 @@ import Testing
             let dave = try await TestUser.ready("dave", on: server)
 
             try await Self.publish(try frank.revoke(laptop), by: frank.first)
-            _ = await framesUntilClosed(socket, timeout: .seconds(10))
+            _ = await framesUntilClosed(socket, timeout: .seconds(45))
             // Its session is gone, it cannot log in again, and its KeyPackages are not handed out.
             await #expect(throws: ErrorBody(.unauthorized)) { _ = try await laptop.upload(count: 1) }
             await #expect(throws: ErrorBody(.deviceNotListed)) { try await laptop.login() }

@@ -218,10 +218,11 @@ final class TestSocket: Sendable {
     }
 }
 
-/// Every frame a socket receives until it closes; fails the test if it is still open after `timeout`.
+/// Every frame a socket receives until it closes; fails the test if it is still open after `timeout`
+/// (far above any wait the server has: a closed socket returns at once, so only a failure waits).
 func framesUntilClosed(
     _ socket: TestSocket,
-    timeout: Duration = .seconds(15),
+    timeout: Duration = .seconds(45),
     sourceLocation: SourceLocation = #_sourceLocation
 ) async -> [ServerFrame] {
     var frames: [ServerFrame] = []
