@@ -35,26 +35,13 @@ extension PostgresStorage {
         _ db: PostgresSession
     ) throws -> [Result<UInt64, any Error>] {
         var plan = BatchPlan(
-            locked: try lockAll(Set(entries.map(\.groupID)), db),
+            locked: try Self.lock(Set(entries.map(\.groupID)), db),
             members: try currentMembers(entries, db),
             clientSeqs: try storedClientIDs(entries, db)
         )
         let results = entries.map { plan.admit($0) }
         try plan.store(node: node, db)
         return results
-    }
-
-    /// Every group's row, locked with one statement in id order (two nodes' batches never
-    /// deadlock). A group that is gone has no row: its entries are refused.
-    private static func lockAll(_ groupIDs: Set<Int64>, _ db: PostgresSession) throws -> [Int64: LockedGroup] {
-        let ids = groupIDs.sorted()
-        var locked: [Int64: LockedGroup] = [:]
-        for row in try db.rows("SELECT id, last_seq, epoch FROM groups WHERE id = ANY(\(ids)) ORDER BY id FOR UPDATE") {
-            let lastSeq = try row.int("last_seq")
-            guard lastSeq >= 0 else { throw StorageError.corrupt("last_seq") }
-            locked[try row.int("id")] = LockedGroup(lastSeq: lastSeq, epoch: try row.unsigned("epoch"))
-        }
-        return locked
     }
 
     /// The (group, device) pairs of the batch's senders that hold a current membership, read

@@ -74,8 +74,9 @@ extension PostgresStorage {
         var epoch: UInt64
     }
 
-    /// Locks the groups' rows, in id order so two nodes' batches never deadlock on each other.
-    private static func lock(_ groupIDs: Set<Int64>, _ db: PostgresSession) throws -> [Int64: LockedGroup] {
+    /// Locks the groups' rows with one statement, in id order so two nodes' batches never
+    /// deadlock on each other. A group that is gone has no row: its entries are refused.
+    static func lock(_ groupIDs: Set<Int64>, _ db: PostgresSession) throws -> [Int64: LockedGroup] {
         let ids = groupIDs.sorted()
         var locked: [Int64: LockedGroup] = [:]
         for row in try db.rows("SELECT id, last_seq, epoch FROM groups WHERE id = ANY(\(ids)) ORDER BY id FOR UPDATE") {
