@@ -111,23 +111,19 @@ public final class ChildProcess: Sendable {
     /// Blocks the calling thread until the process exits; returns its wait status.
     @discardableResult
     public func waitBlocking() -> Int32 {
-        reaped.withLock { reaped in
-            if let reaped { return reaped }
-            var status: Int32 = 0
-            var result: pid_t
-            repeat { result = waitpid(pid, &status, 0) } while result == -1 && errno == EINTR
-            reaped = status
-            return status
-        }
+        // Without WNOHANG waitpid returns only once the child has exited (or is not ours).
+        reap(options: 0) ?? 0
     }
 
     /// The wait status if the process has exited (reaping it), nil while it runs.
-    public func exited() -> Int32? {
+    public func exited() -> Int32? { reap(options: WNOHANG) }
+
+    private func reap(options: Int32) -> Int32? {
         reaped.withLock { reaped in
             if let reaped { return reaped }
             var status: Int32 = 0
             var result: pid_t
-            repeat { result = waitpid(pid, &status, WNOHANG) } while result == -1 && errno == EINTR
+            repeat { result = waitpid(pid, &status, options) } while result == -1 && errno == EINTR
             // -1 otherwise (ECHILD): not our child any more; treat it as gone.
             guard result == pid || result == -1 else { return nil }
             reaped = status

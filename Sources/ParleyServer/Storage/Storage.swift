@@ -350,17 +350,19 @@ public enum AcknowledgementRefusal: Error, Hashable, Sendable {
 extension ServerStorage {
     /// One transaction per entry, for storage without batched acknowledgements.
     public func acknowledge(batch: [LogAcknowledgement]) throws -> [Result<Void, any Error>] {
-        batch.map { ack in
-            Result {
-                let group = try ack.nameSpellings.lazy.compactMap { try self.group(named: $0) }.first
-                guard let group, let membership = try membership(groupID: group.id, deviceID: ack.deviceID) else {
-                    throw AcknowledgementRefusal.notMember
-                }
-                let last = membership.leftSeq ?? group.lastSeq
-                guard ack.seq <= last else { throw AcknowledgementRefusal.beyondLog(last: last) }
-                try acknowledge(deviceID: ack.deviceID, groupID: group.id, seq: ack.seq)
-            }
+        batch.map { ack in Result { try acknowledgeByName(ack) } }
+    }
+
+    /// One acknowledgement by the group's name, in a transaction of its own: the group its first
+    /// spelling names, checked against the device's membership and the last message meant for it.
+    func acknowledgeByName(_ ack: LogAcknowledgement) throws {
+        let group = try ack.nameSpellings.lazy.compactMap { try self.group(named: $0) }.first
+        guard let group, let membership = try membership(groupID: group.id, deviceID: ack.deviceID) else {
+            throw AcknowledgementRefusal.notMember
         }
+        let last = membership.leftSeq ?? group.lastSeq
+        guard ack.seq <= last else { throw AcknowledgementRefusal.beyondLog(last: last) }
+        try acknowledge(deviceID: ack.deviceID, groupID: group.id, seq: ack.seq)
     }
 
     /// One transaction per entry, for storage without group commit.

@@ -23,18 +23,7 @@ extension PostgresStorage {
         } catch is AtOnceFailed {
             // Rolled back, nothing applied: each acknowledgement on its own below.
         }
-        return batch.map { ack in Result { try acknowledgeAlone(ack) } }
-    }
-
-    /// What the protocol's default does for one acknowledgement.
-    private func acknowledgeAlone(_ ack: LogAcknowledgement) throws {
-        let group = try ack.nameSpellings.lazy.compactMap { try self.group(named: $0) }.first
-        guard let group, let membership = try membership(groupID: group.id, deviceID: ack.deviceID) else {
-            throw AcknowledgementRefusal.notMember
-        }
-        let last = membership.leftSeq ?? group.lastSeq
-        guard ack.seq <= last else { throw AcknowledgementRefusal.beyondLog(last: last) }
-        try acknowledge(deviceID: ack.deviceID, groupID: group.id, seq: ack.seq)
+        return batch.map { ack in Result { try acknowledgeByName(ack) } }
     }
 
     /// A group an acknowledgement names, and its device's membership there.
