@@ -59,6 +59,18 @@ import Testing
         _ = try channel.finish()
     }
 
+    /// An empty write with a promise (NIOHTTP1 writes one for the end of a response), right
+    /// after a large write left nothing gathered: its promise completes with the flush.
+    @Test func anEmptyWritesPromiseCompletes() throws {
+        let channel = try channel()
+        channel.write(buffer(1, count: WriteCoalescingHandler.copyLimit + 10), promise: nil)
+        let empty = channel.write(ByteBuffer())
+        channel.flush()
+        channel.embeddedEventLoop.run()
+        #expect(succeeded(empty))
+        _ = try channel.finish()
+    }
+
     @Test func aLargeWritePassesAsItIsAndKeepsTheOrder() throws {
         let channel = try channel()
         let large = WriteCoalescingHandler.copyLimit + 10
