@@ -9,8 +9,6 @@ import Testing
 /// the shards do in parallel, the quotas count sends still queued in the log writer (review s5
 /// L2), and acknowledgements are stored by the writer, where a bad one refuses only itself.
 @Suite(.serialized) struct DeliveryShardTests {
-    typealias WriteLock = GroupCommitOrderTests.WriteLock
-
     /// Alice and Bob send at once into four groups on different shards, without waiting for
     /// answers; Carol must receive each group's messages in one gap-free order that keeps each
     /// sender's own order, and decrypt every one of them in that order.
@@ -77,7 +75,7 @@ import Testing
             #expect(try await alice.add(["bob"], to: composed).accepted != nil)
             try bob.join(#require(await bob.nextWelcome()))
             bob.groups[decomposed] = bob.groups[composed]
-            let lock = try WriteLock(databasePath: server.server.configuration.databasePath)
+            let lock = try WriteLock(holding: server)
             let aliceCommit = try alice.groups[composed]!.commit()
             let send = ClientFrame.Send(
                 id: "alice-c",
@@ -118,7 +116,7 @@ import Testing
             let (alice, bob, rest) = try await HostileMemberTests.aliceAndBob(on: server, also: ["carol", "dave"])
             let (carol, dave) = (rest[0], rest[1])
             let text = String(repeating: "q", count: 40_000)
-            let lock = try WriteLock(databasePath: server.server.configuration.databasePath)
+            let lock = try WriteLock(holding: server)
             var answers: [(String, String)] = []
             for user in [alice, bob] {
                 let message = try user.groups["g"]!.encrypt(Array(text.utf8))

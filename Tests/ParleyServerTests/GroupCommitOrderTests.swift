@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import MLS
 import ParleyProtocol
 import Synchronization
@@ -10,36 +9,6 @@ import Testing
 /// Review s5, server findings: with group commit, a message is accepted before it is durable.
 /// What a device is told (refusals, destroy notices, ack checks) must follow what is durable.
 @Suite(.serialized) struct GroupCommitOrderTests {
-    /// Holds SQLite's write lock from a second connection, as a long transaction would, so the
-    /// server's log writer waits (its busy timeout is 10 s) and accepted messages stay in flight.
-    final class WriteLock: Sendable {
-        private let release = DispatchSemaphore(value: 0)
-        private let done = DispatchSemaphore(value: 0)
-
-        init(databasePath: String) throws {
-            var configuration = Configuration()
-            configuration.busyMode = .timeout(10)
-            let queue = try DatabaseQueue(path: databasePath, configuration: configuration)
-            let taken = DispatchSemaphore(value: 0)
-            let release = release
-            let done = done
-            Thread {
-                try? queue.inTransaction(.immediate) { _ in
-                    taken.signal()
-                    release.wait()
-                    return .commit
-                }
-                done.signal()
-            }.start()
-            taken.wait()
-        }
-
-        func unlock() {
-            release.signal()
-            done.wait()
-        }
-    }
-
     // MARK: M1
 
     /// Alice's commit is accepted but not yet durable; Bob's commit of the same epoch is refused.
@@ -48,7 +17,7 @@ import Testing
     @Test func aRefusalNeverOvertakesTheInFlightMessageThatCausedIt() async throws {
         try await TestServer.with { server in
             let (alice, bob, _) = try await HostileMemberTests.aliceAndBob(on: server)
-            let lock = try WriteLock(databasePath: server.server.configuration.databasePath)
+            let lock = try WriteLock(holding: server)
             let aliceCommit = try alice.groups["g"]!.commit()
             try alice.socket!.send(
                 .send(.init(id: "alice-c", group: "g", message: Data(try aliceCommit.message.tlsEncoded())))
@@ -102,13 +71,8 @@ import Testing
             let notice = try #require(try await alice.submit(destroy, to: "g").accepted)
             for user in [bob] + others { user.socket?.close() }
             try await server.request(.DELETE, "/v1/groups/g?notice=\(notice.seq)", token: alice.token)
-            let queue = try DatabaseQueue(path: server.server.configuration.databasePath)
-            let (perDevice, shared) = try await queue.read { db in
-                (
-                    try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM notices WHERE message IS NOT NULL") ?? -1,
-                    try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM destroy_notices") ?? -1
-                )
-            }
+            let perDevice = try server.count("SELECT COUNT(*) AS n FROM notices WHERE message IS NOT NULL")
+            let shared = try server.count("SELECT COUNT(*) AS n FROM destroy_notices")
             #expect(perDevice == 0, "no copy of the notice per member device")
             #expect(shared == 1, "one copy for the destroyed group")
             for user in [bob] + others {

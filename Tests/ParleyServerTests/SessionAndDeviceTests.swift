@@ -20,19 +20,14 @@ import Testing
         return (alice, bob)
     }
 
-    /// What another process (`parley admin` on the same data directory) sees: its own
-    /// connection to the database, not the running server's.
-    private static func otherProcess(_ server: TestServer) throws -> SQLiteStorage {
-        try SQLiteStorage(path: server.server.configuration.databasePath)
-    }
-
     // MARK: The session ends underneath the running server
 
     @Test func aSessionDeletedByAnotherProcessClosesTheIdleSocketOnTheTimer() async throws {
         try await TestServer.with(configure: { $0.sessionCheckSeconds = 1 }) { server in
             let (alice, bob) = try await Self.aliceAndBob(on: server)
             let socket = try #require(bob.socket)
-            try Self.otherProcess(server).deleteSessions(deviceID: bob.session.deviceID)
+            // Another process (`parley admin` on the data directory), or on PostgreSQL another node.
+            try server.withSecondStorage { try $0.deleteSessions(deviceID: bob.session.deviceID) }
             // Nothing is sent to bob and bob sends nothing: only the timer can notice.
             let frames = await framesUntilClosed(socket, timeout: .seconds(45))
             #expect(frames.contains { $0.error?.code == .unauthorized })
@@ -66,7 +61,8 @@ import Testing
         try await TestServer.with(configure: { $0.sessionCheckSeconds = 3600 }) { server in
             let (alice, bob) = try await Self.aliceAndBob(on: server)
             let socket = try #require(bob.socket)
-            try Self.otherProcess(server).deleteSessions(deviceID: bob.session.deviceID)
+            // Another process (`parley admin` on the data directory), or on PostgreSQL another node.
+            try server.withSecondStorage { try $0.deleteSessions(deviceID: bob.session.deviceID) }
             let late = try bob.groups["g"]!.encrypt(Array("from a dead session".utf8))
             try socket.send(.send(.init(id: "late", group: "g", message: Data(try late.tlsEncoded()))))
             let frames = await framesUntilClosed(socket, timeout: .seconds(45))
@@ -82,7 +78,8 @@ import Testing
             let socket = try #require(bob.socket)
             // The delivery check trusts an answer for a second; let the last one age.
             try await Task.sleep(for: .milliseconds(1100))
-            try Self.otherProcess(server).deleteSessions(deviceID: bob.session.deviceID)
+            // Another process (`parley admin` on the data directory), or on PostgreSQL another node.
+            try server.withSecondStorage { try $0.deleteSessions(deviceID: bob.session.deviceID) }
             #expect(try await alice.sendText("secret", to: "g").accepted != nil)
             let frames = await framesUntilClosed(socket, timeout: .seconds(45))
             #expect(frames.contains { $0.error?.code == .unauthorized })

@@ -13,9 +13,19 @@ enum StorageKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
 
     var testDescription: String { rawValue }
 
-    /// The kind `TestServer` uses when a test does not say: SQLite, unless a Postgres suite runs
-    /// another suite's test under `$current`.
-    @TaskLocal static var current: StorageKind = .sqlite
+    /// The kind `TestServer` uses when a test does not say: `PARLEY_TEST_STORAGE` (`sqlite`, the
+    /// default, or `postgres`: scripts/test runs the server suites once more on PostgreSQL that
+    /// way), unless a suite runs another suite's test under `$current`.
+    @TaskLocal static var current: StorageKind = fromEnvironment()
+
+    private static func fromEnvironment() -> StorageKind {
+        let name = ProcessInfo.processInfo.environment["PARLEY_TEST_STORAGE"] ?? ""
+        guard !name.isEmpty else { return .sqlite }
+        guard let kind = StorageKind(rawValue: name) else {
+            fatalError("PARLEY_TEST_STORAGE is \(name); it must be sqlite or postgres")
+        }
+        return kind
+    }
 
     /// A fresh, empty storage of this kind.
     func make() throws -> any ServerStorage {
