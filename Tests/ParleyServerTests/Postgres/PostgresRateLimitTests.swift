@@ -70,6 +70,34 @@ import Testing
         #expect(granted.load(ordering: .relaxed) == 25)
     }
 
+    /// Two nodes on one database, one whose clock runs an hour ahead: a guesser who spent the
+    /// budget on the other node gets nothing more from it, however far ahead it believes it is.
+    /// Each times the buckets on the database's clock (`measureClockOffset`); timed on its own,
+    /// the fast node saw an hour's refill (one token here, all five at a day ahead) that the
+    /// database's clock had not reached.
+    @Test func aNodeWhoseClockRunsAheadGrantsNoExtraTokens() throws {
+        let url = try TestPostgres.freshDatabase()
+        let hour: UInt64 = 3_600_000
+        let honest = try PostgresStorage(url: url, maxConnections: 1)
+        let ahead = try PostgresStorage(url: url, maxConnections: 1, localClock: { Clock.milliseconds() + hour })
+        defer { for node in [honest, ahead] { node.close() } }
+        let rule = RateLimitRule.perHour(capacity: 5, 1)
+        let spent = try (0..<5).map { _ in
+            try honest.rateLimit("guesser", rule, take: true, now: Clock.milliseconds()).allowed
+        }
+        #expect(spent == [true, true, true, true, true])
+        let more = try (0..<5).map { _ in
+            try ahead.rateLimit("guesser", rule, take: true, now: Clock.milliseconds() + hour).allowed
+        }
+        #expect(more == [false, false, false, false, false])
+        // Each node's offset is what its clock is off by, within a round trip of this machine.
+        #expect(abs(honest.clockOffset.load(ordering: .relaxed)) < 5_000)
+        #expect(abs(ahead.clockOffset.load(ordering: .relaxed) + Int64(hour)) < 5_000)
+        // And the sweep, on the fast node's clock, deletes no bucket that is not full.
+        _ = try ahead.deleteExpiredLinks(now: Clock.milliseconds() + hour)
+        #expect(try !honest.rateLimit("guesser", rule, take: true, now: Clock.milliseconds()).allowed)
+    }
+
     /// The attack for real: a password guesser and a group creator spread over three nodes on one
     /// database get one node's budget, not three.
     @Test func threeServersOnOneDatabaseGiveOneBudget() async throws {

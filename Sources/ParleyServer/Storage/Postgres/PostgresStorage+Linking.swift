@@ -134,11 +134,13 @@ extension PostgresStorage {
     }
 
     public func deleteExpiredLinks(now: UInt64) throws -> Int {
-        let now = Self.bound(now)
+        // The hourly sweep: the clocks may have drifted apart since the last measurement.
+        try? measureClockOffset()
+        let (expiry, bucketTime) = (Self.bound(now), databaseTime(now))
         return try write { db in
-            let requests = try db.execute("DELETE FROM link_requests WHERE expires_at <= \(now)")
-            let bundles = try db.execute("DELETE FROM link_bundles WHERE expires_at <= \(now)")
-            try db.query("DELETE FROM rate_limits WHERE tat <= \(now)")
+            let requests = try db.execute("DELETE FROM link_requests WHERE expires_at <= \(expiry)")
+            let bundles = try db.execute("DELETE FROM link_bundles WHERE expires_at <= \(expiry)")
+            try db.query("DELETE FROM rate_limits WHERE tat <= \(bucketTime)")
             return requests + bundles
         }
     }

@@ -5,8 +5,7 @@ extension PostgresStorage {
     /// One statement: `INSERT … ON CONFLICT DO UPDATE` locks the key's row, so nodes taking from
     /// one bucket at once are serialised and never both take its last token.
     public func rateLimit(_ key: String, _ rule: RateLimitRule, take: Bool, now: UInt64) throws -> RateLimitAnswer {
-        // Far below Int64.max, so `now + burst` (at most Int64.max / 4) cannot overflow.
-        let (key, now) = (Data(key.utf8), min(Int64(clamping: now), Int64.max / 2))
+        let (key, now) = (Data(key.utf8), databaseTime(now))
         guard take else {
             let tat = try read { db in try db.row("SELECT tat FROM rate_limits WHERE key = \(key)")?.int("tat") }
             return rule.answer(tat: tat, now: now)
@@ -23,5 +22,32 @@ extension PostgresStorage {
             ) > 0
         }
         return RateLimitAnswer(allowed: taken, used: true)
+    }
+
+    /// The largest clock offset taken as measured: a database clock further off is the operator's
+    /// to fix, and the bound keeps ``databaseTime(_:)`` from overflowing.
+    static let maxClockOffset = Int64.max / 8
+
+    /// `now` on this node's clock, as the database's clock reads it: every node times the shared
+    /// buckets on that one clock, so a node whose own runs ahead does not see a bucket refilled
+    /// early (docs/SECURITY.md, "Several nodes"). Far below Int64.max (at most 5/8 of it), so
+    /// `now + burst` (at most Int64.max / 4) cannot overflow.
+    func databaseTime(_ now: UInt64) -> Int64 {
+        min(Int64(clamping: now), Int64.max / 2) + clockOffset.load(ordering: .relaxed)
+    }
+
+    /// Measures how far the database's clock is from this node's, halfway through one round trip.
+    /// At start, and again at each hourly sweep (``deleteExpiredLinks(now:)``), as clocks drift.
+    func measureClockOffset() throws {
+        let before = localClock()
+        let database = try read { db in
+            try db.row("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now")?.int("now")
+        }
+        let after = localClock()
+        guard let database else { return }
+        let local = Int64(clamping: before / 2 + after / 2)
+        let (offset, overflow) = database.subtractingReportingOverflow(local)
+        let bound = Self.maxClockOffset
+        clockOffset.store(overflow ? 0 : min(max(offset, -bound), bound), ordering: .relaxed)
     }
 }

@@ -15,12 +15,22 @@ public final class PostgresStorage: ServerStorage {
     /// This storage's name in ``ClusterEvent`` payloads: its own notifications are ignored.
     let node = String(UUID().uuidString.prefix(8))
     private let listener = Mutex<PostgresListener?>(nil)
+    /// This node's clock (``Clock/milliseconds()``; another in tests), and how far the database's
+    /// runs ahead of it (``measureClockOffset()``): what rate limits shared by every node are timed by.
+    let localClock: @Sendable () -> UInt64
+    let clockOffset = Atomic<Int64>(0)
 
     /// Connects to the database and creates or migrates its schema.
-    public init(url: DatabaseURL, maxConnections: Int = 8) throws {
+    public convenience init(url: DatabaseURL, maxConnections: Int = 8) throws {
+        try self.init(url: url, maxConnections: maxConnections, localClock: { Clock.milliseconds() })
+    }
+
+    init(url: DatabaseURL, maxConnections: Int, localClock: @escaping @Sendable () -> UInt64) throws {
         pool = try PostgresConnectionPool(url: url, maxConnections: maxConnections)
+        self.localClock = localClock
         do {
             try pool.withConnection { try PostgresSchema.migrate($0) }
+            try measureClockOffset()
         } catch {
             pool.close()
             throw Self.startError(error, url: url)
