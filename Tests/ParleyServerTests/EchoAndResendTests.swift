@@ -96,6 +96,37 @@ import Testing
         }
     }
 
+    /// A resend the checks refuse (bytes that do not decode, an epoch past its grace) is looked
+    /// up then and answered with the stored echo, as one that passes them is on the writer's
+    /// duplicate path: the id decides, never the bytes. Nothing is stored twice.
+    @Test func aResendTheChecksRefuseGetsTheStoredEcho() async throws {
+        try await TestServer.with { server in
+            let (alice, _) = try await Self.pair(on: server)
+            let first = try alice.groups["g"]!.encrypt(Array("once".utf8))
+            try alice.socket!.send(Self.send(first, id: "m-1", to: "g"))
+            let echo = try #require(await Self.answer(to: "m-1", on: alice.socket!)?.accepted)
+
+            try alice.socket!.send(.send(.init(id: "m-1", group: "g", message: Data([0xFF, 0x00]))))
+            let garbled = try #require(await Self.answer(to: "m-1", on: alice.socket!)?.accepted)
+            #expect(garbled.seq == echo.seq && garbled.message == echo.message)
+
+            for _ in 0..<2 {
+                let update = try alice.groups["g"]!.selfUpdate()
+                let answer = try await alice.submit(update.message, to: "g")
+                try alice.apply(try #require(answer.accepted))
+            }
+            try alice.socket!.send(Self.send(first, id: "m-1", to: "g"))
+            let stale = try #require(await Self.answer(to: "m-1", on: alice.socket!)?.accepted)
+            #expect(stale.seq == echo.seq && stale.message == echo.message)
+            // Another id with the stale bytes is refused as it always was.
+            try alice.socket!.send(Self.send(first, id: "m-2", to: "g"))
+            let refused = try #require(await Self.answer(to: "m-2", on: alice.socket!))
+            guard case .error(let error) = refused else { throw ErrorBody(.internalError, "m-2 was accepted") }
+            #expect(error.error.code == .wrongEpoch)
+            #expect(try server.server.storage.group(id: try Self.groupID("g", on: server))?.lastSeq == 4)
+        }
+    }
+
     @Test func idsBelongToTheDeviceThatSentThem() async throws {
         try await TestServer.with { server in
             let (alice, bob) = try await Self.pair(on: server)

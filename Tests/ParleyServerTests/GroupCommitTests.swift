@@ -41,6 +41,12 @@ import Testing
             LogAppend(groupID: group, time: 1, senderDevice: device, data: [byte], clientID: clientID)
         }
 
+        func proposal(_ group: Int64, _ byte: UInt8, clientID: String? = nil) -> LogAppend {
+            var proposal = append(group, byte, clientID: clientID)
+            proposal.isProposal = true
+            return proposal
+        }
+
         /// The stored data bytes of a group, in seq order, read through a fresh connection.
         static func stored(at path: String, group: Int64) throws -> [UInt8] {
             try SQLiteStorage(path: path).messages(groupID: group, after: 0, through: nil, limit: 1000).map(\.data[0])
@@ -110,8 +116,8 @@ import Testing
             // No such group: the foreign key refuses it.
             fixture.append(999, 3),
             fixture.append(g0, 4, clientID: "c"),
-            // The same client id twice in one group: the unique index refuses the second...
-            fixture.append(g1, 5, clientID: "b"),
+            // The same client id twice in one group, on a proposal: refused as a duplicate...
+            fixture.proposal(g1, 5, clientID: "b"),
             fixture.append(g0, 6),
             // ...and the later one of that group, checked as if it had been stored.
             fixture.append(g1, 7),
@@ -139,6 +145,36 @@ import Testing
         try writer.enqueue(late)
         await #expect(throws: LogWriterError.earlierRefused) { try await lateTicket.value }
         #expect(try Fixture.stored(at: fixture.path, group: g1) == [2])
+        writer.stop()
+    }
+
+    /// A plain application message refused as a duplicate (a resend that passed the delivery
+    /// checks, session 9) refuses nothing after it, in its transaction or a later one: it moved
+    /// no state the later sends were checked against.
+    @Test func aResentApplicationMessageRefusesNothingElse() async throws {
+        let fixture = try Fixture(groups: 1)
+        let group = fixture.groups[0]
+        let writer = LogWriter(storage: fixture.storage)
+        let commits = Commits()
+        var tickets: [Ticket] = []
+        for append in [
+            fixture.append(group, 1, clientID: "a"), fixture.append(group, 2, clientID: "a"),
+            fixture.append(group, 3, clientID: "b"),
+        ] {
+            let (entry, ticket) = commits.entry(append, incarnation: 1)
+            try writer.enqueue(entry)
+            tickets.append(ticket)
+        }
+        writer.start()
+        var outcomes: [Result<UInt64, any Error>] = []
+        for ticket in tickets { outcomes.append(await Self.outcome(ticket)) }
+        #expect(outcomes.map { (try? $0.get()) } == [1, nil, 2])
+        if case .failure(let error) = outcomes[1] { #expect(error as? StorageError == .duplicate(seq: 1)) }
+        let (late, lateTicket) = commits.entry(fixture.append(group, 4), incarnation: 1)
+        try writer.enqueue(late)
+        #expect(try await lateTicket.value == 3)
+        #expect(writer.refusedCount == 0)
+        #expect(try Fixture.stored(at: fixture.path, group: group) == [1, 3, 4])
         writer.stop()
     }
 

@@ -18,6 +18,11 @@ extension DeliveryShard {
         var append: LogAppend
 
         var size: Int64 { Int64(append.data.count) }  // Int is 64 bits on every platform Parley serves from
+
+        /// An application message (a PrivateMessage): its checks move no group state.
+        var isApplication: Bool {
+            if case .privateMessage = message { true } else { false }
+        }
     }
 
     /// A send waiting to be stored: a second send with the same id waits until it is.
@@ -44,34 +49,64 @@ extension DeliveryShard {
     ///
     /// Checking, and adopting the group's next state, happen in one turn of the actor; storing is
     /// awaited, so the actor checks other messages meanwhile, and the writer stores them together.
+    ///
+    /// A plain application message is not looked up as a resend first: that read, one per send
+    /// inside the actor, bounded every group to one message per database round trip on PostgreSQL
+    /// (session 9 measurement). A resend of one is either refused by the checks (its epoch passed,
+    /// its quota is spent…) and looked up then, or it passes them and the writer finds the stored
+    /// id under the group's lock (`StorageError.duplicate`, ``stored(_:_:)``). Handshake messages
+    /// are looked up first, as their checks move the group's state.
     @discardableResult
     func submit(_ send: ClientFrame.Send, from device: DeviceRecord) async throws -> UInt64 {
         do {
             let group = try admit(send, from: device)
-            if let earlier = try storage.message(groupID: group.record.id, senderDevice: device.id, clientID: send.id) {
-                echo(earlier, in: group, id: send.id, to: device)
-                return earlier.seq
-            }
             let key = InFlightID(group: group.record.id, device: device.id, clientID: send.id)
             guard !inFlight.contains(key) else { throw DeliveryError.resendInFlight }
-            var submission = try validate(send, in: group, from: device)
-            try reserve(submission)
-            let ticket: Ticket
+            let queued: (submission: Submission, ticket: Ticket)
             do {
-                try apply(&submission)
-                ticket = try enqueue(submission)
-            } catch {
-                storedBytes.released(submission.size, user: device.userID, group: group.record.id)
-                throw error
+                var submission = try validate(send, in: group, from: device)
+                if !submission.isApplication, let seq = try answerResend(send, in: group, from: device) { return seq }
+                let ticket = try check(&submission)
+                queued = (submission, ticket)
+            } catch let refusal as DeliveryError {
+                if let seq = try answerResend(send, in: group, from: device) { return seq }
+                throw refusal
             }
             inFlight.insert(key)
             defer { inFlight.remove(key) }
-            return try await stored(submission, ticket)
+            return try await stored(queued.submission, queued.ticket)
         } catch {
             if let refusal = error as? DeliveryError { metrics.rejected(refusal.errorBody.code) }
             await settled(groupNamed: send.group)
             throw error
         }
+    }
+
+    /// Reserves the message's bytes, runs the group's rules on it and queues it for the writer.
+    private func check(_ submission: inout Submission) throws -> Ticket {
+        try reserve(submission)
+        do {
+            try apply(&submission)
+            return try enqueue(submission)
+        } catch {
+            storedBytes.released(submission.size, user: submission.device.userID, group: submission.group.record.id)
+            throw error
+        }
+    }
+
+    /// The message this device stored in the group under the send's id, if any: echoed to the
+    /// device again, and its seq returned. A read of storage, so only on the rare paths.
+    private func answerResend(
+        _ send: ClientFrame.Send,
+        in group: CachedGroup,
+        from device: DeviceRecord
+    ) throws
+        -> UInt64?
+    {
+        guard let earlier = try storage.message(groupID: group.record.id, senderDevice: device.id, clientID: send.id)
+        else { return nil }
+        echo(earlier, in: group, id: send.id, to: device)
+        return earlier.seq
     }
 
     /// Returns once the group's messages queued so far are settled (stored and fanned out, or
@@ -195,31 +230,8 @@ extension DeliveryShard {
             if lastTickets[id] === ticket { lastTickets.removeValue(forKey: id) }
         } catch {
             if lastTickets[id] === ticket { lastTickets.removeValue(forKey: id) }
-            if cache[id]?.incarnation == submission.group.incarnation { cache.removeValue(forKey: id) }
-            // No later send is checked against this load of the group any more.
-            writer.release(incarnation: submission.group.incarnation)
             storedBytes.released(submission.size, user: submission.device.userID, group: id)
-            if case LogWriterError.full = error { throw DeliveryError.busy }
-            // Another node stored a commit of this epoch first: the sender rebuilds on the new one.
-            if case StorageError.staleEpoch(let current) = error { throw DeliveryError.wrongEpoch(current: current) }
-            if case StorageError.senderNotMember = error { throw DeliveryError.notMember }
-            // The same id reached another node at once, and that node stored it first: answered
-            // as a resend is, with the stored message's echo.
-            if case StorageError.duplicate = error,
-                let earlier = try storage.message(
-                    groupID: id,
-                    senderDevice: submission.device.id,
-                    clientID: submission.send.id
-                )
-            {
-                echo(earlier, in: submission.group, id: submission.send.id, to: submission.device)
-                return earlier.seq
-            }
-            logger.warning(
-                "message not stored",
-                metadata: ["group": "\(submission.group.record.name)", "error": "\(error)"]
-            )
-            throw DeliveryError.notStored
+            return try refused(submission, error)
         }
         if var group = cache[id], group.incarnation == submission.group.incarnation {
             group.record.lastSeq = max(group.record.lastSeq, seq)
@@ -227,6 +239,33 @@ extension DeliveryShard {
             cache[id] = group
         }
         return seq
+    }
+
+    /// Answers a message storage refused. The group's state adopted with it is dropped, unless
+    /// the refusal spares it (a resend of a plain application message: it changed nothing).
+    private func refused(_ submission: Submission, _ error: any Error) throws -> UInt64 {
+        let id = submission.group.record.id
+        if !submission.append.refusalSpares(error) {
+            if cache[id]?.incarnation == submission.group.incarnation { cache.removeValue(forKey: id) }
+            // No later send is checked against this load of the group any more.
+            writer.release(incarnation: submission.group.incarnation)
+        }
+        if case LogWriterError.full = error { throw DeliveryError.busy }
+        // Another node stored a commit of this epoch first: the sender rebuilds on the new one.
+        if case StorageError.staleEpoch(let current) = error { throw DeliveryError.wrongEpoch(current: current) }
+        if case StorageError.senderNotMember = error { throw DeliveryError.notMember }
+        // A resend that passed the checks (its first copy stored by this node or another, or
+        // the same id reaching another node at once): answered with the stored message's echo.
+        if case StorageError.duplicate = error,
+            let seq = try answerResend(submission.send, in: submission.group, from: submission.device)
+        {
+            return seq
+        }
+        logger.warning(
+            "message not stored",
+            metadata: ["group": "\(submission.group.record.name)", "error": "\(error)"]
+        )
+        throw DeliveryError.notStored
     }
 
     /// Reserves the message's bytes against the sending user's and the group's storage quotas

@@ -20,7 +20,8 @@ enum LogWriterError: Error, Hashable, Sendable {
 /// An entry's `onCommit` runs only after the transaction that stored it committed, on the
 /// writer's thread, in log order; then its ticket completes. A refused entry, or one whose
 /// transaction failed, runs nothing and its ticket fails: nothing is acknowledged that is not
-/// durably stored.
+/// durably stored. A refused entry refuses the later entries of its incarnation too, unless
+/// ``LogAppend/refusalSpares(_:)`` (a resend refused as a duplicate).
 final class LogWriter: Sendable {
     struct Entry: Sendable {
         var append: LogAppend
@@ -248,7 +249,8 @@ final class LogWriter: Sendable {
                 entry.onCommit(seq)
                 entry.ticket.complete(.success(seq))
             case .failure(let error):
-                newlyRefused.insert(entry.incarnation)
+                // A resend refused as a duplicate changed nothing later entries were checked against.
+                if !entry.append.refusalSpares(error) { newlyRefused.insert(entry.incarnation) }
                 refused.append((entry, error))
             }
         }

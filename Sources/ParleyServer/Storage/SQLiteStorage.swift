@@ -546,8 +546,8 @@ public final class SQLiteStorage: ServerStorage {
 
     /// Group commit (issue 15): every entry in one transaction, so one fsync of the WAL makes
     /// them all durable. Each entry has its own savepoint: one that fails is rolled back and
-    /// refused, with the later entries of its group; the others are stored. If the transaction
-    /// itself fails, nothing is stored.
+    /// refused, with the later entries of its group (unless ``LogAppend/refusalSpares(_:)``); the
+    /// others are stored. If the transaction itself fails, nothing is stored.
     public func append(batch entries: [LogAppend]) throws -> [Result<UInt64, any Error>] {
         try pool.write { db in
             var failedGroups = Set<Int64>()
@@ -561,7 +561,7 @@ public final class SQLiteStorage: ServerStorage {
                     }
                     return seq
                 }
-                if case .failure = result { failedGroups.insert(entry.groupID) }
+                if case .failure(let error) = result, !entry.refusalSpares(error) { failedGroups.insert(entry.groupID) }
                 return result
             }
         }

@@ -62,8 +62,8 @@ public protocol ServerStorage: Sendable {
     func append(_ append: LogAppend) throws -> UInt64
     /// Several appends made durable together (group commit): one result per entry, in order. An
     /// entry that fails is refused, and so is every later entry of its group in the batch
-    /// (`StorageError.earlierRefused`: they were checked as if it had been stored); the others
-    /// are stored. A throw means none was.
+    /// (`StorageError.earlierRefused`: they were checked as if it had been stored), unless
+    /// ``LogAppend/refusalSpares(_:)``; the others are stored. A throw means none was.
     func append(batch: [LogAppend]) throws -> [Result<UInt64, any Error>]
     func messages(groupID: Int64, after seq: UInt64, through last: UInt64?, limit: Int) throws -> [LogEntry]
     /// The message the device submitted to the group under this client id, while the log keeps it.
@@ -297,6 +297,19 @@ public struct LogAppend: Sendable {
     }
 }
 
+extension LogAppend {
+    /// Whether this entry's refusal leaves its group's later entries standing (in a batch, and
+    /// in the log writer's queue): a plain application message refused as a duplicate of a
+    /// stored one. Later entries were checked as if it had been stored, but it changes no
+    /// state, membership or pending proposal they were checked against; only its seq, which
+    /// was not taken. So a resend answered on the writer's duplicate path costs its group nothing.
+    public func refusalSpares(_ error: any Error) -> Bool {
+        guard case StorageError.duplicate = error else { return false }
+        return newState == nil && !isProposal && welcomes.isEmpty && joinedDevices.isEmpty && leftDevices.isEmpty
+            && epochAfter == nil
+    }
+}
+
 /// Errors storage reports in terms the service can act on.
 public enum StorageError: Error, Equatable {
     case conflict(String)
@@ -371,7 +384,7 @@ extension ServerStorage {
         return batch.map { entry in
             guard !failedGroups.contains(entry.groupID) else { return .failure(StorageError.earlierRefused) }
             let result = Result<UInt64, any Error> { try append(entry) }
-            if case .failure = result { failedGroups.insert(entry.groupID) }
+            if case .failure(let error) = result, !entry.refusalSpares(error) { failedGroups.insert(entry.groupID) }
             return result
         }
     }

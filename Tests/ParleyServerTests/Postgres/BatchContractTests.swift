@@ -62,13 +62,15 @@ import Testing
         /// The answers each storage owes. SQLite is one node, whose delivery shard checks epochs
         /// before storing, so its storage keeps no epoch (LogAppend.epoch: "storage that several
         /// nodes share refuses"); PostgreSQL refuses the proposal of the epoch the commit left.
+        /// A plain application message refused as a duplicate (a resend) refuses nothing after it
+        /// (LogAppend.refusalSpares): "c" and "g" are stored.
         var expected: [Answer] {
             let shared = fixture.storage is PostgresStorage
             return [
-                .seq(3), .seq(1), .refused(.duplicate(seq: 2)), .refused(.earlierRefused),
+                .seq(3), .seq(1), .refused(.duplicate(seq: 2)), .seq(4),
                 .seq(1), .seq(2), shared ? .refused(.staleEpoch(current: 1)) : .seq(3),
                 shared ? .refused(.earlierRefused) : .seq(4), .seq(2),
-                .refused(.duplicate(seq: 1)), .refused(.earlierRefused),
+                .refused(.duplicate(seq: 1)), .seq(3),
             ]
         }
 
@@ -80,14 +82,14 @@ import Testing
             func data(_ group: Int64) throws -> [[UInt8]] {
                 try storage.messages(groupID: group, after: 0, through: nil, limit: 20).map(\.data)
             }
-            #expect(try data(fixture.group) == [[1], [2], [3]])
+            #expect(try data(fixture.group) == [[1], [2], [3], [5]])
             #expect(try data(h) == (shared ? [[13], [14]] : [[13], [14], [15], [16]]))
-            #expect(try data(k) == [[20], [21]])
-            #expect(try storage.group(id: fixture.group)?.lastSeq == 3)
+            #expect(try data(k) == [[20], [21], [23]])
+            #expect(try storage.group(id: fixture.group)?.lastSeq == 4)
             #expect(try storage.group(id: h)?.lastSeq == (shared ? 2 : 4))
             let stateOfH = try #require(try storage.group(id: h))
             #expect(stateOfH.state == [44] && stateOfH.stateSeq == 2)
-            #expect(try storage.group(id: k)?.lastSeq == 2)
+            #expect(try storage.group(id: k)?.lastSeq == 3)
             let e = try storage.message(groupID: k, senderDevice: fixture.aliceDevice, clientID: "e")
             #expect(e?.seq == 1 && e?.data == [20])
         }
@@ -132,12 +134,43 @@ import Testing
         let (g, h, k) = (mixed.fixture.group, mixed.h, mixed.k)
         #expect(
             Set(events.withLock { $0 }) == [
-                .appended(group: g, seq: 3, kind: .application, size: 1, count: 1),
+                .appended(group: g, seq: 4, kind: .application, size: 2, count: 2),
                 .appended(group: h, seq: 1, kind: .application, size: 1, count: 1),
                 .appended(group: h, seq: 2, kind: .commit, size: 1, count: 1),
-                .appended(group: k, seq: 2, kind: .application, size: 2, count: 2),
+                .appended(group: k, seq: 3, kind: .application, size: 3, count: 3),
             ]
         )
+    }
+
+    /// Only a plain application message's duplicate spares its group: a handshake refused as a
+    /// duplicate still refuses the group's later entries, which were checked against the state
+    /// it moved, on both storages and both of PostgreSQL's paths.
+    @Test(arguments: StorageKind.allCases)
+    func aDuplicateHandshakeStillRefusesItsGroupsLaterEntries(_ kind: StorageKind) throws {
+        let fixture = try Fixture(kind)
+        defer { fixture.storage.closeForTest() }
+        var proposal = LogAppend(
+            groupID: fixture.group,
+            time: 3_000,
+            senderDevice: fixture.aliceDevice,
+            data: [9],
+            clientID: "p"
+        )
+        (proposal.isProposal, proposal.epoch) = (true, 0)
+        let first = try fixture.storage.append(proposal)
+        let after = LogAppend(
+            groupID: fixture.group,
+            time: 3_000,
+            senderDevice: fixture.aliceDevice,
+            data: [10],
+            clientID: "q"
+        )
+        let expected: [Answer] = [.refused(.duplicate(seq: first)), .refused(.earlierRefused)]
+        #expect(try fixture.storage.append(batch: [proposal, after]).map(Answer.init) == expected)
+        if let postgres = fixture.storage as? PostgresStorage {
+            #expect(try postgres.appendOneByOne([proposal, after]).map(Answer.init) == expected)
+        }
+        #expect(try fixture.storage.group(id: fixture.group)?.lastSeq == first)
     }
 
     /// The log writer's acknowledgements, answered one by one as a single one would be: the

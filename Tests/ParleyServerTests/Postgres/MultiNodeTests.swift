@@ -149,6 +149,70 @@ import Testing
     }
 
     /// The group's messages a member receives until none comes for a few seconds.
+    /// Alice sends through node 1, then fails over to node 2 before her echo and resends the id
+    /// there: node 2 answers with the stored message's echo and seq, whether the resend passes
+    /// its checks (found by the writer under the group's lock: the duplicate path) or is refused
+    /// by them (an epoch past its grace after two of Bob's commits: looked up then). Stored once.
+    @Test func aResendToAnotherNodeGetsTheStoredEcho() async throws {
+        let database = TestPostgres.string(try TestPostgres.freshDatabase())
+        var nodes: [TestServer] = []
+        do {
+            for _ in 0..<2 { nodes.append(try await TestServer.start(configure: { $0.database = database })) }
+            try await resendAcrossNodes(nodes)
+        } catch {
+            for node in nodes { try? await node.stop() }
+            throw error
+        }
+        for node in nodes { try await node.stop() }
+    }
+
+    private func resendAcrossNodes(_ nodes: [TestServer]) async throws {
+        let alice = try await TestUser.ready("alice", on: nodes[0])
+        let bob = try await TestUser.ready("bob", on: nodes[1])
+        for user in [alice, bob] { await user.connect() }
+        try await alice.createGroup("g")
+        #expect(try await alice.add(["bob"], to: "g").accepted?.seq == 1)
+        try bob.join(#require(await bob.nextWelcome()))
+        func send(_ message: MLSMessage) throws {
+            try alice.socket!.send(.send(.init(id: "m-1", group: "g", message: Data(try message.tlsEncoded()))))
+        }
+        let first = try alice.groups["g"]!.encrypt(Array("once".utf8))
+        try send(first)
+        let echo = try #require(await answer(to: "m-1", on: alice.socket!))
+
+        alice.socket?.close()
+        alice.socket = TestSocket(server: nodes[1], token: alice.token)
+        _ = await alice.socket!.replay()
+        try send(try alice.groups["g"]!.encrypt(Array("once".utf8)))
+        let resent = try #require(await answer(to: "m-1", on: alice.socket!))
+        #expect(resent.seq == echo.seq && resent.message == echo.message)
+
+        for _ in 0..<2 {
+            let update = try bob.groups["g"]!.selfUpdate()
+            try bob.apply(try #require(try await bob.submit(update.message, to: "g").accepted))
+        }
+        try send(first)
+        let stale = try #require(await answer(to: "m-1", on: alice.socket!))
+        #expect(stale.seq == echo.seq && stale.message == echo.message)
+        let storage = nodes[1].server.storage
+        let group = try #require(try storage.group(named: "g"))
+        let log = try storage.messages(groupID: group.id, after: 0, through: nil, limit: 10)
+        #expect(log.map(\.seq) == [1, 2, 3, 4], "the resends stored nothing")
+        #expect(log[1].clientID == "m-1" && Data(log[1].data) == echo.message)
+    }
+
+    /// The echo of `id` on `socket`, skipping other frames; nil if it is refused or never comes.
+    private func answer(to id: String, on socket: TestSocket) async -> ServerFrame.Message? {
+        while let frame = await socket.next() {
+            switch frame {
+            case .message(let echo) where echo.id == id: return echo
+            case .error(let error) where error.id == id: return nil
+            default: continue
+            }
+        }
+        return nil
+    }
+
     private func messages(of user: TestUser) async -> [ServerFrame.Message] {
         var messages: [ServerFrame.Message] = []
         while let frame = await user.nextFrame(timeout: .seconds(4)) {

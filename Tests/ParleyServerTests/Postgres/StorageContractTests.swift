@@ -160,10 +160,14 @@ import Testing
         func entry(_ group: Int64, _ device: Int64, _ byte: UInt8, _ id: String) -> LogAppend {
             LogAppend(groupID: group, time: 3_000, senderDevice: device, data: [byte], clientID: id)
         }
+        // A proposal refused (as a duplicate): the later entries were checked against the state
+        // it moved. (A plain application message's duplicate spares them: BatchContractTests.)
+        var refused = entry(fixture.group, fixture.aliceDevice, 5, "taken")
+        (refused.isProposal, refused.epoch) = (true, 0)
         let results = try storage.append(batch: [
             entry(fixture.group, fixture.aliceDevice, 3, "a"),
             entry(other, fixture.bobDevice, 4, "b"),
-            entry(fixture.group, fixture.aliceDevice, 5, "taken"),
+            refused,
             entry(fixture.group, fixture.aliceDevice, 6, "c"),
             entry(other, fixture.bobDevice, 7, "d"),
         ])

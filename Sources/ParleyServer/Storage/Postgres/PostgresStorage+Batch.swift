@@ -151,11 +151,12 @@ struct BatchPlan {
     }
 
     /// One entry's answer, as the one-by-one path gives it: an entry refused refuses its
-    /// group's later entries of the batch (`earlierRefused`), and stores nothing.
+    /// group's later entries of the batch (`earlierRefused`, unless ``LogAppend/refusalSpares(_:)``),
+    /// and stores nothing.
     mutating func admit(_ entry: LogAppend) -> Result<UInt64, any Error> {
         guard !failedGroups.contains(entry.groupID) else { return .failure(StorageError.earlierRefused) }
         let result = Result<UInt64, any Error> { try place(entry) }
-        if case .failure = result { failedGroups.insert(entry.groupID) }
+        if case .failure(let error) = result, !entry.refusalSpares(error) { failedGroups.insert(entry.groupID) }
         return result
     }
 

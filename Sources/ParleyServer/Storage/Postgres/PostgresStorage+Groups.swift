@@ -142,7 +142,7 @@ extension PostgresStorage {
                     locked = attempt
                     return seq
                 }
-                if case .failure = result { failedGroups.insert(entry.groupID) }
+                if case .failure(let error) = result, !entry.refusalSpares(error) { failedGroups.insert(entry.groupID) }
                 return result
             }
         }
