@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
 import Histogram
-import HummingbirdWSClient
-import Logging
 import MLS
 import NIOSSL
 import ParleyClient
@@ -64,7 +62,7 @@ struct LargeGroupBench: AsyncParsableCommand {
         report(["op": "large_group_build", "members": members, "ms": build])
         status("connecting \(existing.count) member devices")
         let sockets = existing.map {
-            FrameSocket(url: target.webSocketURL, token: $0.token, tls: target.tls, arrivals: arrivals)
+            BenchSocket.member(url: target.webSocketURL, token: $0.token, tls: target.tls, arrivals: arrivals)
         }
         try await arrivals.waitUntil(ready: sockets.count)
         try await measureFanOut(admin: &admin, arrivals: arrivals, recipients: sockets.count)
@@ -103,7 +101,7 @@ struct LargeGroupBench: AsyncParsableCommand {
         status("adding \(devices.count) devices in one commit")
         let newcomers = Arrivals()
         let sockets = devices.map {
-            FrameSocket(url: target.webSocketURL, token: $0.token, tls: target.tls, arrivals: newcomers)
+            BenchSocket.member(url: target.webSocketURL, token: $0.token, tls: target.tls, arrivals: newcomers)
         }
         try await newcomers.waitUntil(ready: sockets.count)
         let outcome = try await admin.add(devices, treeInWelcome: true)
@@ -231,7 +229,7 @@ struct LargeGroupAdmin {
     let suite: CipherSuiteProvider
     let name: String
     var group: Group
-    let socket: FrameSocket
+    let socket: BenchSocket
     let answers: Answers
     var nextID = 0
 
@@ -260,11 +258,10 @@ struct LargeGroupAdmin {
         )
         try await target.api.request(.POST, "/v1/groups", token: session.token, body: WireJSON.encode(creation))
         let answers = Answers()
-        let socket = FrameSocket(
+        let socket = BenchSocket.admin(
             url: target.webSocketURL,
             token: session.token,
             tls: target.tls,
-            arrivals: nil,
             answers: answers
         )
         try await answers.waitUntilReady()
@@ -371,12 +368,7 @@ final class Arrivals: Sendable {
     func ready() { state.withLock { $0.ready += 1 } }
 
     func received(_ frame: ServerFrame.Message, at now: ContinuousClock.Instant, nanoseconds: UInt64) {
-        var sentAt: UInt64?
-        if case .privateMessage(let message)? = try? MLSMessage(tlsEncoded: [UInt8](frame.message)),
-            message.authenticatedData.count == 8
-        {
-            sentAt = message.authenticatedData.reduce(0) { $0 << 8 | UInt64($1) }
-        }
+        let sentAt = BenchSocket.sentAt(frame)
         state.withLock { state in
             state.bySeq[frame.seq, default: []].append(now)
             if let sentAt, nanoseconds > sentAt { _ = state.latencies.record((nanoseconds - sentAt) / 1000) }
@@ -455,60 +447,30 @@ final class Arrivals: Sendable {
     }
 }
 
-/// One device's WebSocket for the large-group bench: frames go to `arrivals` (members) or
-/// `answers` (the admin).
-final class FrameSocket: Sendable {
-    private let outgoing: AsyncStream<String>.Continuation
-    private let task: Task<Void, Never>
-
-    init(url: String, token: String, tls: TLSConfiguration, arrivals: Arrivals?, answers: Answers? = nil) {
-        let (stream, outgoing) = AsyncStream<String>.makeStream()
-        self.outgoing = outgoing
-        var logger = Logger(label: "large-group-ws")
-        logger.logLevel = .critical
-        task = Task {
-            _ = try? await WebSocketClient.connect(
-                url: url,
-                configuration: .init(
-                    maxFrameSize: 1 << 24,
-                    additionalHeaders: [.authorization: "Bearer \(token)"],
-                    sniHostname: "localhost"
-                ),
-                tlsConfiguration: tls,
-                logger: logger
-            ) { inbound, outbound, _ in
-                let writer = Task { for await text in stream { try await outbound.write(.text(text)) } }
-                defer { writer.cancel() }
-                var live = false
-                for try await message in inbound.messages(maxSize: 1 << 24) {
-                    let now = ContinuousClock.now
-                    let nanoseconds = DispatchTime.now().uptimeNanoseconds
-                    guard case .text(let text) = message,
-                        let frame = try? WireJSON.decode(ServerFrame.self, from: Data(text.utf8))
-                    else { continue }
-                    switch frame {
-                    case .replayFinished:
-                        live = true
-                        arrivals?.ready()
-                        answers?.ready()
-                    case .message(let delivered):
-                        if let id = delivered.id { answers?.record(id, .success(delivered.seq)) }
-                        if live { arrivals?.received(delivered, at: now, nanoseconds: nanoseconds) }
-                    case .welcome(let welcome) where live: arrivals?.welcome(welcome, at: now)
-                    case .error(let error): if let id = error.id { answers?.record(id, .failure(error.error)) }
-                    default: break
-                    }
-                }
+extension BenchSocket {
+    /// A member device's connection: once its replay has finished, the messages and Welcomes it
+    /// receives go to `arrivals`, timed.
+    static func member(url: String, token: String, tls: TLSConfiguration, arrivals: Arrivals) -> BenchSocket {
+        BenchSocket(url: url, token: token, tls: tls, maxFrameSize: 1 << 24) { frame, arrival in
+            switch frame {
+            case .replayFinished: arrivals.ready()
+            case .message(let delivered) where arrival.live:
+                arrivals.received(delivered, at: arrival.instant, nanoseconds: arrival.uptimeNanoseconds)
+            case .welcome(let welcome) where arrival.live: arrivals.welcome(welcome, at: arrival.instant)
+            default: break
             }
         }
     }
 
-    func send(_ frame: ClientFrame) {
-        outgoing.yield(String(decoding: (try? WireJSON.encode(frame)) ?? Data(), as: UTF8.self))
-    }
-
-    func close() {
-        outgoing.finish()
-        task.cancel()
+    /// The admin's connection: the server's answer to each of its sends goes to `answers`.
+    static func admin(url: String, token: String, tls: TLSConfiguration, answers: Answers) -> BenchSocket {
+        BenchSocket(url: url, token: token, tls: tls, maxFrameSize: 1 << 24) { frame, _ in
+            switch frame {
+            case .replayFinished: answers.ready()
+            case .message(let delivered): if let id = delivered.id { answers.record(id, .success(delivered.seq)) }
+            case .error(let error): if let id = error.id { answers.record(id, .failure(error.error)) }
+            default: break
+            }
+        }
     }
 }

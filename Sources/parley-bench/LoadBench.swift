@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import Histogram
-import HummingbirdWSClient
 import Logging
 import MLS
 import NIOHTTP1
@@ -109,7 +108,7 @@ struct LoadBench: AsyncParsableCommand {
         let senders = try await setUpSenders(target)
         let stats = LoadStats()
         let sockets = senders.enumerated().map {
-            LoadSocket(
+            BenchSocket.load(
                 url: target.nodeWebSocketURL(client: $0.offset, groups: groups),
                 token: $0.element.token,
                 tls: target.tls,
@@ -280,7 +279,12 @@ struct LoadBench: AsyncParsableCommand {
         for (index, token) in tokens.enumerated() {
             while held.count - stats.snapshot().settled >= 256 { try await Task.sleep(for: .milliseconds(10)) }
             held.append(
-                LoadSocket(url: target.nodeWebSocketURL(client: index), token: token, tls: target.tls, stats: stats)
+                BenchSocket.load(
+                    url: target.nodeWebSocketURL(client: index),
+                    token: token,
+                    tls: target.tls,
+                    stats: stats
+                )
             )
         }
         return held
@@ -520,68 +524,27 @@ final class LoadStats: Sendable {
     }
 }
 
-/// One device's WebSocket for the load test.
-final class LoadSocket: Sendable {
-    private let outgoing: AsyncStream<String>.Continuation
-    private let task: Task<Void, Never>
+/// The load test's connections (`offerLoad` writes to them).
+typealias LoadSocket = BenchSocket
 
-    init(url: String, token: String, tls: TLSConfiguration, stats: LoadStats) {
-        let (stream, outgoing) = AsyncStream<String>.makeStream()
-        self.outgoing = outgoing
-        var logger = Logger(label: "load-ws")
-        logger.logLevel = .critical
-        task = Task {
-            let ready = ReadyFlag()
-            defer { if !ready.isSet, !Task.isCancelled { stats.connectionFailed() } }
-            _ = try? await WebSocketClient.connect(
-                url: url,
-                configuration: .init(
-                    maxFrameSize: 1 << 22,
-                    additionalHeaders: [.authorization: "Bearer \(token)"],
-                    sniHostname: "localhost"
-                ),
-                tlsConfiguration: tls,
-                logger: logger
-            ) { inbound, outbound, _ in
-                let writer = Task { for await text in stream { try await outbound.write(.text(text)) } }
-                defer { writer.cancel() }
-                for try await message in inbound.messages(maxSize: 1 << 22) {
-                    guard case .text(let text) = message,
-                        let frame = try? WireJSON.decode(ServerFrame.self, from: Data(text.utf8))
-                    else { continue }
-                    switch frame {
-                    case .replayFinished:
-                        ready.set()
-                        stats.connected()
-                    case .error: stats.error()
-                    case .message(let delivered):
-                        var sentAt: UInt64?
-                        if case .privateMessage(let message)? = try? MLSMessage(tlsEncoded: [UInt8](delivered.message)),
-                            message.authenticatedData.count == 8
-                        {
-                            sentAt = message.authenticatedData.reduce(0) { $0 << 8 | UInt64($1) }
-                        }
-                        stats.delivered(own: delivered.id != nil, sentAt: delivered.id == nil ? sentAt : nil)
-                    default: break
-                    }
-                }
+extension BenchSocket {
+    /// One device's connection for the load test: every frame counted in `stats`, each copy of
+    /// another device's message timed from the send time it carries.
+    static func load(url: String, token: String, tls: TLSConfiguration, stats: LoadStats) -> BenchSocket {
+        BenchSocket(
+            url: url,
+            token: token,
+            tls: tls,
+            maxFrameSize: 1 << 22,
+            onEnd: { wasReady in if !wasReady { stats.connectionFailed() } }
+        ) { frame, _ in
+            switch frame {
+            case .replayFinished: stats.connected()
+            case .error: stats.error()
+            case .message(let delivered):
+                stats.delivered(own: delivered.id != nil, sentAt: delivered.id == nil ? sentAt(delivered) : nil)
+            default: break
             }
         }
     }
-
-    func send(_ frame: ClientFrame) {
-        outgoing.yield(String(decoding: (try? WireJSON.encode(frame)) ?? Data(), as: UTF8.self))
-    }
-
-    func close() {
-        outgoing.finish()
-        task.cancel()
-    }
-}
-
-/// Whether a connection got as far as `replayFinished`.
-final class ReadyFlag: Sendable {
-    private let value = Mutex(false)
-    var isSet: Bool { value.withLock { $0 } }
-    func set() { value.withLock { $0 = true } }
 }
