@@ -8,7 +8,11 @@ import Synchronization
 /// One device's WebSocket: first a replay from its cursors (pending
 /// Welcomes, then each group's messages, then `replayFinished`), then live
 /// delivery, while its frames are read and answered.
-struct WebSocketSession {
+///
+/// A class: its tasks (writer, reader, session watch) and their frames share one reference
+/// instead of each holding a copy of every field, the whole `ServerConfiguration` included,
+/// for as long as the connection lasts (idle connections' memory, issue 15).
+final class WebSocketSession: Sendable {
     let device: DeviceRecord
     let storage: any ServerStorage
     let delivery: DeliveryService
@@ -19,6 +23,26 @@ struct WebSocketSession {
     let channel: any Channel
     /// The session the socket was opened with: re-checked so the socket does not outlive it.
     let session: SessionCheck
+
+    init(
+        device: DeviceRecord,
+        storage: any ServerStorage,
+        delivery: DeliveryService,
+        hub: ConnectionHub,
+        configuration: ServerConfiguration,
+        logger: Logger,
+        channel: any Channel,
+        session: SessionCheck
+    ) {
+        self.device = device
+        self.storage = storage
+        self.delivery = delivery
+        self.hub = hub
+        self.configuration = configuration
+        self.logger = logger
+        self.channel = channel
+        self.session = session
+    }
 
     /// How long a connection whose queue overflowed may still drain before it is cut.
     static let overflowGrace: Duration = .seconds(2)
