@@ -24,6 +24,7 @@ public final class ParleyServer: Sendable {
     let directory: KeyPackageDirectory
     let delivery: DeliveryService
     let hub: ConnectionHub
+    let sessionWatch: SessionWatch
     let linking: LinkService
     let metrics = ServerMetrics()
     let logger: Logger
@@ -48,6 +49,7 @@ public final class ParleyServer: Sendable {
         directory = KeyPackageDirectory(storage: storage, configuration: configuration)
         let hub = ConnectionHub(maxQueuedBytes: configuration.maxQueuedBytesPerConnection)
         self.hub = hub
+        sessionWatch = SessionWatch(interval: .seconds(configuration.sessionCheckSeconds))
         accounts = AccountService(
             storage: storage,
             configuration: configuration,
@@ -125,6 +127,7 @@ public final class ParleyServer: Sendable {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: app),
             .init(service: CloseConnectionsOnShutdown(hub: hub, writer: delivery.writer)),
+            .init(service: sessionWatch),
             .init(
                 service: RetentionService(
                     storage: storage,
@@ -154,7 +157,7 @@ public final class ParleyServer: Sendable {
     /// (finding 12): TLS handshake plus first request head, HTTP keep-alive idle, WebSocket ping;
     /// and in number per client address.
     private func serverBuilder() throws -> HTTPServerBuilder {
-        let sessionParts = (storage, delivery, hub, configuration, accounts)
+        let sessionParts = (storage, delivery, hub, configuration, accounts, sessionWatch)
         let channelConfiguration = HTTP1WebSocketUpgradeChannel.Configuration(
             http1: .init(idleTimeout: .seconds(Int64(max(1, configuration.idleTimeoutSeconds)))),
             ws: .init(
@@ -167,7 +170,7 @@ public final class ParleyServer: Sendable {
             request,
             channel,
             logger in
-            let (storage, delivery, hub, configuration, accounts) = sessionParts
+            let (storage, delivery, hub, configuration, accounts, sessionWatch) = sessionParts
             guard request.path == "/v1/ws",
                 let token = Routes.token(from: request.headerFields[.authorization]),
                 let device = try? accounts.authenticate(token: token)
@@ -183,7 +186,8 @@ public final class ParleyServer: Sendable {
                 configuration: configuration,
                 logger: logger,
                 channel: channel,
-                session: check
+                session: check,
+                sessionWatch: sessionWatch
             )
             return .upgrade([:]) { inbound, outbound, _ in
                 await session.run(inbound: inbound, outbound: outbound)

@@ -9,7 +9,7 @@ import Synchronization
 /// Welcomes, then each group's messages, then `replayFinished`), then live
 /// delivery, while its frames are read and answered.
 ///
-/// A class: its tasks (writer, reader, session watch) and their frames share one reference
+/// A class: its tasks (writer, reader) and their frames share one reference
 /// instead of each holding a copy of every field, the whole `ServerConfiguration` included,
 /// for as long as the connection lasts (idle connections' memory, issue 15).
 final class WebSocketSession: Sendable {
@@ -23,6 +23,8 @@ final class WebSocketSession: Sendable {
     let channel: any Channel
     /// The session the socket was opened with: re-checked so the socket does not outlive it.
     let session: SessionCheck
+    /// Re-checks `session` every `session_check_seconds` while the socket is open.
+    let sessionWatch: SessionWatch
 
     init(
         device: DeviceRecord,
@@ -32,7 +34,8 @@ final class WebSocketSession: Sendable {
         configuration: ServerConfiguration,
         logger: Logger,
         channel: any Channel,
-        session: SessionCheck
+        session: SessionCheck,
+        sessionWatch: SessionWatch
     ) {
         self.device = device
         self.storage = storage
@@ -42,6 +45,7 @@ final class WebSocketSession: Sendable {
         self.logger = logger
         self.channel = channel
         self.session = session
+        self.sessionWatch = sessionWatch
     }
 
     /// How long a connection whose queue overflowed may still drain before it is cut.
@@ -59,12 +63,18 @@ final class WebSocketSession: Sendable {
             }
         }
         logger.info("device connected", metadata: ["user": "\(device.userName)", "device": "\(device.id)"])
+        // An idle socket whose session ended in another process is closed by this check; the
+        // writer then sends `unauthorized` and closes.
+        let watchKey = sessionWatch.add { [self] in
+            guard !session.isValid(maxAge: .zero) else { return }
+            endSession(connection: id)
+        }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.write(stream, queue: queue, to: outbound) }
             group.addTask { await self.read(inbound, connection: id) }
-            group.addTask { await self.watchSession(connection: id) }
             await group.next()
             group.cancelAll()
+            sessionWatch.remove(watchKey)
             hub.disconnect(deviceID: device.id, id: id)
         }
         logger.info("device disconnected", metadata: ["device": "\(device.id)"])
@@ -128,20 +138,6 @@ final class WebSocketSession: Sendable {
     }
 
     // MARK: Session
-
-    /// Re-checks the session every `session_check_seconds`, so an idle socket whose session
-    /// ended in another process is closed too. Returns only when cancelled: the writer
-    /// closes the socket, and the group ends with it.
-    private func watchSession(connection: UInt64) async {
-        let interval = Duration.seconds(configuration.sessionCheckSeconds)
-        var ended = false
-        while !Task.isCancelled {
-            try? await Task.sleep(for: interval)
-            guard !Task.isCancelled, !ended, !session.isValid(maxAge: .zero) else { continue }
-            ended = true
-            endSession(connection: connection)
-        }
-    }
 
     /// Tells the writer to send `unauthorized` and close, unless a newer connection took over.
     private func endSession(connection: UInt64) {
