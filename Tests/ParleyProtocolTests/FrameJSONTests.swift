@@ -82,4 +82,67 @@ import Testing
         let ack = ClientFrame.ack(.init(group: "g", seq: 9))
         #expect(try WireJSON.encode(ack) == (try foundation(ack)))
     }
+
+    /// Hostile bytes: every input decodes through WireJSON exactly as through JSONDecoder alone
+    /// (same value, or refused by both); the direct reader takes only the canonical form.
+    @Test func theDirectReaderNeverDisagreesWithJSONDecoder() throws {
+        let canonical =
+            #"{"group":"g\/h","id":"i\"d","message":"AAEC\/w==","sender":"s\\","seq":7,"time":8,"type":"message"}"#
+        #expect(FrameJSON.decodeMessage(Data(canonical.utf8)) != nil, "the canonical form is read directly")
+        let variants = [
+            canonical,
+            #"{"group":"g","message":"","sender":"s","seq":0,"time":18446744073709551615,"type":"message"}"#,
+            #"{"group":"g","message":"AB==","sender":"s","seq":1,"time":1,"type":"message"}"#,
+            #"{"group":"g","message":"AA","sender":"s","seq":1,"time":1,"type":"message"}"#,
+            #"{"group":"g","message":"A===","sender":"s","seq":1,"time":1,"type":"message"}"#,
+            #"{"group":"g","message":"AA=A","sender":"s","seq":1,"time":1,"type":"message"}"#,
+            #"{"group":"g","message":"AA==","sender":"s","seq":01,"time":1,"type":"message"}"#,
+            #"{"group":"g","message":"AA==","sender":"s","seq":18446744073709551616,"time":1,"type":"message"}"#,
+            #"{"group":"g","message":"AA==","sender":"s","seq":-1,"time":1,"type":"message"}"#,
+            #"{"group":"g","message":"AA==","sender":"s","seq":1.0,"time":1,"type":"message"}"#,
+            #"{"group":"g","message":"AA==","sender":"s","seq":1,"time":1,"type":"message"} "#,
+            #"{"group":"g","message":"AA==","sender":"s","seq":1,"time":1,"type":"message"}x"#,
+            #"{"group":"\u0041","message":"AA==","sender":"s","seq":1,"time":1,"type":"message"}"#,
+            #"{"group":"g","id":null,"message":"AA==","sender":"s","seq":1,"time":1,"type":"message"}"#,
+            #"{"type":"message","group":"g","message":"AA==","sender":"s","seq":1,"time":1}"#,
+            #"{"group":"g","message":"AA==","sender":"s","seq":1,"time":1,"type":"welcome"}"#,
+            #"{"group":"g","message":"AA==","sender":"s","seq":1,"time":1,"type":"message""#,
+            #"{"group":"g"#,
+            "{\"group\":\"\u{1}\",\"message\":\"AA==\",\"sender\":\"s\",\"seq\":1,\"time\":1,\"type\":\"message\"}",
+        ]
+        for text in variants {
+            try expectAgreement(ServerFrame.self, Data(text.utf8), text)
+        }
+        // Invalid UTF-8 inside a string, and a truncated frame.
+        var invalid = Array(canonical.utf8)
+        invalid[10] = 0xFF
+        try expectAgreement(ServerFrame.self, Data(invalid), "invalid UTF-8")
+        try expectAgreement(ServerFrame.self, Data(canonical.utf8.dropLast(1)), "truncated")
+        #expect(FrameJSON.decodeMessage(Data(invalid)) == nil)
+    }
+
+    @Test func theDirectSendReaderNeverDisagreesWithJSONDecoder() throws {
+        let canonical = #"{"group":"g","id":"1-2","message":"AAEC","type":"send","welcome":"AA=="}"#
+        #expect(FrameJSON.decodeSend(Data(canonical.utf8)) != nil, "the canonical form is read directly")
+        let variants = [
+            canonical,
+            #"{"group":"g","id":"","message":"","type":"send"}"#,
+            #"{"group":"g","id":"1","message":"AAEC","type":"send","welcome":null}"#,
+            #"{"group":"g","id":"1","message":"AAEC","type":"send","welcome":"AB=="}"#,
+            #"{"group":"g","id":"1","message":"AAE","type":"send"}"#,
+            #"{"group":"g","id":"1","message":"AAEC","type":"ack"}"#,
+            #"{"group":"g","id":"1","message":"AAEC","type":"send","extra":1}"#,
+            #"{"group":"g","id":"1\n","message":"AAEC","type":"send"}"#,
+            #"{"group":"g","id":"1","message":"AAEC","type":"send"}{}"#,
+        ]
+        for text in variants {
+            try expectAgreement(ClientFrame.self, Data(text.utf8), text)
+        }
+    }
+
+    private func expectAgreement<T: Codable & Equatable>(_: T.Type, _ data: Data, _ label: String) throws {
+        let viaWire = try? WireJSON.decode(T.self, from: data)
+        let viaCoder = try? JSONDecoder().decode(T.self, from: data)
+        #expect(viaWire == viaCoder, "\(label)")
+    }
 }
