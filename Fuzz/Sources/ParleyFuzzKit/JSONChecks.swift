@@ -8,12 +8,22 @@ import ParleyProtocol
 enum JSONChecks {
     /// The server's decoding of a device's frame.
     static func clientFrame(_ bytes: [UInt8]) {
+        agreesWithJSONDecoder(ClientFrame.self, Data(bytes))
         roundTripEquatable(ClientFrame.self, Data(bytes))
     }
 
     /// The client's decoding of the server's frame.
     static func serverFrame(_ bytes: [UInt8]) {
+        agreesWithJSONDecoder(ServerFrame.self, Data(bytes))
         roundTripEquatable(ServerFrame.self, Data(bytes))
+    }
+
+    /// WireJSON reads `send` and `message` frames of its own exact form directly: whatever the
+    /// bytes, it must decode the same value as JSONDecoder alone, or refuse them as it does.
+    static func agreesWithJSONDecoder<T: Codable & Equatable>(_: T.Type, _ data: Data) {
+        let direct = try? WireJSON.decode(T.self, from: data)
+        let coder = try? JSONDecoder().decode(T.self, from: data)
+        Invariant.require(direct == coder, "WireJSON and JSONDecoder read a \(T.self) differently")
     }
 
     /// First byte picks the body type; the rest is its JSON.

@@ -1,11 +1,13 @@
+import NIOCore
 import ParleyProtocol
 import Synchronization
 
 /// What a connected device's writer is told to send.
 enum Outbound: Sendable {
     /// A message accepted in a group, with its frame; the writer fills any gap from storage.
-    /// `encoded` is the frame as JSON text when fan-out encoded it once for many members.
-    case message(groupID: Int64, ServerFrame.Message, encoded: String? = nil)
+    /// `encoded` is the frame as JSON text when fan-out encoded it once for many members: one
+    /// buffer, shared by every recipient's WebSocket frame, not copied (ByteBuffer is copy-on-write).
+    case message(groupID: Int64, ServerFrame.Message, encoded: ByteBuffer? = nil)
     /// The sender's copy again, for a resend of a stored id: written even if this connection
     /// already sent that seq (in order, filling any gap, if it did not).
     case echo(groupID: Int64, ServerFrame.Message)

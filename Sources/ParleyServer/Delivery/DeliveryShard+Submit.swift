@@ -1,5 +1,6 @@
 import Foundation
 import MLS
+import NIOCore
 import ParleyProtocol
 
 /// The submission pipeline: validate, apply, persist, fan out. Each step is one function;
@@ -458,7 +459,7 @@ extension DeliveryShard {
             message: Data(append.data)
         )
         // Encoded once for every member but the sender, whose copy carries its id (issue 15).
-        let encoded = try? String(decoding: WireJSON.encode(ServerFrame.message(frame)), as: UTF8.self)
+        let encoded = (try? WireJSON.encode(ServerFrame.message(frame))).map { ByteBuffer(bytes: $0) }
         for recipient in accepted.recipients {
             if recipient == sender.id {
                 var copy = frame

@@ -2,6 +2,7 @@ import Foundation
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import NIOWebSocket
 import ParleyProtocol
 import Synchronization
 
@@ -208,7 +209,7 @@ final class WebSocketSession: Sendable {
         lastSent: inout [Int64: UInt64],
         _ writer: inout FrameWriter,
         again: Bool = false,
-        encoded: String? = nil
+        encoded: ByteBuffer? = nil
     ) async throws {
         // Seqs start at 1 (the server assigns them), so frame.seq - 1 cannot wrap.
         let last = lastSent[groupID] ?? frame.seq - 1
@@ -221,7 +222,7 @@ final class WebSocketSession: Sendable {
             try await sendLog(groupID: groupID, name: frame.group, after: last, through: frame.seq - 1, &writer)
         }
         if let encoded {
-            try await writer.send(text: encoded)
+            try await writer.send(encoded: encoded)
         } else {
             try await writer.send(.message(frame))
         }
@@ -346,11 +347,12 @@ struct FrameWriter {
     let outbound: WebSocketOutboundWriter
 
     func send(_ frame: ServerFrame) async throws {
-        try await send(text: String(decoding: try WireJSON.encode(frame), as: UTF8.self))
+        try await send(encoded: ByteBuffer(bytes: try WireJSON.encode(frame)))
     }
 
-    /// A frame already encoded (fan-out encodes a message once for all its recipients).
-    func send(text: String) async throws {
-        try await outbound.write(.text(text))
+    /// A frame already encoded as JSON (fan-out encodes a message once for all its recipients):
+    /// written as the text frame's payload as it is, where `.text(String)` would copy it again.
+    func send(encoded: ByteBuffer) async throws {
+        try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: encoded)))
     }
 }
