@@ -36,18 +36,25 @@ extension PostgresStorage {
         min(Int64(clamping: now), Int64.max / 2) + clockOffset.load(ordering: .relaxed)
     }
 
-    /// Measures how far the database's clock is from this node's, halfway through one round trip.
-    /// At start, and again at each hourly sweep (``deleteExpiredLinks(now:)``), as clocks drift.
+    /// Measures how far the database's clock is from this node's again: at each hourly sweep
+    /// (``deleteExpiredLinks(now:)``), as clocks drift. A change under a second is the round
+    /// trip's noise and is not taken: a bucket's times stay on one scale, to the millisecond.
     func measureClockOffset() throws {
+        let measured = try Self.clockOffset(pool: pool, localClock: localClock)
+        let (change, overflow) = measured.subtractingReportingOverflow(clockOffset.load(ordering: .relaxed))
+        if overflow || change.magnitude >= 1_000 { clockOffset.store(measured, ordering: .relaxed) }
+    }
+
+    /// How far the database's clock is from `localClock`, halfway through one round trip, bounded.
+    static func clockOffset(pool: PostgresConnectionPool, localClock: () -> UInt64) throws -> Int64 {
         let before = localClock()
-        let database = try read { db in
+        let database = try pool.withConnection { db in
             try db.row("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now")?.int("now")
         }
         let after = localClock()
-        guard let database else { return }
+        guard let database else { return 0 }
         let local = Int64(clamping: before / 2 + after / 2)
         let (offset, overflow) = database.subtractingReportingOverflow(local)
-        let bound = Self.maxClockOffset
-        clockOffset.store(overflow ? 0 : min(max(offset, -bound), bound), ordering: .relaxed)
+        return overflow ? 0 : min(max(offset, -maxClockOffset), maxClockOffset)
     }
 }

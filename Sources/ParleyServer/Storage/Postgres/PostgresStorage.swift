@@ -18,7 +18,7 @@ public final class PostgresStorage: ServerStorage {
     /// This node's clock (``Clock/milliseconds()``; another in tests), and how far the database's
     /// runs ahead of it (``measureClockOffset()``): what rate limits shared by every node are timed by.
     let localClock: @Sendable () -> UInt64
-    let clockOffset = Atomic<Int64>(0)
+    let clockOffset: Atomic<Int64>
 
     /// Connects to the database and creates or migrates its schema.
     public convenience init(url: DatabaseURL, maxConnections: Int = 8) throws {
@@ -26,15 +26,20 @@ public final class PostgresStorage: ServerStorage {
     }
 
     init(url: DatabaseURL, maxConnections: Int, localClock: @escaping @Sendable () -> UInt64) throws {
-        pool = try PostgresConnectionPool(url: url, maxConnections: maxConnections)
-        self.localClock = localClock
+        let pool = try PostgresConnectionPool(url: url, maxConnections: maxConnections)
+        let offset: Int64
         do {
             try pool.withConnection { try PostgresSchema.migrate($0) }
-            try measureClockOffset()
+            offset = try Self.clockOffset(pool: pool, localClock: localClock)
         } catch {
             pool.close()
             throw Self.startError(error, url: url)
         }
+        // Every stored property set once, no method of self called before: the release build's
+        // ownership checker refused a throwing init that called one with an `Atomic` stored here.
+        self.pool = pool
+        self.localClock = localClock
+        clockOffset = Atomic(offset)
     }
 
     /// The URL the storage uses, without its password when printed.
