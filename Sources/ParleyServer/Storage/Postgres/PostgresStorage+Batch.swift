@@ -36,12 +36,17 @@ extension PostgresStorage {
     }
 
     /// Stores the batch in one transaction without savepoints: every entry's answer is decided
-    /// before anything is written, so no statement is expected to fail. Groups whose rows
-    /// another transaction holds are skipped, not waited for (``AtOnce/held``).
-    static func appendAtOnce(_ entries: [LogAppend], node: String, _ db: PostgresSession) throws -> AtOnce {
+    /// before anything is written, so no statement is expected to fail. With `skippingHeld`,
+    /// groups whose rows another transaction holds are skipped, not waited for (``AtOnce/held``).
+    static func appendAtOnce(
+        _ entries: [LogAppend],
+        skippingHeld: Bool = false,
+        node: String,
+        _ db: PostgresSession
+    ) throws -> AtOnce {
         let groups = Set(entries.map(\.groupID))
-        let locked = try Self.lock(groups, skippingHeld: true, db)
-        let held = try existing(groups.subtracting(locked.keys), db)
+        let locked = try Self.lock(groups, skippingHeld: skippingHeld, db)
+        let held = skippingHeld ? try existing(groups.subtracting(locked.keys), db) : []
         let mine = entries.filter { !held.contains($0.groupID) }
         var plan = BatchPlan(
             locked: locked,

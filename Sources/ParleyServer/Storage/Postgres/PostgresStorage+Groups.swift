@@ -106,22 +106,26 @@ extension PostgresStorage {
     }
 
     /// Group commit: every entry in one transaction (one WAL flush). At once when it can
-    /// (``appendAtOnce(_:node:_:)``: a fixed number of round trips); one by one when the batch
-    /// changes memberships, or when the transaction at once failed before its COMMIT (rolled
-    /// back, nothing stored). An error of the COMMIT itself is not retried: whether it was
-    /// stored is unknown, as for any write.
+    /// (``appendAtOnce(_:skippingHeld:node:_:)``: a fixed number of round trips); one by one
+    /// when the batch changes memberships, or when the transaction at once failed before its
+    /// COMMIT (rolled back, nothing stored). An error of the COMMIT itself is not retried:
+    /// whether it was stored is unknown, as for any write.
     ///
     /// A group whose row another node's transaction holds is skipped by the batch at once
-    /// (`SKIP LOCKED`), which stores the other groups' entries without waiting; only that
-    /// group's entries then wait for its lock, one by one, in a second transaction.
+    /// (`SKIP LOCKED`), which commits the other groups' entries without waiting for it; only the
+    /// skipped groups' entries then wait for their locks, in a second batch.
     public func append(batch entries: [LogAppend]) throws -> [Result<UInt64, any Error>] {
         guard !entries.isEmpty else { return [] }
+        return try store(entries, skippingHeld: true)
+    }
+
+    private func store(_ entries: [LogAppend], skippingHeld: Bool) throws -> [Result<UInt64, any Error>] {
         guard Self.fitsAtOnce(entries) else { return try appendOneByOne(entries) }
         let atOnce: AtOnce
         do {
             atOnce = try write { db in
                 do {
-                    return try Self.appendAtOnce(entries, node: node, db)
+                    return try Self.appendAtOnce(entries, skippingHeld: skippingHeld, node: node, db)
                 } catch {
                     throw AtOnceFailed(underlying: error)
                 }
@@ -137,7 +141,7 @@ extension PostgresStorage {
         // (which would say that none of the batch was stored).
         let late: [Result<UInt64, any Error>]
         do {
-            late = try appendOneByOne(waiting.map { entries[$0] })
+            late = try store(waiting.map { entries[$0] }, skippingHeld: false)
         } catch {
             late = Array(repeating: .failure(error), count: waiting.count)
         }
