@@ -142,6 +142,51 @@ import Testing
         )
     }
 
+    /// A group whose row another node's transaction holds does not hold up the batch's other
+    /// groups (`SKIP LOCKED`): they are committed while it waits, and its entries follow once
+    /// the lock is released, each with its exact answer.
+    @Test func aHeldGroupWaitsAloneAndTheOthersAreStoredMeanwhile() throws {
+        let fixture = try Fixture(.postgres)
+        defer { fixture.storage.closeForTest() }
+        let postgres = try #require(fixture.storage as? PostgresStorage)
+        let (g, alice, bob) = (fixture.group, fixture.aliceDevice, fixture.bobDevice)
+        let h = try postgres.createGroup(
+            GroupRecord(id: 0, name: "h", mlsGroupID: [8], state: [0], lastSeq: 0, createdAt: 0),
+            creatorDevice: bob
+        )
+        let other = try PostgresStorage(url: postgres.url, maxConnections: 2)
+        defer { other.close() }
+        let (held, sawG, released) = (
+            DispatchSemaphore(value: 0), DispatchSemaphore(value: 0), DispatchSemaphore(value: 0)
+        )
+        Thread {
+            _ = try? other.write { db in
+                try db.query("SELECT id FROM groups WHERE id = \(h) FOR UPDATE")
+                held.signal()
+                // Held until g's message is visible from outside the batch, or 4 s (under lock_timeout).
+                let deadline = ContinuousClock.now + .seconds(4)
+                while ContinuousClock.now < deadline {
+                    if (try? other.messages(groupID: g, after: 1, through: nil, limit: 5).count) == 1 {
+                        sawG.signal()
+                        break
+                    }
+                    Thread.sleep(forTimeInterval: 0.02)
+                }
+            }
+            released.signal()
+        }.start()
+        held.wait()
+        let answers = try postgres.append(batch: [
+            LogAppend(groupID: g, time: 3_000, senderDevice: alice, data: [3], clientID: "a"),
+            LogAppend(groupID: h, time: 3_000, senderDevice: bob, data: [4], clientID: "b"),
+            LogAppend(groupID: h, time: 3_000, senderDevice: bob, data: [5], clientID: "b"),
+        ]).map(Answer.init)
+        released.wait()
+        #expect(answers == [.seq(2), .seq(1), .refused(.duplicate(seq: 1))])
+        #expect(sawG.wait(timeout: .now()) == .success, "g's message was committed while h's row was held")
+        #expect(try postgres.messages(groupID: h, after: 0, through: nil, limit: 5).map(\.data) == [[4]])
+    }
+
     /// Only a plain application message's duplicate spares its group: a handshake refused as a
     /// duplicate still refuses the group's later entries, which were checked against the state
     /// it moved, on both storages and both of PostgreSQL's paths.

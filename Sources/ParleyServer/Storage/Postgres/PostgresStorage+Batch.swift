@@ -27,21 +27,45 @@ extension PostgresStorage {
         let underlying: any Error
     }
 
+    /// What the batch at once answered, and the groups it left to wait for their locks.
+    struct AtOnce {
+        /// Every entry's answer; an entry of a `held` group has a placeholder, replaced by the caller.
+        var results: [Result<UInt64, any Error>]
+        /// Groups whose rows another transaction held: none of their entries was looked at.
+        var held: Set<Int64>
+    }
+
     /// Stores the batch in one transaction without savepoints: every entry's answer is decided
-    /// before anything is written, so no statement is expected to fail.
+    /// before anything is written, so no statement is expected to fail. With `skippingHeld`,
+    /// groups whose rows another transaction holds are skipped, not waited for (``AtOnce/held``).
     static func appendAtOnce(
         _ entries: [LogAppend],
+        skippingHeld: Bool = false,
         node: String,
         _ db: PostgresSession
-    ) throws -> [Result<UInt64, any Error>] {
+    ) throws -> AtOnce {
+        let groups = Set(entries.map(\.groupID))
+        let locked = try Self.lock(groups, skippingHeld: skippingHeld, db)
+        let held = skippingHeld ? try existing(groups.subtracting(locked.keys), db) : []
+        let mine = entries.filter { !held.contains($0.groupID) }
         var plan = BatchPlan(
-            locked: try Self.lock(Set(entries.map(\.groupID)), db),
-            members: try currentMembers(entries, db),
-            clientSeqs: try storedClientIDs(entries, db)
+            locked: locked,
+            members: try currentMembers(mine, db),
+            clientSeqs: try storedClientIDs(mine, db)
         )
-        let results = entries.map { plan.admit($0) }
+        let results = entries.map { entry -> Result<UInt64, any Error> in
+            held.contains(entry.groupID) ? .failure(StorageError.earlierRefused) : plan.admit(entry)
+        }
         try plan.store(node: node, db)
-        return results
+        return AtOnce(results: results, held: held)
+    }
+
+    /// Of groups the batch did not lock, those whose row exists: another transaction holds it.
+    /// (A group that is gone has no row, and its entries are refused as the batch's.)
+    private static func existing(_ groupIDs: Set<Int64>, _ db: PostgresSession) throws -> Set<Int64> {
+        guard !groupIDs.isEmpty else { return [] }
+        let ids = groupIDs.sorted()
+        return Set(try db.rows("SELECT id FROM groups WHERE id = ANY(\(ids))").map { try $0.int("id") })
     }
 
     /// The (group, device) pairs of the batch's senders that hold a current membership, read

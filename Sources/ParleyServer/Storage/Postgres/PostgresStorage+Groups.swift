@@ -75,11 +75,22 @@ extension PostgresStorage {
     }
 
     /// Locks the groups' rows with one statement, in id order so two nodes' batches never
-    /// deadlock on each other. A group that is gone has no row: its entries are refused.
-    static func lock(_ groupIDs: Set<Int64>, _ db: PostgresSession) throws -> [Int64: LockedGroup] {
+    /// deadlock on each other. A group that is gone has no row: its entries are refused. With
+    /// `skippingHeld`, a row another transaction holds is left out at once instead of waited for.
+    static func lock(
+        _ groupIDs: Set<Int64>,
+        skippingHeld: Bool = false,
+        _ db: PostgresSession
+    ) throws -> [Int64: LockedGroup] {
         let ids = groupIDs.sorted()
         var locked: [Int64: LockedGroup] = [:]
-        for row in try db.rows("SELECT id, last_seq, epoch FROM groups WHERE id = ANY(\(ids)) ORDER BY id FOR UPDATE") {
+        let rows =
+            skippingHeld
+            ? try db.rows(
+                "SELECT id, last_seq, epoch FROM groups WHERE id = ANY(\(ids)) ORDER BY id FOR UPDATE SKIP LOCKED"
+            )
+            : try db.rows("SELECT id, last_seq, epoch FROM groups WHERE id = ANY(\(ids)) ORDER BY id FOR UPDATE")
+        for row in rows {
             let lastSeq = try row.int("last_seq")
             guard lastSeq >= 0 else { throw StorageError.corrupt("last_seq") }
             locked[try row.int("id")] = LockedGroup(lastSeq: lastSeq, epoch: try row.unsigned("epoch"))
@@ -95,26 +106,47 @@ extension PostgresStorage {
     }
 
     /// Group commit: every entry in one transaction (one WAL flush). At once when it can
-    /// (``appendAtOnce(_:node:_:)``: a fixed number of round trips); one by one when the batch
-    /// changes memberships, or when the transaction at once failed before its COMMIT (rolled
-    /// back, nothing stored). An error of the COMMIT itself is not retried: whether it was
-    /// stored is unknown, as for any write.
+    /// (``appendAtOnce(_:skippingHeld:node:_:)``: a fixed number of round trips); one by one
+    /// when the batch changes memberships, or when the transaction at once failed before its
+    /// COMMIT (rolled back, nothing stored). An error of the COMMIT itself is not retried:
+    /// whether it was stored is unknown, as for any write.
+    ///
+    /// A group whose row another node's transaction holds is skipped by the batch at once
+    /// (`SKIP LOCKED`), which commits the other groups' entries without waiting for it; only the
+    /// skipped groups' entries then wait for their locks, in a second batch.
     public func append(batch entries: [LogAppend]) throws -> [Result<UInt64, any Error>] {
         guard !entries.isEmpty else { return [] }
-        if Self.fitsAtOnce(entries) {
-            do {
-                return try write { db in
-                    do {
-                        return try Self.appendAtOnce(entries, node: node, db)
-                    } catch {
-                        throw AtOnceFailed(underlying: error)
-                    }
+        return try store(entries, skippingHeld: true)
+    }
+
+    private func store(_ entries: [LogAppend], skippingHeld: Bool) throws -> [Result<UInt64, any Error>] {
+        guard Self.fitsAtOnce(entries) else { return try appendOneByOne(entries) }
+        let atOnce: AtOnce
+        do {
+            atOnce = try write { db in
+                do {
+                    return try Self.appendAtOnce(entries, skippingHeld: skippingHeld, node: node, db)
+                } catch {
+                    throw AtOnceFailed(underlying: error)
                 }
-            } catch is AtOnceFailed {
-                // Rolled back: each entry gets its own answer below.
             }
+        } catch is AtOnceFailed {
+            // Rolled back: each entry gets its own answer.
+            return try appendOneByOne(entries)
         }
-        return try appendOneByOne(entries)
+        let waiting = entries.indices.filter { atOnce.held.contains(entries[$0].groupID) }
+        var results = atOnce.results
+        guard !waiting.isEmpty else { return results }
+        // The rest is committed: a failure now is the waiting entries' answer, not a throw
+        // (which would say that none of the batch was stored).
+        let late: [Result<UInt64, any Error>]
+        do {
+            late = try store(waiting.map { entries[$0] }, skippingHeld: false)
+        } catch {
+            late = Array(repeating: .failure(error), count: waiting.count)
+        }
+        for (index, result) in zip(waiting, late) { results[index] = result }
+        return results
     }
 
     /// Each entry in its own savepoint, so one that is refused is rolled back alone, with the

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import PostgresNIO
 import Synchronization
 
@@ -15,6 +16,7 @@ public final class PostgresStorage: ServerStorage {
     /// This storage's name in ``ClusterEvent`` payloads: its own notifications are ignored.
     let node = String(UUID().uuidString.prefix(8))
     private let listener = Mutex<PostgresListener?>(nil)
+    private let sessionReads = SessionReads()
     /// This node's clock (``Clock/milliseconds()``; another in tests), and how far the database's
     /// runs ahead of it (``measureClockOffset()``): what rate limits shared by every node are timed by.
     let localClock: @Sendable () -> UInt64
@@ -322,18 +324,28 @@ public final class PostgresStorage: ServerStorage {
         }
     }
 
+    /// Checks that arrive together share one query (``SessionReads``): every frame checks its session.
     public func session(tokenHash: [UInt8], now: UInt64) throws -> SessionRecord? {
-        let (hash, now) = (Data(tokenHash), Self.bound(now))
+        try sessionReads.read(tokenHash: tokenHash, now: now) { try sessions(tokenHashes: $0) }
+    }
+
+    /// The sessions of these token hashes, expired or not, with their devices.
+    func sessions(tokenHashes: [[UInt8]]) throws -> [[UInt8]: SessionRecord] {
+        let hashes = tokenHashes.map { ByteBuffer(bytes: $0) }
         return try read { db in
-            guard
-                let row = try db.row(
-                    """
-                    SELECT s.expires_at, d.*, u.name FROM sessions s JOIN devices d ON d.id = s.device_id
-                    JOIN users u ON u.id = d.user_id WHERE s.token_hash = \(hash) AND s.expires_at > \(now)
-                    """
+            var found: [[UInt8]: SessionRecord] = [:]
+            for row in try db.rows(
+                """
+                SELECT s.token_hash, s.expires_at, d.*, u.name FROM sessions s JOIN devices d ON d.id = s.device_id
+                JOIN users u ON u.id = d.user_id WHERE s.token_hash = ANY(\(hashes)::BYTEA[])
+                """
+            ) {
+                found[try row.bytes("token_hash")] = SessionRecord(
+                    device: try Self.device(row),
+                    expiresAt: try row.unsigned("expires_at")
                 )
-            else { return nil }
-            return SessionRecord(device: try Self.device(row), expiresAt: try row.unsigned("expires_at"))
+            }
+            return found
         }
     }
 
