@@ -89,46 +89,22 @@ enum FrameJSON {
             bytes.append(contentsOf: String(value).utf8)
         }
 
-        /// RFC 4648 §4 base64 with padding, quoted, its `/` escaped as the string writer does.
+        /// RFC 4648 §4 base64 with padding (Foundation's encoder, as JSONEncoder uses), quoted,
+        /// its `/` escaped as the string writer does; copied in runs between slashes.
         mutating func base64(_ data: Data) {
             bytes.append(UInt8(ascii: "\""))
-            data.withUnsafeBytes { (input: UnsafeRawBufferPointer) in
-                var index = 0
-                while index + 3 <= input.count {
-                    let word = UInt32(input[index]) << 16 | UInt32(input[index + 1]) << 8 | UInt32(input[index + 2])
-                    sextet(word >> 18)
-                    sextet(word >> 12)
-                    sextet(word >> 6)
-                    sextet(word)
-                    index += 3
-                }
-                switch input.count - index {
-                case 1:
-                    let word = UInt32(input[index]) << 16
-                    sextet(word >> 18)
-                    sextet(word >> 12)
-                    raw("==")
-                case 2:
-                    let word = UInt32(input[index]) << 16 | UInt32(input[index + 1]) << 8
-                    sextet(word >> 18)
-                    sextet(word >> 12)
-                    sextet(word >> 6)
-                    raw("=")
-                default:
-                    break
-                }
+            let encoded = data.base64EncodedData()
+            var rest = encoded[...]
+            while let slash = rest.firstIndex(of: UInt8(ascii: "/")) {
+                bytes.append(contentsOf: rest[..<slash])
+                bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "/")])
+                rest = rest[(slash + 1)...]
             }
+            bytes.append(contentsOf: rest)
             bytes.append(UInt8(ascii: "\""))
-        }
-
-        private mutating func sextet(_ value: UInt32) {
-            let symbol = Self.alphabet[Int(value & 0x3F)]
-            if symbol == UInt8(ascii: "/") { bytes.append(UInt8(ascii: "\\")) }
-            bytes.append(symbol)
         }
 
         private static let hex = Array("0123456789abcdef".utf8)
-        private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
     }
 }
 
@@ -204,21 +180,11 @@ extension FrameJSON {
             return text.utf8.elementsEqual(raw) ? text : nil
         }
 
-        /// RFC 4648 §4 base64, padded, with zero bits after the last byte (the one spelling of
-        /// each byte string); `/` may be written `\/`.
+        /// Base64 decoded by the same Foundation call JSONDecoder's `.base64` strategy makes, so
+        /// both accept and refuse the same strings; `/` may be written `\/`.
         mutating func base64() -> Data? {
-            guard let text = quoted(), text.count % 4 == 0 else { return nil }
-            var out = [UInt8]()
-            out.reserveCapacity(text.count / 4 * 3)
-            var start = 0
-            while start < text.count {
-                guard let quad = Self.quad(text, at: start, last: start + 4 == text.count) else { return nil }
-                out.append(UInt8(truncatingIfNeeded: quad.word >> 16))
-                if quad.bytes > 1 { out.append(UInt8(truncatingIfNeeded: quad.word >> 8)) }
-                if quad.bytes > 2 { out.append(UInt8(truncatingIfNeeded: quad.word)) }
-                start += 4
-            }
-            return Data(out)
+            guard let text = quoted() else { return nil }
+            return Data(base64Encoded: Data(text))
         }
 
         /// A decimal without sign, fraction, exponent or leading zero, that fits a UInt64.
@@ -243,8 +209,14 @@ extension FrameJSON {
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { return nil }
             index += 1
             var out = [UInt8]()
+            var run = index
             while index < bytes.count {
                 let byte = bytes[index]
+                if byte >= 0x20, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") {
+                    index += 1
+                    continue
+                }
+                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[run..<index]))
                 index += 1
                 switch byte {
                 case UInt8(ascii: "\""):
@@ -255,42 +227,12 @@ extension FrameJSON {
                     else { return nil }
                     out.append(bytes[index])
                     index += 1
-                case 0..<0x20:
-                    return nil
+                    run = index
                 default:
-                    out.append(byte)
+                    return nil
                 }
             }
             return nil
         }
-
-        /// Four base64 symbols as 24 bits and how many bytes they carry; padding only in the last.
-        private static func quad(_ text: [UInt8], at start: Int, last: Bool) -> (word: UInt32, bytes: Int)? {
-            var word: UInt32 = 0
-            var padding = 0
-            for offset in 0..<4 {
-                let symbol = text[start + offset]
-                if symbol == UInt8(ascii: "="), last, offset >= 2 {
-                    padding += 1
-                    word <<= 6
-                    continue
-                }
-                guard padding == 0, let value = Self.sextets[Int(symbol)] else { return nil }
-                word = word << 6 | UInt32(value)
-            }
-            // The bits after the last byte are zero: "AB==" and "AA==" would otherwise be one byte.
-            let unused: UInt32 = padding == 2 ? 0xFFFF : padding == 1 ? 0xFF : 0
-            guard word & unused == 0 else { return nil }
-            return (word, 3 - padding)
-        }
-
-        private static let sextets: [UInt8?] = {
-            var table = [UInt8?](repeating: nil, count: 256)
-            for (value, symbol) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated()
-            {
-                table[Int(symbol)] = UInt8(value)
-            }
-            return table
-        }()
     }
 }
