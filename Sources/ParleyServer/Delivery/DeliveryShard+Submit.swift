@@ -251,17 +251,20 @@ extension DeliveryShard {
             // No later send is checked against this load of the group any more.
             writer.release(incarnation: submission.group.incarnation)
         }
+        // A resend that passed the checks is answered with the stored message's echo, whatever
+        // storage refused it for, as ``submit(_:from:)`` answers one the checks refuse: found as a
+        // duplicate (its first copy stored by this node or another, or the same id reaching
+        // another node at once), or refused as stale or from a non-member by storage several
+        // nodes share, when this node's copy of the group is behind (review s9: `wrongEpoch`
+        // would tell the client bytes that are stored can never be, and it would rebuild them).
+        // A failed look-up leaves the refusal's own answer.
+        if let seq = try? answerResend(submission.send, in: submission.group, from: submission.device) {
+            return seq
+        }
         if case LogWriterError.full = error { throw DeliveryError.busy }
         // Another node stored a commit of this epoch first: the sender rebuilds on the new one.
         if case StorageError.staleEpoch(let current) = error { throw DeliveryError.wrongEpoch(current: current) }
         if case StorageError.senderNotMember = error { throw DeliveryError.notMember }
-        // A resend that passed the checks (its first copy stored by this node or another, or
-        // the same id reaching another node at once): answered with the stored message's echo.
-        if case StorageError.duplicate = error,
-            let seq = try answerResend(submission.send, in: submission.group, from: submission.device)
-        {
-            return seq
-        }
         logger.warning(
             "message not stored",
             metadata: ["group": "\(submission.group.record.name)", "error": "\(error)"]

@@ -201,6 +201,48 @@ import Testing
         #expect(log[1].clientID == "m-1" && Data(log[1].data) == echo.message)
     }
 
+    /// Review s9: a resend that passes a node's checks against a group it has not yet seen move
+    /// on (two of Bob's commits through node 2, not yet told to node 1) is refused by storage as
+    /// stale. Its first copy is stored, so the answer is that copy's echo, never `wrongEpoch`
+    /// (which tells the client those bytes can never be stored, and it rebuilds them).
+    @Test func aResendStorageFindsStaleGetsTheStoredEcho() async throws {
+        let database = TestPostgres.string(try TestPostgres.freshDatabase())
+        var nodes: [TestServer] = []
+        do {
+            for _ in 0..<2 { nodes.append(try await TestServer.start(configure: { $0.database = database })) }
+            try await resendOnAStaleNode(nodes)
+        } catch {
+            for node in nodes { try? await node.stop() }
+            throw error
+        }
+        for node in nodes { try await node.stop() }
+    }
+
+    private func resendOnAStaleNode(_ nodes: [TestServer]) async throws {
+        let alice = try await TestUser.ready("alice", on: nodes[0])
+        let bob = try await TestUser.ready("bob", on: nodes[1])
+        for user in [alice, bob] { await user.connect() }
+        try await alice.createGroup("g")
+        #expect(try await alice.add(["bob"], to: "g").accepted?.seq == 1)
+        try bob.join(#require(await bob.nextWelcome()))
+        let first = Data(try alice.groups["g"]!.encrypt(Array("once".utf8)).tlsEncoded())
+        try alice.socket!.send(.send(.init(id: "m-1", group: "g", message: first)))
+        let echo = try #require(await answer(to: "m-1", on: alice.socket!))
+
+        // Node 1 hears no more of node 2: its copy of the group stays at this epoch.
+        try #require(nodes[0].server.storage as? PostgresStorage).stopListening()
+        for _ in 0..<2 {
+            let update = try bob.groups["g"]!.selfUpdate()
+            try bob.apply(try #require(try await bob.submit(update.message, to: "g").accepted))
+        }
+        try alice.socket!.send(.send(.init(id: "m-1", group: "g", message: first)))
+        let resent = await answer(to: "m-1", on: alice.socket!)
+        #expect(resent?.seq == echo.seq && resent?.message == echo.message, "answered with the stored echo")
+        let storage = nodes[1].server.storage
+        let group = try #require(try storage.group(named: "g"))
+        #expect(try storage.messages(groupID: group.id, after: 0, through: nil, limit: 10).map(\.seq) == [1, 2, 3, 4])
+    }
+
     /// The echo of `id` on `socket`, skipping other frames; nil if it is refused or never comes.
     private func answer(to id: String, on socket: TestSocket) async -> ServerFrame.Message? {
         while let frame = await socket.next() {
