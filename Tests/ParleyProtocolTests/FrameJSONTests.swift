@@ -140,6 +140,31 @@ import Testing
         }
     }
 
+    /// Review s9: raw UTF-8 at its edges inside the strings the direct reader takes as they are
+    /// (noncharacters, the last scalar, a BOM mid-string) and the invalid forms it must leave to
+    /// JSONDecoder (a surrogate, an overlong quote or slash, past U+10FFFF, a lone continuation,
+    /// a sequence cut by the closing quote); and empty input. Each read as JSONDecoder reads it.
+    @Test func rawUTF8AtItsEdgesDecodesAsJSONDecoderDecodesIt() throws {
+        let inserts: [[UInt8]] = [
+            [0xEF, 0xBF, 0xBF], [0xEF, 0xBF, 0xBE], [0xF4, 0x8F, 0xBF, 0xBF], [0xEF, 0xBB, 0xBF], [0xED, 0x9F, 0xBF],
+            [0xED, 0xA0, 0x80], [0xED, 0xBF, 0xBF], [0xC0, 0xA2], [0xC0, 0xAF], [0xE0, 0x80, 0xAF],
+            [0xF4, 0x90, 0x80, 0x80], [0xF8, 0x88, 0x80, 0x80, 0x80], [0x80], [0xC3], [0xE2, 0x82],
+        ]
+        let (head, tail) = (Array(#"{"group":"g"#.utf8), Array(#"","id":"1","message":"AA==","type":"send"}"#.utf8))
+        let (messageHead, messageTail) = (
+            Array(#"{"group":"g","message":"","sender":"s"#.utf8), Array(#"","seq":1,"time":2,"type":"message"}"#.utf8)
+        )
+        for (index, insert) in inserts.enumerated() {
+            // The first five are valid UTF-8: the direct reader takes them itself.
+            #expect((FrameJSON.decodeSend(Data(head + insert + tail)) != nil) == (index < 5), "\(insert)")
+            try expectAgreement(ClientFrame.self, Data(head + insert + tail), "send \(insert)")
+            try expectAgreement(ServerFrame.self, Data(messageHead + insert + messageTail), "message \(insert)")
+        }
+        try expectAgreement(ClientFrame.self, Data(), "empty")
+        try expectAgreement(ServerFrame.self, Data(), "empty")
+        #expect(FrameJSON.decodeSend(Data()) == nil && FrameJSON.decodeMessage(Data()) == nil)
+    }
+
     private func expectAgreement<T: Codable & Equatable>(_: T.Type, _ data: Data, _ label: String) throws {
         let viaWire = try? WireJSON.decode(T.self, from: data)
         let viaCoder = try? JSONDecoder().decode(T.self, from: data)
