@@ -127,6 +127,41 @@ import Testing
         }
     }
 
+    /// Review s9: a resend on a new connection while its first copy, sent on the old one, waits
+    /// for the writer (the database's write lock held) is told the first is still being stored,
+    /// and stores nothing; the first copy's echo comes once it is durable, a later resend gets
+    /// that echo again, and Bob receives the message once. (One connection's sends are handled
+    /// one after another, so only a reconnect or a second node meets an id in flight.)
+    @Test func aResendWhileTheFirstCopyIsInFlightIsNotStoredTwice() async throws {
+        try await TestServer.with { server in
+            let (alice, bob) = try await Self.pair(on: server)
+            let first = try alice.groups["g"]!.encrypt(Array("once".utf8))
+            let lock = try WriteLock(holding: server)
+            try alice.socket!.send(Self.send(first, id: "m-1", to: "g"))
+            try await Task.sleep(for: .milliseconds(300))
+            alice.socket?.close()
+            alice.socket = TestSocket(server: server, token: alice.token)
+            _ = await alice.socket!.replay()
+            try alice.socket!.send(Self.send(first, id: "m-1", to: "g"))
+            try await Task.sleep(for: .milliseconds(300))
+            lock.unlock()
+            let echo = try #require(await Self.answer(to: "m-1", on: alice.socket!))
+            guard case .message(let stored) = echo else { throw ErrorBody(.internalError, "no echo first: \(echo)") }
+            let second = try #require(await Self.answer(to: "m-1", on: alice.socket!))
+            guard case .error(let refusal) = second else { throw ErrorBody(.internalError, "stored twice: \(second)") }
+            #expect(refusal.error.code == .rateLimited)
+            try alice.socket!.send(Self.send(first, id: "m-1", to: "g"))
+            let again = try #require(await Self.answer(to: "m-1", on: alice.socket!)?.accepted)
+            #expect(again.seq == stored.seq && again.message == stored.message)
+            var received: [UInt64] = []
+            while let frame = await bob.nextFrame(timeout: .seconds(2)) {
+                if case .message(let message) = frame { received.append(message.seq) }
+            }
+            #expect(received == [stored.seq], "Bob receives the message once")
+            #expect(try server.server.storage.group(id: try Self.groupID("g", on: server))?.lastSeq == stored.seq)
+        }
+    }
+
     @Test func idsBelongToTheDeviceThatSentThem() async throws {
         try await TestServer.with { server in
             let (alice, bob) = try await Self.pair(on: server)
