@@ -162,6 +162,30 @@ import Testing
         }
     }
 
+    /// Review s9: a resend that passes the checks reserves its bytes until the writer finds it a
+    /// duplicate; they are given back then (five resends leave room for a second message), and
+    /// a resend once the quota is spent still gets its echo.
+    @Test func resendsCountNothingAgainstTheQuota() async throws {
+        try await TestServer.with(configure: { $0.maxStoredBytesPerUser = 100_000 }) { server in
+            let (alice, _) = try await Self.pair(on: server)
+            let text = Array(String(repeating: "x", count: 40_000).utf8)
+            let first = try alice.groups["g"]!.encrypt(text)
+            try alice.socket!.send(Self.send(first, id: "m-1", to: "g"))
+            let echo = try #require(await Self.answer(to: "m-1", on: alice.socket!)?.accepted)
+            for _ in 0..<5 {
+                try alice.socket!.send(Self.send(first, id: "m-1", to: "g"))
+                #expect(await Self.answer(to: "m-1", on: alice.socket!)?.accepted?.seq == echo.seq)
+            }
+            try alice.socket!.send(Self.send(try alice.groups["g"]!.encrypt(text), id: "m-2", to: "g"))
+            #expect(await Self.answer(to: "m-2", on: alice.socket!)?.accepted != nil, "the resends' bytes came back")
+            try alice.socket!.send(Self.send(try alice.groups["g"]!.encrypt(text), id: "m-3", to: "g"))
+            #expect(await Self.answer(to: "m-3", on: alice.socket!)?.error?.code == .quotaExceeded)
+            try alice.socket!.send(Self.send(first, id: "m-1", to: "g"))
+            #expect(await Self.answer(to: "m-1", on: alice.socket!)?.accepted?.seq == echo.seq)
+            #expect(try server.server.storage.group(id: try Self.groupID("g", on: server))?.lastSeq == 3)
+        }
+    }
+
     @Test func idsBelongToTheDeviceThatSentThem() async throws {
         try await TestServer.with { server in
             let (alice, bob) = try await Self.pair(on: server)
