@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 import Testing
 
@@ -27,5 +28,22 @@ import Testing
         #expect(watch.count == 1)
         #expect(watch.tick(now: start + .seconds(62)) == 1)
         #expect(counts[1] == 1 && counts[2] == 2, "a removed connection is never checked again")
+    }
+
+    /// Review s9: the checks due together run side by side, not one after another: a check that
+    /// waits for its database round trip does not hold back every other connection's. Each of
+    /// two checks waits for the other to have started: one after another, the first times out.
+    @Test func checksDueTogetherRunSideBySide() {
+        let watch = SessionWatch(interval: .seconds(30))
+        let started = [DispatchSemaphore(value: 0), DispatchSemaphore(value: 0)]
+        let counts = Counts()
+        for key in 0..<2 {
+            _ = watch.add {
+                started[key].signal()
+                if started[1 - key].wait(timeout: .now() + 3) == .success { counts.hit(key) }
+            }
+        }
+        #expect(watch.tick(now: ContinuousClock.now + .seconds(31)) == 2)
+        #expect(counts[0] == 1 && counts[1] == 1, "each check saw the other start while it waited")
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import ServiceLifecycle
 import Synchronization
 
@@ -53,8 +54,40 @@ final class SessionWatch: Service, Sendable {
             }
             return due
         }
-        for check in due { check() }
+        Self.runSideBySide(due)
         return due.count
+    }
+
+    /// At most this many checks at once: a check is a storage read, on PostgreSQL a round trip
+    /// on one of the node's pooled connections (8 by default).
+    static let width = 8
+
+    /// Runs the checks on up to ``width`` threads and returns when all ran. One after another,
+    /// each waiting for its database round trip, the checks of many connections took the sum of
+    /// those round trips, and the last connection's revocation was late by all of it (review s9:
+    /// e.g. 100,000 sockets at 0.5 ms a read, 50 s, past a 30 s interval); the per-connection
+    /// tasks this service replaced ran as many at once as the cooperative pool has threads.
+    private static func runSideBySide(_ checks: [@Sendable () -> Void]) {
+        guard checks.count > 1 else {
+            checks.first?()
+            return
+        }
+        let next = NextIndex()
+        let done = DispatchGroup()
+        for _ in 0..<min(checks.count, width) {
+            done.enter()
+            Thread {
+                defer { done.leave() }
+                while case let index = next.take(), index < checks.count { checks[index]() }
+            }.start()
+        }
+        done.wait()
+    }
+
+    /// The next check a thread takes.
+    private final class NextIndex: Sendable {
+        private let value = Atomic<Int>(0)
+        func take() -> Int { value.add(1, ordering: .relaxed).oldValue }
     }
 
     func run() async throws {
