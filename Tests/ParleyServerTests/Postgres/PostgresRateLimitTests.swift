@@ -98,6 +98,26 @@ import Testing
         #expect(try !honest.rateLimit("guesser", rule, take: true, now: Clock.milliseconds()).allowed)
     }
 
+    /// Review s9: clocks at the ends of their range (a node whose clock reads 0 or UInt64.max,
+    /// `now` of either) trap nothing: the offset each node measures is bounded, the bucket time
+    /// stays far inside Int64, and each bucket still gives its capacity and no more.
+    @Test func clocksAtTheEndsOfTheirRangeTrapNothing() throws {
+        let url = try TestPostgres.freshDatabase()
+        let zero = try PostgresStorage(url: url, maxConnections: 1, localClock: { 0 })
+        let end = try PostgresStorage(url: url, maxConnections: 1, localClock: { .max })
+        defer { for node in [zero, end] { node.close() } }
+        let bound = PostgresStorage.maxClockOffset
+        #expect(zero.clockOffset.load(ordering: .relaxed) > 0)
+        #expect(end.clockOffset.load(ordering: .relaxed) == -bound)
+        let rule = RateLimitRule.perHour(capacity: 5, 1)
+        for (node, now, key) in [(zero, UInt64(0), "zero"), (end, UInt64.max, "end"), (zero, UInt64.max, "both")] {
+            let taken = try (0..<6).map { _ in try node.rateLimit(key, rule, take: true, now: now).allowed }
+            #expect(taken == [true, true, true, true, true, false], "\(key)")
+            #expect(try !node.rateLimit(key, rule, take: false, now: now).allowed)
+            _ = try node.deleteExpiredLinks(now: now)
+        }
+    }
+
     /// The attack for real: a password guesser and a group creator spread over three nodes on one
     /// database get one node's budget, not three.
     @Test func threeServersOnOneDatabaseGiveOneBudget() async throws {
