@@ -19,16 +19,9 @@ import Testing
     }
 
     @Test func aChallengeIssuedByOneNodeIsAnsweredAtAnotherOnce() async throws {
-        let database = TestPostgres.string(try TestPostgres.freshDatabase())
-        var nodes: [TestServer] = []
-        do {
-            for _ in 0..<2 { nodes.append(try await TestServer.start(configure: { $0.database = database })) }
+        try await TestServer.withNodes(2) { nodes, _ in
             try await loginAcross(nodes)
-        } catch {
-            for node in nodes { try? await node.stop() }
-            throw error
         }
-        for node in nodes { try await node.stop() }
     }
 
     private func loginAcross(_ nodes: [TestServer]) async throws {

@@ -9,16 +9,9 @@ import Testing
 /// node reaches the members on the others (LISTEN/NOTIFY), in the one order the database decided.
 @Suite(.serialized, .storageThreads) struct MultiNodeTests {
     @Test func membersOnThreeNodesSeeOneOrderWithNothingLostOrDuplicated() async throws {
-        let database = TestPostgres.string(try TestPostgres.freshDatabase())
-        var nodes: [TestServer] = []
-        do {
-            for _ in 0..<3 { nodes.append(try await TestServer.start(configure: { $0.database = database })) }
+        try await TestServer.withNodes(3) { nodes, _ in
             try await sendWhileCommitting(on: nodes)
-        } catch {
-            for node in nodes { try? await node.stop() }
-            throw error
         }
-        for node in nodes { try await node.stop() }
     }
 
     /// Alice (node 1) sends ten messages while Carol (node 3) commits; Bob is on node 2.
@@ -57,16 +50,9 @@ import Testing
     /// lost. Bob, connected to node 2 and up to date, must not be left without the message: his
     /// connection is closed when the listener comes back, and his replay brings it.
     @Test func aLostNotificationIsCaughtUpByReconnecting() async throws {
-        let database = TestPostgres.string(try TestPostgres.freshDatabase())
-        var nodes: [TestServer] = []
-        do {
-            for _ in 0..<2 { nodes.append(try await TestServer.start(configure: { $0.database = database })) }
+        try await TestServer.withNodes(2) { nodes, database in
             try await sendWhileListenerIsDown(on: nodes, database: database)
-        } catch {
-            for node in nodes { try? await node.stop() }
-            throw error
         }
-        for node in nodes { try await node.stop() }
     }
 
     private func sendWhileListenerIsDown(on nodes: [TestServer], database: String) async throws {
@@ -154,16 +140,9 @@ import Testing
     /// its checks (found by the writer under the group's lock: the duplicate path) or is refused
     /// by them (an epoch past its grace after two of Bob's commits: looked up then). Stored once.
     @Test func aResendToAnotherNodeGetsTheStoredEcho() async throws {
-        let database = TestPostgres.string(try TestPostgres.freshDatabase())
-        var nodes: [TestServer] = []
-        do {
-            for _ in 0..<2 { nodes.append(try await TestServer.start(configure: { $0.database = database })) }
+        try await TestServer.withNodes(2) { nodes, _ in
             try await resendAcrossNodes(nodes)
-        } catch {
-            for node in nodes { try? await node.stop() }
-            throw error
         }
-        for node in nodes { try await node.stop() }
     }
 
     private func resendAcrossNodes(_ nodes: [TestServer]) async throws {
@@ -206,16 +185,9 @@ import Testing
     /// stale. Its first copy is stored, so the answer is that copy's echo, never `wrongEpoch`
     /// (which tells the client those bytes can never be stored, and it rebuilds them).
     @Test func aResendStorageFindsStaleGetsTheStoredEcho() async throws {
-        let database = TestPostgres.string(try TestPostgres.freshDatabase())
-        var nodes: [TestServer] = []
-        do {
-            for _ in 0..<2 { nodes.append(try await TestServer.start(configure: { $0.database = database })) }
+        try await TestServer.withNodes(2) { nodes, _ in
             try await resendOnAStaleNode(nodes)
-        } catch {
-            for node in nodes { try? await node.stop() }
-            throw error
         }
-        for node in nodes { try await node.stop() }
     }
 
     private func resendOnAStaleNode(_ nodes: [TestServer]) async throws {

@@ -271,15 +271,6 @@ import Testing
     }
 
     private func withNodes(_ count: Int, _ body: ([TestServer]) async throws -> Void) async throws {
-        let database = TestPostgres.string(try TestPostgres.freshDatabase())
-        var nodes: [TestServer] = []
-        do {
-            for _ in 0..<count { nodes.append(try await TestServer.start(configure: { $0.database = database })) }
-            try await body(nodes)
-        } catch {
-            for node in nodes { try? await node.stop() }
-            throw error
-        }
-        for node in nodes { try await node.stop() }
+        try await TestServer.withNodes(count) { nodes, _ in try await body(nodes) }
     }
 }

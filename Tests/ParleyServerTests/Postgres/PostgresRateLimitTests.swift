@@ -148,24 +148,13 @@ import Testing
     /// The attack for real: a password guesser and a group creator spread over three nodes on one
     /// database get one node's budget, not three.
     @Test func threeServersOnOneDatabaseGiveOneBudget() async throws {
-        let database = TestPostgres.string(try TestPostgres.freshDatabase())
-        var nodes: [TestServer] = []
-        do {
-            for _ in 0..<3 {
-                nodes.append(
-                    try await TestServer.start(configure: {
-                        $0.database = database
-                        $0.groupCreationsPerHour = 2
-                        $0.loginsPerMinutePerAddress = 100
-                    })
-                )
-            }
-            try await guessAndCreate(across: nodes)
-        } catch {
-            for node in nodes { try? await node.stop() }
-            throw error
+        let limits: (inout ServerConfiguration) -> Void = {
+            $0.groupCreationsPerHour = 2
+            $0.loginsPerMinutePerAddress = 100
         }
-        for node in nodes { try await node.stop() }
+        try await TestServer.withNodes(3, configure: limits) { nodes, _ in
+            try await guessAndCreate(across: nodes)
+        }
     }
 
     private func guessAndCreate(across nodes: [TestServer]) async throws {

@@ -35,6 +35,34 @@ extension TestServer {
     }
 }
 
+extension TestServer {
+    /// `count` server nodes on one fresh PostgreSQL database (`configure` sees each node's
+    /// configuration after the database is set), stopped however `body` ends.
+    static func withNodes(
+        _ count: Int,
+        configure: @escaping (inout ServerConfiguration) -> Void = { _ in },
+        _ body: (_ nodes: [TestServer], _ database: String) async throws -> Void
+    ) async throws {
+        let database = TestPostgres.string(try TestPostgres.freshDatabase())
+        var nodes: [TestServer] = []
+        do {
+            for _ in 0..<count {
+                nodes.append(
+                    try await TestServer.start(configure: {
+                        $0.database = database
+                        configure(&$0)
+                    })
+                )
+            }
+            try await body(nodes, database)
+        } catch {
+            for node in nodes { try? await node.stop() }
+            throw error
+        }
+        for node in nodes { try await node.stop() }
+    }
+}
+
 /// Holds the server's log writer back, as a long transaction elsewhere would, so accepted
 /// messages stay in flight: SQLite's write lock from a second connection (the writer's busy
 /// timeout is 10 s), or on PostgreSQL the `messages` table in EXCLUSIVE mode, which blocks the
