@@ -8,6 +8,17 @@ import Testing
 /// Three server nodes on one PostgreSQL database, a member on each: what is stored through one
 /// node reaches the members on the others (LISTEN/NOTIFY), in the one order the database decided.
 @Suite(.serialized, .storageThreads) struct MultiNodeTests {
+    /// Alice on node 1 and Bob on node 2, connected, in group "g" (Alice's add at seq 1).
+    private static func aliceAndBob(across nodes: [TestServer]) async throws -> (TestUser, TestUser) {
+        let alice = try await TestUser.ready("alice", on: nodes[0])
+        let bob = try await TestUser.ready("bob", on: nodes[1])
+        for user in [alice, bob] { await user.connect() }
+        try await alice.createGroup("g")
+        #expect(try await alice.add(["bob"], to: "g").accepted?.seq == 1)
+        try bob.join(#require(await bob.nextWelcome()))
+        return (alice, bob)
+    }
+
     @Test func membersOnThreeNodesSeeOneOrderWithNothingLostOrDuplicated() async throws {
         try await TestServer.withNodes(3) { nodes, _ in
             try await sendWhileCommitting(on: nodes)
@@ -56,12 +67,7 @@ import Testing
     }
 
     private func sendWhileListenerIsDown(on nodes: [TestServer], database: String) async throws {
-        let alice = try await TestUser.ready("alice", on: nodes[0])
-        let bob = try await TestUser.ready("bob", on: nodes[1])
-        for user in [alice, bob] { await user.connect() }
-        try await alice.createGroup("g")
-        #expect(try await alice.add(["bob"], to: "g").accepted?.seq == 1)
-        try bob.join(#require(await bob.nextWelcome()))
+        let (alice, bob) = try await Self.aliceAndBob(across: nodes)
         let bobsSocket = try #require(bob.socket)
 
         let storage = try #require(nodes[1].server.storage as? PostgresStorage)
@@ -146,12 +152,7 @@ import Testing
     }
 
     private func resendAcrossNodes(_ nodes: [TestServer]) async throws {
-        let alice = try await TestUser.ready("alice", on: nodes[0])
-        let bob = try await TestUser.ready("bob", on: nodes[1])
-        for user in [alice, bob] { await user.connect() }
-        try await alice.createGroup("g")
-        #expect(try await alice.add(["bob"], to: "g").accepted?.seq == 1)
-        try bob.join(#require(await bob.nextWelcome()))
+        let (alice, bob) = try await Self.aliceAndBob(across: nodes)
         func send(_ message: MLSMessage) throws {
             try alice.socket!.send(.send(.init(id: "m-1", group: "g", message: Data(try message.tlsEncoded()))))
         }
@@ -191,12 +192,7 @@ import Testing
     }
 
     private func resendOnAStaleNode(_ nodes: [TestServer]) async throws {
-        let alice = try await TestUser.ready("alice", on: nodes[0])
-        let bob = try await TestUser.ready("bob", on: nodes[1])
-        for user in [alice, bob] { await user.connect() }
-        try await alice.createGroup("g")
-        #expect(try await alice.add(["bob"], to: "g").accepted?.seq == 1)
-        try bob.join(#require(await bob.nextWelcome()))
+        let (alice, bob) = try await Self.aliceAndBob(across: nodes)
         let first = Data(try alice.groups["g"]!.encrypt(Array("once".utf8)).tlsEncoded())
         try alice.socket!.send(.send(.init(id: "m-1", group: "g", message: first)))
         let echo = try #require(await answer(to: "m-1", on: alice.socket!))
