@@ -184,6 +184,11 @@ import Testing
             // The ten admitted wait for the gate; the other ten are refused without waiting.
             var outcomes: [Bool] = []
             for _ in 0..<10 { outcomes.append(await group.next()!) }
+            // Both threads hold a job before the gate opens: on a loaded machine the second
+            // thread can start after the refusals are in, which read as one thread (a CI flake).
+            // Were there one thread only, this waits out its deadline and the check below fails.
+            let deadline = ContinuousClock.now + .seconds(30)
+            while gate.insideNow < 2, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
             gate.open()
             for await outcome in group { outcomes.append(outcome) }
             return outcomes
@@ -422,6 +427,13 @@ private final class Gate: @unchecked Sendable {
     private var inside = 0
     private(set) var maxConcurrent = 0
     private(set) var threadNames: [String] = []
+
+    /// How many callers wait at the gate now.
+    var insideNow: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return inside
+    }
 
     func enter() {
         condition.lock()
